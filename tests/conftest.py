@@ -1,0 +1,51 @@
+"""Shared fixtures: repositories built once per session by the real ``ostree`` binary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from ostree_tool import (
+    ALL_MODES,
+    SampleRepo,
+    build_sample_repo,
+    build_upstream_repo,
+    make_sample_tree,
+    require_ostree,
+)
+
+
+@pytest.fixture(scope="session")
+def sample_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tree of :func:`ostree_tool.make_sample_tree`; read-only for tests."""
+    root = tmp_path_factory.mktemp("sample") / "tree"
+    make_sample_tree(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ostree_repos(tmp_path_factory: pytest.TempPathFactory, sample_tree: Path) -> Dict[str, SampleRepo]:
+    """One repo per mode (archive, bare, bare-user, bare-user-only), built once per session.
+
+    Tests must not modify them: copy one into ``tmp_path`` first (``shutil.copytree`` with
+    ``symlinks=True``) when a test needs to write or corrupt something.
+    """
+    require_ostree()
+    base = tmp_path_factory.mktemp("repos")
+    upstream_tree = base / "upstream-tree"
+    upstream_tree.mkdir()
+    (upstream_tree / "from-upstream.txt").write_bytes(b"upstream\n")
+    upstream = base / "upstream"
+    build_upstream_repo(upstream, upstream_tree)
+    repos: Dict[str, SampleRepo] = {}
+    for mode in ALL_MODES:
+        repos[mode] = build_sample_repo(base / mode, mode, sample_tree, upstream)
+    return repos
+
+
+@pytest.fixture(params=ALL_MODES)
+def sample_repo(request: pytest.FixtureRequest, ostree_repos: Dict[str, SampleRepo]) -> SampleRepo:
+    """Each session repo in turn (parametrized over the four modes)."""
+    return ostree_repos[request.param]
