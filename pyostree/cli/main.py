@@ -1,12 +1,207 @@
-"""Entry point of the ``pyostree`` command (placeholder until the commands land)."""
+"""Entry point of ``pyostree``: finds the command module, parses, runs, maps errors to exit codes.
+
+Only the module of the command being run is imported, so start-up stays cheap whatever
+other commands pull in (paramiko, zstandard...).
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import os
+import pkgutil
+import re
 import sys
-from typing import Optional, Sequence
+from types import ModuleType
+from typing import NoReturn, Optional, Sequence
+
+import pyostree
+import pyostree.cli
+from pyostree.errors import PyOstreeError
+
+__all__ = ["main", "command_names", "load_command"]
+
+PROG = "pyostree"
+USAGE_ERROR_STATUS = 1
+INTERRUPTED_STATUS = 130
+BROKEN_PIPE_STATUS = 141
+_COMMAND_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+_FRAME_MODULES = frozenset({"main", "common"})
+
+
+class UsageError(PyOstreeError):
+    """The command line itself is wrong (unknown option, missing argument)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports misuse like ostree: ``error: ...`` and exit status 1."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _module_names() -> list[str]:
+    names = []
+    for info in pkgutil.iter_modules(pyostree.cli.__path__):
+        if info.name.startswith("_") or info.name in _FRAME_MODULES:
+            continue
+        names.append(info.name)
+    return sorted(names)
+
+
+def load_command(name: str) -> Optional[ModuleType]:
+    """The command module for ``name`` as typed, or None if there is no such command."""
+    if not _COMMAND_NAME.match(name):
+        return None
+    module_name = name.replace("-", "_")
+    if module_name not in _module_names():
+        return None
+    module = importlib.import_module(f"pyostree.cli.{module_name}")
+    if getattr(module, "NAME", None) != name:
+        return None
+    return module
+
+
+def command_names() -> dict[str, str]:
+    """Every discoverable command and its one-line summary (imports them all)."""
+    commands: dict[str, str] = {}
+    for module_name in _module_names():
+        try:
+            module = importlib.import_module(f"pyostree.cli.{module_name}")
+        except Exception:  # a half-written command must not break the listing
+            continue
+        name = getattr(module, "NAME", None)
+        if isinstance(name, str):
+            commands[name] = str(getattr(module, "SUMMARY", ""))
+    return dict(sorted(commands.items()))
+
+
+def _split_command(argv: Sequence[str]) -> Optional[str]:
+    """The first word that is not a global option: the command name."""
+    skip_value = False
+    for word in argv:
+        if skip_value:
+            skip_value = False
+            continue
+        if word == "--":
+            return None
+        if word == "--repo":
+            skip_value = True
+            continue
+        if word.startswith("-"):
+            continue
+        return word
+    return None
+
+
+def _add_repo_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--repo",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="path to the OSTree repository (else the current directory if it is one, "
+        "else $OSTREE_REPO)",
+    )
+
+
+def _usage_text() -> str:
+    lines = [f"usage: {PROG} [--repo=PATH] COMMAND [OPTIONS...]", "", "Commands:"]
+    commands = command_names()
+    width = max((len(name) for name in commands), default=0)
+    for name, summary in commands.items():
+        lines.append(f"  {name.ljust(width)}  {summary}".rstrip())
+    lines.append("")
+    lines.append(f"Run '{PROG} COMMAND --help' for the options of a command.")
+    return "\n".join(lines) + "\n"
+
+
+def _build_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, add_help=False)
+    _add_repo_option(parser)
+    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
+    add_parser = getattr(module, "add_parser", None)
+    if not hasattr(module, "add_arguments") and callable(add_parser):
+        add_parser(subparsers)  # the older protocol of docs/DESIGN.md
+        return parser
+    summary = str(getattr(module, "SUMMARY", ""))
+    sub = subparsers.add_parser(name, help=summary, description=summary)
+    _add_repo_option(sub)
+    module.add_arguments(sub)
+    return parser
+
+
+def _resolve_repo(explicit: Optional[str]) -> Optional[str]:
+    """``--repo``, else the working directory if it is a repo, else ``$OSTREE_REPO`` (as ostree)."""
+    if explicit is not None:
+        return explicit
+    if os.path.isdir("objects") and os.path.isfile("config"):
+        return "."
+    env_repo = os.environ.get("OSTREE_REPO", "")
+    return env_repo or None
+
+
+def _run(argv: list[str]) -> int:
+    name = _split_command(argv)
+    if name is None:
+        if "--version" in argv:
+            sys.stdout.write(f"{PROG} {pyostree.__version__}\n")
+            return 0
+        wants_help = "-h" in argv or "--help" in argv
+        (sys.stdout if wants_help else sys.stderr).write(_usage_text())
+        return 0 if wants_help else USAGE_ERROR_STATUS
+    module = load_command(name)
+    if module is None:
+        sys.stderr.write(_usage_text())
+        raise UsageError(f"Unknown command '{name}'")
+    parser = _build_parser(name, module)
+    args = parser.parse_args(argv)
+    args.repo = _resolve_repo(getattr(args, "repo", None))
+    status = module.run(args)
+    return int(status or 0)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one ``pyostree`` command line and return its exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    print("usage: pyostree [--repo=PATH] COMMAND ...", file=sys.stderr)
-    return 1 if args else 0
+    try:
+        status = _run(args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return BROKEN_PIPE_STATUS
+    except KeyboardInterrupt:
+        return INTERRUPTED_STATUS
+    except PyOstreeError as err:
+        _print_error(str(err))
+        return USAGE_ERROR_STATUS
+    except OSError as err:
+        _print_error(_describe_os_error(err))
+        return USAGE_ERROR_STATUS
+
+
+def _describe_os_error(err: OSError) -> str:
+    message = err.strerror or str(err)
+    if err.filename is not None:
+        return f"{message}: {os.fsdecode(err.filename)}"
+    return message
+
+
+def _print_error(message: str) -> None:
+    one_line = " ".join(message.splitlines()) or "unknown error"
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError):
+        _silence_stdout()
+    sys.stderr.write(f"error: {one_line}\n")
+    sys.stderr.flush()
