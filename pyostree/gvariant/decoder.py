@@ -1,0 +1,392 @@
+"""GVariant decoding with GLib's exact rules for untrusted bytes (spec gvariant.md §7).
+
+Each type is compiled once into a closure ``(data, start, end, depth, memo) -> value`` that
+reads the region ``data[start:end]``. Invalid children become the type's default value,
+built once per decode call (``memo``) and shared, so hostile framing cannot multiply memory.
+Every array and tuple is read in one forward pass: time is linear in the input.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from pyostree.gvariant.types import (
+    ENDING_FIXED,
+    ENDING_LAST,
+    ENDING_OFFSET,
+    MAX_DEPTH,
+    TypeNode,
+    is_valid_signature,
+    parse_type,
+    parse_type_or_none,
+)
+
+Memo = Dict[TypeNode, Any]
+DecodeFn = Callable[[bytes, int, int, int, Memo], Any]
+
+UNIT_VARIANT: Tuple[str, Tuple[()]] = ("()", ())
+_INF = 1 << 70
+_OBJECT_PATH = re.compile(r"/(?:[A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)*)?")
+_NUMERIC = {"n": "h", "q": "H", "i": "i", "u": "I", "h": "i", "x": "q", "t": "Q", "d": "d"}
+_TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+_compiled: Dict[TypeNode, DecodeFn] = {}
+_COMPILED_MAX = 2048
+
+
+def offset_width(size: int) -> int:
+    """Framing-offset width a reader derives from a container's size (§4.1)."""
+    if size == 0:
+        return 0
+    if size <= 0xFF:
+        return 1
+    if size <= 0xFFFF:
+        return 2
+    if size <= 0xFFFFFFFF:
+        return 4
+    return 8
+
+
+def read_offset(data: bytes, pos: int, width: int) -> int:
+    if width == 1:
+        return data[pos]
+    return int.from_bytes(data[pos:pos + width], "little")
+
+
+def default_value(node: TypeNode, memo: Memo) -> Any:
+    """The value GLib gives an invalid child of this type; one shared object per call."""
+    value = memo.get(node)
+    if value is not None or node in memo:
+        return value
+    kind = node.kind
+    if kind == "b":
+        value = False
+    elif kind == "d":
+        value = 0.0
+    elif kind in "ynqiuxth":
+        value = 0
+    elif kind == "s" or kind == "g":
+        value = ""
+    elif kind == "o":
+        value = "/"
+    elif kind == "v":
+        value = UNIT_VARIANT
+    elif kind == "m":
+        value = None
+    elif kind == "a":
+        assert node.element is not None
+        if node.element.kind == "y":
+            value = b""
+        elif node.element.kind == "{":
+            value = {}
+        else:
+            value = []
+    else:
+        value = tuple(default_value(m, memo) for m in node.members)
+    memo[node] = value
+    return value
+
+
+def decode_string(data: bytes, start: int, end: int) -> Optional[str]:
+    """A GLib-valid string in the region, or None (empty, no final NUL, NUL inside, bad UTF-8)."""
+    if end <= start or data[end - 1] != 0:
+        return None
+    raw = data[start:end - 1]
+    if b"\x00" in raw:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def is_object_path(text: str) -> bool:
+    return _OBJECT_PATH.fullmatch(text) is not None
+
+
+def get_decoder(node: TypeNode) -> DecodeFn:
+    fn = _compiled.get(node)
+    if fn is None:
+        fn = _compile(node)
+        if len(_compiled) >= _COMPILED_MAX:
+            del _compiled[next(iter(_compiled))]
+        _compiled[node] = fn
+    return fn
+
+
+def decode(type_string: str, data: Any) -> Any:
+    """Decode ``data`` as GLib would for untrusted bytes; raises only for a bad type string."""
+    node = parse_type(type_string)
+    return decode_node(node, data)
+
+
+def decode_node(node: TypeNode, data: Any) -> Any:
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    memo: Memo = {}
+    size = len(data)
+    if node.fixed_size and size != node.fixed_size:
+        return default_value(node, memo)
+    return get_decoder(node)(data, 0, size, 0, memo)
+
+
+def _compile(node: TypeNode) -> DecodeFn:
+    kind = node.kind
+    if kind == "b":
+        return _dec_bool
+    if kind == "y":
+        return _dec_byte
+    if kind in _NUMERIC:
+        return _numeric(struct.Struct("<" + _NUMERIC[kind]).unpack_from)
+    if kind == "s":
+        return _dec_str
+    if kind == "o":
+        return _dec_objpath
+    if kind == "g":
+        return _dec_signature
+    if kind == "v":
+        return _dec_variant
+    if kind == "m":
+        return _compile_maybe(node)
+    if kind == "a":
+        assert node.element is not None
+        if node.element.fixed_size:
+            return _compile_fixed_array(node)
+        return _compile_variable_array(node)
+    if node.fixed_size:
+        return _compile_fixed_tuple(node)
+    return _compile_variable_tuple(node)
+
+
+def _dec_bool(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+    return data[start] != 0
+
+
+def _dec_byte(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+    return data[start]
+
+
+def _numeric(unpack_from: Callable[[bytes, int], Tuple[Any, ...]]) -> DecodeFn:
+    def dec(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+        return unpack_from(data, start)[0]
+    return dec
+
+
+def _dec_str(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+    text = decode_string(data, start, end)
+    return "" if text is None else text
+
+
+def _dec_objpath(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+    text = decode_string(data, start, end)
+    if text is None or not is_object_path(text):
+        return "/"
+    return text
+
+
+def _dec_signature(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+    text = decode_string(data, start, end)
+    if text is None or not is_valid_signature(text):
+        return ""
+    return text
+
+
+def variant_child(data: bytes, start: int, end: int, depth: int) -> Optional[Tuple[str, TypeNode, int]]:
+    """(type string, node, child end) of a valid variant at ``depth``, else None (unit)."""
+    if end <= start:
+        return None
+    sep = data.rfind(b"\x00", start, end)
+    if sep < 0:
+        return None
+    raw = data[sep + 1:end]
+    if not raw.isascii():
+        return None
+    type_string = raw.decode("ascii")
+    child = parse_type_or_none(type_string)
+    if child is None:
+        return None
+    if child.fixed_size and sep - start != child.fixed_size:
+        return None
+    if depth + child.depth >= MAX_DEPTH:
+        return None
+    return type_string, child, sep
+
+
+def _dec_variant(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+    found = variant_child(data, start, end, depth)
+    if found is None:
+        return UNIT_VARIANT
+    type_string, child, sep = found
+    return (type_string, get_decoder(child)(data, start, sep, depth + 1, memo))
+
+
+def _compile_maybe(node: TypeNode) -> DecodeFn:
+    elem = node.element
+    assert elem is not None
+    dec_elem = get_decoder(elem)
+    fixed = elem.fixed_size
+    if fixed:
+        def dec_fixed(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+            if end - start != fixed:
+                return None
+            return (dec_elem(data, start, end, depth + 1, memo),)
+        return dec_fixed
+
+    def dec_var(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+        if end <= start:
+            return None
+        return (dec_elem(data, start, end - 1, depth + 1, memo),)
+    return dec_var
+
+
+def _compile_fixed_array(node: TypeNode) -> DecodeFn:
+    elem = node.element
+    assert elem is not None
+    size = elem.fixed_size
+    kind = elem.kind
+    if kind == "y":
+        def dec_bytes(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+            return data[start:end]
+        return dec_bytes
+    if kind == "b":
+        def dec_bools(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+            return [byte != 0 for byte in data[start:end]]
+        return dec_bools
+    if kind in _NUMERIC:
+        code = _NUMERIC[kind]
+
+        def dec_numbers(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+            length = end - start
+            if length % size:
+                return []
+            return list(struct.unpack_from("<%d%s" % (length // size, code), data, start))
+        return dec_numbers
+
+    dec_elem = get_decoder(elem)
+    as_dict = kind == "{"
+
+    def dec_fixed(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+        length = end - start
+        if length % size:
+            return {} if as_dict else []
+        child_depth = depth + 1
+        items = [dec_elem(data, pos, pos + size, child_depth, memo)
+                 for pos in range(start, end, size)]
+        return dict(items) if as_dict else items
+    return dec_fixed
+
+
+def _compile_variable_array(node: TypeNode) -> DecodeFn:
+    elem = node.element
+    assert elem is not None
+    dec_elem = get_decoder(elem)
+    mask = elem.align - 1
+    as_dict = elem.kind == "{"
+
+    def dec_array(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+        items = _variable_items(data, start, end, depth + 1, memo, dec_elem, elem, mask)
+        return dict(items) if as_dict else items
+    return dec_array
+
+
+def _variable_items(data: bytes, start: int, end: int, depth: int, memo: Memo,
+                    dec_elem: DecodeFn, elem: TypeNode, mask: int) -> List[Any]:
+    """Elements of a variable-size array (§7.6), with GLib's out-of-order cut-off."""
+    size = end - start
+    if size == 0:
+        return []
+    width = offset_width(size)
+    last = read_offset(data, end - width, width)
+    if last > size or (size - last) % width:
+        return []
+    count = (size - last) // width
+    if count == 0:
+        return []
+    ends = struct.unpack_from("<%d%s" % (count, _TABLE_FMT[width]), data, start + last)
+    items: List[Any] = []
+    append = items.append
+    prev = 0
+    for index, item_end in enumerate(ends):
+        if item_end < prev:
+            # the table stops being monotonic: this element and all later ones are default
+            default = default_value(elem, memo)
+            items.extend([default] * (count - index))
+            break
+        item_start = prev + (-prev & mask)
+        if item_start < item_end <= last:
+            append(dec_elem(data, start + item_start, start + item_end, depth, memo))
+        else:
+            append(default_value(elem, memo))
+        prev = item_end
+    return items
+
+
+def _compile_fixed_tuple(node: TypeNode) -> DecodeFn:
+    parts = []
+    offset = 0
+    for member in node.members:
+        offset += -offset & (member.align - 1)
+        parts.append((offset, member.fixed_size, get_decoder(member)))
+        offset += member.fixed_size
+    layout = tuple(parts)
+
+    def dec_tuple(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+        child_depth = depth + 1
+        return tuple(dec(data, start + off, start + off + size, child_depth, memo)
+                     for off, size, dec in layout)
+    return dec_tuple
+
+
+def _compile_variable_tuple(node: TypeNode) -> DecodeFn:
+    plan = tuple(
+        (lay.index, lay.a, lay.b, lay.c, lay.ending, member.fixed_size, member,
+         get_decoder(member))
+        for lay, member in zip(node.layout, node.members)
+    )
+
+    def dec_tuple(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+        size = end - start
+        if size == 0:
+            return default_value(node, memo)
+        width = offset_width(size)
+        bounds = []
+        # member bounds exactly as gvs_tuple_get_member_bounds
+        for index, a, b, c, ending, fixed, _member, _dec in plan:
+            need = width * (index + 1)
+            if index >= 0 and need <= size:
+                prev = read_offset(data, end - need, width)
+            else:
+                prev = 0
+            m_start = ((prev + a) & b) | c
+            if ending == ENDING_FIXED:
+                m_end = m_start + fixed
+            elif ending == ENDING_LAST:
+                m_end = size - need if need <= size else _INF
+            else:
+                m_end = (read_offset(data, end - need - width, width)
+                         if need + width <= size else _INF)
+            bounds.append((m_start, m_end))
+        # ordering cut-off: first member out of order; GLib ignores a failure at member 0
+        cut = len(plan)
+        prev_end = 0
+        for k, (m_start, m_end) in enumerate(bounds):
+            if m_start > m_end or m_start < prev_end or m_end > size:
+                if k > 0:
+                    cut = k
+                break
+            prev_end = m_end
+        last_end = bounds[-1][1]
+        child_depth = depth + 1
+        values = []
+        for k, (index, _a, _b, _c, ending, _fixed, member, dec) in enumerate(plan):
+            m_start, m_end = bounds[k]
+            need = width * (index + 2 if ending == ENDING_OFFSET else index + 1)
+            if (k < cut and need <= size and m_start < m_end <= size
+                    and m_end <= last_end):
+                values.append(dec(data, start + m_start, start + m_end, child_depth, memo))
+            else:
+                values.append(default_value(member, memo))
+        return tuple(values)
+    return dec_tuple
