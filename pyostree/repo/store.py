@@ -1,0 +1,339 @@
+"""Loose-object access for every storage mode: paths, bounded metadata reads, content streams.
+
+A content object is always presented with its *logical* header, the one libostree hashes,
+whatever the mode stores on disk, so ``content_checksum(reader.header, reader.iter_chunks())``
+equals the object's name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Iterator, List, Optional, Tuple, Type
+
+from pyostree.errors import NotFoundError, ObjectError, RepoError
+from pyostree.objects.checksum import is_checksum, validate_checksum
+from pyostree.objects.content import (
+    CHUNK_SIZE,
+    FileHeader,
+    iter_inflate,
+    parse_archive_header,
+    parse_ostreemeta,
+)
+from pyostree.objects.types import ObjectType
+from pyostree.objects.xattrs import Xattrs, canonical_xattrs
+from pyostree.repo.config import RepoMode
+
+#: libostree refuses metadata objects larger than this (OSTREE_MAX_METADATA_SIZE).
+MAX_METADATA_SIZE = 128 * 1024 * 1024
+#: A symlink target longer than PATH_MAX cannot be a real symlink.
+MAX_SYMLINK_TARGET = 4096
+OSTREEMETA_XATTR = "user.ostreemeta"
+
+_HEX = frozenset("0123456789abcdef")
+
+
+class ContentReader:
+    """An open content object: ``header``, ``size`` and its payload, read in chunks.
+
+    Use as a context manager; a symlink has ``size == 0`` and no payload.
+    """
+
+    def __init__(
+        self,
+        header: FileHeader,
+        size: int,
+        chunks: Iterator[bytes],
+        handle: Optional[BinaryIO] = None,
+    ) -> None:
+        self.header = header
+        self.size = size
+        self._chunks = chunks
+        self._handle = handle
+        self._buffer = b""
+
+    def __enter__(self) -> ContentReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def iter_chunks(self) -> Iterator[bytes]:
+        """The rest of the payload in chunks of at most about ``CHUNK_SIZE`` bytes."""
+        if self._buffer:
+            pending, self._buffer = self._buffer, b""
+            yield pending
+        for chunk in self._chunks:
+            if chunk:
+                yield chunk
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to N payload bytes (all the rest when N < 0); ``b""`` at the end."""
+        if n < 0:
+            return b"".join(self.iter_chunks())
+        while len(self._buffer) < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
+
+
+def _file_chunks(handle: BinaryIO, size: int, what: str) -> Iterator[bytes]:
+    """Chunks of a plain object file, checked against the size stat reported."""
+    seen = 0
+    while True:
+        chunk = handle.read(CHUNK_SIZE)
+        if not chunk:
+            break
+        seen += len(chunk)
+        if seen > size:
+            raise ObjectError(f"{what}: grew while being read (more than {size} bytes)")
+        yield chunk
+    if seen != size:
+        raise ObjectError(f"{what}: truncated while being read ({seen} of {size} bytes)")
+
+
+def _read_xattrs(path: Path, what: str) -> Xattrs:
+    """All xattrs of PATH itself (a symlink is not followed), sorted, empty values dropped."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+        pairs: List[Tuple[str, bytes]] = []
+        for name in names:
+            try:
+                pairs.append((name, os.getxattr(path, name, follow_symlinks=False)))
+            except OSError as err:
+                if err.errno != errno.ENODATA:
+                    raise
+    except OSError as err:
+        if err.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return ()
+        raise ObjectError(f"{what}: cannot read xattrs: {err.strerror}") from None
+    return canonical_xattrs(pairs)
+
+
+class ObjectStore:
+    """The ``objects/`` directory of one repository in one mode."""
+
+    def __init__(self, repo_path: Path, mode: RepoMode, *, disable_xattrs: bool = False) -> None:
+        self.root = repo_path / "objects"
+        self.mode = mode
+        self.disable_xattrs = disable_xattrs
+
+    def object_path(self, checksum: str, objtype: ObjectType) -> Path:
+        validate_checksum(checksum)
+        ext = ObjectType(objtype).extension(archive=self.mode.is_archive)
+        return self.root / checksum[:2] / f"{checksum[2:]}.{ext}"
+
+    def has_object(self, checksum: str, objtype: ObjectType) -> bool:
+        try:
+            os.lstat(self.object_path(checksum, objtype))
+        except FileNotFoundError:
+            return False
+        except NotADirectoryError:
+            return False
+        return True
+
+    def read_metadata_bytes(self, checksum: str, objtype: ObjectType) -> bytes:
+        """The stored bytes of a metadata object, refusing more than MAX_METADATA_SIZE."""
+        objtype = ObjectType(objtype)
+        if not objtype.is_meta:
+            raise ObjectError(f"{objtype.name} is not a metadata object type")
+        path = self.object_path(checksum, objtype)
+        what = f"{checksum}.{objtype.extension()}"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFoundError(f"No such metadata object {what}") from None
+        except OSError as err:
+            raise ObjectError(f"Cannot open object {what}: {err.strerror}") from None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ObjectError(f"Object {what} is not a regular file")
+            if info.st_size > MAX_METADATA_SIZE:
+                raise ObjectError(
+                    f"Object {what} is {info.st_size} bytes, over the {MAX_METADATA_SIZE} byte limit"
+                )
+            data = handle.read(MAX_METADATA_SIZE + 1)
+        if len(data) > MAX_METADATA_SIZE:
+            raise ObjectError(f"Object {what} is over the {MAX_METADATA_SIZE} byte limit")
+        return data
+
+    # -- content ----------------------------------------------------------------
+
+    def open_content(self, checksum: str) -> ContentReader:
+        path = self.object_path(checksum, ObjectType.FILE)
+        what = f"content object {checksum}"
+        try:
+            info = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"No such content object {checksum}") from None
+        except OSError as err:
+            raise ObjectError(f"Cannot stat {what}: {err.strerror}") from None
+        if self.mode is RepoMode.ARCHIVE:
+            return self._open_archive(path, what)
+        if stat.S_ISLNK(info.st_mode):
+            return self._open_bare_symlink(path, info, what)
+        if not stat.S_ISREG(info.st_mode):
+            raise ObjectError(f"{what} is neither a regular file nor a symlink")
+        handle = self._open_regular(path, what)
+        try:
+            info = os.fstat(handle.fileno())
+            if self.mode is RepoMode.BARE_USER:
+                return self._bare_user(path, handle, info, what)
+            if self.mode is RepoMode.BARE:
+                xattrs = () if self.disable_xattrs else _read_xattrs(path, what)
+                header = FileHeader(info.st_uid, info.st_gid, info.st_mode, 0, "", xattrs)
+            else:  # bare-user-only: canonical owner, no xattrs
+                header = FileHeader(0, 0, info.st_mode, 0, "", ())
+            return ContentReader(header, info.st_size,
+                                 _file_chunks(handle, info.st_size, what), handle)
+        except BaseException:
+            handle.close()
+            raise
+
+    @staticmethod
+    def _open_regular(path: Path, what: str) -> BinaryIO:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as err:
+            raise ObjectError(f"Cannot open {what}: {err.strerror}") from None
+        return os.fdopen(fd, "rb")
+
+    def _open_archive(self, path: Path, what: str) -> ContentReader:
+        handle = self._open_regular(path, what)
+        try:
+            header, size = parse_archive_header(handle.read, verify=False)
+            _check_logical_header(header, size, what)
+            chunks: Iterator[bytes]
+            if header.is_symlink:
+                chunks = _expect_eof(handle, what)
+            else:
+                chunks = iter_inflate(handle.read, size)
+            return ContentReader(header, size, chunks, handle)
+        except BaseException:
+            handle.close()
+            raise
+
+    def _open_bare_symlink(self, path: Path, info: os.stat_result, what: str) -> ContentReader:
+        if self.mode is RepoMode.BARE_USER:
+            raise ObjectError(f"{what} is a symlink, but bare-user stores symlinks as files")
+        try:
+            target = os.readlink(path)
+        except OSError as err:
+            raise ObjectError(f"Cannot read {what}: {err.strerror}") from None
+        if self.mode is RepoMode.BARE:
+            xattrs = () if self.disable_xattrs else _read_xattrs(path, what)
+            header = FileHeader(info.st_uid, info.st_gid, info.st_mode, 0, target, xattrs)
+        else:
+            header = FileHeader(0, 0, info.st_mode, 0, target, ())
+        return ContentReader(header, 0, iter(()))
+
+    def _bare_user(
+        self, path: Path, handle: BinaryIO, info: os.stat_result, what: str
+    ) -> ContentReader:
+        try:
+            raw = os.getxattr(handle.fileno(), OSTREEMETA_XATTR)
+        except OSError as err:
+            if err.errno == errno.ENODATA:
+                raise ObjectError(f"{what} has no {OSTREEMETA_XATTR} xattr") from None
+            raise ObjectError(f"Cannot read {OSTREEMETA_XATTR} of {what}: {err.strerror}") from None
+        meta = parse_ostreemeta(raw, verify=False)
+        if stat.S_ISLNK(meta.mode):
+            if info.st_size > MAX_SYMLINK_TARGET + 1:
+                raise ObjectError(f"{what}: symlink object of {info.st_size} bytes is too long")
+            data = handle.read(MAX_SYMLINK_TARGET + 2)
+            handle.close()
+            if not data.endswith(b"\0") or b"\0" in data[:-1]:
+                raise ObjectError(f"{what}: bare-user symlink object is not target + NUL")
+            try:
+                target = data[:-1].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ObjectError(f"{what}: symlink target is not valid UTF-8") from None
+            if not target:
+                raise ObjectError(f"{what}: bare-user symlink object has an empty target")
+            return ContentReader(meta.to_header(target), 0, iter(()))
+        if not stat.S_ISREG(meta.mode):
+            raise ObjectError(f"{what}: {OSTREEMETA_XATTR} mode 0o{meta.mode:o} is not a file")
+        header = meta.to_header()
+        return ContentReader(header, info.st_size, _file_chunks(handle, info.st_size, what), handle)
+
+    # -- listing ----------------------------------------------------------------
+
+    def list_objects(
+        self, objtype: Optional[ObjectType] = None, prefix: str = ""
+    ) -> Iterator[Tuple[str, ObjectType]]:
+        """Loose objects (checksum, type), optionally of one type / checksum prefix.
+
+        Files that are not objects (temp files, unknown extensions) are skipped.
+        """
+        archive = self.mode.is_archive
+        if len(prefix) >= 2:
+            fanouts = [prefix[:2]]
+        else:
+            try:
+                fanouts = sorted(
+                    e.name for e in os.scandir(self.root)
+                    if len(e.name) == 2 and _HEX.issuperset(e.name) and e.name.startswith(prefix)
+                )
+            except FileNotFoundError:
+                return
+        for fanout in fanouts:
+            try:
+                entries = sorted(e.name for e in os.scandir(self.root / fanout))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in entries:
+                stem, dot, ext = name.partition(".")
+                checksum = fanout + stem
+                if not dot or not is_checksum(checksum) or not checksum.startswith(prefix):
+                    continue
+                try:
+                    found, is_archive_ext = ObjectType.from_extension(ext)
+                except ObjectError:
+                    continue
+                if found is ObjectType.FILE and is_archive_ext != archive:
+                    continue
+                if objtype is None or found == objtype:
+                    yield checksum, found
+
+
+def _check_logical_header(header: FileHeader, size: int, what: str) -> None:
+    """Trusted parsing still refuses what cannot be a content object."""
+    if not (header.is_regular or header.is_symlink):
+        raise ObjectError(f"{what}: mode 0o{header.mode:o} is not a regular file or symlink")
+    if header.is_symlink and size != 0:
+        raise ObjectError(f"{what}: symlink with payload size {size}")
+    if header.is_symlink and not header.symlink_target:
+        raise ObjectError(f"{what}: symlink with an empty target")
+
+
+def _expect_eof(handle: BinaryIO, what: str) -> Iterator[bytes]:
+    if handle.read(1):
+        raise ObjectError(f"{what}: symlink object has data after its header")
+    return
+    yield b""  # pragma: no cover - makes this a generator
+
+
+def open_repo_dir(path: Path) -> Path:
+    """The repo directory, checked to exist and hold ``objects/`` (RepoError otherwise)."""
+    if not path.is_dir():
+        raise RepoError(f"No such repository directory: {path}")
+    if not (path / "objects").is_dir():
+        raise RepoError(f"Not an OSTree repository (no objects/ directory): {path}")
+    return path
