@@ -93,7 +93,7 @@ def read_xattrs(path: Union[str, "os.PathLike[str]"], *, follow_symlinks: bool =
     except OSError as err:
         if err.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
             return ()
-        raise
+        raise ObjectError(f"cannot list xattrs of {os.fsdecode(path)!r}: {err.strerror}") from None
     pairs: List[Tuple[_NameLike, bytes]] = []
     for name in names:
         try:
@@ -101,6 +101,8 @@ def read_xattrs(path: Union[str, "os.PathLike[str]"], *, follow_symlinks: bool =
         except OSError as err:
             if err.errno == errno.ENODATA:  # removed between list and get
                 continue
-            raise
+            raise ObjectError(
+                f"cannot read xattr {name!r} of {os.fsdecode(path)!r}: {err.strerror}"
+            ) from None
         pairs.append((name, value))
     return canonical_xattrs(pairs)
