@@ -1,0 +1,149 @@
+"""Write a commit object the way ``ostree commit`` does: parent chaining, bindings, skip.
+
+The tree itself comes from a :class:`~pyostree.repo.treebuilder.TreeBuilder`; this module
+adds what the CLI adds around it so the same inputs give the same commit checksum.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from pyostree.errors import PyOstreeError
+from pyostree.objects.checksum import validate_checksum
+from pyostree.objects.commit import Commit
+from pyostree.repo.refwrite import read_ref_file, ref_relpath
+from pyostree.repo.transaction import Transaction
+
+__all__ = ["CommitRequest", "CommitResult", "build_metadata", "parse_timestamp", "write_commit"]
+
+MetadataDict = Dict[str, Tuple[str, object]]
+
+
+class CommitError(PyOstreeError):
+    """A commit request is inconsistent (bad timestamp, parent, …)."""
+
+
+@dataclass(frozen=True)
+class CommitRequest:
+    """What to record around a root tree; ``parent=None`` means "the branch's current commit"."""
+
+    branch: Optional[str] = None
+    subject: str = ""
+    body: str = ""
+    timestamp: Optional[int] = None
+    parent: Optional[str] = None
+    orphan: bool = False
+    no_parent: bool = False  # ``--parent=none``: a root commit even if the branch exists
+    metadata: Sequence[Tuple[str, str, object]] = ()  # (key, type, value) in CLI order
+    bind_refs: Sequence[str] = ()
+    no_bindings: bool = False
+    skip_if_unchanged: bool = False
+    extra: MetadataDict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    checksum: str
+    skipped: bool
+
+
+def build_metadata(request: CommitRequest, collection_id: Optional[str]) -> MetadataDict:
+    """User keys in order, then ``ostree.ref-binding`` (sorted) and ``ostree.collection-binding``."""
+    metadata: MetadataDict = {}
+    for key, type_string, value in request.metadata:
+        metadata[key] = (type_string, value)
+    metadata.update(request.extra)
+    if not request.no_bindings:
+        if request.branch is not None and not request.orphan and "ostree.ref-binding" not in metadata:
+            refs = sorted({request.branch, *request.bind_refs}, key=lambda ref: ref.encode("utf-8"))
+            metadata["ostree.ref-binding"] = ("as", refs)
+        if collection_id is not None and "ostree.collection-binding" not in metadata:
+            metadata["ostree.collection-binding"] = ("s", collection_id)
+    return metadata
+
+
+_DATE_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?\s*(Z|UTC|[+-]\d{2}:?\d{2})?"
+)
+
+
+def parse_timestamp(text: str) -> int:
+    """``@SECONDS``, ``YYYY-MM-DD`` or ``YYYY-MM-DD[T ]HH:MM[:SS][Z|±HH:MM]``, taken as UTC."""
+    text = text.strip()
+    if text.startswith("@") and re.fullmatch(r"@-?\d+", text):
+        return int(text[1:])
+    match = _DATE_RE.fullmatch(text)
+    if match is None:
+        raise CommitError(f"could not parse timestamp {text!r}")
+    year, month, day, hour, minute, second, zone = match.groups()
+    try:
+        moment = calendar.timegm(
+            time.struct_time((int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), 0, 0, 0))
+        )
+    except (ValueError, OverflowError):
+        raise CommitError(f"could not parse timestamp {text!r}") from None
+    if zone and zone not in ("Z", "UTC"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        moment -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return moment
+
+
+def _default_parent(txn: Transaction, request: CommitRequest) -> Optional[str]:
+    if request.no_parent:
+        return None
+    if request.orphan:
+        return request.parent
+    if request.parent is not None:
+        return request.parent
+    if request.branch is None:
+        return None
+    return read_ref_file(os.path.join(txn.root, ref_relpath(request.branch)))
+
+
+def write_commit(
+    txn: Transaction, root_tree: str, root_meta: str, request: CommitRequest, *, now: Optional[int] = None
+) -> CommitResult:
+    """Write the commit (or reuse the parent under ``skip_if_unchanged``) and queue the ref."""
+    parent = _default_parent(txn, request)
+    if parent is not None:
+        validate_checksum(parent)
+    if request.skip_if_unchanged and parent is not None and txn.repo.has_object(parent, _commit_type()):
+        previous = txn.repo.load_commit(parent)
+        if (previous.root_tree, previous.root_meta) == (root_tree, root_meta):
+            return CommitResult(parent, True)
+    timestamp = request.timestamp if request.timestamp is not None else (now if now is not None else int(time.time()))
+    commit = Commit.create(
+        root_tree,
+        root_meta,
+        timestamp=timestamp,
+        subject=request.subject,
+        body=request.body,
+        parent=parent,
+        metadata=build_metadata(request, txn.settings.collection_id),
+    )
+    checksum = txn.write_metadata(commit)
+    if request.branch is not None and not request.orphan:
+        txn.set_ref(request.branch, checksum)
+    return CommitResult(checksum, False)
+
+
+def _commit_type() -> "object":
+    from pyostree.objects.types import ObjectType
+
+    return ObjectType.COMMIT
+
+
+def split_key_value(text: str, what: str) -> Tuple[str, str]:
+    """``KEY=VALUE`` as the CLI takes it for metadata options."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise CommitError(f"invalid {what} {text!r}: expected KEY=VALUE")
+    return key, value
+
+

@@ -1,0 +1,567 @@
+"""Write transactions: stage complete objects, then publish them children-first, refs last.
+
+Follows spec §1.6–1.8 so pyostree and libostree can write one repository at once: a
+shared OFD lock on ``.lock`` for the whole transaction, objects made complete in a locked
+``tmp/staging-BOOTID-XXXXXX`` dir, published with ``link`` (never replacing an object),
+directories fsynced, then refs by compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+import secrets
+import stat
+import threading
+import zlib
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
+
+from pyostree.errors import ChecksumMismatchError, ObjectError, RepoError
+from pyostree.objects.checksum import sha256_hex, validate_checksum
+from pyostree.objects.types import ObjectType
+from pyostree.repo.lock import DEFAULT_LOCK_TIMEOUT_SECS, RepoLock
+from pyostree.repo.refwrite import ANY, read_ref_file, ref_relpath, write_ref
+from pyostree.repo.staging import DEFAULT_TMP_EXPIRY_SECS, StagingDir, cleanup_tmp
+
+if TYPE_CHECKING:
+    from pyostree.objects import Commit, DirMeta, DirTree, FileHeader
+    from pyostree.repo import Repo
+
+__all__ = ["MAX_METADATA_SIZE", "Transaction", "TransactionError", "WriteSettings"]
+
+MAX_METADATA_SIZE = 128 * 1024 * 1024
+_COPY_CHUNK = 1 << 20
+_TMP_PREFIX = "tmpobj-"
+
+# Publication order: children before parents (spec §1.8 rule 4).
+_PUBLISH_RANK = {"file": 0, "filez": 0, "dirmeta": 1, "dirtree": 2, "commit": 3, "tombstone-commit": 4, "commitmeta": 5}
+
+
+class TransactionError(RepoError):
+    """A transaction was used wrongly (outside ``with``, after commit/abort)."""
+
+
+class WriteSettings:
+    """The config keys a writer honours, read once per transaction."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.mode_name = _mode_name(repo)
+        self.archive = self.mode_name in ("archive", "archive-z2")
+        self.fsync = _config_bool(repo, "core", "fsync", True)
+        self.locking = _config_bool(repo, "core", "locking", True)
+        self.lock_timeout = _config_int(repo, "core", "lock-timeout-secs", DEFAULT_LOCK_TIMEOUT_SECS)
+        self.tmp_expiry = _config_int(repo, "core", "tmp-expiry-secs", DEFAULT_TMP_EXPIRY_SECS)
+        self.zlib_level = min(9, max(1, _config_int(repo, "archive", "zlib-level", 6)))
+        self.collection_id = _config_str(repo, "core", "collection-id")
+
+
+def _mode_name(repo: Repo) -> str:
+    mode = getattr(repo, "mode", None)
+    text = getattr(mode, "value", mode)
+    if not isinstance(text, str):
+        raise RepoError("repo has no mode")
+    return text
+
+
+def _config_str(repo: Repo, group: str, key: str) -> Optional[str]:
+    config = getattr(repo, "config", None)
+    if config is None:
+        return None
+    value = config.get(group, key)
+    return None if value is None else str(value).strip()
+
+
+def _config_bool(repo: Repo, group: str, key: str, default: bool) -> bool:
+    text = _config_str(repo, group, key)
+    if text is None:
+        return default
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise RepoError(f"config key {group}.{key}: invalid boolean {text!r}")
+
+
+def _config_int(repo: Repo, group: str, key: str, default: int) -> int:
+    text = _config_str(repo, group, key)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise RepoError(f"config key {group}.{key}: invalid integer {text!r}") from None
+
+
+def _syncfs(fd: int) -> None:
+    """``syncfs`` via libc (stdlib ctypes); ``sync`` where that is unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(fd) == 0:
+            return
+    except (OSError, AttributeError):
+        pass
+    os.sync()
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _metadata_type(obj: object) -> ObjectType:
+    from pyostree.objects import Commit, DirMeta, DirTree
+
+    if isinstance(obj, DirMeta):
+        return ObjectType.DIR_META
+    if isinstance(obj, DirTree):
+        return ObjectType.DIR_TREE
+    if isinstance(obj, Commit):
+        return ObjectType.COMMIT
+    raise TransactionError(f"cannot write {type(obj).__name__} as a metadata object")
+
+
+ProgressCallback = Callable[[str, ObjectType], None]
+
+
+class Transaction:
+    """``with repo.transaction() as txn:`` — commits on normal exit, aborts on error.
+
+    Content writes are thread-safe so a tree builder may stage files from a worker pool.
+    """
+
+    def __init__(self, repo: Repo, *, on_object: Optional[ProgressCallback] = None) -> None:
+        self.repo = repo
+        self.root = os.fspath(repo.path)
+        self.settings = WriteSettings(repo)
+        self._on_object = on_object
+        self._lock = RepoLock(self.root, enabled=self.settings.locking, timeout_secs=self.settings.lock_timeout)
+        self._staging: Optional[StagingDir] = None
+        self._guard = threading.Lock()
+        self._sequence: Dict[str, int] = {}  # staged relpath -> write order
+        self._refs: List[Tuple[str, str, Optional[str], object]] = []
+        self._clear_partial: Set[str] = set()
+        self._state = "new"
+        self.objects_written = 0
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> Transaction:
+        self.begin()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._state != "open":
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def begin(self) -> None:
+        """Take the shared lock and a staging dir (resuming an interrupted one of this boot)."""
+        if self._state != "new":
+            raise TransactionError("transaction already started")
+        self._lock.acquire(exclusive=False)
+        try:
+            tmp_dir = os.path.join(self.root, "tmp")
+            os.makedirs(os.path.join(tmp_dir, "cache"), 0o775, exist_ok=True)
+            self._staging = StagingDir.acquire(tmp_dir)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._state = "open"
+
+    @property
+    def staging_path(self) -> str:
+        return self._require_open().path
+
+    def _require_open(self) -> StagingDir:
+        if self._state != "open" or self._staging is None:
+            raise TransactionError("transaction is not open")
+        return self._staging
+
+    def abort(self) -> None:
+        """Drop the lock; staged objects stay for a later transaction of this boot to reuse."""
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        if self._staging is not None:
+            self._staging.release()
+        self._lock.release()
+
+    def commit(self) -> None:
+        """Make staged objects durable and visible, then update refs (spec §1.7 steps 4–8)."""
+        staging = self._require_open()
+        try:
+            self._publish_objects(staging)
+            staging.remove()
+            cleanup_tmp(os.path.join(self.root, "tmp"), expiry_secs=self.settings.tmp_expiry)
+            for checksum in sorted(self._clear_partial):
+                try:
+                    os.unlink(os.path.join(self.root, "state", f"{checksum}.commitpartial"))
+                except FileNotFoundError:
+                    pass
+            self._write_refs()
+            try:
+                os.unlink(os.path.join(self.root, "transaction"))
+            except FileNotFoundError:
+                pass
+        except BaseException:
+            self._state = "aborted"
+            if self._staging is not None:
+                self._staging.release()
+            self._lock.release()
+            raise
+        self._state = "committed"
+        self._lock.release()
+
+    # ---- paths and existence ---------------------------------------------------------
+
+    def _relpath(self, checksum: str, objtype: ObjectType) -> str:
+        return f"{checksum[:2]}/{checksum[2:]}.{objtype.extension(self.settings.archive)}"
+
+    def has_object(self, checksum: str, objtype: ObjectType) -> bool:
+        """Present in ``objects/`` or already staged in this transaction's dir."""
+        rel = self._relpath(checksum, objtype)
+        if os.path.lexists(os.path.join(self.root, "objects", rel)):
+            return True
+        return os.path.lexists(os.path.join(self._require_open().path, rel))
+
+    def _new_tmp(self) -> Tuple[int, str]:
+        staging = self._require_open()
+        for _ in range(100):
+            path = os.path.join(staging.path, _TMP_PREFIX + secrets.token_hex(8))
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                continue
+            return fd, path
+        raise RepoError("cannot create a temporary file in the staging dir")
+
+    def _install(self, tmp_path: str, checksum: str, objtype: ObjectType) -> None:
+        """Give a complete temp object its final name inside the staging dir."""
+        staging = self._require_open()
+        rel = self._relpath(checksum, objtype)
+        staging.object_dir(checksum[:2])
+        os.rename(tmp_path, os.path.join(staging.path, rel))
+        with self._guard:
+            self._sequence[rel] = len(self._sequence)
+            self.objects_written += 1
+        if self._on_object is not None:
+            self._on_object(checksum, objtype)
+
+    # ---- metadata --------------------------------------------------------------------
+
+    def write_metadata(self, obj: Union[DirMeta, DirTree, Commit]) -> str:
+        """Serialise and stage a dirmeta, dirtree or commit; returns its checksum."""
+        return self.write_metadata_bytes(_metadata_type(obj), obj.to_bytes())
+
+    def write_metadata_bytes(self, objtype: ObjectType, data: bytes, expected_checksum: Optional[str] = None) -> str:
+        """Stage already-serialised metadata; a given ``expected_checksum`` is verified first."""
+        if objtype not in (ObjectType.DIR_TREE, ObjectType.DIR_META, ObjectType.COMMIT):
+            raise TransactionError(f"{objtype.name} objects are not content-addressed metadata")
+        if len(data) > MAX_METADATA_SIZE:
+            raise ObjectError(f"metadata object of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
+        checksum = sha256_hex(bytes(data))
+        if expected_checksum is not None and checksum != validate_checksum(expected_checksum):
+            raise ChecksumMismatchError(
+                f"corrupted {objtype.extension()} object: expected {expected_checksum}, actual {checksum}"
+            )
+        if self.has_object(checksum, objtype):
+            return checksum
+        fd, tmp_path = self._new_tmp()
+        try:
+            _write_all(fd, data)
+            os.fchmod(fd, 0o644)
+        finally:
+            os.close(fd)
+        self._install(tmp_path, checksum, objtype)
+        return checksum
+
+    def write_commitmeta(self, commit_checksum: str, data: bytes) -> None:
+        """Detached metadata is named after its commit and is replaced, not deduplicated."""
+        validate_checksum(commit_checksum)
+        if len(data) > MAX_METADATA_SIZE:
+            raise ObjectError(f"commitmeta of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
+        fd, tmp_path = self._new_tmp()
+        try:
+            _write_all(fd, data)
+            os.fchmod(fd, 0o644)
+        finally:
+            os.close(fd)
+        self._install(tmp_path, commit_checksum, ObjectType.COMMIT_META)
+
+    # ---- content ---------------------------------------------------------------------
+
+    def write_content(
+        self,
+        header: FileHeader,
+        chunks: Iterable[bytes] = (),
+        *,
+        size: Optional[int] = None,
+        expected_checksum: Optional[str] = None,
+    ) -> str:
+        """Stream one file or symlink into the repo in this mode; returns its content checksum.
+
+        ``size``, when given, must match the bytes in ``chunks`` (it is the stat size a tree
+        builder saw; a file that changed while read is an error rather than a bad object).
+        """
+        _check_header_for_mode(header, self.settings.mode_name)
+        hasher = hashlib.sha256(header.framed())
+        if header.is_symlink:
+            checksum = hasher.hexdigest()
+            self._verify(checksum, expected_checksum)
+            if not self.has_object(checksum, ObjectType.FILE):
+                self._stage_symlink(header, checksum)
+            return checksum
+        fd, tmp_path = self._new_tmp()
+        try:
+            try:
+                total = self._write_payload(fd, header, chunks, size, hasher)
+                if size is not None and total != size:
+                    raise ObjectError(f"file changed while being read: {total} bytes, expected {size}")
+                checksum = hasher.hexdigest()
+                self._verify(checksum, expected_checksum)
+                if self.has_object(checksum, ObjectType.FILE):
+                    os.unlink(tmp_path)
+                    return checksum
+                self._apply_file_metadata(fd, header)
+            finally:
+                os.close(fd)
+        except BaseException:
+            try:
+                os.unlink(tmp_path)
+            except FileNotFoundError:
+                pass
+            raise
+        self._install(tmp_path, checksum, ObjectType.FILE)
+        return checksum
+
+    def _verify(self, checksum: str, expected: Optional[str]) -> None:
+        if expected is not None and checksum != expected:
+            raise ChecksumMismatchError(f"corrupted file object: checksum expected={expected} actual={checksum}")
+
+    def _write_payload(
+        self, fd: int, header: FileHeader, chunks: Iterable[bytes], size: Optional[int], hasher: "hashlib._Hash"
+    ) -> int:
+        total = 0
+        if not self.settings.archive:
+            for chunk in chunks:
+                hasher.update(chunk)
+                total += len(chunk)
+                _write_all(fd, chunk)
+            return total
+        placeholder = header.to_archive_bytes(size or 0)
+        compressor = zlib.compressobj(self.settings.zlib_level, zlib.DEFLATED, -15)
+        pending = [placeholder]
+        pending_len = len(placeholder)
+        for chunk in chunks:
+            hasher.update(chunk)
+            total += len(chunk)
+            out = compressor.compress(chunk)
+            if out:
+                pending.append(out)
+                pending_len += len(out)
+                if pending_len >= _COPY_CHUNK:
+                    _write_all(fd, b"".join(pending))
+                    pending = []
+                    pending_len = 0
+        pending.append(compressor.flush())
+        _write_all(fd, b"".join(pending))
+        if size is None or total != size:
+            os.pwrite(fd, header.to_archive_bytes(total), 0)  # header length does not depend on size
+        return total
+
+    def _apply_file_metadata(self, fd: int, header: FileHeader) -> None:
+        """Owner, mode, xattrs and mtime 0 before the object gets its name (spec §1.7 step 3)."""
+        mode_name = self.settings.mode_name
+        if self.settings.archive:
+            os.fchmod(fd, 0o644)
+            return
+        if mode_name == "bare":
+            os.fchown(fd, header.uid, header.gid)
+            os.fchmod(fd, stat.S_IMODE(header.mode))
+            for name, value in header.xattrs:
+                os.setxattr(fd, name[:-1], value)
+        elif mode_name == "bare-user":
+            os.fchmod(fd, stat.S_IMODE(_bare_user_storage_mode(header.mode)))
+            os.setxattr(fd, "user.ostreemeta", _ostreemeta(header))
+        else:  # bare-user-only
+            os.fchmod(fd, stat.S_IMODE(header.mode))
+        atime_ns = os.fstat(fd).st_atime_ns
+        os.utime(fd, ns=(atime_ns, 0))
+
+    def _stage_symlink(self, header: FileHeader, checksum: str) -> None:
+        mode_name = self.settings.mode_name
+        if self.settings.archive or mode_name == "bare-user":
+            fd, tmp_path = self._new_tmp()
+            try:
+                try:
+                    if self.settings.archive:
+                        _write_all(fd, header.to_archive_bytes(0))
+                        os.fchmod(fd, 0o644)
+                    else:
+                        _write_all(fd, os.fsencode(header.symlink_target) + b"\0")
+                        os.fchmod(fd, 0o644)
+                        os.setxattr(fd, "user.ostreemeta", _ostreemeta(header))
+                        os.utime(fd, ns=(os.fstat(fd).st_atime_ns, 0))
+                finally:
+                    os.close(fd)
+            except BaseException:
+                os.unlink(tmp_path)
+                raise
+            self._install(tmp_path, checksum, ObjectType.FILE)
+            return
+        staging = self._require_open()
+        tmp_path = os.path.join(staging.path, "tmplink." + secrets.token_hex(8))
+        os.symlink(header.symlink_target, tmp_path)
+        try:
+            if mode_name == "bare":
+                os.chown(tmp_path, header.uid, header.gid, follow_symlinks=False)
+                for name, value in header.xattrs:
+                    os.setxattr(tmp_path, name[:-1], value, follow_symlinks=False)
+            atime_ns = os.lstat(tmp_path).st_atime_ns
+            os.utime(tmp_path, ns=(atime_ns, 0), follow_symlinks=False)
+        except BaseException:
+            os.unlink(tmp_path)
+            raise
+        self._install(tmp_path, checksum, ObjectType.FILE)
+
+    # ---- refs and state --------------------------------------------------------------
+
+    def set_ref(self, refspec: str, checksum: Optional[str], *, expected_old: object = ...) -> None:
+        """Queue a ref update for commit time; by default it must still hold the value it
+        has now (read under our lock), else commit raises ``RefMovedError``."""
+        self._require_open()
+        relpath = ref_relpath(refspec)
+        self._queue_ref(relpath, refspec, checksum, expected_old)
+
+    def set_collection_ref(
+        self, collection_id: str, ref: str, checksum: Optional[str], *, expected_old: object = ...
+    ) -> None:
+        """Like :meth:`set_ref` for a (collection id, ref) pair (``refs/mirrors`` unless ours)."""
+        self._require_open()
+        relpath = ref_relpath(ref, collection_id=collection_id, own_collection_id=self.settings.collection_id)
+        self._queue_ref(relpath, ref, checksum, expected_old)
+
+    def _queue_ref(self, relpath: str, refspec: str, checksum: Optional[str], expected_old: object) -> None:
+        if checksum is not None:
+            validate_checksum(checksum)
+        if expected_old is Ellipsis:
+            expected_old = read_ref_file(os.path.join(self.root, relpath))
+        self._refs.append((relpath, refspec, checksum, expected_old))
+
+    def _write_refs(self) -> None:
+        for relpath, refspec, checksum, expected_old in self._refs:
+            write_ref(self.root, relpath, checksum, expected_old=expected_old, refspec=refspec)
+        if self._refs:
+            try:
+                os.utime(self.root)
+            except OSError:
+                pass
+
+    def mark_commit_partial(self, checksum: str) -> None:
+        """Record now, before the commit's tree is complete, that it may be partial."""
+        validate_checksum(checksum)
+        self._require_open()
+        self._clear_partial.discard(checksum)
+        state = os.path.join(self.root, "state")
+        os.makedirs(state, 0o775, exist_ok=True)
+        path = os.path.join(state, f"{checksum}.commitpartial")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        os.close(fd)
+
+    def clear_commit_partial(self, checksum: str) -> None:
+        """Drop the marker once the objects are durable (at commit)."""
+        validate_checksum(checksum)
+        self._clear_partial.add(checksum)
+
+    # ---- publication -----------------------------------------------------------------
+
+    def _publish_objects(self, staging: StagingDir) -> None:
+        if self.settings.fsync:
+            dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                _syncfs(dir_fd)
+            finally:
+                os.close(dir_fd)
+        staged: List[Tuple[int, int, str]] = []
+        for prefix in os.listdir(staging.path):
+            prefix_dir = os.path.join(staging.path, prefix)
+            if len(prefix) != 2 or not os.path.isdir(prefix_dir):
+                continue
+            for name in os.listdir(prefix_dir):
+                ext = name.rpartition(".")[2]
+                rank = _PUBLISH_RANK.get(ext)
+                if rank is None:
+                    continue
+                rel = f"{prefix}/{name}"
+                staged.append((rank, self._sequence.get(rel, -1), rel))
+        staged.sort()
+        objects_dir = os.path.join(self.root, "objects")
+        touched: Set[str] = set()
+        for _rank, _seq, rel in staged:
+            source = os.path.join(staging.path, rel)
+            target = os.path.join(objects_dir, rel)
+            prefix = rel[:2]
+            if prefix not in touched:
+                try:
+                    os.mkdir(os.path.join(objects_dir, prefix), 0o777)
+                except FileExistsError:
+                    pass
+                touched.add(prefix)
+            if rel.endswith(".commitmeta"):
+                os.replace(source, target)
+                continue
+            try:
+                os.link(source, target, follow_symlinks=False)
+            except FileExistsError:
+                pass  # never rewrite an existing object
+            if rel.endswith(".commit"):
+                try:
+                    os.unlink(target[: -len("commit")] + "tombstone-commit")
+                except FileNotFoundError:
+                    pass
+        if self.settings.fsync:
+            for prefix in sorted(touched):
+                _fsync_dir(os.path.join(objects_dir, prefix))
+            _fsync_dir(objects_dir)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _bare_user_storage_mode(mode: int) -> int:
+    from pyostree.objects.modes import bare_user_storage_mode
+
+    return bare_user_storage_mode(mode)
+
+
+def _ostreemeta(header: FileHeader) -> bytes:
+    """``user.ostreemeta``: ``(uuua(ayay))`` with the full logical mode."""
+    from pyostree.objects.dirmeta import encode_uuua
+
+    return encode_uuua(header.uid, header.gid, header.mode, header.xattrs)
+
+
+def _check_header_for_mode(header: FileHeader, mode_name: str) -> None:
+    """bare-user-only can only represent canonical files (root, ``& 0755``, no xattrs)."""
+    if header.rdev != 0:
+        raise ObjectError("file header: rdev must be 0")
+    if mode_name == "bare-user-only":
+        if header.uid != 0 or header.gid != 0 or header.xattrs:
+            raise ObjectError("bare-user-only repos cannot store files with an owner or xattrs")
+        if stat.S_ISREG(header.mode) and header.mode & ~(stat.S_IFREG | 0o755):
+            raise ObjectError(f"bare-user-only repos cannot store mode 0o{header.mode:o}")
+
+
+_ = (errno, ANY)
