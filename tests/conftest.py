@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Dict
 
@@ -12,6 +13,7 @@ from ostree_tool import (
     SampleRepo,
     build_sample_repo,
     build_upstream_repo,
+    copy_repo,
     make_sample_tree,
     require_ostree,
 )
@@ -49,3 +51,20 @@ def ostree_repos(tmp_path_factory: pytest.TempPathFactory, sample_tree: Path) ->
 def sample_repo(request: pytest.FixtureRequest, ostree_repos: Dict[str, SampleRepo]) -> SampleRepo:
     """Each session repo in turn (parametrized over the four modes)."""
     return ostree_repos[request.param]
+
+
+@pytest.fixture
+def archive_copy(tmp_path: Path, ostree_repos: Dict[str, SampleRepo]) -> SampleRepo:
+    """A private copy of the archive session repo that a test may modify or corrupt."""
+    return _copied(ostree_repos["archive"], tmp_path / "archive-copy")
+
+
+@pytest.fixture
+def sample_repo_copy(tmp_path: Path, sample_repo: SampleRepo) -> SampleRepo:
+    """A private copy of each session repo in turn (parametrized over the four modes)."""
+    return _copied(sample_repo, tmp_path / f"{sample_repo.mode}-copy")
+
+
+def _copied(original: SampleRepo, dst: Path) -> SampleRepo:
+    copy_repo(original.path, dst)
+    return dataclasses.replace(original, path=dst)

@@ -278,7 +278,8 @@ def copy_repo(src: Path, dst: Path) -> Path:
 def _copy_preserving(src: str, dst: str) -> str:
     shutil.copy2(src, dst, follow_symlinks=False)
     if is_root():
-        st = os.lstat(src)
-        os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
-        os.chmod(dst, st.st_mode & 0o7777) if not os.path.islink(dst) else None
+        info = os.lstat(src)
+        os.chown(dst, info.st_uid, info.st_gid, follow_symlinks=False)
+        if not os.path.islink(dst):
+            os.chmod(dst, info.st_mode & 0o7777)  # chown cleared setuid bits
     return dst

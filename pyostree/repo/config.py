@@ -49,6 +49,8 @@ class RepoMode(enum.Enum):
 
 _GROUP_RE = re.compile(r"^\[([^\[\]\x00-\x1f\x7f]*)\]$")
 _INT_RE = re.compile(r"^\s*[+-]?[0-9]+$")
+#: What GLib's g_ascii_isspace() accepts; never Unicode spaces such as U+00A0.
+_ASCII_SPACE = " \t\n\r\f\v"
 _ESCAPES = {"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
 
 
@@ -91,7 +93,7 @@ def _escape(value: str) -> str:
 
 def _split_key(line: str) -> Tuple[str, str]:
     key, _, value = line.partition("=")
-    return key.rstrip(), value.lstrip()
+    return key.rstrip(_ASCII_SPACE), value.lstrip(_ASCII_SPACE)
 
 
 class RepoConfig:
@@ -107,7 +109,7 @@ class RepoConfig:
         config = cls()
         current: Optional[_Group] = None
         for lineno, line in enumerate(text.split("\n"), start=1):
-            stripped = line.lstrip()
+            stripped = line.lstrip(_ASCII_SPACE)
             if not stripped or stripped.startswith("#"):
                 if current is None:
                     config._preamble.append(line)
@@ -115,7 +117,7 @@ class RepoConfig:
                     current.entries.append(_Entry(None, line))
                 continue
             if stripped.startswith("["):
-                match = _GROUP_RE.match(stripped.rstrip())
+                match = _GROUP_RE.match(stripped.rstrip(_ASCII_SPACE))
                 if match is None or not match.group(1):
                     raise RepoError(f"Invalid group name in config line {lineno}: {line!r}")
                 current = config._group(match.group(1), create=True, header=line)
@@ -132,15 +134,23 @@ class RepoConfig:
             current.entries.append(_Entry(key, line))
         return config
 
+    def _sections(self, name: str) -> List[_Group]:
+        """Every ``[NAME]`` section, in file order (GLib merges repeated groups)."""
+        return [group for group in self._groups if group.name == name]
+
     def _group(self, name: str, *, create: bool = False, header: str = "") -> _Group:
-        for group in self._groups:
-            if group.name == name:
-                return group
+        """The section a new line for NAME goes to: a new one when HEADER is given."""
+        sections = self._sections(name)
+        if sections and not header:
+            return sections[-1]
         if not create:
             raise KeyError(name)
         group = _Group(name, header or f"[{name}]", [])
         self._groups.append(group)
         return group
+
+    def _entries(self, name: str) -> List[_Entry]:
+        return [entry for group in self._sections(name) for entry in group.entries]
 
     def to_text(self) -> str:
         """The file text; unchanged lines come back byte for byte."""
@@ -153,15 +163,11 @@ class RepoConfig:
     # -- reading --------------------------------------------------------------
 
     def groups(self) -> List[str]:
-        return [group.name for group in self._groups]
+        return list(dict.fromkeys(group.name for group in self._groups))
 
     def keys(self, group: str) -> List[str]:
-        try:
-            found = self._group(group)
-        except KeyError:
-            return []
         seen: Dict[str, None] = {}
-        for entry in found.entries:
+        for entry in self._entries(group):
             if entry.key is not None:
                 seen[entry.key] = None
         return list(seen)
@@ -171,14 +177,10 @@ class RepoConfig:
 
     def get_raw(self, group: str, key: str) -> Optional[str]:
         """The value as written (escapes kept); the last one wins like in GLib."""
-        try:
-            found = self._group(group)
-        except KeyError:
-            return None
         value: Optional[str] = None
-        for entry in found.entries:
+        for entry in self._entries(group):
             if entry.key == key:
-                value = _split_key(entry.raw.lstrip())[1]
+                value = _split_key(entry.raw.lstrip(_ASCII_SPACE))[1]
         return value
 
     def get(self, group: str, key: str, default: Optional[str] = None) -> Optional[str]:
@@ -190,7 +192,7 @@ class RepoConfig:
         raw = self.get_raw(group, key)
         if raw is None:
             return default
-        value = raw.rstrip()
+        value = raw.rstrip(_ASCII_SPACE)
         if value in ("true", "1"):
             return True
         if value in ("false", "0"):
@@ -216,7 +218,7 @@ class RepoConfig:
         while i < len(raw):
             ch = raw[i]
             if ch == "\\" and i + 1 < len(raw):
-                current.append(raw[i:i + 2])
+                current.append(";" if raw[i + 1] == ";" else raw[i:i + 2])
                 i += 2
                 continue
             if ch == ";":
@@ -254,12 +256,15 @@ class RepoConfig:
         else:
             text = _escape(value)
         line = f"{key}={text}"
-        found = self._group(group, create=True)
-        matches = [entry for entry in found.entries if entry.key == key]
+        matches = [entry for entry in self._entries(group) if entry.key == key]
         if matches:
             matches[-1].raw = line
-            found.entries[:] = [e for e in found.entries if e.key != key or e is matches[-1]]
+            for section in self._sections(group):
+                section.entries[:] = [
+                    e for e in section.entries if e.key != key or e is matches[-1]
+                ]
             return
+        found = self._group(group, create=True)
         # Insert after the last key so trailing blank lines stay between groups.
         last_key = max((i for i, e in enumerate(found.entries) if e.key is not None), default=-1)
         found.entries.insert(last_key + 1, _Entry(key, line))
@@ -269,11 +274,8 @@ class RepoConfig:
         if key is None:
             self._groups = [g for g in self._groups if g.name != group]
             return
-        try:
-            found = self._group(group)
-        except KeyError:
-            return
-        found.entries[:] = [entry for entry in found.entries if entry.key != key]
+        for section in self._sections(group):
+            section.entries[:] = [entry for entry in section.entries if entry.key != key]
 
 
 def parse_core(config: RepoConfig) -> RepoMode:

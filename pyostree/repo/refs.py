@@ -214,9 +214,9 @@ class RefStore:
         """
         if prefix is None:
             out = self.heads()
-            for remote in self.remote_dirs():
-                for name, checksum in self.remote(remote).items():
-                    out[f"{remote}:{name}"] = checksum
+            for remote_dir in self.remote_dirs():
+                for name, checksum in self.remote(remote_dir).items():
+                    out[f"{remote_dir}:{name}"] = checksum
             return out
         if prefix.endswith(":"):
             whole_remote = prefix[:-1]
