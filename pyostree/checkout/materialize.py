@@ -1,0 +1,356 @@
+"""Write a commit's tree onto the filesystem exactly as ``ostree checkout`` does, but safely.
+
+Everything below the destination is created relative to directory file descriptors with
+``O_NOFOLLOW``/``O_EXCL``, so a hostile tree (names with ``/`` or ``..``, duplicates, a
+symlink planted before a directory of the same name) can never make us write outside the
+destination. Semantics follow libostree 2022.7 (``ostree-repo-checkout.c``):
+
+* directories are made 0700, filled, then chmod'ed (bare-user-only: ``& 0775``), chown'ed
+  (not in user mode) and given mtime 0;
+* files are hardlinked to the object when the repo stores them in checkout form (bare +
+  normal mode, bare-user/bare-user-only + user mode), except zero-length files and
+  bare-user symlinks; otherwise copied, then chown'ed/xattr'ed (not in user mode) and
+  chmod'ed (user mode clears setuid/setgid; unreadable files gain ``u+r``);
+* a bare-user-only repo always checks out in user mode.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Set
+
+from pyostree.checkout.tree import TreeEntry, commit_root, resolve_path
+from pyostree.errors import CheckoutError
+
+if TYPE_CHECKING:
+    from pyostree.objects import DirMeta, DirTree
+    from pyostree.repo import Repo
+
+__all__ = [
+    "CheckoutOptions",
+    "CheckoutProgress",
+    "CheckoutStats",
+    "ProgressCallback",
+    "checkout",
+    "checkout_tree",
+    "check_entry_name",
+]
+
+_DIR_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_HARDLINK_FALLBACK_ERRNOS = frozenset({errno.EMLINK, errno.EXDEV, errno.EPERM})
+_TMP_PREFIX = ".pyostree-checkout-"
+
+
+@dataclass(frozen=True)
+class CheckoutOptions:
+    """What ``ostree checkout`` flags we honour."""
+
+    user_mode: bool = False   # -U: no chown, no xattrs, setuid/setgid cleared
+    union: bool = False       # --union: keep existing dirs, replace existing files
+    subpath: str = "/"        # --subpath: check out only this directory
+    force_copy: bool = False  # -C: never hardlink (also keeps directory mtimes)
+    fsync: bool = False       # fsync files and directories as they are written
+
+
+@dataclass(frozen=True)
+class CheckoutProgress:
+    """Counts so far; reported after each directory is complete."""
+
+    files: int
+    directories: int
+    hardlinks: int
+    bytes_copied: int
+    path: str
+
+
+CheckoutStats = CheckoutProgress
+ProgressCallback = Callable[[CheckoutProgress], None]
+
+
+def check_entry_name(name: str) -> None:
+    """Refuse any name that could escape or alias inside the destination directory."""
+    if name == "":
+        raise CheckoutError("refusing to check out an entry with an empty or non-UTF-8 name")
+    if name in (".", ".."):
+        raise CheckoutError(f"refusing to check out an entry named {name!r}")
+    if "/" in name or "\0" in name:
+        raise CheckoutError(f"refusing to check out an entry named {name!r}: contains '/' or NUL")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CheckoutError(f"refusing to check out an entry named {name!r}: not valid UTF-8") from None
+
+
+def _check_tree_names(tree: DirTree, path: str) -> None:
+    seen: Set[str] = set()
+    names = [entry.name for entry in tree.files] + [entry.name for entry in tree.dirs]
+    for name in names:
+        check_entry_name(name)
+        if name in seen:
+            raise CheckoutError(f"refusing to check out {path}: name {name!r} appears twice")
+        seen.add(name)
+
+
+class _Writer:
+    """One checkout run: options, repo capabilities and running counts."""
+
+    def __init__(self, repo: Repo, options: CheckoutOptions, progress: Optional[ProgressCallback]):
+        from pyostree.objects import ObjectType
+        from pyostree.repo import RepoMode
+
+        self.repo = repo
+        self.file_type = ObjectType.FILE
+        self.bare_user_only = repo.mode == RepoMode.BARE_USER_ONLY
+        # libostree: "Force USER mode for BARE_USER_ONLY always - nothing else makes sense".
+        self.user_mode = options.user_mode or self.bare_user_only
+        self.usermode_repo = repo.mode in (RepoMode.BARE_USER, RepoMode.BARE_USER_ONLY)
+        self.hardlinkable = not options.force_copy and (
+            (repo.mode == RepoMode.BARE and not self.user_mode)
+            or (self.usermode_repo and self.user_mode)
+        )
+        self.options = options
+        self.progress = progress
+        self.files = 0
+        self.directories = 0
+        self.hardlinks = 0
+        self.bytes_copied = 0
+
+    def stats(self, path: str) -> CheckoutProgress:
+        return CheckoutProgress(self.files, self.directories, self.hardlinks, self.bytes_copied, path)
+
+    # -- directories -------------------------------------------------------------------
+
+    def directory(self, parent_fd: int, name: str, entry: TreeEntry) -> None:
+        """Create (or, with --union, reuse) directory NAME under PARENT_FD and fill it."""
+        tree = self.repo.load_dirtree(entry.checksum)
+        meta = self.repo.load_dirmeta(entry.meta_checksum)
+        if not stat.S_ISDIR(meta.mode):
+            raise CheckoutError(f"dirmeta {entry.meta_checksum} of {entry.path} is not a directory")
+        _check_tree_names(tree, entry.path)
+        created = True
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            if not self.options.union:
+                raise CheckoutError(f"{entry.path}: destination already exists") from None
+            created = False
+        try:
+            fd = os.open(name, _DIR_OPEN_FLAGS, dir_fd=parent_fd)
+        except OSError as err:
+            raise CheckoutError(f"{entry.path}: cannot open directory: {err.strerror}") from None
+        try:
+            if created and not self.user_mode:
+                _set_xattrs(fd, meta.xattrs)
+            self._fill(fd, tree, entry.path)
+            if created:
+                self._finish_directory(fd, meta)
+            if self.options.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.directories += 1
+        if self.progress is not None:
+            self.progress(self.stats(entry.path))
+
+    def _fill(self, fd: int, tree: DirTree, path: str) -> None:
+        from pyostree.checkout.tree import child_path
+
+        for file_entry in tree.files:
+            self.file(fd, file_entry.name, file_entry.checksum, child_path(path, file_entry.name))
+        for dir_entry in tree.dirs:
+            sub = TreeEntry(child_path(path, dir_entry.name), True, dir_entry.tree_checksum,
+                            dir_entry.meta_checksum)
+            self.directory(fd, dir_entry.name, sub)
+
+    def _finish_directory(self, fd: int, meta: DirMeta) -> None:
+        mode = meta.mode & 0o7777
+        if self.bare_user_only:
+            mode &= 0o775
+        os.fchmod(fd, mode)
+        if not self.user_mode:
+            os.fchown(fd, meta.uid, meta.gid)
+        if not self.options.force_copy:
+            atime_ns = os.fstat(fd).st_atime_ns
+            os.utime(fd, ns=(atime_ns, 0))
+
+    # -- files -------------------------------------------------------------------------
+
+    def file(self, dir_fd: int, name: str, checksum: str, path: str) -> None:
+        """Check out one content object as NAME in DIR_FD: hardlink if ostree would, else copy."""
+        check_entry_name(name)
+        with self.repo.open_content(checksum) as reader:
+            header = reader.header
+            if not (header.is_regular or header.is_symlink):
+                raise CheckoutError(f"{path}: content object {checksum} is neither a file nor a symlink")
+            mode = header.mode
+            unreadable = header.is_regular and not mode & stat.S_IRUSR
+            zero_sized = header.is_regular and reader.size == 0
+            bare_user_symlink = self.usermode_repo and header.is_symlink
+            if (self.hardlinkable and not zero_sized and not bare_user_symlink
+                    and not (self.user_mode and unreadable)):
+                if self._hardlink(dir_fd, name, checksum, path):
+                    self.files += 1
+                    self.hardlinks += 1
+                    return
+            if header.is_symlink:
+                self._symlink(dir_fd, name, header.symlink_target, header.uid, header.gid,
+                              header.xattrs, path)
+            else:
+                if self.user_mode:
+                    mode &= ~(stat.S_ISUID | stat.S_ISGID)
+                    if unreadable:
+                        mode |= stat.S_IRUSR
+                self._copy(dir_fd, name, reader.iter_chunks(), mode, header.uid, header.gid,
+                           header.xattrs, path)
+        self.files += 1
+
+    def _hardlink(self, dir_fd: int, name: str, checksum: str, path: str) -> bool:
+        source = os.fspath(self.repo.object_path(checksum, self.file_type))
+        target = name
+        if self.options.union:
+            target = _temp_name(dir_fd)
+        try:
+            os.link(source, target, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except FileExistsError:
+            raise CheckoutError(f"{path}: destination already exists") from None
+        except OSError as err:
+            if err.errno in _HARDLINK_FALLBACK_ERRNOS:
+                return False
+            raise CheckoutError(f"{path}: hardlinking {checksum}: {err.strerror}") from None
+        if target != name:
+            self._replace(dir_fd, target, name, path)
+        return True
+
+    def _symlink(self, dir_fd: int, name: str, target: str, uid: int, gid: int,
+                 xattrs: Iterable[tuple[bytes, bytes]], path: str) -> None:
+        link_name = _temp_name(dir_fd) if self.options.union else name
+        try:
+            os.symlink(target, link_name, dir_fd=dir_fd)
+        except FileExistsError:
+            raise CheckoutError(f"{path}: destination already exists") from None
+        try:
+            if not self.user_mode:
+                os.chown(link_name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+                for xattr_name, value in xattrs:
+                    os.setxattr(f"/proc/self/fd/{dir_fd}/{link_name}", _xattr_name(xattr_name),
+                                value, follow_symlinks=False)
+        except BaseException:
+            if link_name != name:
+                _unlink_quietly(dir_fd, link_name)
+            raise
+        if link_name != name:
+            self._replace(dir_fd, link_name, name, path)
+
+    def _copy(self, dir_fd: int, name: str, chunks: Iterable[bytes], mode: int, uid: int, gid: int,
+              xattrs: Iterable[tuple[bytes, bytes]], path: str) -> None:
+        file_name = _temp_name(dir_fd) if self.options.union else name
+        try:
+            fd = os.open(file_name, _FILE_CREATE_FLAGS, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            raise CheckoutError(f"{path}: destination already exists") from None
+        try:
+            try:
+                for chunk in chunks:
+                    view = memoryview(chunk)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
+                        self.bytes_copied += written
+                if not self.user_mode:
+                    os.fchown(fd, uid, gid)
+                    _set_xattrs(fd, xattrs)
+                os.fchmod(fd, mode & 0o7777)
+                if self.options.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            if file_name != name:
+                _unlink_quietly(dir_fd, file_name)
+            raise
+        if file_name != name:
+            self._replace(dir_fd, file_name, name, path)
+
+    def _replace(self, dir_fd: int, temp: str, name: str, path: str) -> None:
+        """--union: atomically put TEMP over NAME; never over a directory (like ostree)."""
+        try:
+            os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError as err:
+            _unlink_quietly(dir_fd, temp)
+            raise CheckoutError(f"{path}: cannot replace existing entry: {err.strerror}") from None
+
+
+def _xattr_name(raw: bytes) -> bytes:
+    """Stored names carry their trailing NUL; the syscall wants it without."""
+    return raw[:-1] if raw.endswith(b"\0") else raw
+
+
+def _set_xattrs(fd: int, xattrs: Iterable[tuple[bytes, bytes]]) -> None:
+    for name, value in xattrs:
+        os.setxattr(fd, _xattr_name(name), value)
+
+
+def _temp_name(dir_fd: int) -> str:
+    """A fresh name in DIR_FD for write-then-rename; O_EXCL/link/symlink fail if taken."""
+    return _TMP_PREFIX + os.urandom(8).hex()
+
+
+def _unlink_quietly(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def _open_destination_parent(destination: str) -> tuple[int, str]:
+    """A dir fd for DEST's parent and DEST's last component (DEST itself is never followed)."""
+    path = os.path.normpath(destination)
+    parent, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        raise CheckoutError(f"invalid checkout destination {destination!r}")
+    try:
+        fd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as err:
+        raise CheckoutError(f"cannot open parent of {destination}: {err.strerror}") from None
+    return fd, name
+
+
+def checkout_tree(repo: Repo, entry: TreeEntry, destination: str | os.PathLike[str],
+                  options: CheckoutOptions = CheckoutOptions(),
+                  progress: Optional[ProgressCallback] = None) -> CheckoutStats:
+    """Materialise the directory ENTRY at DESTINATION (created; must not exist unless union)."""
+    if not entry.is_dir:
+        raise CheckoutError(f"{entry.path} is not a directory")
+    writer = _Writer(repo, options, progress)
+    parent_fd, name = _open_destination_parent(os.fspath(destination))
+    try:
+        writer.directory(parent_fd, name, entry)
+        if options.fsync:
+            os.fsync(parent_fd)
+    except OSError as err:
+        raise CheckoutError(_describe(err)) from None
+    except RecursionError:
+        raise CheckoutError(f"{entry.path}: directory tree too deep to check out") from None
+    finally:
+        os.close(parent_fd)
+    return writer.stats(entry.path)
+
+
+def checkout(repo: Repo, commit: str, destination: str | os.PathLike[str],
+             options: CheckoutOptions = CheckoutOptions(),
+             progress: Optional[ProgressCallback] = None) -> CheckoutStats:
+    """Check out COMMIT (a checksum) or its ``options.subpath`` directory at DESTINATION."""
+    root = commit_root(repo, commit)
+    entry = resolve_path(repo, root, options.subpath) if options.subpath != "/" else root
+    return checkout_tree(repo, entry, destination, options, progress)
+
+
+def _describe(err: OSError) -> str:
+    message = err.strerror or str(err)
+    if err.filename is not None:
+        return f"{message}: {os.fsdecode(err.filename)}"
+    return message

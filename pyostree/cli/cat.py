@@ -1,0 +1,36 @@
+"""``pyostree cat``: stream the contents of files in a commit to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pyostree.checkout.tree import commit_root, resolve_path
+from pyostree.cli.common import open_repo
+from pyostree.errors import NotFoundError, PyOstreeError
+
+NAME = "cat"
+SUMMARY = "Concatenate contents of files"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rev", metavar="COMMIT")
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+
+
+def run(args: argparse.Namespace) -> int:
+    repo = open_repo(args)
+    root = commit_root(repo, repo.resolve_rev(args.rev))
+    out = sys.stdout.buffer
+    sys.stdout.flush()
+    for path in args.paths:
+        entry = resolve_path(repo, root, path)
+        if entry.is_dir:
+            raise PyOstreeError("Can't open directory")
+        with repo.open_content(entry.checksum) as reader:
+            if reader.header.is_symlink:
+                raise NotFoundError(f"{entry.path}: is a symbolic link")
+            for chunk in reader.iter_chunks():
+                out.write(chunk)
+    out.flush()
+    return 0
