@@ -1,0 +1,40 @@
+"""``pyostree receive``: serve one push on stdin/stdout (run by ``pyostree push`` over ssh).
+
+Suitable as a forced command in ``authorized_keys``:
+``command="pyostree receive --root /srv/repos"``. The repository is named by the client
+in the protocol, not on this command line, so ``--root`` is what confines it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pyostree.errors import PyOstreeError
+
+NAME = "receive"
+SUMMARY = "Receive a push on stdin/stdout (server side of 'pyostree push --via=receive')"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--root", metavar="DIR",
+        help="only allow repositories under DIR (relative paths are taken from DIR)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log decisions to stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pyostree.receive import ReceiveConfig, serve
+
+    def log(message: str) -> None:
+        if args.verbose:
+            print(f"receive: {message}", file=sys.stderr, flush=True)
+
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer, ReceiveConfig(root=args.root), log=log)
+    except PyOstreeError as err:
+        # Already sent to the client as an ERROR frame; stderr is for the server's log.
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0

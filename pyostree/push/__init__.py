@@ -1,0 +1,184 @@
+"""Push local refs to a remote repository over sftp or ``pyostree receive``.
+
+The remote ref ends at the local commit checksum, unchanged; only fast-forwards unless
+forced; only objects the remote lacks travel; the remote is consistent at every instant
+(children before parents, refs by compare-and-swap, then the summary).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
+
+from pyostree.errors import PushError, PyOstreeError
+from pyostree.objects.names import validate_ref_name
+from pyostree.push.convert import local_size_hint
+from pyostree.push.plan import RefUpdate, decide_updates, missing_objects
+from pyostree.push.progress import LogFn, Progress, ProgressFn, ProgressTracker
+from pyostree.push.publisher import Publisher, RemoteInfo
+
+if TYPE_CHECKING:
+    from pyostree.repo import Repo
+    from pyostree.transport import Destination, ExecChannel, SshOptions
+
+__all__ = [
+    "Progress",
+    "PushOptions",
+    "PushResult",
+    "RefUpdate",
+    "RemoteInfo",
+    "VIA_CHOICES",
+    "push",
+    "select_refs",
+]
+
+VIA_CHOICES = ("auto", "sftp", "receive")
+DEFAULT_RECEIVE_COMMAND = ("pyostree", "receive")
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    """Everything the command line can say about a push except what and where."""
+
+    via: str = "auto"
+    force: bool = False
+    dry_run: bool = False
+    update_summary: Optional[bool] = None   # None: update when the remote has one
+    receive_command: Optional[Tuple[str, ...]] = None  # None: pyostree receive
+    ssh: Optional["SshOptions"] = None
+    compress: bool = True
+
+
+@dataclass(frozen=True)
+class PushResult:
+    via: str
+    remote_mode: str
+    updates: Tuple[RefUpdate, ...]
+    up_to_date: Tuple[str, ...]
+    objects_sent: int
+    bytes_sent: int
+    summary_updated: bool
+    dry_run: bool
+    objects: Tuple[Tuple[str, str], ...] = field(default=())  # (checksum, type name) sent
+
+
+def select_refs(repo: Repo, refs: Sequence[str]) -> dict[str, str]:
+    """Local ref name -> commit: the named refs, or every local head (aliases excluded)."""
+    if not refs:
+        aliases = set(repo.list_aliases())
+        heads = {n: c for n, c in repo.list_refs().items() if ":" not in n and n not in aliases}
+        if not heads:
+            raise PushError("the local repository has no refs to push")
+        return heads
+    chosen: dict[str, str] = {}
+    for ref in refs:
+        validate_ref_name(ref, allow_checksum=False)
+        commit = repo.read_ref(ref)
+        if commit is None:
+            raise PushError(f"no local ref {ref!r}")
+        chosen[ref] = commit
+    return chosen
+
+
+def _receive_argv(dest: Destination, options: PushOptions) -> List[str]:
+    if options.receive_command is not None:
+        return list(options.receive_command)
+    if dest.kind == "local":
+        return [sys.executable, "-m", "pyostree", "receive"]
+    return list(DEFAULT_RECEIVE_COMMAND)
+
+
+def _open_publisher(
+    dest: Destination, options: PushOptions, log: LogFn
+) -> Tuple[Publisher, Callable[[], None], str]:
+    """Connect and pick the mode: receive when asked or when ``auto`` can start it."""
+    from pyostree.push.receive_client import ReceiveClient
+    from pyostree.push.sftp import SftpPublisher
+    from pyostree.transport import LocalFileTransport, SshOptions, local_exec, open_transport
+
+    if dest.kind == "local":
+        files = LocalFileTransport(dest.path)
+        exec_fn, close = local_exec, files.close
+    else:
+        files, exec_fn, close = open_transport(dest, options.ssh or SshOptions())
+    try:
+        if options.via in ("receive", "auto"):
+            argv = _receive_argv(dest, options)
+            log(f"starting receiver: {shlex.join(argv)}")
+            channel: Optional[ExecChannel] = None
+            try:
+                channel = exec_fn(argv)
+                client = ReceiveClient(channel, dest.path, compress=options.compress)
+                return client, close, "receive"
+            except PyOstreeError as err:
+                if channel is not None:
+                    channel.close()
+                if options.via == "receive":
+                    raise
+                log(f"receive mode unavailable ({err}); falling back to sftp")
+        return SftpPublisher(files, log=log), close, "sftp"
+    except BaseException:
+        close()
+        raise
+
+
+def push(
+    repo: Repo,
+    destination: str,
+    refs: Sequence[str] = (),
+    options: PushOptions = PushOptions(),
+    *,
+    on_progress: Optional[ProgressFn] = None,
+    on_log: Optional[LogFn] = None,
+) -> PushResult:
+    """Push ``refs`` (default: every local head) of ``repo`` to ``destination``."""
+    from pyostree.transport import parse_destination
+
+    log: LogFn = on_log or (lambda _message: None)
+    if options.via not in VIA_CHOICES:
+        raise PushError(f"unknown --via {options.via!r} (expected sftp, receive or auto)")
+    local = select_refs(repo, refs)
+    dest = parse_destination(destination)
+    publisher, close, via = _open_publisher(dest, options, log)
+    try:
+        info = publisher.info
+        log(f"remote is {info.mode.value} with {len(info.refs)} refs, via {via}")
+        updates, current = decide_updates(repo, local, info.refs, force=options.force)
+        for ref in current:
+            log(f"{ref}: up to date")
+        for update in updates:
+            verb = "forced update" if update.forced else ("update" if update.old else "new ref")
+            log(f"{update.ref}: {verb} {update.old or '(none)'} -> {update.new}")
+        names = missing_objects(repo, updates, info.refs.values(), publisher.have) if updates else []
+        total = sum(local_size_hint(repo, c, t) for c, t in names)
+        log(f"{len(names)} objects to send (~{total} bytes)")
+        tracker = ProgressTracker(on_progress, len(names), total)
+        summary = False
+        if options.dry_run or not updates:
+            publisher.abort()
+        else:
+            publisher.send_objects(repo, names, tracker)
+            tracker.report("publish")
+            summary = publisher.publish(updates, options.update_summary)
+            tracker.report("done")
+        return PushResult(
+            via=via,
+            remote_mode=info.mode.value,
+            updates=tuple(updates),
+            up_to_date=tuple(current),
+            objects_sent=0 if options.dry_run else len(names),
+            bytes_sent=tracker.bytes_done,
+            summary_updated=summary,
+            dry_run=options.dry_run,
+            objects=tuple((c, t.name) for c, t in names),
+        )
+    except BaseException:
+        publisher.abort()
+        raise
+    finally:
+        try:
+            publisher.close()
+        finally:
+            close()

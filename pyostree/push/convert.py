@@ -1,0 +1,104 @@
+"""Local objects in the form another repository mode (or the wire) needs them.
+
+Content objects are defined by their logical header + payload, so any local mode can feed
+any remote mode: an archive ``.filez`` travels as is when the far side wants archive
+bytes, everything else is rebuilt from the logical stream, chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator, Optional
+
+from pyostree.errors import PushError
+from pyostree.objects.content import CHUNK_SIZE, FileHeader, iter_archive
+from pyostree.objects.types import ObjectType
+from pyostree.receive.protocol import Encoding
+from pyostree.repo.config import RepoMode
+
+if TYPE_CHECKING:
+    from pyostree.repo import Repo
+
+__all__ = [
+    "WireObject",
+    "iter_file_chunks",
+    "iter_filez",
+    "local_size_hint",
+    "open_wire_object",
+    "check_bare_user_only",
+]
+
+
+@dataclass(frozen=True)
+class WireObject:
+    """An object ready to stream: ``size`` bytes from ``chunks`` in ``encoding``."""
+
+    encoding: Encoding
+    size: int
+    chunks: Iterator[bytes]
+    compressible: bool
+
+
+def iter_file_chunks(path: "os.PathLike[str] | str") -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk
+
+
+def local_size_hint(repo: Repo, checksum: str, objtype: ObjectType) -> int:
+    """Bytes the object occupies locally: the progress estimate of what will travel."""
+    try:
+        return os.lstat(repo.object_path(checksum, objtype)).st_size
+    except OSError:
+        return 0
+
+
+@contextlib.contextmanager
+def open_wire_object(repo: Repo, checksum: str, objtype: ObjectType) -> Iterator[WireObject]:
+    """How the receive-mode client sends one object: metadata as stored, a local
+    ``.filez`` as is (already deflated: no zstd), other content as the canonical stream."""
+    if objtype.is_meta:
+        data = repo.read_metadata_bytes(checksum, objtype)
+        yield WireObject(Encoding.METADATA, len(data), iter((data,)), True)
+        return
+    if repo.mode is RepoMode.ARCHIVE:
+        path = repo.object_path(checksum, objtype)
+        size = os.path.getsize(path)
+        yield WireObject(Encoding.FILEZ, size, iter_file_chunks(path), False)
+        return
+    with repo.open_content(checksum) as reader:
+        framed = reader.header.framed()
+
+        def chunks() -> Iterator[bytes]:
+            yield framed
+            yield from reader.iter_chunks()
+
+        yield WireObject(Encoding.CONTENT, len(framed) + reader.size, chunks(), True)
+
+
+def iter_filez(repo: Repo, checksum: str, level: int = 6) -> Iterator[bytes]:
+    """The ``.filez`` bytes of a content object: copied from an archive repo, else built."""
+    if repo.mode is RepoMode.ARCHIVE:
+        yield from iter_file_chunks(repo.object_path(checksum, ObjectType.FILE))
+        return
+    with repo.open_content(checksum) as reader:
+        yield from iter_archive(reader.header, reader.size, reader.iter_chunks(), level=level)
+
+
+def check_bare_user_only(header: FileHeader, checksum: str) -> None:
+    """A bare-user-only repo can only hold canonical content (root, no xattrs, 0755 max):
+    anything else would hash differently there, so the push is refused."""
+    if header != header.canonical_bare_user_only():
+        raise PushError(
+            f"content object {checksum} has owner, xattrs or mode bits a bare-user-only "
+            "remote cannot store; push to an archive remote instead"
+        )
+
+
+def symlink_target(header: FileHeader) -> Optional[str]:
+    return header.symlink_target if header.is_symlink else None

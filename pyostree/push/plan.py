@@ -1,0 +1,158 @@
+"""What a push changes and sends: ref decisions (fast-forward only) and missing objects.
+
+The object set is what the pushed commits reach minus what the remote's current commits
+reach (walked locally when we have them), then filtered by batched ``have`` queries, and
+ordered children first so the commit is the last object a reader could ever see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from pyostree.errors import PushError
+from pyostree.objects.types import ObjectType
+from pyostree.repo.walk import walk_tree
+
+if TYPE_CHECKING:
+    from pyostree.repo import Repo
+
+__all__ = [
+    "ObjectName",
+    "RefUpdate",
+    "decide_updates",
+    "is_ancestor",
+    "missing_objects",
+    "order_children_first",
+    "reachable",
+]
+
+ObjectName = Tuple[str, ObjectType]
+HaveFn = Callable[[Sequence[ObjectName]], List[bool]]
+
+_RANK = {
+    ObjectType.FILE: 0,
+    ObjectType.DIR_META: 1,
+    ObjectType.DIR_TREE: 2,
+    ObjectType.COMMIT_META: 3,
+    ObjectType.COMMIT: 4,
+}
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """One ref the push moves: ``old`` is the remote value it must still hold (CAS)."""
+
+    ref: str
+    old: Optional[str]
+    new: str
+    forced: bool = False
+
+
+def is_ancestor(repo: Repo, ancestor: str, commit: str) -> bool:
+    """True if ``ancestor`` is ``commit`` or on its local parent chain."""
+    current: Optional[str] = commit
+    seen: Set[str] = set()
+    while current is not None and current not in seen:
+        if current == ancestor:
+            return True
+        seen.add(current)
+        if not repo.has_object(current, ObjectType.COMMIT):
+            return False
+        current = repo.load_commit(current).parent
+    return False
+
+
+def decide_updates(
+    repo: Repo,
+    local: Mapping[str, str],
+    remote: Mapping[str, str],
+    *,
+    force: bool,
+) -> Tuple[List[RefUpdate], List[str]]:
+    """(updates, up-to-date refs); raises PushError naming every non-fast-forward ref."""
+    updates: List[RefUpdate] = []
+    current: List[str] = []
+    refused: List[str] = []
+    for ref in sorted(local):
+        new = local[ref]
+        old = remote.get(ref)
+        if old == new:
+            current.append(ref)
+            continue
+        if repo.is_commit_partial(new):
+            raise PushError(f"cannot push {ref}: local commit {new} is partial")
+        forced = False
+        if old is not None and not is_ancestor(repo, old, new):
+            if not force:
+                refused.append(ref)
+                continue
+            forced = True
+        updates.append(RefUpdate(ref, old, new, forced))
+    if refused:
+        names = ", ".join(refused)
+        raise PushError(
+            f"non-fast-forward update of {names} refused (the remote commit is not an "
+            "ancestor of the local one); use --force to overwrite"
+        )
+    return updates, current
+
+
+def reachable(repo: Repo, commit: str, seen: Set[ObjectName]) -> List[ObjectName]:
+    """Objects of ``commit`` (itself, commitmeta, tree) not in ``seen``; updates ``seen``.
+
+    A dirtree already in ``seen`` prunes its whole subtree: that is what makes an
+    incremental push cost the size of the change, not of the tree.
+    """
+    found: List[ObjectName] = []
+    commit_obj = repo.load_commit(commit)
+
+    def load_dirtree(checksum: str) -> Tuple[List[str], List[Tuple[str, str]]]:
+        tree = repo.load_dirtree(checksum)
+        return [f.checksum for f in tree.files], [(d.tree_checksum, d.meta_checksum) for d in tree.dirs]
+
+    found.extend(walk_tree(
+        commit_obj.root_tree, commit_obj.root_meta, load_dirtree=load_dirtree, seen=seen
+    ))
+    if repo.has_object(commit, ObjectType.COMMIT_META):
+        found.append((commit, ObjectType.COMMIT_META))
+    name = (commit, ObjectType.COMMIT)
+    if name not in seen:
+        seen.add(name)
+        found.append(name)
+    return found
+
+
+def order_children_first(names: Iterable[ObjectName]) -> List[ObjectName]:
+    """Content, dirmeta, dirtrees deepest first, commitmeta, commits: a visible parent
+    implies present children even for a reader racing the publisher."""
+    indexed = list(enumerate(names))
+    # walk_tree yields parents before children, so reverse walk order within a rank.
+    indexed.sort(key=lambda item: (_RANK[item[1][1]], -item[0]))
+    return [name for _index, name in indexed]
+
+
+def missing_objects(
+    repo: Repo,
+    updates: Sequence[RefUpdate],
+    remote_commits: Iterable[str],
+    have: HaveFn,
+    *,
+    batch: int = 4096,
+) -> List[ObjectName]:
+    """Objects the remote lacks for ``updates``, children first."""
+    seen: Set[ObjectName] = set()
+    for commit in set(remote_commits):
+        if repo.has_object(commit, ObjectType.COMMIT) and not repo.is_commit_partial(commit):
+            reachable(repo, commit, seen)
+    candidates: List[ObjectName] = []
+    for update in updates:
+        candidates.extend(reachable(repo, update.new, seen))
+    missing: List[ObjectName] = []
+    for start in range(0, len(candidates), batch):
+        group = candidates[start:start + batch]
+        for name, present in zip(group, have(group)):
+            # commitmeta is not content-addressed: always resend it with its commit
+            if not present or name[1] is ObjectType.COMMIT_META:
+                missing.append(name)
+    return order_children_first(missing)

@@ -1,0 +1,191 @@
+"""Receive mode: stream objects to ``pyostree receive`` over an exec channel.
+
+One HAVE round trip per 4096 objects, then every object back to back with no reply
+(the receiver only speaks again on error or at the end), then UPDATE + COMMIT.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence
+
+from pyostree.errors import PushError, PyOstreeError
+from pyostree.push.convert import open_wire_object
+from pyostree.push.plan import ObjectName, RefUpdate
+from pyostree.push.progress import ProgressTracker
+from pyostree.push.publisher import Publisher, RemoteInfo
+from pyostree.receive.protocol import (
+    CHUNK_SIZE,
+    HAVE_BATCH,
+    MAGIC,
+    PROTOCOL_VERSIONS,
+    DataCodec,
+    FrameKind,
+    FrameReader,
+    FrameWriter,
+    ObjectHeader,
+    ProtocolError,
+    RemoteError,
+    decode_have_reply,
+    decode_json,
+    encode_have,
+    encode_object_header,
+    zstd_available,
+)
+from pyostree.repo.config import RepoMode
+from pyostree.objects.checksum import validate_checksum
+
+if TYPE_CHECKING:
+    from pyostree.repo import Repo
+    from pyostree.transport import ExecChannel
+
+__all__ = ["ReceiveClient"]
+
+_STDERR_LIMIT = 64 << 10
+
+
+class ReceiveClient(Publisher):
+    """A push session with a remote ``pyostree receive`` process."""
+
+    def __init__(self, channel: ExecChannel, repo_path: str, *, compress: bool = True) -> None:
+        self._channel = channel
+        self._reader = FrameReader(channel.stdout)
+        self._writer = FrameWriter(channel.stdin)
+        self._stderr = bytearray()
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_thread.start()
+        self._finished = False
+        try:
+            self.codec = self._handshake(compress and zstd_available())
+            self.info = self._open(repo_path)
+        except (ProtocolError, OSError, ValueError) as err:
+            raise self._failure(err) from None
+
+    def _drain_stderr(self) -> None:
+        try:
+            while True:
+                chunk = self._channel.stderr.read(4096)
+                if not chunk:
+                    return
+                room = _STDERR_LIMIT - len(self._stderr)
+                if room > 0:
+                    self._stderr += chunk[:room]
+        except (OSError, ValueError):
+            return
+
+    def _failure(self, err: BaseException) -> PyOstreeError:
+        """A dead channel usually means the receiver failed to start: show its stderr."""
+        if isinstance(err, RemoteError):
+            return PushError(f"remote: {err}")
+        self._stderr_thread.join(timeout=2)
+        text = self._stderr.decode("utf-8", "replace").strip().splitlines()
+        detail = f": {text[-1]}" if text else ""
+        return PushError(f"receive connection failed ({err}){detail}")
+
+    def _handshake(self, compress: bool) -> DataCodec:
+        self._writer.write_json(FrameKind.HELLO, {
+            "magic": MAGIC,
+            "versions": list(PROTOCOL_VERSIONS),
+            "compression": ["zstd"] if compress else [],
+        })
+        self._writer.flush()
+        welcome = decode_json(self._reader.expect(FrameKind.WELCOME))
+        if welcome.get("version") not in PROTOCOL_VERSIONS:
+            raise ProtocolError(f"receiver chose unknown protocol version {welcome.get('version')}")
+        return DataCodec(welcome.get("compression") == "zstd")
+
+    def _open(self, repo_path: str) -> RemoteInfo:
+        self._writer.write_json(FrameKind.OPEN, {"repo": repo_path})
+        self._writer.flush()
+        info = decode_json(self._reader.expect(FrameKind.REPO))
+        mode, refs = info.get("mode"), info.get("refs")
+        if not isinstance(mode, str) or not isinstance(refs, dict):
+            raise ProtocolError("REPO frame lacks mode or refs")
+        clean = {}
+        for name, csum in refs.items():
+            if isinstance(name, str) and isinstance(csum, str):
+                clean[name] = validate_checksum(csum)
+        return RemoteInfo(RepoMode.parse(mode), clean, bool(info.get("summary")))
+
+    def have(self, names: Sequence[ObjectName]) -> List[bool]:
+        try:
+            batches = [names[i:i + HAVE_BATCH] for i in range(0, len(names), HAVE_BATCH)]
+            for batch in batches:
+                self._writer.write(FrameKind.HAVE, encode_have(batch))
+            self._writer.flush()
+            present: List[bool] = []
+            for batch in batches:
+                reply = self._reader.expect(FrameKind.HAVE_REPLY)
+                present.extend(decode_have_reply(reply.payload, len(batch)))
+            return present
+        except (ProtocolError, RemoteError, OSError, ValueError) as err:
+            raise self._failure(err) from None
+
+    def send_objects(self, repo: Repo, names: Sequence[ObjectName], tracker: ProgressTracker) -> None:
+        try:
+            for checksum, objtype in names:
+                with open_wire_object(repo, checksum, objtype) as wire:
+                    self._writer.write(FrameKind.OBJECT, encode_object_header(
+                        ObjectHeader(objtype, checksum, wire.encoding, wire.size)))
+                    for chunk in _rechunk(wire.chunks):
+                        payload = self.codec.encode(chunk, compress=wire.compressible)
+                        self._writer.write(FrameKind.DATA, payload)
+                        tracker.add_bytes(len(payload))
+                    self._writer.write(FrameKind.END)
+                tracker.object_done()
+            self._writer.flush()
+        except (ProtocolError, OSError, ValueError) as err:
+            raise self._error_after_write(err) from None
+
+    def _error_after_write(self, err: BaseException) -> PyOstreeError:
+        """The receiver stops reading when it rejects something; its ERROR frame says why."""
+        try:
+            frame = self._reader.read()
+        except (ProtocolError, OSError, ValueError):
+            frame = None
+        if frame is not None and frame.kind is FrameKind.ERROR:
+            return PushError(f"remote: {decode_json(frame).get('message', 'unknown error')}")
+        return self._failure(err)
+
+    def publish(self, updates: Sequence[RefUpdate], update_summary: Optional[bool]) -> bool:
+        try:
+            self._writer.write_json(FrameKind.UPDATE, {
+                "refs": [{"ref": u.ref, "old": u.old, "new": u.new} for u in updates],
+                "summary": update_summary,
+            })
+            self._writer.write(FrameKind.COMMIT)
+            self._writer.flush()
+            done = decode_json(self._reader.expect(FrameKind.DONE))
+        except RemoteError as err:
+            raise PushError(f"remote: {err}") from None
+        except (ProtocolError, OSError, ValueError) as err:
+            raise self._error_after_write(err) from None
+        self._finished = True
+        return bool(done.get("summary"))
+
+    def abort(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            self._writer.write(FrameKind.ABORT)
+            self._writer.flush()
+        except (OSError, ValueError):
+            pass
+
+    def close(self) -> None:
+        try:
+            self._channel.stdin.close()
+        except (OSError, ValueError):
+            pass
+        try:
+            self._channel.wait()
+        finally:
+            self._channel.close()
+
+
+def _rechunk(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Split into pieces of at most CHUNK_SIZE (a DATA frame's limit)."""
+    for chunk in chunks:
+        for start in range(0, len(chunk), CHUNK_SIZE):
+            yield chunk[start:start + CHUNK_SIZE]

@@ -1,0 +1,3 @@
+"""placeholder"""
+class SftpPublisher:  # type: ignore
+    def __init__(self, *a, **k): raise NotImplementedError

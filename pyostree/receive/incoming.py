@@ -1,0 +1,149 @@
+"""One object arriving as DATA frames: a bounded byte stream the receiver verifies.
+
+The receiver never trusts the announced checksum: metadata is re-hashed and validated
+before staging, content is re-hashed by the transaction while it is written and dropped
+if it does not match (nothing becomes visible under a wrong name).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator, List
+
+from pyostree.errors import ObjectError
+from pyostree.objects.content import (
+    CHUNK_SIZE,
+    iter_inflate,
+    parse_archive_header,
+    parse_content_header,
+)
+from pyostree.objects.types import ObjectType
+from pyostree.receive.protocol import (
+    DataCodec,
+    Encoding,
+    FrameKind,
+    FrameReader,
+    ObjectHeader,
+    ProtocolError,
+)
+
+if TYPE_CHECKING:
+    from pyostree.repo.transaction import Transaction
+
+__all__ = ["MAX_METADATA_SIZE", "IncomingObject", "receive_object"]
+
+MAX_METADATA_SIZE = 128 * 1024 * 1024
+
+
+class IncomingObject:
+    """``read(n)`` over the DATA frames of one object; never yields more than announced."""
+
+    def __init__(self, reader: FrameReader, codec: DataCodec, header: ObjectHeader) -> None:
+        self._reader = reader
+        self._codec = codec
+        self._header = header
+        self._buffer = b""
+        self._received = 0
+        self._ended = False
+
+    def _fill(self) -> bool:
+        if self._ended:
+            return False
+        frame = self._reader.expect(FrameKind.DATA, FrameKind.END)
+        if frame.kind is FrameKind.END:
+            self._ended = True
+            if self._received != self._header.size:
+                raise ProtocolError(
+                    f"object {self._header.checksum} announced {self._header.size} bytes, "
+                    f"sent {self._received}"
+                )
+            return False
+        chunk = self._codec.decode(frame.payload)
+        self._received += len(chunk)
+        if self._received > self._header.size:
+            raise ProtocolError(
+                f"object {self._header.checksum} sends more than its {self._header.size} bytes"
+            )
+        self._buffer += chunk
+        return True
+
+    def read(self, size: int = CHUNK_SIZE) -> bytes:
+        while not self._buffer and self._fill():
+            pass
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            chunk = self.read(CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk
+
+    def finish(self) -> None:
+        """The object must be fully consumed: trailing bytes are an error."""
+        if self.read(1):
+            raise ObjectError(f"trailing data after object {self._header.checksum}")
+
+
+def _read_metadata(incoming: IncomingObject, size: int) -> bytes:
+    parts: List[bytes] = []
+    while True:
+        chunk = incoming.read(CHUNK_SIZE)
+        if not chunk:
+            break
+        parts.append(chunk)
+    data = b"".join(parts)
+    if len(data) != size:
+        raise ProtocolError("metadata object shorter than announced")
+    return data
+
+
+def _validate_metadata(objtype: ObjectType, data: bytes) -> None:
+    """Normal form and libostree's structural checks, as an untrusted pull does."""
+    from pyostree import objects, gvariant
+
+    if objtype is ObjectType.COMMIT:
+        objects.Commit.from_bytes(data, verify=True)
+    elif objtype is ObjectType.DIR_TREE:
+        objects.DirTree.from_bytes(data, verify=True)
+    elif objtype is ObjectType.DIR_META:
+        objects.DirMeta.from_bytes(data, verify=True)
+    elif objtype is ObjectType.COMMIT_META:
+        if not gvariant.is_normal("a{sv}", data):
+            raise ObjectError("commitmeta is not a normal-form a{sv}")
+
+
+def receive_object(
+    reader: FrameReader, codec: DataCodec, header: ObjectHeader, txn: Transaction
+) -> None:
+    """Read, verify and stage one announced object; raises if anything does not match."""
+    objtype = header.objtype
+    if objtype.is_meta:
+        if header.encoding is not Encoding.METADATA:
+            raise ProtocolError(f"{objtype.name} must use the METADATA encoding")
+        if header.size > MAX_METADATA_SIZE:
+            raise ProtocolError(
+                f"metadata object of {header.size} bytes exceeds {MAX_METADATA_SIZE}"
+            )
+        incoming = IncomingObject(reader, codec, header)
+        data = _read_metadata(incoming, header.size)
+        _validate_metadata(objtype, data)
+        if objtype is ObjectType.COMMIT_META:
+            txn.write_commitmeta(header.checksum, data)
+        else:
+            txn.write_metadata_bytes(objtype, data, expected_checksum=header.checksum)
+        return
+    incoming = IncomingObject(reader, codec, header)
+    if header.encoding is Encoding.CONTENT:
+        file_header = parse_content_header(incoming.read, verify=True)
+        txn.write_content(file_header, incoming.chunks(), expected_checksum=header.checksum)
+    elif header.encoding is Encoding.FILEZ:
+        file_header, size = parse_archive_header(incoming.read, verify=True)
+        chunks = iter_inflate(incoming.read, size) if not file_header.is_symlink else iter(())
+        txn.write_content(
+            file_header, chunks, size=size if file_header.is_regular else None,
+            expected_checksum=header.checksum,
+        )
+    else:
+        raise ProtocolError("content objects must use the CONTENT or FILEZ encoding")
+    incoming.finish()

@@ -1,0 +1,323 @@
+"""The framed wire protocol between ``pyostree push`` and ``pyostree receive`` (version 1).
+
+Every frame is ``u8 kind | u32 BE length | payload``. Control payloads are UTF-8 JSON
+objects; object data is binary. Each kind has its own size limit, checked *before* the
+payload is read, because the receiver treats the client as untrusted. See
+``docs/protocol.md`` for the conversation.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple
+
+from pyostree.errors import PyOstreeError
+from pyostree.objects.checksum import to_hex, to_raw
+from pyostree.objects.types import ObjectType
+
+__all__ = [
+    "CHUNK_SIZE",
+    "HAVE_BATCH",
+    "MAGIC",
+    "MAX_CONTROL_SIZE",
+    "MAX_DATA_SIZE",
+    "PROTOCOL_VERSIONS",
+    "Encoding",
+    "Frame",
+    "FrameKind",
+    "ObjectHeader",
+    "ProtocolError",
+    "RemoteError",
+    "decode_have",
+    "decode_have_reply",
+    "decode_json",
+    "decode_object_header",
+    "encode_have",
+    "encode_have_reply",
+    "encode_json",
+    "encode_object_header",
+    "FrameReader",
+    "FrameWriter",
+    "DataCodec",
+    "zstd_available",
+]
+
+MAGIC = "pyostree-receive"
+PROTOCOL_VERSIONS: Tuple[int, ...] = (1,)
+CHUNK_SIZE = 1 << 20
+"""Largest decoded payload of one DATA frame."""
+MAX_CONTROL_SIZE = 1 << 20
+MAX_DATA_SIZE = CHUNK_SIZE + (64 << 10)
+"""A DATA frame: one flag byte plus at most CHUNK_SIZE bytes, or a zstd frame of them."""
+HAVE_BATCH = 4096
+"""Object names per HAVE frame (33 bytes each)."""
+_HAVE_ENTRY = 33
+_HEADER = struct.Struct(">BI")
+_OBJECT_HEADER = struct.Struct(">B32sBQ")
+
+DATA_RAW = 0
+DATA_ZSTD = 1
+
+
+class ProtocolError(PyOstreeError):
+    """The peer sent something the protocol does not allow."""
+
+
+class RemoteError(PyOstreeError):
+    """The peer reported an error in an ERROR frame; the message is the peer's."""
+
+
+class FrameKind(enum.IntEnum):
+    """Frame kinds; the direction is fixed per kind (C = push client, S = receiver)."""
+
+    HELLO = 1        # C→S json {"magic", "versions", "compression"}
+    WELCOME = 2      # S→C json {"version", "compression"}
+    OPEN = 3         # C→S json {"repo"}
+    REPO = 4         # S→C json {"mode", "refs", "summary"}
+    HAVE = 5         # C→S binary: n × (u8 type, 32-byte digest)
+    HAVE_REPLY = 6   # S→C binary: n bytes, 1 = present (objects/ or staged)
+    OBJECT = 7       # C→S binary header, see ObjectHeader
+    DATA = 8         # C→S u8 flag (0 raw, 1 zstd) + bytes
+    END = 9          # C→S empty: the current object is complete
+    UPDATE = 10      # C→S json {"refs": [{"ref","old","new"}], "summary": bool|null}
+    COMMIT = 11      # C→S empty
+    DONE = 12        # S→C json {"refs", "objects", "summary"}
+    ABORT = 13       # C→S empty
+    ERROR = 14       # either way: json {"message"}
+
+
+_LIMITS: Dict[FrameKind, int] = {kind: MAX_CONTROL_SIZE for kind in FrameKind}
+_LIMITS[FrameKind.HAVE] = HAVE_BATCH * _HAVE_ENTRY
+_LIMITS[FrameKind.HAVE_REPLY] = HAVE_BATCH
+_LIMITS[FrameKind.OBJECT] = _OBJECT_HEADER.size
+_LIMITS[FrameKind.DATA] = MAX_DATA_SIZE
+_LIMITS[FrameKind.END] = 0
+_LIMITS[FrameKind.COMMIT] = 0
+_LIMITS[FrameKind.ABORT] = 0
+
+
+class Encoding(enum.IntEnum):
+    """How an object's bytes travel in its DATA frames."""
+
+    METADATA = 0   # the metadata object's bytes as stored
+    CONTENT = 1    # canonical content stream: u32BE(len) 0000 header payload
+    FILEZ = 2      # an archive .filez (header + raw deflate): already compressed
+
+
+@dataclass(frozen=True)
+class Frame:
+    kind: FrameKind
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class ObjectHeader:
+    """Announces one object; ``size`` is the total byte count of its decoded DATA."""
+
+    objtype: ObjectType
+    checksum: str
+    encoding: Encoding
+    size: int
+
+
+def encode_json(value: Dict[str, object]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def decode_json(frame: Frame) -> Dict[str, object]:
+    """A control payload must be a JSON object; anything else is a protocol error."""
+    try:
+        value = json.loads(frame.payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError(f"{frame.kind.name} frame is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{frame.kind.name} frame is not a JSON object")
+    return value
+
+
+def _objtype(value: int) -> ObjectType:
+    try:
+        objtype = ObjectType(value)
+    except ValueError:
+        raise ProtocolError(f"unknown object type {value}") from None
+    if objtype not in (
+        ObjectType.FILE, ObjectType.DIR_TREE, ObjectType.DIR_META,
+        ObjectType.COMMIT, ObjectType.COMMIT_META,
+    ):
+        raise ProtocolError(f"object type {objtype.name} cannot be pushed")
+    return objtype
+
+
+def encode_object_header(header: ObjectHeader) -> bytes:
+    return _OBJECT_HEADER.pack(
+        int(header.objtype), to_raw(header.checksum), int(header.encoding), header.size
+    )
+
+
+def decode_object_header(payload: bytes) -> ObjectHeader:
+    if len(payload) != _OBJECT_HEADER.size:
+        raise ProtocolError("OBJECT frame has the wrong length")
+    objtype, raw, encoding, size = _OBJECT_HEADER.unpack(payload)
+    try:
+        enc = Encoding(encoding)
+    except ValueError:
+        raise ProtocolError(f"unknown object encoding {encoding}") from None
+    return ObjectHeader(_objtype(objtype), to_hex(raw), enc, size)
+
+
+def encode_have(names: Sequence[Tuple[str, ObjectType]]) -> bytes:
+    if len(names) > HAVE_BATCH:
+        raise ProtocolError(f"HAVE batch of {len(names)} exceeds {HAVE_BATCH}")
+    return b"".join(bytes([int(objtype)]) + to_raw(csum) for csum, objtype in names)
+
+
+def decode_have(payload: bytes) -> List[Tuple[str, ObjectType]]:
+    if len(payload) % _HAVE_ENTRY:
+        raise ProtocolError("HAVE frame length is not a multiple of 33")
+    return [
+        (to_hex(payload[i + 1:i + _HAVE_ENTRY]), _objtype(payload[i]))
+        for i in range(0, len(payload), _HAVE_ENTRY)
+    ]
+
+
+def encode_have_reply(present: Sequence[bool]) -> bytes:
+    return bytes(1 if flag else 0 for flag in present)
+
+
+def decode_have_reply(payload: bytes, expected: int) -> List[bool]:
+    if len(payload) != expected or any(b > 1 for b in payload):
+        raise ProtocolError("HAVE_REPLY does not answer the HAVE it follows")
+    return [b == 1 for b in payload]
+
+
+class FrameReader:
+    """Reads frames from a byte stream, enforcing each kind's size limit first."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def _read_exactly(self, size: int) -> bytes:
+        parts: List[bytes] = []
+        left = size
+        while left:
+            chunk = self._stream.read(left)
+            if not chunk:
+                raise ProtocolError("connection closed in the middle of a frame")
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+    def read(self) -> Optional[Frame]:
+        """The next frame, or None at a clean end of stream (between frames)."""
+        first = self._stream.read(_HEADER.size)
+        if not first:
+            return None
+        if len(first) < _HEADER.size:
+            first += self._read_exactly(_HEADER.size - len(first))
+        kind_value, length = _HEADER.unpack(first)
+        try:
+            kind = FrameKind(kind_value)
+        except ValueError:
+            raise ProtocolError(f"unknown frame kind {kind_value}") from None
+        if length > _LIMITS[kind]:
+            raise ProtocolError(
+                f"{kind.name} frame of {length} bytes exceeds the limit of {_LIMITS[kind]}"
+            )
+        return Frame(kind, self._read_exactly(length))
+
+    def expect(self, *kinds: FrameKind) -> Frame:
+        """The next frame, which must be one of ``kinds``; an ERROR frame raises RemoteError."""
+        frame = self.read()
+        if frame is None:
+            raise ProtocolError("connection closed by the peer")
+        if frame.kind is FrameKind.ERROR and FrameKind.ERROR not in kinds:
+            raise RemoteError(str(decode_json(frame).get("message", "unknown error")))
+        if frame.kind not in kinds:
+            wanted = "/".join(kind.name for kind in kinds)
+            raise ProtocolError(f"expected {wanted}, got {frame.kind.name}")
+        return frame
+
+
+class FrameWriter:
+    """Writes frames; the caller decides when to flush (batching is the point)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def write(self, kind: FrameKind, payload: bytes = b"") -> None:
+        if len(payload) > _LIMITS[kind]:
+            raise ProtocolError(f"{kind.name} frame of {len(payload)} bytes is too large")
+        self._stream.write(_HEADER.pack(int(kind), len(payload)))
+        if payload:
+            self._stream.write(payload)
+
+    def write_json(self, kind: FrameKind, value: Dict[str, object]) -> None:
+        self.write(kind, encode_json(value))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+class DataCodec:
+    """Encodes and decodes DATA payloads; zstd (lazily imported) only where it pays."""
+
+    def __init__(self, zstd: bool) -> None:
+        self._compressor: Optional[object] = None
+        self._decompressor: Optional[object] = None
+        self.zstd = zstd
+        if zstd:
+            import zstandard  # lazy: the core must import without it
+
+            self._compressor = zstandard.ZstdCompressor(level=3)
+            self._decompressor = zstandard.ZstdDecompressor()
+
+    def encode(self, chunk: bytes, *, compress: bool) -> bytes:
+        """Flag byte + chunk; compressed when asked, enabled, and actually smaller."""
+        if len(chunk) > CHUNK_SIZE:
+            raise ProtocolError(f"DATA chunk of {len(chunk)} bytes exceeds {CHUNK_SIZE}")
+        if compress and self._compressor is not None and len(chunk) >= 256:
+            packed: bytes = self._compressor.compress(chunk)  # type: ignore[attr-defined]
+            if len(packed) + 64 < len(chunk):
+                return bytes([DATA_ZSTD]) + packed
+        return bytes([DATA_RAW]) + chunk
+
+    def decode(self, payload: bytes) -> bytes:
+        """The chunk a DATA payload carries; a zstd frame must declare a size <= CHUNK_SIZE."""
+        if not payload:
+            raise ProtocolError("empty DATA frame")
+        flag, body = payload[0], payload[1:]
+        if flag == DATA_RAW:
+            if len(body) > CHUNK_SIZE:
+                raise ProtocolError(f"DATA chunk of {len(body)} bytes exceeds {CHUNK_SIZE}")
+            return body
+        if flag != DATA_ZSTD or self._decompressor is None:
+            raise ProtocolError(f"DATA frame uses an unnegotiated encoding {flag}")
+        import zstandard
+
+        try:
+            declared = zstandard.frame_content_size(body)
+        except zstandard.ZstdError:
+            raise ProtocolError("DATA frame holds a corrupt zstd frame") from None
+        if declared < 0 or declared > CHUNK_SIZE:
+            raise ProtocolError("zstd DATA frame must declare a size of at most 1 MiB")
+        try:
+            out: bytes = self._decompressor.decompress(  # type: ignore[attr-defined]
+                body, max_output_size=CHUNK_SIZE
+            )
+        except zstandard.ZstdError:
+            raise ProtocolError("DATA frame holds a corrupt zstd frame") from None
+        if len(out) != declared:
+            raise ProtocolError("zstd DATA frame decodes to the wrong size")
+        return out
+
+
+def zstd_available() -> bool:
+    """True when the optional zstandard module can be imported."""
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,310 @@
+"""The receiving end of a push: one session over stdin/stdout, the trust boundary.
+
+Everything the client sends is checked before it can become visible: frame sizes are
+bounded, objects are re-hashed and validated while they are staged in a write
+transaction (shared repo lock, libostree-compatible staging dir), pushed commits must be
+complete, refs move only by compare-and-swap, and the summary is regenerated after them.
+Any error aborts the transaction: staged objects stay in the staging dir for the next
+push to resume from, nothing appears in ``objects/`` or ``refs/``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, Callable, Dict, List, Optional, Set, Tuple
+
+from pyostree.errors import PushError, PyOstreeError, RefError
+from pyostree.objects.checksum import validate_checksum
+from pyostree.objects.names import validate_ref_name
+from pyostree.objects.types import ObjectType
+from pyostree.receive.incoming import MAX_METADATA_SIZE, receive_object
+from pyostree.receive.protocol import (
+    MAGIC,
+    PROTOCOL_VERSIONS,
+    DataCodec,
+    FrameKind,
+    FrameReader,
+    FrameWriter,
+    ProtocolError,
+    decode_have,
+    decode_json,
+    decode_object_header,
+    encode_have_reply,
+    zstd_available,
+)
+
+if TYPE_CHECKING:
+    from pyostree.repo import Repo
+    from pyostree.repo.transaction import Transaction
+
+__all__ = ["ReceiveConfig", "RefUpdateRequest", "serve", "resolve_repo_path"]
+
+LogFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ReceiveConfig:
+    """Server-side policy: ``root`` confines which repos a client may open."""
+
+    root: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RefUpdateRequest:
+    ref: str
+    old: Optional[str]
+    new: str
+
+
+def resolve_repo_path(requested: str, root: Optional[str]) -> str:
+    """The real path of the repo a client asked for, refused if it escapes ``root``."""
+    if not requested or "\0" in requested:
+        raise PushError("invalid repository path")
+    if root is None:
+        return os.path.realpath(requested)
+    real_root = os.path.realpath(root)
+    joined = requested if os.path.isabs(requested) else os.path.join(real_root, requested)
+    real = os.path.realpath(joined)
+    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+        raise PushError(f"repository {requested!r} is outside the allowed root")
+    return real
+
+
+def _parse_updates(value: Dict[str, object]) -> Tuple[List[RefUpdateRequest], Optional[bool]]:
+    raw_refs = value.get("refs")
+    if not isinstance(raw_refs, list) or len(raw_refs) > 10000:
+        raise ProtocolError("UPDATE needs a list of at most 10000 refs")
+    updates: List[RefUpdateRequest] = []
+    seen: Set[str] = set()
+    for item in raw_refs:
+        if not isinstance(item, dict):
+            raise ProtocolError("UPDATE entries must be objects")
+        ref, old, new = item.get("ref"), item.get("old"), item.get("new")
+        if not isinstance(ref, str) or not isinstance(new, str):
+            raise ProtocolError("UPDATE entry needs string 'ref' and 'new'")
+        if old is not None and not isinstance(old, str):
+            raise ProtocolError("UPDATE entry 'old' must be a string or null")
+        validate_ref_name(ref, allow_checksum=False)
+        validate_checksum(new)
+        if old is not None:
+            validate_checksum(old)
+        if ref in seen:
+            raise ProtocolError(f"ref {ref!r} updated twice")
+        seen.add(ref)
+        updates.append(RefUpdateRequest(ref, old, new))
+    summary = value.get("summary")
+    if summary is not None and not isinstance(summary, bool):
+        raise ProtocolError("UPDATE 'summary' must be a boolean or null")
+    return updates, summary
+
+
+class _Session:
+    def __init__(
+        self, reader: FrameReader, writer: FrameWriter, config: ReceiveConfig, log: LogFn
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.config = config
+        self.log = log
+        self.codec = DataCodec(False)
+        self.repo: Optional[Repo] = None
+        self.txn: Optional[Transaction] = None
+        self.received = 0
+
+    # -- handshake ------------------------------------------------------------------
+
+    def handshake(self) -> None:
+        hello = decode_json(self.reader.expect(FrameKind.HELLO))
+        if hello.get("magic") != MAGIC:
+            raise ProtocolError("not a pyostree push client")
+        versions = hello.get("versions")
+        if not isinstance(versions, list):
+            raise ProtocolError("HELLO needs a list of versions")
+        common = [v for v in PROTOCOL_VERSIONS if v in versions]
+        if not common:
+            raise ProtocolError(
+                f"no common protocol version (client {versions}, server {list(PROTOCOL_VERSIONS)})"
+            )
+        wanted = hello.get("compression")
+        zstd = isinstance(wanted, list) and "zstd" in wanted and zstd_available()
+        self.codec = DataCodec(zstd)
+        self.writer.write_json(
+            FrameKind.WELCOME, {"version": max(common), "compression": "zstd" if zstd else None}
+        )
+        self.writer.flush()
+
+    def open_repo(self) -> None:
+        from pyostree.repo import Repo
+
+        request = decode_json(self.reader.expect(FrameKind.OPEN))
+        path = request.get("repo")
+        if not isinstance(path, str) or len(path) > 4096:
+            raise ProtocolError("OPEN needs a repository path")
+        real = resolve_repo_path(path, self.config.root)
+        repo = Repo.open(real)
+        self.repo = repo
+        self.log(f"opened {real} ({repo.mode.value})")
+        refs = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
+        self.writer.write_json(FrameKind.REPO, {
+            "mode": repo.mode.value,
+            "refs": refs,
+            "summary": (repo.path / "summary").exists(),
+        })
+        self.writer.flush()
+        self.txn = repo.transaction()
+        self.txn.begin()
+
+    # -- main loop ------------------------------------------------------------------
+
+    def loop(self) -> None:
+        txn = self._txn()
+        while True:
+            frame = self.reader.expect(
+                FrameKind.HAVE, FrameKind.OBJECT, FrameKind.UPDATE, FrameKind.ABORT
+            )
+            if frame.kind is FrameKind.HAVE:
+                names = decode_have(frame.payload)
+                present = [txn.has_object(csum, objtype) for csum, objtype in names]
+                self.writer.write(FrameKind.HAVE_REPLY, encode_have_reply(present))
+                self.writer.flush()
+            elif frame.kind is FrameKind.OBJECT:
+                header = decode_object_header(frame.payload)
+                receive_object(self.reader, self.codec, header, txn)
+                self.received += 1
+            elif frame.kind is FrameKind.ABORT:
+                self.log("client aborted")
+                txn.abort()
+                return
+            else:
+                updates, summary = _parse_updates(decode_json(frame))
+                self.reader.expect(FrameKind.COMMIT)
+                self.commit(updates, summary)
+                return
+
+    def _txn(self) -> Transaction:
+        if self.txn is None:
+            raise ProtocolError("no repository open")
+        return self.txn
+
+    def _repo(self) -> Repo:
+        if self.repo is None:
+            raise ProtocolError("no repository open")
+        return self.repo
+
+    def commit(self, updates: List[RefUpdateRequest], summary: Optional[bool]) -> None:
+        txn = self._txn()
+        repo = self._repo()
+        for update in updates:
+            check_commit_complete(repo, txn, update.new)
+            txn.set_ref(update.ref, update.new, expected_old=update.old)
+        had_summary = (repo.path / "summary").exists()
+        try:
+            txn.commit()
+        except PyOstreeError as err:
+            raise PushError(f"refs not updated: {err}") from None
+        wrote_summary = False
+        if updates and (summary is True or (summary is None and had_summary)):
+            regenerate_summary(repo)
+            wrote_summary = True
+        self.log(f"received {self.received} objects, updated {len(updates)} refs")
+        self.writer.write_json(FrameKind.DONE, {
+            "refs": {u.ref: u.new for u in updates},
+            "objects": self.received,
+            "summary": wrote_summary,
+        })
+        self.writer.flush()
+
+    def abort(self) -> None:
+        if self.txn is not None:
+            self.txn.abort()
+
+
+def _meta_bytes(repo: Repo, txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
+    """Metadata from ``objects/`` or, if only staged so far, from the staging dir."""
+    if repo.has_object(checksum, objtype):
+        return repo.read_metadata_bytes(checksum, objtype)
+    rel = os.path.join(checksum[:2], f"{checksum[2:]}.{objtype.extension()}")
+    path = os.path.join(txn.staging_path, rel)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_METADATA_SIZE + 1)
+    except FileNotFoundError:
+        raise PushError(
+            f"commit is incomplete: {objtype.extension()} {checksum} was never sent"
+        ) from None
+    if len(data) > MAX_METADATA_SIZE:
+        raise PushError(f"{objtype.extension()} {checksum} is too large")
+    return data
+
+
+def check_commit_complete(repo: Repo, txn: Transaction, commit: str) -> None:
+    """Every object the commit reaches must be in ``objects/`` or staged now.
+
+    A dirtree already in ``objects/`` is trusted to be complete below it (publishing
+    is children-first), so an incremental push only walks what changed.
+    """
+    from pyostree.objects import Commit, DirTree
+
+    commit_obj = Commit.from_bytes(_meta_bytes(repo, txn, commit, ObjectType.COMMIT), verify=False)
+    pending: List[Tuple[str, str]] = [(commit_obj.root_tree, commit_obj.root_meta)]
+    seen: Set[str] = set()
+    while pending:
+        tree, meta = pending.pop()
+        if not txn.has_object(meta, ObjectType.DIR_META):
+            raise PushError(f"commit {commit} is incomplete: dirmeta {meta} was never sent")
+        if tree in seen:
+            continue
+        seen.add(tree)
+        if repo.has_object(tree, ObjectType.DIR_TREE):
+            continue
+        dirtree = DirTree.from_bytes(_meta_bytes(repo, txn, tree, ObjectType.DIR_TREE), verify=False)
+        for entry in dirtree.files:
+            if not txn.has_object(entry.checksum, ObjectType.FILE):
+                raise PushError(
+                    f"commit {commit} is incomplete: file {entry.checksum} was never sent"
+                )
+        for sub in dirtree.dirs:
+            pending.append((sub.tree_checksum, sub.meta_checksum))
+
+
+def regenerate_summary(repo: Repo) -> None:
+    """Rewrite ``summary`` after the refs moved (a stale one hides new refs)."""
+    from pyostree.repo import summary
+
+    summary.regenerate_summary(repo)
+
+
+def serve(
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    config: ReceiveConfig = ReceiveConfig(),
+    *,
+    log: Optional[LogFn] = None,
+) -> None:
+    """Run one receive session; raises the error that ended it (already sent as ERROR)."""
+    writer = FrameWriter(stdout)
+    session = _Session(FrameReader(stdin), writer, config, log or (lambda _msg: None))
+    try:
+        session.handshake()
+        session.open_repo()
+        session.loop()
+    except (PyOstreeError, RefError) as err:
+        session.abort()
+        _send_error(writer, str(err))
+        raise
+    except OSError as err:
+        session.abort()
+        _send_error(writer, f"receiver I/O error: {err}")
+        raise PushError(f"receiver I/O error: {err}") from None
+    except BaseException:
+        session.abort()
+        raise
+
+
+def _send_error(writer: FrameWriter, message: str) -> None:
+    try:
+        writer.write_json(FrameKind.ERROR, {"message": message[:4096]})
+        writer.flush()
+    except (OSError, ValueError):
+        pass  # the client is gone; the error is still raised to our caller
