@@ -139,7 +139,7 @@ def _compile_double(node: TypeNode) -> EncodeFn:
         if not isinstance(value, (float, int)):
             raise _type_error(node, value, "float")
         try:
-            buf += pack(value)
+            buf += pack(float(value))
         except OverflowError:
             raise GVariantError(f"value {value} out of range for GVariant type 'd'") from None
     return enc
