@@ -44,7 +44,16 @@ def check_relpath(path: str) -> str:
     ``""`` and ``"."`` mean the root itself. Absolute paths, ``..``, empty components and
     NUL are refused so a caller can never step outside the repo root.
     """
-    raise NotImplementedError
+    if path in ("", "."):
+        return ""
+    if "\x00" in path:
+        raise TransportError(f"path {path!r} contains NUL")
+    if path.startswith("/"):
+        raise TransportError(f"path {path!r} is absolute; transport paths are relative")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise TransportError(f"path {path!r} has an empty, '.' or '..' component")
+    return path
 
 
 class FileTransport(abc.ABC):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import abc
 from typing import Callable, List, Tuple
 
+from ..errors import TransportError
 from .base import ExecChannel, FileTransport
+from .local import LocalFileTransport, local_exec
 from .destination import Destination
 from .ssh_options import SshOptions, SshOptionError, parse_ssh_option
 
@@ -48,11 +50,40 @@ class SshConnection(abc.ABC):
 
 def connect(dest: Destination, opts: SshOptions) -> SshConnection:
     """Connect and authenticate (host key checked first: unknown/changed keys are refused)."""
-    raise NotImplementedError
+    if dest.kind != "ssh" or dest.host is None:
+        raise TransportError(f"not an ssh destination: {dest.path}")
+    if opts.vendor == "paramiko":
+        from .paramiko_vendor import connect_paramiko
+
+        return connect_paramiko(dest, opts)
+    if opts.vendor == "openssh":
+        from .openssh_vendor import connect_openssh
+
+        return connect_openssh(dest, opts)
+    raise SshOptionError(f"unknown ssh vendor {opts.vendor!r} (expected paramiko or openssh)")
 
 
 def open_transport(
     dest: Destination, opts: SshOptions
 ) -> Tuple[FileTransport, ExecFunc, CloseFunc]:
-    """File ops, exec and close for any destination, local or ssh; what push uses."""
-    raise NotImplementedError
+    """File ops, exec and close for any destination, local or ssh; what push uses.
+
+    For a local destination exec runs the command here (no shell), as ssh would there.
+    """
+    if dest.kind == "local":
+        local = LocalFileTransport(dest.path)
+        return local, local_exec, local.close
+    connection = connect(dest, opts)
+    try:
+        files = connection.open_files(dest.path)
+    except BaseException:
+        connection.close()
+        raise
+
+    def close() -> None:
+        try:
+            files.close()
+        finally:
+            connection.close()
+
+    return files, connection.exec, close

@@ -56,4 +56,37 @@ def parse_ssh_option(text: str, *, vendor: str = "paramiko") -> Tuple[str, str]:
     case-insensitively, returned in canonical spelling); for openssh any key passes
     through for ssh itself to judge.
     """
-    raise NotImplementedError
+    if vendor not in VENDORS:
+        raise SshOptionError(f"unknown ssh vendor {vendor!r} (expected paramiko or openssh)")
+    stripped = text.strip()
+    if not stripped or any(ord(c) < 32 and c != "\t" for c in stripped):
+        raise SshOptionError(f"malformed ssh option {text!r}")
+    key, value = _split_key_value(stripped)
+    if not key or not value or not key.isascii() or not key.isalnum():
+        raise SshOptionError(f"malformed ssh option {text!r} (expected Key=Value)")
+    if vendor == "openssh":
+        return key, value
+    canonical = _CANONICAL.get(key.lower())
+    if canonical is None:
+        raise SshOptionError(
+            f"ssh option {key!r} is not supported by the paramiko vendor "
+            f"(supported: {', '.join(PARAMIKO_OPTION_KEYS)}; or use --ssh=openssh)"
+        )
+    return canonical, value
+
+
+VENDORS: Tuple[str, ...] = ("paramiko", "openssh")
+
+_CANONICAL = {key.lower(): key for key in PARAMIKO_OPTION_KEYS}
+
+
+def _split_key_value(text: str) -> Tuple[str, str]:
+    # ssh accepts "Key=Value", "Key Value" and "Key = Value".
+    for index, char in enumerate(text):
+        if char == "=" or char.isspace():
+            key = text[:index]
+            rest = text[index:].strip()
+            if rest.startswith("="):
+                rest = rest[1:].strip()
+            return key, rest
+    return text, ""

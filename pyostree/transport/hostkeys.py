@@ -1,0 +1,110 @@
+"""known_hosts checking for the paramiko vendor, with OpenSSH's StrictHostKeyChecking rules."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import paramiko  # type: ignore[import-untyped]
+
+from ..errors import TransportError
+
+__all__ = ["HostKeyPolicy", "HostKeyError", "KnownHosts", "known_hosts_name", "parse_strict"]
+
+
+class HostKeyError(TransportError):
+    """The server's host key is unknown or has changed; nothing was sent to it."""
+
+
+#: StrictHostKeyChecking values we accept, mapped to our three policies.
+_STRICT_VALUES: Dict[str, str] = {
+    "yes": "yes",
+    "ask": "yes",  # we never prompt, so "ask" behaves like "yes" (as BatchMode does)
+    "accept-new": "accept-new",
+    "no": "no",
+    "off": "no",
+}
+
+
+def parse_strict(value: str) -> str:
+    """Normalise a StrictHostKeyChecking value to ``yes``, ``accept-new`` or ``no``."""
+    policy = _STRICT_VALUES.get(value.strip().lower())
+    if policy is None:
+        raise TransportError(
+            f"bad StrictHostKeyChecking value {value!r} (expected yes, accept-new or no)"
+        )
+    return policy
+
+
+def known_hosts_name(host: str, port: int) -> str:
+    """The name a host goes under in known_hosts: ``host`` or ``[host]:port``."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+@dataclass(frozen=True)
+class HostKeyPolicy:
+    """Where known keys live and what to do with a new one."""
+
+    known_hosts_files: Tuple[str, ...]  # the first one is written by accept-new
+    strict: str = "yes"  # yes | accept-new | no
+
+
+class KnownHosts:
+    """The keys of every readable known_hosts file (missing files are simply empty)."""
+
+    def __init__(self, files: Sequence[str]) -> None:
+        self._keys = paramiko.HostKeys()
+        for path in files:
+            if not os.path.isfile(path):
+                continue
+            try:
+                self._keys.load(path)
+            except (OSError, UnicodeDecodeError) as err:
+                raise TransportError(f"cannot read known_hosts file {path}: {err}") from err
+
+    def key_types(self, name: str) -> List[str]:
+        """Key types recorded for ``name`` (used to ask the server for a key we can check)."""
+        entry = self._keys.lookup(name)
+        return list(entry.keys()) if entry else []
+
+    def verify(self, name: str, shown: str, key: paramiko.PKey, policy: HostKeyPolicy) -> None:
+        """Raise HostKeyError unless ``key`` is acceptable for ``name`` under ``policy``."""
+        entry = self._keys.lookup(name)
+        key_type = key.get_name()
+        known = entry.get(key_type) if entry else None
+        fingerprint = key.fingerprint
+        if known is not None:
+            if known.asbytes() == key.asbytes() or policy.strict == "no":
+                return
+            raise HostKeyError(
+                f"host key for {shown} has CHANGED ({key_type} {fingerprint}); "
+                "refusing to connect (possible man-in-the-middle): fix known_hosts if this is expected"
+            )
+        if policy.strict == "no":
+            return
+        if policy.strict == "accept-new" and not entry:
+            add_known_host(policy.known_hosts_files, name, key)
+            return
+        where = ", ".join(policy.known_hosts_files) or "no known_hosts file"
+        raise HostKeyError(
+            f"host key for {shown} is unknown ({key_type} {fingerprint}; not in {where}); "
+            "refusing to connect: add it to known_hosts or use -o StrictHostKeyChecking=accept-new"
+        )
+
+
+def add_known_host(files: Sequence[str], name: str, key: paramiko.PKey) -> None:
+    """Append ``name``'s key to the first known_hosts file (creating ~/.ssh if needed)."""
+    if not files:
+        raise HostKeyError(f"cannot remember host key for {name}: no known_hosts file configured")
+    path = files[0]
+    line = f"{name} {key.get_name()} {key.get_base64()}\n"
+    try:
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "a", encoding="ascii") as f:
+            f.write(line)
+    except OSError as err:
+        raise HostKeyError(f"cannot add host key for {name} to {path}: {err.strerror}") from err

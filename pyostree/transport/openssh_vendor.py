@@ -1,0 +1,210 @@
+"""The OpenSSH vendor: the system ``ssh`` binary carries sftp and exec over its stdio.
+
+ssh does its own config, known_hosts, agent and key handling; we only pass -p/-l/-i/-o/-F
+through and always add BatchMode=yes (unless given) because nobody can answer a prompt.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import select
+import shlex
+import subprocess
+import threading
+from typing import IO, BinaryIO, Deque, List, Optional, cast
+
+import paramiko  # type: ignore[import-untyped]
+
+from ..errors import TransportError
+from .base import ExecChannel, FileTransport
+from .destination import Destination
+from .sftp import ExtensionAwareSFTPClient, SftpFileTransport
+from .ssh import SshConnection
+from .ssh_options import SshOptions, parse_ssh_option
+
+__all__ = ["OpenSshConnection", "ssh_base_argv", "connect_openssh"]
+
+#: How long close() waits for ssh to exit after EOF before killing it.
+_EXIT_GRACE_SECONDS = 10.0
+_STDERR_KEEP = 64 * 1024
+
+
+def ssh_base_argv(dest: Destination, opts: SshOptions, ssh_binary: str = "ssh") -> List[str]:
+    """``ssh`` and its options, up to (not including) ``--``, host and command."""
+    if dest.host is None:
+        raise TransportError("ssh destination has no host")
+    argv = [ssh_binary, "-T", "-x"]
+    if opts.config_file is not None:
+        argv += ["-F", opts.config_file]
+    keys = set()
+    for key, value in opts.options:
+        canonical, value = parse_ssh_option(f"{key}={value}", vendor="openssh")
+        keys.add(canonical.lower())
+        argv.append(f"-o{canonical}={value}")
+    if "batchmode" not in keys:
+        argv.append("-oBatchMode=yes")
+    if opts.agent_socket is not None and "identityagent" not in keys:
+        argv.append(f"-oIdentityAgent={opts.agent_socket}")
+    port = dest.port if dest.port is not None else opts.port
+    if port is not None:
+        argv += ["-p", str(port)]
+    user = dest.user or opts.user
+    if user is not None:
+        argv += ["-l", user]
+    for path in opts.identity_files:
+        argv += ["-i", path]
+    return argv
+
+
+class _StderrCollector(threading.Thread):
+    """Drains ssh's stderr so it never blocks, keeping the tail for error messages."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__(daemon=True, name="ssh-stderr")
+        self._stream = stream
+        self._tail: Deque[bytes] = collections.deque()
+        self._size = 0
+
+    def run(self) -> None:
+        while True:
+            chunk = self._stream.read1(4096) if hasattr(self._stream, "read1") else self._stream.read(4096)
+            if not chunk:
+                return
+            self._tail.append(chunk)
+            self._size += len(chunk)
+            while self._size > _STDERR_KEEP and len(self._tail) > 1:
+                self._size -= len(self._tail.popleft())
+
+    def last_line(self) -> str:
+        text = b"".join(self._tail).decode("utf-8", "replace")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return lines[-1] if lines else "no message from ssh"
+
+
+class _PipeSocket:
+    """The send/recv face paramiko's SFTPClient needs, over an ssh subprocess's pipes."""
+
+    def __init__(self, proc: "subprocess.Popen[bytes]", stderr: _StderrCollector) -> None:
+        self._proc = proc
+        self._stderr = stderr
+        self._in = cast(IO[bytes], proc.stdin)
+        self._out = cast(IO[bytes], proc.stdout)
+
+    def send(self, data: bytes) -> int:
+        try:
+            return os.write(self._in.fileno(), data)
+        except (BrokenPipeError, ValueError):
+            raise EOFError("ssh exited") from None
+
+    def recv(self, n: int) -> bytes:
+        return os.read(self._out.fileno(), n)
+
+    def recv_ready(self) -> bool:
+        ready, _, _ = select.select([self._out], [], [], 0)
+        return bool(ready)
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        return None
+
+    def get_name(self) -> str:
+        return "openssh"
+
+    def close(self) -> None:
+        for stream in (self._in, self._out):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        _finish(self._proc)
+
+    def failure(self) -> str:
+        """Why ssh went away, for error messages."""
+        if self._proc.poll() is None:
+            try:
+                self._proc.wait(timeout=_EXIT_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+        self._stderr.join(timeout=1.0)
+        return self._stderr.last_line()
+
+
+def _finish(proc: "subprocess.Popen[bytes]") -> None:
+    try:
+        proc.wait(timeout=_EXIT_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _spawn(argv: List[str]) -> "subprocess.Popen[bytes]":
+    try:
+        return subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except OSError as err:
+        raise TransportError(f"cannot run {argv[0]}: {err.strerror or err}") from err
+
+
+class OpenSshExecChannel(ExecChannel):
+    """``ssh host -- command``: the command's stdio is ssh's stdio; ssh errors exit 255."""
+
+    def __init__(self, proc: "subprocess.Popen[bytes]") -> None:
+        self._proc = proc
+        self.stdin = cast(BinaryIO, proc.stdin)
+        self.stdout = cast(BinaryIO, proc.stdout)
+        self.stderr = cast(BinaryIO, proc.stderr)
+
+    def wait(self) -> int:
+        return self._proc.wait()
+
+    def close(self) -> None:
+        for stream in (self.stdin, self.stdout, self.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+
+
+class OpenSshConnection(SshConnection):
+    """Not one connection but a recipe: every sftp session and exec is its own ssh process."""
+
+    def __init__(self, dest: Destination, opts: SshOptions, ssh_binary: str = "ssh") -> None:
+        if dest.host is None:
+            raise TransportError("ssh destination has no host")
+        self._host = dest.host
+        self._base = ssh_base_argv(dest, opts, ssh_binary)
+        self._closers: List[FileTransport] = []
+
+    def open_files(self, root: str) -> FileTransport:
+        proc = _spawn(self._base + ["-s", "--", self._host, "sftp"])
+        stderr = _StderrCollector(cast(IO[bytes], proc.stderr))
+        stderr.start()
+        pipe = _PipeSocket(proc, stderr)
+        try:
+            client = ExtensionAwareSFTPClient(pipe)
+        except (paramiko.SSHException, OSError, EOFError) as err:
+            pipe.close()
+            raise TransportError(f"ssh to {self._host} failed: {pipe.failure()}") from err
+        files = SftpFileTransport(client, root)
+        self._closers.append(files)
+        return files
+
+    def exec(self, argv: List[str]) -> ExecChannel:
+        if not argv:
+            raise TransportError("cannot run an empty command")
+        # ssh joins its arguments with spaces for the remote shell: quote each word.
+        return OpenSshExecChannel(_spawn(self._base + ["--", self._host, shlex.join(argv)]))
+
+    def close(self) -> None:
+        closers, self._closers = self._closers, []
+        for files in closers:
+            files.close()
+
+
+def connect_openssh(dest: Destination, opts: SshOptions) -> OpenSshConnection:
+    """Prepare the ssh command line; nothing connects until open_files/exec."""
+    return OpenSshConnection(dest, opts)

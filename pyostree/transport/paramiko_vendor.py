@@ -1,0 +1,362 @@
+"""The paramiko ssh vendor: ~/.ssh/config, known_hosts, agent and key files, all in-process."""
+
+from __future__ import annotations
+
+import io
+import os
+import pwd
+import shlex
+import socket
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import paramiko  # type: ignore[import-untyped]
+
+
+from ..errors import TransportError
+from ._streams import CallableReader, CallableWriter
+from .base import ExecChannel, FileTransport
+from .destination import Destination
+from .hostkeys import HostKeyPolicy, KnownHosts, known_hosts_name, parse_strict
+from .sftp import ExtensionAwareSFTPClient, SftpFileTransport
+from .ssh import SshConnection
+from .ssh_options import SshOptions, parse_ssh_option
+
+__all__ = ["ParamikoConnection", "ParamikoExecChannel", "ResolvedSsh", "resolve", "connect_paramiko"]
+
+DEFAULT_CONNECT_TIMEOUT = 30.0
+_DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
+_TRUE = ("yes", "true")
+_FALSE = ("no", "false")
+
+
+@dataclass(frozen=True)
+class ResolvedSsh:
+    """Every setting after merging destination, command line and ~/.ssh/config."""
+
+    hostname: str
+    port: int
+    user: str
+    identity_files: Tuple[str, ...]  # explicit (-i, -o, config): missing ones are errors if from -i
+    explicit_identities: Tuple[str, ...]
+    identities_only: bool
+    agent_socket: Optional[str]
+    host_key_name: str  # name looked up in known_hosts
+    host_key_policy: HostKeyPolicy
+    connect_timeout: float
+
+
+def _expand(path: str, home: Optional[str]) -> str:
+    if home is not None and (path == "~" or path.startswith("~/")):
+        return home + path[1:]
+    return path
+
+
+def _yes_no(key: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise TransportError(f"bad {key} value {value!r} (expected yes or no)")
+
+
+def _local_user() -> str:
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _load_config(opts: SshOptions, host: str) -> Dict[str, Any]:
+    path = opts.config_file
+    if path is None and opts.home is not None:
+        path = os.path.join(opts.home, ".ssh", "config")
+    if path is None or not os.path.isfile(path):
+        return {}
+    try:
+        config = paramiko.SSHConfig.from_path(path)
+        return dict(config.lookup(host))
+    except (OSError, paramiko.ConfigParseError, paramiko.SSHException) as err:
+        raise TransportError(f"cannot read ssh config {path}: {err}") from err
+
+
+def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
+    """Merge settings; the first value obtained wins, as in OpenSSH."""
+    if dest.host is None:
+        raise TransportError("ssh destination has no host")
+    cli: Dict[str, List[str]] = {}
+    for raw_key, value in opts.options:
+        key, _ = parse_ssh_option(f"{raw_key}={value}", vendor="paramiko")
+        cli.setdefault(key, []).append(value)
+
+    def first(key: str) -> Optional[str]:
+        values = cli.get(key)
+        return values[0] if values else None
+
+    config = _load_config(opts, dest.host)
+    hostname = first("HostName") or config.get("hostname") or dest.host
+
+    port_text: Optional[str] = None
+    if dest.port is not None:
+        port_text = str(dest.port)
+    elif opts.port is not None:
+        port_text = str(opts.port)
+    else:
+        port_text = first("Port") or config.get("port")
+    port = 22
+    if port_text is not None:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise TransportError(f"bad ssh port {port_text!r}")
+        port = int(port_text)
+
+    user = dest.user or opts.user or first("User") or config.get("user") or _local_user()
+
+    explicit = tuple(_expand(p, opts.home) for p in opts.identity_files + tuple(cli.get("IdentityFile", ())))
+    configured = tuple(_expand(p, opts.home) for p in config.get("identityfile", ()))
+    identities = explicit + tuple(p for p in configured if p not in explicit)
+    if not identities and opts.home is not None:
+        identities = tuple(os.path.join(opts.home, ".ssh", name) for name in _DEFAULT_KEY_NAMES)
+
+    only_text = first("IdentitiesOnly") or config.get("identitiesonly")
+    identities_only = _yes_no("IdentitiesOnly", only_text) if only_text else False
+
+    agent_text = first("IdentityAgent") or config.get("identityagent")
+    agent_socket = opts.agent_socket
+    if agent_text is not None:
+        agent_socket = None if agent_text.lower() == "none" else _expand(agent_text, opts.home)
+
+    known_text = first("UserKnownHostsFile") or config.get("userknownhostsfile")
+    if known_text is not None:
+        known_files = tuple(_expand(p, opts.home) for p in known_text.split() if p.lower() != "none")
+    elif opts.home is not None:
+        known_files = (os.path.join(opts.home, ".ssh", "known_hosts"),)
+    else:
+        known_files = ()
+    known_files = known_files + ("/etc/ssh/ssh_known_hosts",)
+    strict = parse_strict(first("StrictHostKeyChecking") or config.get("stricthostkeychecking") or "yes")
+
+    batch_text = first("BatchMode") or config.get("batchmode")
+    if batch_text is not None:
+        _yes_no("BatchMode", batch_text)  # we never prompt: validated, nothing else to do
+
+    timeout = DEFAULT_CONNECT_TIMEOUT
+    timeout_text = first("ConnectTimeout") or config.get("connecttimeout")
+    if timeout_text is not None:
+        if not timeout_text.isdigit() or int(timeout_text) == 0:
+            raise TransportError(f"bad ConnectTimeout value {timeout_text!r} (expected seconds > 0)")
+        timeout = float(timeout_text)
+
+    alias = first("HostKeyAlias") or config.get("hostkeyalias")
+    return ResolvedSsh(
+        hostname=hostname,
+        port=port,
+        user=user,
+        identity_files=identities,
+        explicit_identities=explicit,
+        identities_only=identities_only,
+        agent_socket=agent_socket,
+        host_key_name=alias or known_hosts_name(hostname, port),
+        host_key_policy=HostKeyPolicy(known_hosts_files=known_files, strict=strict),
+        connect_timeout=timeout,
+    )
+
+
+class _SocketAgent(paramiko.agent.AgentSSH):  # type: ignore[misc]
+    """An ssh-agent client for an explicit socket path (paramiko's own reads the environment)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(path)
+            self._connect(conn)
+        except (OSError, paramiko.SSHException):
+            conn.close()
+            self._conn = None
+            self._keys = ()
+
+    def close(self) -> None:
+        self._close()
+
+
+def _load_key_file(path: str, explicit: bool, notes: List[str]) -> Optional[paramiko.PKey]:
+    if not os.path.isfile(path):
+        if explicit:
+            raise TransportError(f"identity file {path} not found")
+        return None
+    try:
+        return paramiko.PKey.from_path(path)
+    except paramiko.PasswordRequiredException:
+        notes.append(f"{path} is passphrase-protected (use ssh-agent)")
+    except (OSError, ValueError, paramiko.SSHException) as err:
+        if explicit:
+            raise TransportError(f"cannot load identity file {path}: {err}") from err
+        notes.append(f"{path} unreadable")
+    return None
+
+
+def _candidate_keys(resolved: ResolvedSsh, notes: List[str]) -> Tuple[List[Tuple[str, paramiko.PKey]], Optional[_SocketAgent]]:
+    keys: List[Tuple[str, paramiko.PKey]] = []
+    for path in resolved.identity_files:
+        key = _load_key_file(path, path in resolved.explicit_identities, notes)
+        if key is not None:
+            keys.append((path, key))
+    agent: Optional[_SocketAgent] = None
+    if resolved.agent_socket is not None:
+        agent = _SocketAgent(resolved.agent_socket)
+        wanted = {key.asbytes() for _, key in keys}
+        for agent_key in agent.get_keys():
+            if resolved.identities_only and agent_key.asbytes() not in wanted:
+                continue
+            keys.append((f"agent key {agent_key.get_fingerprint().hex()[:16]}", agent_key))
+    return keys, agent
+
+
+def _order_host_key_types(transport: paramiko.Transport, known: Sequence[str]) -> None:
+    # Ask for a key type known_hosts already has, as OpenSSH does, so a rotated
+    # preference order on the server does not look like an unknown host.
+    if not known:
+        return
+    options = transport.get_security_options()
+
+    def base_type(algo: str) -> str:
+        algo = algo.replace("-cert-v01@openssh.com", "")
+        return "ssh-rsa" if algo.startswith("rsa-sha2-") else algo
+
+    current = list(options.key_types)
+    preferred = [a for a in current if base_type(a) in known]
+    options.key_types = preferred + [a for a in current if a not in preferred]
+
+
+def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection":
+    """Connect, check the host key before sending anything, then authenticate by public key."""
+    resolved = resolve(dest, opts)
+    shown = f"{resolved.hostname}:{resolved.port}"
+    known = KnownHosts(resolved.host_key_policy.known_hosts_files)
+    try:
+        sock = socket.create_connection((resolved.hostname, resolved.port), timeout=resolved.connect_timeout)
+    except OSError as err:
+        raise TransportError(f"cannot connect to {shown}: {err.strerror or err}") from err
+    transport = paramiko.Transport(sock)
+    try:
+        transport.banner_timeout = resolved.connect_timeout
+        transport.auth_timeout = resolved.connect_timeout
+        _order_host_key_types(transport, known.key_types(resolved.host_key_name))
+        try:
+            transport.start_client(timeout=resolved.connect_timeout)
+        except (paramiko.SSHException, OSError, EOFError) as err:
+            raise TransportError(f"ssh handshake with {shown} failed: {err}") from err
+        known.verify(resolved.host_key_name, shown, transport.get_remote_server_key(), resolved.host_key_policy)
+        sock.settimeout(None)
+        _authenticate(transport, resolved, shown)
+    except BaseException:
+        transport.close()
+        raise
+    return ParamikoConnection(transport)
+
+
+def _authenticate(transport: paramiko.Transport, resolved: ResolvedSsh, shown: str) -> None:
+    notes: List[str] = []
+    keys, agent = _candidate_keys(resolved, notes)
+    try:
+        for _label, key in keys:
+            try:
+                transport.auth_publickey(resolved.user, key)
+            except paramiko.BadAuthenticationType as err:
+                allowed = ",".join(err.allowed_types) or "none"
+                raise TransportError(
+                    f"authentication to {resolved.user}@{shown} failed: server does not accept "
+                    f"public keys (allows: {allowed})"
+                ) from err
+            except paramiko.AuthenticationException:
+                continue
+            except (paramiko.SSHException, OSError, EOFError) as err:
+                raise TransportError(f"authentication to {resolved.user}@{shown} failed: {err}") from err
+            if transport.is_authenticated():
+                return
+    finally:
+        if agent is not None:
+            agent.close()
+    detail = f"tried {len(keys)} key(s)" if keys else "no keys to offer (no -i, agent or default key)"
+    if notes:
+        detail += "; " + "; ".join(notes)
+    raise TransportError(f"authentication to {resolved.user}@{shown} failed: {detail}")
+
+
+class ParamikoExecChannel(ExecChannel):
+    """An exec request on a paramiko channel; closing stdin sends EOF."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+        self.stdin = io.BufferedWriter(CallableWriter(self._send, self._shutdown_write))
+        self.stdout = io.BufferedReader(CallableReader(self._recv))
+        self.stderr = io.BufferedReader(CallableReader(self._recv_stderr))
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._channel.sendall(data)
+        except (OSError, paramiko.SSHException, EOFError) as err:
+            raise TransportError(f"cannot write to remote command: {err}") from err
+
+    def _shutdown_write(self) -> None:
+        try:
+            self._channel.shutdown_write()
+        except (OSError, paramiko.SSHException, EOFError):
+            pass
+
+    def _recv(self, n: int) -> bytes:
+        data: bytes = self._channel.recv(n)
+        return data
+
+    def _recv_stderr(self, n: int) -> bytes:
+        data: bytes = self._channel.recv_stderr(n)
+        return data
+
+    def wait(self) -> int:
+        status: int = self._channel.recv_exit_status()
+        return status
+
+    def close(self) -> None:
+        for stream in (self.stdin, self.stdout, self.stderr):
+            try:
+                stream.close()
+            except (OSError, TransportError):
+                pass
+        self._channel.close()
+
+
+class ParamikoConnection(SshConnection):
+    """An authenticated paramiko Transport; sftp and exec each get their own channel."""
+
+    def __init__(self, transport: paramiko.Transport) -> None:
+        self._transport = transport
+
+    def _open_channel(self) -> paramiko.Channel:
+        try:
+            return self._transport.open_session()
+        except (paramiko.SSHException, OSError, EOFError) as err:
+            raise TransportError(f"cannot open ssh channel: {err}") from err
+
+    def open_files(self, root: str) -> FileTransport:
+        channel = self._open_channel()
+        try:
+            channel.invoke_subsystem("sftp")
+            client = ExtensionAwareSFTPClient(channel)
+        except (paramiko.SSHException, OSError, EOFError) as err:
+            channel.close()
+            raise TransportError(f"cannot start sftp: {err}") from err
+        return SftpFileTransport(client, root)
+
+    def exec(self, argv: List[str]) -> ExecChannel:
+        if not argv:
+            raise TransportError("cannot run an empty command")
+        channel = self._open_channel()
+        try:
+            channel.exec_command(shlex.join(argv))
+        except (paramiko.SSHException, OSError, EOFError) as err:
+            channel.close()
+            raise TransportError(f"remote refused to run {argv[0]}: {err}") from err
+        return ParamikoExecChannel(channel)
+
+    def close(self) -> None:
+        self._transport.close()
+
+
