@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.branch is None and not args.orphan:
         raise CommitUsageError("A branch must be specified with --branch, or use --orphan")
+    if args.branch is not None:
+        from pyostree.repo.refwrite import ref_relpath
+
+        ref_relpath(args.branch)  # reject a bad ref name before reading any file
     repo = open_repo(args)
     parent: Optional[str] = None
     orphan_parent = False

@@ -37,7 +37,7 @@ class CommitRequest:
     body: str = ""
     timestamp: Optional[int] = None
     parent: Optional[str] = None
-    orphan: bool = False
+    orphan: bool = False  # no default parent (``-b`` still moves the ref, as in ostree)
     no_parent: bool = False  # ``--parent=none``: a root commit even if the branch exists
     metadata: Sequence[Tuple[str, str, object]] = ()  # (key, type, value) in CLI order
     bind_refs: Sequence[str] = ()
@@ -59,7 +59,7 @@ def build_metadata(request: CommitRequest, collection_id: Optional[str]) -> Meta
         metadata[key] = (type_string, value)
     metadata.update(request.extra)
     if not request.no_bindings:
-        if request.branch is not None and not request.orphan and "ostree.ref-binding" not in metadata:
+        if request.branch is not None and "ostree.ref-binding" not in metadata:
             refs = sorted({request.branch, *request.bind_refs}, key=lambda ref: ref.encode("utf-8"))
             metadata["ostree.ref-binding"] = ("as", refs)
         if collection_id is not None and "ostree.collection-binding" not in metadata:
@@ -128,7 +128,7 @@ def write_commit(
         metadata=build_metadata(request, txn.settings.collection_id),
     )
     checksum = txn.write_metadata(commit)
-    if request.branch is not None and not request.orphan:
+    if request.branch is not None:  # ostree writes the ref even with --orphan
         txn.set_ref(request.branch, checksum)
     return CommitResult(checksum, False)
 

@@ -420,13 +420,11 @@ class Transaction:
         staging = self._require_open()
         tmp_path = os.path.join(staging.path, "tmplink." + secrets.token_hex(8))
         os.symlink(header.symlink_target, tmp_path)
-        try:
+        try:  # ostree 2022.7 leaves a symlink object's mtime alone (unlike regular files)
             if mode_name == "bare":
                 os.chown(tmp_path, header.uid, header.gid, follow_symlinks=False)
                 for name, value in header.xattrs:
                     os.setxattr(tmp_path, name[:-1], value, follow_symlinks=False)
-            atime_ns = os.lstat(tmp_path).st_atime_ns
-            os.utime(tmp_path, ns=(atime_ns, 0), follow_symlinks=False)
         except BaseException:
             os.unlink(tmp_path)
             raise
