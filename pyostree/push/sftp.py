@@ -1,3 +1,328 @@
-"""placeholder"""
-class SftpPublisher:  # type: ignore
-    def __init__(self, *a, **k): raise NotImplementedError
+"""sftp mode: publish into a remote repo with file operations only (no remote code).
+
+Objects are uploaded to ``tmp/pyostree-push-KEY/XX/NAME`` (temp name + fsync + rename, so
+a staged name is always complete), KEY derived from the commits being pushed so a retry
+after a crash finds and reuses what was staged (checked by size). Publishing renames
+children first and the commit last, never replacing an object; refs are replaced by
+``posix-rename`` after re-reading their old value under a lock file; then the summary.
+
+The dir is not named ``staging-*``: libostree deletes or reuses unlocked staging dirs,
+and an OFD lock cannot be held over sftp. Only archive and bare-user-only remotes are
+supported: bare-user needs the ``user.ostreemeta`` xattr and bare needs chown, neither
+of which sftp offers (use receive mode for those).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import secrets
+import stat
+import tempfile
+import time
+from typing import IO, TYPE_CHECKING, Dict, List, Optional, Sequence, Set
+
+from pyostree.errors import PushError
+from pyostree.objects.checksum import is_checksum
+from pyostree.objects.content import CHUNK_SIZE
+from pyostree.objects.types import ObjectType
+from pyostree.push.convert import check_bare_user_only, iter_filez
+from pyostree.push.plan import ObjectName, RefUpdate
+from pyostree.push.progress import LogFn, ProgressTracker
+from pyostree.push.publisher import Publisher, RemoteInfo
+from pyostree.push.summary import write_summary
+from pyostree.repo.config import RepoConfig, RepoMode
+from pyostree.transport import FileTransport, RemoteExistsError, RemoteNotFoundError
+
+if TYPE_CHECKING:
+    from pyostree.repo import Repo
+
+__all__ = ["SftpPublisher", "STAGING_PREFIX", "REFS_LOCK", "staging_key"]
+
+STAGING_PREFIX = "pyostree-push-"
+REFS_LOCK = "tmp/pyostree-push-refs.lock"
+STALE_LOCK_SECS = 120
+LOCK_WAIT_SECS = 10.0
+MAX_CONFIG_SIZE = 1 << 20
+MAX_REF_SIZE = 1024
+MAX_REF_DEPTH = 32
+_PART = ".part-"
+_SPOOL_MEMORY = 8 << 20
+
+
+def staging_key(names: Sequence[ObjectName]) -> str:
+    """Same pushed commits -> same staging dir, so a retry resumes instead of re-sending."""
+    commits = sorted(c for c, t in names if t is ObjectType.COMMIT)
+    basis = commits or sorted(c for c, _t in names)
+    return hashlib.sha256("\n".join(basis).encode("ascii")).hexdigest()[:16]
+
+
+def _relpath(checksum: str, objtype: ObjectType, archive: bool) -> str:
+    return f"{checksum[:2]}/{checksum[2:]}.{objtype.extension(archive)}"
+
+
+class SftpPublisher(Publisher):
+    """A push into a remote repository through a :class:`FileTransport`."""
+
+    def __init__(self, files: FileTransport, *, log: Optional[LogFn] = None) -> None:
+        self.files = files
+        self.log: LogFn = log or (lambda _m: None)
+        self.mode_name, mode = self._read_mode()
+        if mode not in (RepoMode.ARCHIVE, RepoMode.BARE_USER_ONLY):
+            raise PushError(
+                f"sftp mode cannot write a {mode.value} remote (it needs xattrs or chown); "
+                "use --via=receive"
+            )
+        self.archive = mode is RepoMode.ARCHIVE
+        self.info = RemoteInfo(mode, self._list_heads(), files.stat("summary") is not None)
+        self._staging: Optional[str] = None
+        self._sent: List[ObjectName] = []
+
+    # -- discovery ------------------------------------------------------------------
+
+    def _read_mode(self) -> "tuple[str, RepoMode]":
+        if self.files.stat("objects") is None or self.files.stat("config") is None:
+            raise PushError("the destination is not an OSTree repository (no objects/ or config)")
+        text = self.files.read_bytes("config", MAX_CONFIG_SIZE).decode("utf-8", "replace")
+        name = RepoConfig.parse(text).get("core", "mode") or "bare"
+        return name, RepoMode.parse(name)
+
+    def _list_heads(self) -> Dict[str, str]:
+        refs: Dict[str, str] = {}
+        pending = [("refs/heads", "", 0)]
+        while pending:
+            path, prefix, depth = pending.pop()
+            if depth > MAX_REF_DEPTH:
+                continue
+            try:
+                names = self.files.listdir(path)
+            except RemoteNotFoundError:
+                continue
+            for name in names:
+                info = self.files.stat(f"{path}/{name}")
+                if info is None:
+                    continue
+                if stat.S_ISDIR(info.mode):
+                    pending.append((f"{path}/{name}", f"{prefix}{name}/", depth + 1))
+                elif stat.S_ISREG(info.mode):
+                    value = self._read_ref_file(f"{path}/{name}")
+                    if value is not None:
+                        refs[prefix + name] = value
+        return refs
+
+    def _read_ref_file(self, path: str) -> Optional[str]:
+        try:
+            value = self.files.read_bytes(path, MAX_REF_SIZE).decode("ascii", "replace").strip()
+        except RemoteNotFoundError:
+            return None
+        return value if is_checksum(value) else None
+
+    def have(self, names: Sequence[ObjectName]) -> List[bool]:
+        return [
+            self.files.stat("objects/" + _relpath(c, t, self.archive)) is not None
+            for c, t in names
+        ]
+
+    # -- staging --------------------------------------------------------------------
+
+    def _open_staging(self, names: Sequence[ObjectName]) -> Dict[str, int]:
+        """Create or resume our staging dir; returns staged object relpath -> size."""
+        self.files.mkdir("tmp", exist_ok=True)
+        staging = f"tmp/{STAGING_PREFIX}{staging_key(names)}"
+        self._staging = staging
+        staged: Dict[str, int] = {}
+        if self.files.stat(staging) is None:
+            self.files.mkdir(staging, exist_ok=True)
+            return staged
+        for prefix in self.files.listdir(staging):
+            sub = f"{staging}/{prefix}"
+            info = self.files.stat(sub)
+            if info is None or not stat.S_ISDIR(info.mode):
+                continue
+            for name in self.files.listdir(sub):
+                if _PART in name:
+                    self.files.remove(f"{sub}/{name}")  # an upload cut short
+                    continue
+                entry = self.files.stat(f"{sub}/{name}")
+                if entry is not None:
+                    staged[f"{prefix}/{name}"] = -1 if stat.S_ISLNK(entry.mode) else entry.size
+        if staged:
+            self.log(f"resuming {staging}: {len(staged)} objects already staged")
+        return staged
+
+    def send_objects(self, repo: Repo, names: Sequence[ObjectName], tracker: ProgressTracker) -> None:
+        staged = self._open_staging(names)
+        staging = self._staging
+        assert staging is not None
+        made_dirs: Set[str] = set()
+        for checksum, objtype in names:
+            rel = _relpath(checksum, objtype, self.archive)
+            prefix = rel[:2]
+            if prefix not in made_dirs:
+                self.files.mkdir(f"{staging}/{prefix}", exist_ok=True)
+                made_dirs.add(prefix)
+            self._stage_one(repo, checksum, objtype, f"{staging}/{rel}", staged.get(rel), tracker)
+            self._sent.append((checksum, objtype))
+            tracker.object_done()
+
+    def _stage_one(
+        self, repo: Repo, checksum: str, objtype: ObjectType, target: str,
+        staged_size: Optional[int], tracker: ProgressTracker,
+    ) -> None:
+        if objtype.is_meta:
+            data = repo.read_metadata_bytes(checksum, objtype)
+            if staged_size == len(data) and objtype is not ObjectType.COMMIT_META:
+                return
+            self._upload_bytes(data, target, tracker)
+            return
+        if self.archive:
+            with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
+                for chunk in iter_filez(repo, checksum):
+                    spool.write(chunk)
+                size = spool.tell()
+                if staged_size == size:
+                    return
+                spool.seek(0)
+                self._upload_stream(spool, target, tracker)
+            return
+        with repo.open_content(checksum) as reader:
+            header = reader.header
+            check_bare_user_only(header, checksum)
+            if header.is_symlink:
+                if staged_size == -1:
+                    return
+                tmp = f"{target}{_PART}{secrets.token_hex(4)}"
+                self.files.symlink(header.symlink_target, tmp)
+                self.files.rename(tmp, target, replace=True)
+                return
+            if staged_size == reader.size:
+                return
+            tmp = f"{target}{_PART}{secrets.token_hex(4)}"
+            with self.files.open_write(tmp, mode=0o644) as handle:
+                for chunk in reader.iter_chunks():
+                    handle.write(chunk)
+                    tracker.add_bytes(len(chunk))
+            self.files.chmod(tmp, header.mode & 0o7777)
+            self.files.utime(tmp, (0, 0))
+            self.files.fsync(tmp)
+            self.files.rename(tmp, target, replace=True)
+
+    def _upload_bytes(self, data: bytes, target: str, tracker: ProgressTracker) -> None:
+        tmp = f"{target}{_PART}{secrets.token_hex(4)}"
+        with self.files.open_write(tmp, mode=0o644) as handle:
+            handle.write(data)
+        tracker.add_bytes(len(data))
+        self.files.fsync(tmp)
+        self.files.rename(tmp, target, replace=True)
+
+    def _upload_stream(self, source: IO[bytes], target: str, tracker: ProgressTracker) -> None:
+        tmp = f"{target}{_PART}{secrets.token_hex(4)}"
+        with self.files.open_write(tmp, mode=0o644) as handle:
+            while True:
+                chunk = source.read(CHUNK_SIZE)
+                if not chunk:
+                    break
+                handle.write(chunk)
+                tracker.add_bytes(len(chunk))
+        self.files.fsync(tmp)
+        self.files.rename(tmp, target, replace=True)
+
+    # -- publishing -----------------------------------------------------------------
+
+    def publish(self, updates: Sequence[RefUpdate], update_summary: Optional[bool]) -> bool:
+        self._publish_objects()
+        self._take_refs_lock()
+        try:
+            self._check_refs(updates)
+            for update in updates:
+                self._write_ref(update)
+            wrote = False
+            if update_summary is True or (update_summary is None and self.info.has_summary):
+                refs = self._list_heads()
+                write_summary(self.files, refs, self.mode_name, "tmp")
+                wrote = True
+        finally:
+            self._release_refs_lock()
+        if self._staging is not None:
+            self.files.rmtree(self._staging)
+        return wrote
+
+    def _publish_objects(self) -> None:
+        """Children first (the send order), the commit last; existing objects are kept."""
+        staging = self._staging
+        made: Set[str] = set()
+        for checksum, objtype in self._sent:
+            rel = _relpath(checksum, objtype, self.archive)
+            prefix = rel[:2]
+            if prefix not in made:
+                self.files.mkdir(f"objects/{prefix}", exist_ok=True)
+                made.add(prefix)
+            source, target = f"{staging}/{rel}", f"objects/{rel}"
+            if objtype is ObjectType.COMMIT_META:
+                self.files.rename(source, target, replace=True)
+                continue
+            try:
+                self.files.rename(source, target, replace=False)
+            except RemoteExistsError:
+                self.files.remove(source)
+            except RemoteNotFoundError:
+                if self.files.stat(target) is None:
+                    raise PushError(f"staged object {rel} vanished before it was published") from None
+
+    def _take_refs_lock(self) -> None:
+        """An exclusive-create lock file: sftp has no locks, and the ref CAS is a
+        read-then-rename that must not interleave with another pusher's."""
+        deadline = time.monotonic() + LOCK_WAIT_SECS
+        while True:
+            try:
+                with self.files.open_write(REFS_LOCK, mode=0o644) as handle:
+                    handle.write(f"{int(time.time())}\n".encode("ascii"))
+                return
+            except RemoteExistsError:
+                pass
+            if time.monotonic() >= deadline:
+                try:
+                    stamp = int(self.files.read_bytes(REFS_LOCK, 64).decode("ascii").strip())
+                except (ValueError, RemoteNotFoundError):
+                    stamp = 0
+                if time.time() - stamp > STALE_LOCK_SECS:
+                    self.log("removing a stale refs lock left by a crashed push")
+                    self.files.remove(REFS_LOCK)
+                    deadline = time.monotonic() + LOCK_WAIT_SECS
+                    continue
+                raise PushError("another push is updating refs on the remote; try again")
+            time.sleep(0.1)
+
+    def _release_refs_lock(self) -> None:
+        try:
+            self.files.remove(REFS_LOCK)
+        except RemoteNotFoundError:
+            pass
+
+    def _check_refs(self, updates: Sequence[RefUpdate]) -> None:
+        for update in updates:
+            current = self._read_ref_file(f"refs/heads/{update.ref}")
+            if current != update.old:
+                raise PushError(
+                    f"ref {update.ref} moved on the remote during the push "
+                    f"(now {current or 'absent'}, expected {update.old or 'absent'}); not updated"
+                )
+
+    def _write_ref(self, update: RefUpdate) -> None:
+        path = f"refs/heads/{update.ref}"
+        parent = posixpath.dirname(path)
+        parts = parent.split("/")
+        for depth in range(3, len(parts) + 1):
+            self.files.mkdir("/".join(parts[:depth]), exist_ok=True)
+        tmp = f"tmp/{STAGING_PREFIX}ref-{secrets.token_hex(6)}"
+        with self.files.open_write(tmp, mode=0o644) as handle:
+            handle.write(f"{update.new}\n".encode("ascii"))
+        self.files.fsync(tmp)
+        self.files.rename(tmp, path, replace=True)
+        self.log(f"{update.ref} -> {update.new}")
+
+    def abort(self) -> None:
+        """Staged objects stay in our dir for the next try of the same push."""
+
+    def close(self) -> None:
+        """The transport is closed by whoever opened it."""

@@ -270,9 +270,15 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str) -> None:
 
 def regenerate_summary(repo: Repo) -> None:
     """Rewrite ``summary`` after the refs moved (a stale one hides new refs)."""
-    from pyostree.repo import summary
+    from pyostree.push.summary import write_summary
+    from pyostree.transport import LocalFileTransport
 
-    summary.regenerate_summary(repo)
+    heads = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
+    files = LocalFileTransport(repo.path)
+    try:
+        write_summary(files, heads, repo.config.get("core", "mode") or repo.mode.value, "tmp")
+    finally:
+        files.close()
 
 
 def serve(
