@@ -29,8 +29,8 @@ ENDING_FIXED = 0
 ENDING_LAST = 1
 ENDING_OFFSET = 2
 
-_CACHE_MAX_ENTRIES = 2048
-_CACHE_MAX_STRING = 256
+_CACHE_MAX_ENTRIES = 4096
+_CACHE_MAX_CHARS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,22 @@ def is_valid_signature(s: str) -> bool:
 
 
 _cache: Dict[str, TypeNode] = {}
+_cache_chars = 0
 
 
 def _remember(node: TypeNode) -> TypeNode:
-    if len(node.string) <= _CACHE_MAX_STRING:
-        if len(_cache) >= _CACHE_MAX_ENTRIES:
-            del _cache[next(iter(_cache))]
-        _cache[node.string] = node
+    """Keep a node for reuse; the cache is bounded in entries and in total characters."""
+    global _cache_chars
+    length = len(node.string)
+    if length > _CACHE_MAX_CHARS // 16:
+        return node
+    while _cache and (len(_cache) >= _CACHE_MAX_ENTRIES
+                      or _cache_chars + length > _CACHE_MAX_CHARS):
+        oldest = next(iter(_cache))
+        _cache_chars -= len(oldest)
+        del _cache[oldest]
+    _cache[node.string] = node
+    _cache_chars += length
     return node
 
 

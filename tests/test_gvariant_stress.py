@@ -1,0 +1,103 @@
+"""Hostile inputs (spec gvariant.md §7.10): no RecursionError, shared defaults, bounded memory."""
+
+from __future__ import annotations
+
+import struct
+import tracemalloc
+
+from pyostree.gvariant import decode, encode, is_normal
+
+UNIT = ("()", ())
+
+
+def test_huge_nested_type_strings_inside_variants_are_unit() -> None:
+    for type_string in ("a" * 100_000 + "y", "(" * 100_000 + ")" * 100_000, "m" * 50_000 + "y",
+                        "a{s" * 50_000 + "y" + "}" * 50_000, "(" * 100_000):
+        data = b"\x00" + type_string.encode()
+        assert decode("v", data) == UNIT
+        assert not is_normal("v", data)
+
+
+def test_wide_type_string_inside_a_variant() -> None:
+    members = 20_000
+    type_string = "(" + "y" * members + ")"
+    data = bytes(range(256)) * (members // 256) + bytes(members % 256) + b"\x00" + type_string.encode()
+    value = decode("v", data)
+    assert value[0] == type_string and len(value[1]) == members and value[1][:3] == (0, 1, 2)
+    assert is_normal("v", data)
+
+
+def test_300_nested_variants() -> None:
+    data = b"\x2a\x00y"
+    for _ in range(300):
+        data += b"\x00v"
+    value = decode("v", data)
+    levels = 0
+    while value[0] == "v":
+        value = value[1]
+        levels += 1
+    assert levels == 127 and value == UNIT
+    assert not is_normal("v", data)
+    assert not is_normal("av", data + struct.pack("<H", len(data)))
+
+
+def test_deep_static_type_decodes_without_recursion_error() -> None:
+    type_string = "a" * 128 + "y"
+    value: object = b"\x07"
+    for _ in range(127):
+        value = [value]
+    data = encode(type_string, value)
+    assert decode(type_string, data) == value
+    assert not is_normal(type_string, data)  # the byte sits at depth 128
+    assert is_normal("a" * 127 + "y", encode("a" * 127 + "y", value[0]))
+
+
+def test_invalid_children_share_one_default() -> None:
+    # 40,000 framing entries, all 0: every element of a 1000-member tuple type is invalid
+    type_string = "a(" + "s" * 1000 + ")"
+    data = bytes(4 * 40_000)
+    tracemalloc.start()
+    try:
+        value = decode(type_string, data)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(value) == 40_000
+    assert all(item is value[0] for item in value) and value[0] == ("",) * 1000
+    assert peak < 32 * 1024 * 1024
+
+
+def test_default_blowup_through_variants_is_bounded() -> None:
+    inner = "(" + "as" * 1000 + ")"
+    entry = b"\x00" + inner.encode()
+    count = 2_000
+    body = entry * count
+    ends = [len(entry) * (i + 1) for i in range(count)]
+    data = body + struct.pack("<%dI" % count, *ends)
+    tracemalloc.start()
+    try:
+        value = decode("av", data)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(value) == count and value[0] == (inner, ([],) * 1000)
+    assert peak < 64 * 1024 * 1024
+
+
+def test_untrusted_large_array_is_linear() -> None:
+    strings = ["s%05d" % i for i in range(65_000)]
+    data = encode("as", strings)
+    assert decode("as", data) == strings
+    assert is_normal("as", data)
+    broken = bytearray(data)
+    broken[-4 * 100] ^= 0xFF  # one table entry out of order: the rest becomes default
+    value = decode("as", bytes(broken))
+    assert len(value) == 65_000 and value[-1] == ""
+    assert not is_normal("as", bytes(broken))
+
+
+def test_claimed_sizes_beyond_the_data() -> None:
+    assert decode("as", b"\xff") == []
+    assert decode("as", b"a\x00" + b"\x00" * 300 + b"\xff\xff") == []
+    assert decode("(ayay)", b"\x01\x02\xff") == (b"", b"")
+    assert decode("a{sv}", b"\xff" * 70_000) == {}
