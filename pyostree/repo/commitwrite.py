@@ -52,19 +52,28 @@ class CommitResult:
     skipped: bool
 
 
-def build_metadata(request: CommitRequest, collection_id: Optional[str]) -> MetadataDict:
-    """User keys in order, then ``ostree.ref-binding`` (sorted) and ``ostree.collection-binding``."""
-    metadata: MetadataDict = {}
+def build_metadata(
+    request: CommitRequest, collection_id: Optional[str], *, bindings_first: bool = False
+) -> MetadataDict:
+    """User keys in order, then ``ostree.ref-binding`` (sorted) and ``ostree.collection-binding``
+    (``bindings_first``: collection binding, ref binding, then the keys, as ``summary -u`` does)."""
+    user: MetadataDict = {}
     for key, type_string, value in request.metadata:
-        metadata[key] = (type_string, value)
-    metadata.update(request.extra)
+        user[key] = (type_string, value)
+    user.update(request.extra)
+    bindings: MetadataDict = {}
     if not request.no_bindings:
-        if request.branch is not None and "ostree.ref-binding" not in metadata:
+        if request.branch is not None and "ostree.ref-binding" not in user:
             refs = sorted({request.branch, *request.bind_refs}, key=lambda ref: ref.encode("utf-8"))
-            metadata["ostree.ref-binding"] = ("as", refs)
-        if collection_id is not None and "ostree.collection-binding" not in metadata:
-            metadata["ostree.collection-binding"] = ("s", collection_id)
-    return metadata
+            bindings["ostree.ref-binding"] = ("as", refs)
+        if collection_id is not None and "ostree.collection-binding" not in user:
+            bindings["ostree.collection-binding"] = ("s", collection_id)
+    if bindings_first:
+        ordered = dict(sorted(bindings.items()))
+        ordered.update(user)
+        return ordered
+    user.update(bindings)
+    return user
 
 
 _DATE_RE = re.compile(
@@ -107,7 +116,13 @@ def _default_parent(txn: Transaction, request: CommitRequest) -> Optional[str]:
 
 
 def write_commit(
-    txn: Transaction, root_tree: str, root_meta: str, request: CommitRequest, *, now: Optional[int] = None
+    txn: Transaction,
+    root_tree: str,
+    root_meta: str,
+    request: CommitRequest,
+    *,
+    now: Optional[int] = None,
+    bindings_first: bool = False,
 ) -> CommitResult:
     """Write the commit (or reuse the parent under ``skip_if_unchanged``) and queue the ref."""
     parent = _default_parent(txn, request)
@@ -125,7 +140,7 @@ def write_commit(
         subject=request.subject,
         body=request.body,
         parent=parent,
-        metadata=build_metadata(request, txn.settings.collection_id),
+        metadata=build_metadata(request, txn.settings.collection_id, bindings_first=bindings_first),
     )
     checksum = txn.write_metadata(commit)
     if request.branch is not None:  # ostree writes the ref even with --orphan

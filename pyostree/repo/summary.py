@@ -1,0 +1,185 @@
+"""Regenerate ``summary`` like ``ostree summary -u`` (spec §6).
+
+Refs sorted by ``strcmp``, commit sizes little-endian, timestamps big-endian, the
+``ostree.summary.*`` keys, and with a collection id: an ``ostree-metadata`` commit first
+and other collections' refs in ``ostree.summary.collection-map``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import struct
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from pyostree import gvariant
+from pyostree.errors import RepoError
+from pyostree.objects.checksum import from_mb64, to_raw
+from pyostree.objects.dirmeta import DirMeta
+from pyostree.objects.dirtree import DirTree
+from pyostree.objects.types import ObjectType
+from pyostree.repo import Repo
+from pyostree.repo.commitwrite import CommitRequest, write_commit
+from pyostree.repo.lock import RepoLock
+from pyostree.repo.transaction import WriteSettings
+
+__all__ = ["SUMMARY_TYPE", "build_summary", "update_summary"]
+
+SUMMARY_TYPE = "(a(s(taya{sv}))a{sv})"
+METADATA_REF = "ostree-metadata"
+MetadataDict = Dict[str, Tuple[str, object]]
+RefEntry = Tuple[str, Tuple[int, bytes, MetadataDict]]
+
+
+def _be64(value: int) -> int:
+    """GVariant ``t`` values OSTree stores big-endian are given to the encoder pre-swapped."""
+    return int.from_bytes(struct.pack(">Q", value), "little")
+
+
+def _ref_entry(repo: Repo, name: str, checksum: str) -> RefEntry:
+    data = repo.read_metadata_bytes(checksum, ObjectType.COMMIT)
+    commit = repo.load_commit(checksum)
+    meta: MetadataDict = {}
+    version = commit.metadata.get("version")
+    if version is not None and version[0] == "s":
+        meta["ostree.commit.version"] = ("s", version[1])
+    meta["ostree.commit.timestamp"] = ("t", _be64(commit.timestamp))
+    return name, (len(data), to_raw(checksum), meta)
+
+
+def _sorted_entries(repo: Repo, refs: Dict[str, str]) -> List[RefEntry]:
+    return [_ref_entry(repo, name, refs[name]) for name in sorted(refs, key=lambda ref: ref.encode("utf-8"))]
+
+
+def _static_deltas(repo: Repo) -> Dict[str, Tuple[str, object]]:
+    """Delta name (``FROM-TO`` or ``TO`` in hex) -> SHA-256 of its superblock."""
+    deltas: Dict[str, Tuple[str, object]] = {}
+    top = os.path.join(os.fspath(repo.path), "deltas")
+    if not os.path.isdir(top):
+        return deltas
+    for prefix in sorted(os.listdir(top)):
+        prefix_dir = os.path.join(top, prefix)
+        if not os.path.isdir(prefix_dir):
+            continue
+        for rest in sorted(os.listdir(prefix_dir)):
+            superblock = os.path.join(prefix_dir, rest, "superblock")
+            if not os.path.isfile(superblock):
+                continue
+            encoded = prefix + rest
+            try:
+                if "-" in encoded:
+                    from_part, to_part = encoded.split("-", 1)
+                    name = f"{from_mb64(from_part)}-{from_mb64(to_part)}"
+                else:
+                    name = from_mb64(encoded)
+            except RepoError:
+                continue
+            except ValueError:
+                continue
+            digest = hashlib.sha256()
+            with open(superblock, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            deltas[name] = ("ay", digest.digest())
+    return deltas
+
+
+def build_summary(repo: Repo, *, extra: Optional[MetadataDict] = None, now: Optional[int] = None) -> bytes:
+    """Serialise the summary for the repo's current refs (no ref or object is written)."""
+    own_collection = repo.collection_id
+    heads = {name: checksum for name, checksum in repo.list_refs().items() if ":" not in name}
+    collection_map: Dict[str, Dict[str, str]] = {}
+    if own_collection is not None:
+        for (collection, ref), checksum in repo.list_collection_refs().items():
+            if collection != own_collection:
+                collection_map.setdefault(collection, {})[ref] = checksum
+    settings = WriteSettings(repo)
+    meta: MetadataDict = {}
+    for key, value in (extra or {}).items():
+        meta[key] = value
+    meta["ostree.summary.mode"] = ("s", settings.mode_name)
+    stamp = int(time.time()) if now is None else now
+    meta["ostree.summary.last-modified"] = ("t", _be64(stamp))
+    tombstones = repo.config.getbool("core", "tombstone-commits", False)
+    meta["ostree.summary.tombstone-commits"] = ("b", tombstones)
+    meta["ostree.summary.indexed-deltas"] = ("b", True)
+    if not repo.config.getbool("core", "no-deltas-in-summary", False):
+        deltas = _static_deltas(repo)
+        if deltas:
+            meta["ostree.static-deltas"] = ("a{sv}", deltas)
+    if own_collection is not None:
+        meta["ostree.summary.collection-id"] = ("s", own_collection)
+        if collection_map:
+            mapped = {
+                collection: _sorted_entries(repo, collection_map[collection])
+                for collection in sorted(collection_map, key=lambda text: text.encode("utf-8"))
+            }
+            meta["ostree.summary.collection-map"] = ("a{sa(s(taya{sv}))}", mapped)
+    return gvariant.encode(SUMMARY_TYPE, (_sorted_entries(repo, heads), meta))
+
+
+def _write_metadata_commit(repo: Repo, extra: MetadataDict, now: Optional[int]) -> str:
+    """The ``ostree-metadata`` commit 2022.7's CLI writes before a collection repo's summary."""
+    with repo.transaction() as txn:
+        root_meta = txn.write_metadata(DirMeta(0, 0, 0o40755, ()))
+        root_tree = txn.write_metadata(DirTree((), ()))
+        request = CommitRequest(
+            branch=METADATA_REF,
+            timestamp=int(time.time()) if now is None else now,
+            extra=dict(extra),
+        )
+        result = write_commit(txn, root_tree, root_meta, request, bindings_first=True)
+    return result.checksum
+
+
+def update_summary(
+    repo: Repo,
+    *,
+    extra: Optional[MetadataDict] = None,
+    now: Optional[int] = None,
+) -> bytes:
+    """``ostree summary -u``: write ``summary`` by temp file + rename and drop a stale ``.sig``."""
+    extra = dict(extra or {})
+    settings = WriteSettings(repo)
+    root = os.fspath(repo.path)
+    lock = RepoLock(root, enabled=settings.locking, timeout_secs=settings.lock_timeout)
+    lock.acquire(exclusive=False)
+    try:
+        if repo.collection_id is not None:
+            _write_metadata_commit(repo, extra, now)
+        data = build_summary(repo, extra=extra, now=now)
+        _replace_file(root, "summary", data, fsync=settings.fsync)
+        try:
+            os.unlink(os.path.join(root, "summary.sig"))
+        except FileNotFoundError:
+            pass
+    finally:
+        lock.release()
+    return data
+
+
+def _replace_file(root: str, name: str, data: bytes, *, fsync: bool) -> None:
+    tmp_path = os.path.join(root, f".{name}.tmp-{secrets.token_hex(4)}")
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.rename(tmp_path, os.path.join(root, name))
+    except OSError as err:
+        os.unlink(tmp_path)
+        raise RepoError(f"cannot write {name}: {err.strerror}") from None
+
+
+def parse_extra(pairs: Sequence[Tuple[str, str]]) -> MetadataDict:
+    """``-m KEY=GVARIANT-TEXT`` options as ``ostree summary`` parses them."""
+    from pyostree.repo.gvtext import parse_gvariant_text
+
+    return {key: parse_gvariant_text(text) for key, text in pairs}
