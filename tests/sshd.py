@@ -1,0 +1,173 @@
+"""Start a real OpenSSH ``sshd`` on 127.0.0.1 for tests, with throwaway keys in a tmp dir.
+
+Root may log in by key only; the sftp subsystem is ``internal-sftp``. Skips cleanly when
+sshd or ssh-keygen is missing or sshd cannot run here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import pytest
+
+_READY_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Sshd:
+    """A running sshd and what a client needs to reach it."""
+
+    host: str
+    port: int
+    user: str
+    client_key: str  # private key path (ed25519, no passphrase)
+    known_hosts: str  # known_hosts file trusting this server's host key
+    host_key_line: str  # "TYPE BASE64" of the host key
+    workdir: str
+
+
+def _find(name: str, extra: List[str]) -> Optional[str]:
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in extra:
+        candidate = os.path.join(directory, name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _keygen(keygen: str, path: Path) -> None:
+    subprocess.run(
+        [keygen, "-q", "-t", "ed25519", "-N", "", "-C", "pyostree-test", "-f", str(path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _pub_line(path: Path) -> str:
+    fields = Path(str(path) + ".pub").read_text().split()
+    return f"{fields[0]} {fields[1]}"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(port: int, proc: "subprocess.Popen[bytes]") -> bool:
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2.0) as sock:
+                if sock.recv(8).startswith(b"SSH-"):
+                    return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def _privsep_prefix() -> Optional[List[str]]:
+    """Ensure /run/sshd exists; if it cannot be created, run sshd in a mount namespace."""
+    if os.path.isdir("/run/sshd") or os.geteuid() != 0:
+        return []
+    try:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        return []
+    except OSError:
+        unshare = shutil.which("unshare")
+        if unshare is None:
+            return None
+        script = 'mount -t tmpfs tmpfs /run && mkdir -m 0755 /run/sshd && exec "$@"'
+        return [unshare, "--mount", "--", "sh", "-c", script, "sh"]
+
+
+@contextlib.contextmanager
+def running_sshd(workdir: Path) -> Iterator[Sshd]:
+    """Start sshd with keys under ``workdir``; kill it on exit. Skips if it cannot run."""
+    sshd = _find("sshd", ["/usr/sbin", "/usr/local/sbin"])
+    keygen = _find("ssh-keygen", ["/usr/bin"])
+    if sshd is None or keygen is None:
+        pytest.skip("OpenSSH sshd/ssh-keygen not installed")
+    prefix = _privsep_prefix()
+    if prefix is None:
+        pytest.skip("cannot create /run/sshd and no unshare")
+    workdir.mkdir(parents=True, exist_ok=True)
+    host_key = workdir / "ssh_host_ed25519_key"
+    client_key = workdir / "client_ed25519"
+    _keygen(keygen, host_key)
+    _keygen(keygen, client_key)
+    authorized = workdir / "authorized_keys"
+    authorized.write_text(_pub_line(client_key) + "\n")
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    log = workdir / "sshd.log"
+    for _attempt in range(3):
+        port = _free_port()
+        config = workdir / "sshd_config"
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {host_key}",
+                    "PidFile none",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "PermitRootLogin prohibit-password",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    f"AuthorizedKeysFile {authorized}",
+                    f"AllowUsers {user}",
+                    "Subsystem sftp internal-sftp",
+                    "LogLevel VERBOSE",
+                    "",
+                ]
+            )
+        )
+        with open(log, "ab") as log_file:
+            proc = subprocess.Popen(
+                prefix + [sshd, "-D", "-e", "-f", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+            )
+        if _wait_ready(port, proc):
+            break
+        proc.kill()
+        proc.wait()
+    else:
+        pytest.skip(f"sshd did not start: {log.read_text()[-300:]}")
+    known_hosts = workdir / "known_hosts"
+    host_line = _pub_line(host_key)
+    known_hosts.write_text(f"[127.0.0.1]:{port} {host_line}\n")
+    try:
+        yield Sshd(
+            host="127.0.0.1",
+            port=port,
+            user=user,
+            client_key=str(client_key),
+            known_hosts=str(known_hosts),
+            host_key_line=host_line,
+            workdir=str(workdir),
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
