@@ -23,8 +23,12 @@ class _ProgressPrinter:
 
     def __init__(self) -> None:
         self.started = False
+        self.announced = False
 
     def __call__(self, progress: FsckProgress) -> None:
+        if not self.announced:
+            self.announced = True
+            sys.stdout.write(f"Verifying content integrity of {progress.commits} commit objects...\n")
         if progress.total == 0:
             return
         if not self.started and progress.done < progress.total:
@@ -50,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
         out.flush()
     printer = None if args.quiet else _ProgressPrinter()
     result = fsck(repo, progress=printer)
-    if not args.quiet and result.commits_checked == 0:
-        pass
     for problem in result.problems:
         sys.stderr.write(f"{problem}\n")
     if result.partial_commits and not args.quiet:

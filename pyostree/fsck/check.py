@@ -63,10 +63,11 @@ class FsckProblem:
 
 @dataclass(frozen=True)
 class FsckProgress:
-    """Objects verified so far out of all reachable ones."""
+    """Objects verified so far out of all reachable ones (of ``commits`` commit trees)."""
 
     done: int
     total: int
+    commits: int
 
 
 ProgressCallback = Callable[[FsckProgress], None]
@@ -169,7 +170,8 @@ class _Checker:
         if objtype == types.COMMIT:
             commit = Commit.from_bytes(data, verify=False)
             self._validate(key, commit.validate)
-            return [(commit.root_tree, types.DIR_TREE), (commit.root_meta, types.DIR_META)]
+            roots = [(commit.root_tree, types.DIR_TREE), (commit.root_meta, types.DIR_META)]
+            return [root for root in roots if _is_hex_checksum(root[0])]
         if objtype == types.DIR_TREE:
             tree = DirTree.from_bytes(data, verify=False)
             self._validate(key, tree.validate)
@@ -284,7 +286,7 @@ def fsck(repo: Repo, *, progress: Optional[ProgressCallback] = None,
     total = len(checker.reached_by)
     done = total - len(content)
     if progress is not None:
-        progress(FsckProgress(done, total))
+        progress(FsckProgress(done, total, len(commits)))
     content_findings: List[Tuple[ObjectKey, _Finding]] = []
     n_workers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
@@ -294,7 +296,7 @@ def fsck(repo: Repo, *, progress: Optional[ProgressCallback] = None,
             content_findings.extend(found)
             done += len(batch)
             if progress is not None:
-                progress(FsckProgress(done, total))
+                progress(FsckProgress(done, total, len(commits)))
 
     problems = list(checker.ref_problems)
     problems.extend(checker.problem(key, finding) for key, finding in sorted(checker.findings.items()))
