@@ -1,0 +1,134 @@
+"""``pull-local``: copy commits and everything they reach from another local repo.
+
+Every object is re-hashed on the way in (content from its logical header + payload), so a
+corrupt source cannot plant a mislabelled object, whatever its mode. A commit is marked
+``state/CSUM.commitpartial`` before its tree is copied and unmarked at commit time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Set
+
+from pyostree.errors import NotFoundError
+from pyostree.objects.checksum import is_checksum
+from pyostree.objects.types import ObjectType
+from pyostree.repo import Repo
+from pyostree.repo.transaction import Transaction
+
+__all__ = ["PullResult", "pull_local"]
+
+
+@dataclass(frozen=True)
+class PullResult:
+    refs: Dict[str, str]  # ref written in the destination -> commit
+    commits: int
+    objects: int
+
+
+def _copy_metadata(src: Repo, txn: Transaction, checksum: str, objtype: ObjectType) -> bool:
+    if txn.has_object(checksum, objtype):
+        return False
+    data = src.read_metadata_bytes(checksum, objtype)
+    txn.write_metadata_bytes(objtype, data, expected_checksum=checksum)
+    return True
+
+
+def _copy_content(src: Repo, txn: Transaction, checksum: str) -> bool:
+    if txn.has_object(checksum, ObjectType.FILE):
+        return False
+    with src.open_content(checksum) as reader:
+        txn.write_content(reader.header, reader.iter_chunks(), size=reader.size, expected_checksum=checksum)
+    return True
+
+
+def _copy_tree(src: Repo, txn: Transaction, tree: str, meta: str) -> int:
+    copied = 0
+    stack = [(tree, meta)]
+    done: Set[str] = set()
+    while stack:
+        tree_checksum, meta_checksum = stack.pop()
+        copied += _copy_metadata(src, txn, meta_checksum, ObjectType.DIR_META)
+        if tree_checksum in done:
+            continue
+        done.add(tree_checksum)
+        dirtree = src.load_dirtree(tree_checksum)
+        for entry in dirtree.files:
+            copied += _copy_content(src, txn, entry.checksum)
+        for sub in dirtree.dirs:
+            stack.append((sub.tree_checksum, sub.meta_checksum))
+        # the dirtree itself only after its children (children before parents)
+        copied += _copy_metadata(src, txn, tree_checksum, ObjectType.DIR_TREE)
+    return copied
+
+
+def _commit_chain(src: Repo, commit: str, depth: int) -> List[str]:
+    chain = [commit]
+    current: Optional[str] = commit
+    while depth != 0 and current is not None:
+        parent = src.load_commit(current).parent
+        if parent is None or not src.has_object(parent, ObjectType.COMMIT):
+            break
+        chain.append(parent)
+        current = parent
+        depth -= 1
+    return chain
+
+
+def pull_local(
+    dest: Repo,
+    src: Repo,
+    refs: Sequence[str] = (),
+    *,
+    depth: int = 0,
+    remote: Optional[str] = None,
+    on_commit: Optional[Callable[[str], None]] = None,
+) -> PullResult:
+    """Copy ``refs`` (all of the source's local refs when empty; a checksum copies that
+    commit without writing a ref) with ``depth`` parents (-1: all)."""
+    wanted: Dict[str, str] = {}
+    commits: List[str] = []
+    if not refs:
+        wanted = {name: checksum for name, checksum in src.list_refs().items() if ":" not in name}
+    for spec in refs:
+        if is_checksum(spec):
+            commits.append(spec)
+            continue
+        checksum = src.read_ref(spec)
+        if checksum is None:
+            raise NotFoundError(f"Refspec '{spec}' not found")
+        wanted[spec] = checksum
+    commits.extend(wanted.values())
+    written: Dict[str, str] = {}
+    count_commits = 0
+    count_objects = 0
+    with dest.transaction() as txn:
+        seen: Set[str] = set()
+        for head in commits:
+            if not src.has_object(head, ObjectType.COMMIT):
+                raise NotFoundError(f"commit {head} not found in the source repo")
+            for checksum in _commit_chain(src, head, depth):
+                if checksum in seen:
+                    continue
+                seen.add(checksum)
+                complete = txn.has_object(checksum, ObjectType.COMMIT) and not dest.is_commit_partial(checksum)
+                if complete:
+                    continue
+                if src.is_commit_partial(checksum):
+                    raise NotFoundError(f"commit {checksum} is partial in the source repo")
+                txn.mark_commit_partial(checksum)
+                commit = src.load_commit(checksum)
+                count_objects += _copy_tree(src, txn, commit.root_tree, commit.root_meta)
+                count_objects += _copy_metadata(src, txn, checksum, ObjectType.COMMIT)
+                detached = src.load_commitmeta(checksum)
+                if detached is not None:
+                    txn.write_commitmeta(checksum, src.read_metadata_bytes(checksum, ObjectType.COMMIT_META))
+                txn.clear_commit_partial(checksum)
+                count_commits += 1
+                if on_commit is not None:
+                    on_commit(checksum)
+        for name, checksum in sorted(wanted.items()):
+            target = f"{remote}:{name}" if remote else name
+            txn.set_ref(target, checksum)
+            written[target] = checksum
+    return PullResult(written, count_commits, count_objects)
