@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from ..errors import TransportError
 from .base import ExecChannel, FileTransport
@@ -64,7 +64,7 @@ def connect(dest: Destination, opts: SshOptions) -> SshConnection:
 
 
 def open_transport(
-    dest: Destination, opts: SshOptions
+    dest: Destination, opts: Optional[SshOptions] = None
 ) -> Tuple[FileTransport, ExecFunc, CloseFunc]:
     """File ops, exec and close for any destination, local or ssh; what push uses.
 
@@ -73,7 +73,7 @@ def open_transport(
     if dest.kind == "local":
         local = LocalFileTransport(dest.path)
         return local, local_exec, local.close
-    connection = connect(dest, opts)
+    connection = connect(dest, opts if opts is not None else SshOptions())
     try:
         files = connection.open_files(dest.path)
     except BaseException:
