@@ -333,3 +333,23 @@ def test_tombstone_rejects(data: bytes, problem: str) -> None:
 def test_tombstone_validate() -> None:
     with pytest.raises(ObjectError, match="invalid checksum"):
         Tombstone("xyz").validate()
+
+
+def _repeat_key() -> bytes:
+    """An ``a{sv}`` with two entries under "k": valid normal form for GLib."""
+    data = gvariant.encode("a{sv}", {"k": ("s", "1"), "j": ("s", "2")})
+    return data.replace(b"j\0", b"k\0")
+
+
+def test_repeated_metadata_keys_are_refused() -> None:
+    metadata = _repeat_key()
+    assert gvariant.is_normal("a{sv}", metadata)
+    with pytest.raises(ObjectError, match="commitmeta: metadata repeats a key"):
+        CommitMeta.from_bytes(metadata)
+    assert CommitMeta.from_bytes(metadata, verify=False).metadata == {"k": ("s", "2")}
+    commit = gvariant.encode(
+        COMMIT_TYPE, ({"k": ("s", "1"), "j": ("s", "2")}, b"", [], "", "", 0, C1, C2)
+    ).replace(b"j\0", b"k\0")
+    assert gvariant.is_normal(COMMIT_TYPE, commit)
+    with pytest.raises(ObjectError, match="commit: metadata repeats a key"):
+        Commit.from_bytes(commit)

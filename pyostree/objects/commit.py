@@ -148,4 +148,8 @@ class Commit:
         )
         if verify:
             commit.validate()
+            if commit.to_bytes() != data:
+                # Normal form allows repeated a{sv} keys, which a dict cannot hold; refuse
+                # rather than return an object whose checksum() differs from its name.
+                raise ObjectError("commit: metadata repeats a key")
         return commit

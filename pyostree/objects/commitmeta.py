@@ -41,6 +41,8 @@ class CommitMeta:
         meta = cls(dict(value))
         if verify:
             meta.validate()
+            if meta.to_bytes() != data:
+                raise ObjectError("commitmeta: metadata repeats a key")
         return meta
 
     def signatures(self, key: str = GPG_SIGNATURES_KEY) -> List[bytes]:
