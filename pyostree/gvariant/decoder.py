@@ -12,6 +12,7 @@ import re
 import struct
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from pyostree.gvariant import fastpaths
 from pyostree.gvariant.types import (
     ENDING_FIXED,
     ENDING_LAST,
@@ -33,6 +34,10 @@ _NUMERIC = {"n": "h", "q": "H", "i": "i", "u": "I", "h": "i", "x": "q", "t": "Q"
 _TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 _compiled: Dict[TypeNode, DecodeFn] = {}
+_SPECIALISED: Dict[str, DecodeFn] = {
+    "a(say)": fastpaths.decode_file_list,
+    "a(sayay)": fastpaths.decode_dir_list,
+}
 _COMPILED_MAX = 2048
 
 
@@ -133,6 +138,9 @@ def decode_node(node: TypeNode, data: Any) -> Any:
 
 
 def _compile(node: TypeNode) -> DecodeFn:
+    special = _SPECIALISED.get(node.string)
+    if special is not None:
+        return special
     kind = node.kind
     if kind == "b":
         return _dec_bool

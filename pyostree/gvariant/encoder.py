@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from pyostree.gvariant import fastpaths
 from pyostree.gvariant.decoder import is_object_path
 from pyostree.gvariant.errors import GVariantError
 from pyostree.gvariant.types import (
@@ -23,6 +24,10 @@ from pyostree.gvariant.types import (
 EncodeFn = Callable[[bytearray, Any], None]
 
 _compiled: Dict[TypeNode, EncodeFn] = {}
+_SPECIALISED: Dict[str, Callable[[Sequence[Any]], Optional[bytes]]] = {
+    "a(say)": fastpaths.encode_file_list,
+    "a(sayay)": fastpaths.encode_dir_list,
+}
 _COMPILED_MAX = 2048
 
 _INT_RANGES = {
@@ -87,6 +92,9 @@ def encode_text(node: TypeNode, value: Any) -> bytes:
 
 
 def _compile(node: TypeNode) -> EncodeFn:
+    special = _SPECIALISED.get(node.string)
+    if special is not None:
+        return _with_fast_path(special, _compile_variable_array(node))
     kind = node.kind
     if kind == "b":
         return _compile_bool(node)
@@ -108,6 +116,19 @@ def _compile(node: TypeNode) -> EncodeFn:
             return _compile_fixed_array(node)
         return _compile_variable_array(node)
     return _compile_tuple(node)
+
+
+def _with_fast_path(fast: Callable[[Sequence[Any]], Optional[bytes]],
+                    generic: EncodeFn) -> EncodeFn:
+    """Use a specialised list encoder; on any doubt the generic one decides (and raises)."""
+    def enc(buf: bytearray, value: Any) -> None:
+        if isinstance(value, (list, tuple)):
+            raw = fast(value)
+            if raw is not None:
+                buf += raw
+                return
+        generic(buf, value)
+    return enc
 
 
 def _compile_bool(node: TypeNode) -> EncodeFn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Dict
 
+from pyostree.gvariant import fastpaths
 from pyostree.gvariant.decoder import (
     decode_string,
     is_object_path,
@@ -28,6 +29,10 @@ from pyostree.gvariant.types import (
 NormalFn = Callable[[bytes, int, int, int], bool]
 
 _compiled: Dict[TypeNode, NormalFn] = {}
+_SPECIALISED: Dict[str, NormalFn] = {
+    "a(say)": fastpaths.normal_file_list,
+    "a(sayay)": fastpaths.normal_dir_list,
+}
 _COMPILED_MAX = 2048
 
 
@@ -67,6 +72,9 @@ def get_checker(node: TypeNode) -> NormalFn:
 
 
 def _compile(node: TypeNode) -> NormalFn:
+    special = _SPECIALISED.get(node.string)
+    if special is not None:
+        return special
     kind = node.kind
     if kind == "b":
         return _norm_bool

@@ -1,0 +1,294 @@
+"""Hand-specialised codecs for the OSTree dirtree lists ``a(say)`` and ``a(sayay)``.
+
+Each is the generic algorithm of decoder.py / normal.py with the tuple layout of ``(say)``
+and ``(sayay)`` worked out by hand (spec gvariant.md §7.6, §7.7), so every input, hostile or
+not, gives exactly the generic (GLib) answer; tests compare both on random bytes. Encoders
+fall back to the generic path on any bad value, which then raises the precise error.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable, List, Optional, Sequence
+
+_TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_EMPTY_FILE = ("", b"")
+_EMPTY_DIR = ("", b"", b"")
+
+
+def _width(size: int) -> int:
+    if size <= 0xFF:
+        return 1
+    if size <= 0xFFFF:
+        return 2
+    if size <= 0xFFFFFFFF:
+        return 4
+    return 8
+
+
+def _name(data: bytes, start: int, end: int) -> str:
+    """The string in data[start:end] if GLib-valid, else ''."""
+    if data[end - 1] != 0:
+        return ""
+    raw = data[start:end - 1]
+    if b"\x00" in raw:
+        return ""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+
+
+def _table(data: bytes, start: int, end: int) -> Optional[tuple[int, tuple[int, ...]]]:
+    """(start of the table, element ends) of a variable-size array, or None if empty/broken."""
+    size = end - start
+    if size == 0:
+        return None
+    width = _width(size)
+    last = data[end - 1] if width == 1 else int.from_bytes(data[end - width:end], "little")
+    if last > size or (size - last) % width:
+        return None
+    count = (size - last) // width
+    if count == 0:
+        return None
+    return last, struct.unpack_from("<%d%s" % (count, _TABLE_FMT[width]), data, start + last)
+
+
+def decode_file_list(data: bytes, start: int, end: int, depth: int, memo: Any) -> List[Any]:
+    """``a(say)``: [(name, checksum)]."""
+    found = _table(data, start, end)
+    if found is None:
+        return []
+    last, ends = found
+    out: List[Any] = []
+    append = out.append
+    prev = 0
+    name = _name
+    for item_end in ends:
+        if item_end < prev:
+            out.extend([_EMPTY_FILE] * (len(ends) - len(out)))
+            break
+        if prev < item_end <= last:
+            a = start + prev
+            b = start + item_end
+            size = item_end - prev
+            if size <= 0xFF:
+                width = 1
+                e0 = data[b - 1]
+            else:
+                width = _width(size)
+                e0 = int.from_bytes(data[b - width:b], "little")
+            # member 0 valid iff 0 < e0 <= size - W; member 1 is whatever lies between
+            text = name(data, a, a + e0) if 0 < e0 <= size - width else ""
+            append((text, data[a + e0:b - width]))
+        else:
+            append(_EMPTY_FILE)
+        prev = item_end
+    return out
+
+
+def decode_dir_list(data: bytes, start: int, end: int, depth: int, memo: Any) -> List[Any]:
+    """``a(sayay)``: [(name, tree checksum, meta checksum)]."""
+    found = _table(data, start, end)
+    if found is None:
+        return []
+    last, ends = found
+    out: List[Any] = []
+    append = out.append
+    prev = 0
+    name = _name
+    for item_end in ends:
+        if item_end < prev:
+            out.extend([_EMPTY_DIR] * (len(ends) - len(out)))
+            break
+        if prev < item_end <= last:
+            a = start + prev
+            b = start + item_end
+            size = item_end - prev
+            width = 1 if size <= 0xFF else _width(size)
+            if width == 1:
+                e0 = data[b - 1]
+            else:
+                e0 = int.from_bytes(data[b - width:b], "little")
+            if 2 * width > size:
+                # one-byte element: only the name's bounds can be read, and its byte is the table
+                text = name(data, a, a + e0) if 0 < e0 <= size else ""
+                append((text, b"", b""))
+            else:
+                if width == 1:
+                    e1 = data[b - 2]
+                else:
+                    e1 = int.from_bytes(data[b - 2 * width:b - width], "little")
+                body = size - 2 * width
+                text = name(data, a, a + e0) if 0 < e0 <= body else ""
+                tree = data[a + e0:a + e1] if e0 < e1 <= body else b""
+                # member 2 is cut off when member 1 is out of order (but not when member 0 is)
+                if e1 < body and not (e0 <= size and e0 > e1):
+                    meta = data[a + e1:b - 2 * width]
+                else:
+                    meta = b""
+                append((text, tree, meta))
+        else:
+            append(_EMPTY_DIR)
+        prev = item_end
+    return out
+
+
+def _table_bytes(body: int, ends: Sequence[int]) -> bytes:
+    count = len(ends)
+    if body + count <= 0xFF:
+        return bytes(ends)
+    if body + 2 * count <= 0xFFFF:
+        return struct.pack("<%dH" % count, *ends)
+    if body + 4 * count <= 0xFFFFFFFF:
+        return struct.pack("<%dI" % count, *ends)
+    return struct.pack("<%dQ" % count, *ends)
+
+
+def encode_file_list(items: Sequence[Any]) -> Optional[bytes]:
+    """``a(say)`` in normal form, or None to let the generic encoder handle (and reject) it."""
+    parts = []
+    ends = []
+    total = 0
+    try:
+        for name, checksum in items:
+            if "\x00" in name:
+                return None
+            raw = name.encode("utf-8")
+            n = len(raw) + 1
+            size = n + len(checksum)
+            if size < 0xFF:
+                part = b"%s\x00%s%c" % (raw, checksum, n)
+            else:
+                width = 2 if size + 2 <= 0xFFFF else 4
+                part = b"%s\x00%s" % (raw, checksum) + n.to_bytes(width, "little")
+            if not isinstance(checksum, (bytes, bytearray, memoryview)):
+                return None
+            parts.append(part)
+            total += len(part)
+            ends.append(total)
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return None
+    if not parts:
+        return b""
+    parts.append(_table_bytes(total, ends))
+    return b"".join(parts)
+
+
+def encode_dir_list(items: Sequence[Any]) -> Optional[bytes]:
+    """``a(sayay)`` in normal form, or None to fall back to the generic encoder."""
+    parts = []
+    ends = []
+    total = 0
+    try:
+        for name, tree, meta in items:
+            if "\x00" in name:
+                return None
+            if not (isinstance(tree, (bytes, bytearray, memoryview))
+                    and isinstance(meta, (bytes, bytearray, memoryview))):
+                return None
+            raw = name.encode("utf-8")
+            n = len(raw) + 1
+            m = n + len(tree)
+            size = m + len(meta)
+            if size + 2 <= 0xFF:
+                part = b"%s\x00%s%s%c%c" % (raw, tree, meta, m, n)
+            else:
+                width = 2 if size + 4 <= 0xFFFF else 4
+                part = (b"%s\x00%s%s" % (raw, tree, meta) + m.to_bytes(width, "little")
+                        + n.to_bytes(width, "little"))
+            parts.append(part)
+            total += len(part)
+            ends.append(total)
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return None
+    if not parts:
+        return b""
+    parts.append(_table_bytes(total, ends))
+    return b"".join(parts)
+
+
+def _check_name(data: bytes, start: int, end: int) -> bool:
+    if end <= start or data[end - 1] != 0:
+        return False
+    raw = data[start:end - 1]
+    if b"\x00" in raw:
+        return False
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _min_size(body: int, count: int) -> int:
+    if body + count <= 0xFF:
+        return body + count
+    if body + 2 * count <= 0xFFFF:
+        return body + 2 * count
+    if body + 4 * count <= 0xFFFFFFFF:
+        return body + 4 * count
+    return body + 8 * count
+
+
+def _normal_array(data: bytes, start: int, end: int, depth: int,
+                  element: Callable[[bytes, int, int], bool]) -> bool:
+    if depth >= 128:
+        return False
+    size = end - start
+    if size == 0:
+        return True
+    if depth + 2 >= 128:  # the element's members would sit at depth >= 128
+        return False
+    width = _width(size)
+    last = data[end - 1] if width == 1 else int.from_bytes(data[end - width:end], "little")
+    if last > size or (size - last) % width:
+        return False
+    count = (size - last) // width
+    if count == 0 or _min_size(last, count) != size:
+        return False
+    ends = struct.unpack_from("<%d%s" % (count, _TABLE_FMT[width]), data, start + last)
+    prev = 0
+    for item_end in ends:
+        if item_end < prev or item_end > last:
+            return False
+        if not element(data, start + prev, start + item_end):
+            return False
+        prev = item_end
+    return True
+
+
+def _normal_file(data: bytes, a: int, b: int) -> bool:
+    size = b - a
+    if size == 0:
+        return False
+    width = 1 if size <= 0xFF else _width(size)
+    e0 = data[b - 1] if width == 1 else int.from_bytes(data[b - width:b], "little")
+    body = size - width
+    return (e0 <= body and _min_size(body, 1) == size and _check_name(data, a, a + e0))
+
+
+def _normal_dir(data: bytes, a: int, b: int) -> bool:
+    size = b - a
+    if size == 0:
+        return False
+    width = 1 if size <= 0xFF else _width(size)
+    if 2 * width > size:
+        return False
+    if width == 1:
+        e0 = data[b - 1]
+        e1 = data[b - 2]
+    else:
+        e0 = int.from_bytes(data[b - width:b], "little")
+        e1 = int.from_bytes(data[b - 2 * width:b - width], "little")
+    body = size - 2 * width
+    return (e0 <= e1 <= body and _min_size(body, 2) == size
+            and _check_name(data, a, a + e0))
+
+
+def normal_file_list(data: bytes, start: int, end: int, depth: int) -> bool:
+    return _normal_array(data, start, end, depth, _normal_file)
+
+
+def normal_dir_list(data: bytes, start: int, end: int, depth: int) -> bool:
+    return _normal_array(data, start, end, depth, _normal_dir)

@@ -1,0 +1,108 @@
+"""The OSTree fast paths must agree with the generic codec on every input."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, List
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyostree.gvariant import GVariantError, decode, encode, is_normal
+from pyostree.gvariant import decoder, encoder, normal
+from pyostree.gvariant.types import parse_type
+
+LIST_TYPES = ["a(say)", "a(sayay)"]
+
+
+def generic_decode(type_string: str, data: bytes) -> Any:
+    fn = decoder._compile_variable_array(parse_type(type_string))
+    return fn(data, 0, len(data), 0, {})
+
+
+def generic_is_normal(type_string: str, data: bytes) -> bool:
+    return normal._compile_variable_array(parse_type(type_string))(data, 0, len(data), 0)
+
+
+def generic_encode(type_string: str, value: Any) -> bytes:
+    buf = bytearray()
+    encoder._compile_variable_array(parse_type(type_string))(buf, value)
+    return bytes(buf)
+
+
+names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                max_size=6) | st.just("n" * 300) | st.just("\u00e9" * 140)
+checksums = st.binary(max_size=40) | st.just(b"\x01" * 300)
+file_lists = st.lists(st.tuples(names, checksums), max_size=5)
+dir_lists = st.lists(st.tuples(names, checksums, checksums), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(file_lists)
+def test_file_list_encode_matches_generic(items: List[Any]) -> None:
+    data = encode("a(say)", items)
+    assert data == generic_encode("a(say)", items)
+    assert decode("a(say)", data) == items
+    assert is_normal("a(say)", data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(dir_lists)
+def test_dir_list_encode_matches_generic(items: List[Any]) -> None:
+    data = encode("a(sayay)", items)
+    assert data == generic_encode("a(sayay)", items)
+    assert decode("a(sayay)", data) == items
+    assert is_normal("a(sayay)", data)
+
+
+def _hostile_bytes(rng: random.Random, base: bytes) -> bytes:
+    buf = bytearray(base)
+    for _ in range(rng.randint(1, 3)):
+        how = rng.randrange(4)
+        if how == 0 and buf:
+            buf[rng.randrange(len(buf))] = rng.choice([0, 1, 2, 3, 4, 0x61, 0xff, rng.randrange(256)])
+        elif how == 1 and buf:
+            del buf[rng.randrange(len(buf)):]
+        elif how == 2:
+            buf.insert(rng.randrange(len(buf) + 1), rng.randrange(256))
+        elif buf:
+            buf[-1] = rng.randrange(min(256, len(buf) + 2))
+    return bytes(buf)
+
+
+@pytest.mark.parametrize("type_string", LIST_TYPES)
+def test_fast_decode_and_is_normal_match_generic_on_hostile_bytes(type_string: str) -> None:
+    rng = random.Random(99)
+    seeds = [
+        encode("a(say)", [("a", b"\x01\x02"), ("bc", b"\x03"), ("", b"")]),
+        encode("a(sayay)", [("d", b"\xaa\xbb", b"\xcc"), ("e", b"", b"\x01")]),
+        encode(type_string, []),
+        encode("a(say)", [("x" * 300, b"\x05" * 40)]),
+        encode("a(sayay)", [("y" * 260, b"\x05" * 3, b"\x06")]),
+    ]
+    checked = 0
+    for _ in range(3000):
+        if rng.random() < 0.2:
+            data = bytes(rng.choice([0, 1, 2, 3, 5, 0x61, 0xff]) for _ in range(rng.randint(0, 9)))
+        else:
+            data = _hostile_bytes(rng, rng.choice(seeds))
+        assert decode(type_string, data) == generic_decode(type_string, data), data.hex()
+        assert is_normal(type_string, data) == generic_is_normal(type_string, data), data.hex()
+        checked += 1
+    assert checked == 3000
+
+
+@pytest.mark.parametrize("type_string,value", [
+    ("a(say)", [("a\x00", b"")]), ("a(say)", [("\ud800", b"")]), ("a(say)", [(b"a", b"")]),
+    ("a(say)", [("a", "b")]), ("a(say)", [("a", b"", b"")]), ("a(say)", {"a": b""}),
+    ("a(sayay)", [("a", b"", 1)]), ("a(sayay)", [("a", b"")]), ("a(sayay)", [(1, b"", b"")]),
+])
+def test_fast_encoders_reject_like_generic(type_string: str, value: Any) -> None:
+    with pytest.raises(GVariantError):
+        encode(type_string, value)
+
+
+def test_memoryview_checksums() -> None:
+    items = [("a", memoryview(b"\x01\x02"))]
+    assert encode("a(say)", items) == encode("a(say)", [("a", b"\x01\x02")])
