@@ -74,13 +74,16 @@ def find_child(tree: DirTree, parent_path: str, name: str) -> Optional[TreeEntry
     return None
 
 
-def resolve_path(repo: Repo, root: TreeEntry, path: str) -> TreeEntry:
-    """The entry PATH names under ROOT; NotFoundError with ostree's message otherwise."""
+def resolve_path(repo: Repo, root: TreeEntry, path: str, start: Optional[TreeEntry] = None) -> TreeEntry:
+    """The entry PATH names under ROOT (a relative PATH starts at START if given);
+    NotFoundError with ostree's message otherwise."""
     if path == "/":
         return root
+    current = root
     if path.startswith("/"):
         path = path[1:]
-    current = root
+    elif start is not None:
+        current = start
     while True:
         name, slash, rest = path.partition("/")
         if not current.is_dir:

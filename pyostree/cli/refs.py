@@ -29,13 +29,14 @@ def cut_prefix(refs: Dict[str, str], prefix: str) -> Dict[str, str]:
     """ostree's ``refs PREFIX``: an exact ref keeps its name, refs below a directory lose it."""
     if prefix in refs:
         return {prefix: refs[prefix]}
-    stem = prefix[:-1] if prefix.endswith(":") else prefix.rstrip("/")
-    separator = "" if prefix.endswith(":") else "/"
-    remote = stem.split(":", 1)[0] + ":" if ":" in stem and not prefix.endswith(":") else ""
+    if prefix.endswith(":"):  # "REMOTE:" lists that remote's refs with their full names
+        return {name: csum for name, csum in refs.items() if name.startswith(prefix)}
+    stem = prefix.rstrip("/")
+    remote = stem.split(":", 1)[0] + ":" if ":" in stem else ""
     cut: Dict[str, str] = {}
     for name, checksum in refs.items():
-        if name.startswith(stem + separator) and len(name) > len(stem) + len(separator):
-            cut[remote + name[len(stem) + len(separator):]] = checksum
+        if name.startswith(stem + "/"):
+            cut[remote + name[len(stem) + 1:]] = checksum
     return cut
 
 
