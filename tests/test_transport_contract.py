@@ -20,7 +20,7 @@ from pyostree.transport import (
     RemoteNotFoundError,
     open_transport,
 )
-from transport_fixtures import embedded, real_sshd, sshd_options  # noqa: F401
+from sshd import embedded, real_sshd, sshd_options  # noqa: F401
 
 KINDS = ["local", "paramiko-embedded", "paramiko-sshd", "openssh-sshd"]
 
