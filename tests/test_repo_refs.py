@@ -164,3 +164,10 @@ def test_missing_refs_dirs_list_nothing(tmp_path: Path) -> None:
     assert repo.list_collection_refs() == {}
     with pytest.raises(NotFoundError):
         repo.resolve_rev("main")
+
+
+def test_ref_below_a_ref_file_is_absent(sample_repo: SampleRepo) -> None:
+    repo = Repo.open(sample_repo.path)
+    assert repo.read_ref("main/sub") is None
+    assert repo.list_refs("main/sub") == {}
+    assert repo.resolve_rev("main/sub", allow_missing=True) is None

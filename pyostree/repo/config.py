@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union, overload
 
 from pyostree.errors import RepoError
 
@@ -183,6 +183,15 @@ class RepoConfig:
                 value = _split_key(entry.raw.lstrip(_ASCII_SPACE))[1]
         return value
 
+    @overload
+    def get(self, group: str, key: str) -> Optional[str]: ...
+
+    @overload
+    def get(self, group: str, key: str, default: str) -> str: ...
+
+    @overload
+    def get(self, group: str, key: str, default: Optional[str]) -> Optional[str]: ...
+
     def get(self, group: str, key: str, default: Optional[str] = None) -> Optional[str]:
         """The string value with GLib escapes (``\\s \\n \\t \\r \\\\``) decoded."""
         raw = self.get_raw(group, key)
@@ -287,4 +296,4 @@ def parse_core(config: RepoConfig) -> RepoMode:
         raise RepoError("Config has no key 'repo_version' in group 'core'")
     if version != "1":
         raise RepoError(f"Invalid repository version '{version}'")
-    return RepoMode.parse(config.get("core", "mode", "bare") or "bare")
+    return RepoMode.parse(config.get("core", "mode", "bare"))

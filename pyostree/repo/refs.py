@@ -41,7 +41,7 @@ def read_ref_file(path: Path, name: str) -> str:
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_REF_FILE_SIZE + 1)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise NotFoundError(f"Refspec '{name}' not found") from None
     except IsADirectoryError:
         raise NotFoundError(f"Refspec '{name}' not found (it is a directory)") from None
@@ -145,12 +145,8 @@ class RefStore:
     @staticmethod
     def _read_optional(path: Path, name: str) -> Optional[str]:
         try:
-            if path.is_dir():
-                return None
             return read_ref_file(path, name)
         except NotFoundError:
-            return None
-        except NotADirectoryError:
             return None
 
     # -- listing --------------------------------------------------------------
