@@ -38,7 +38,7 @@ object_paths = st.one_of(
     st.lists(st.from_regex(r"[A-Za-z0-9_]{1,4}", fullmatch=True), min_size=1, max_size=3)
     .map(lambda parts: "/" + "/".join(parts)),
 )
-texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+texts = st.text(st.characters(codec="utf-8", blacklist_characters="\x00"),
                 max_size=12)
 floats = st.integers(0, (1 << 64) - 1).map(lambda bits: struct.unpack("<d", bits.to_bytes(8, "little"))[0])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import tracemalloc
+from typing import Any
 
 from pyostree.gvariant import decode, encode, is_normal
 
@@ -43,7 +44,7 @@ def test_300_nested_variants() -> None:
 
 def test_deep_static_type_decodes_without_recursion_error() -> None:
     type_string = "a" * 128 + "y"
-    value: object = b"\x07"
+    value: Any = b"\x07"
     for _ in range(127):
         value = [value]
     data = encode(type_string, value)
