@@ -25,7 +25,7 @@ def format_size(size: int) -> str:
     for unit in ("kB", "MB", "GB", "TB", "PB", "EB"):
         value /= 1000.0
         if value < 1000.0 or unit == "EB":
-            return f"{value:.1f} {unit}"
+            return f"{value:.1f}\u00a0{unit}"  # GLib puts a no-break space before units
     return f"{size} bytes"
 
 
