@@ -120,12 +120,12 @@ def format_variant(type_string: str, value: object, annotate: bool = True,
         return f"{_INT_ANNOTATIONS[char] if annotate else ''}{number}"
     if char == "d":
         assert isinstance(value, float)
+        real: float = value
         if byteswap:
             import struct
 
-            value = struct.unpack(">d", struct.pack("<d", value))[0]
-        text = repr(float(value))
-        return text
+            (real,) = struct.unpack(">d", struct.pack("<d", value))
+        return repr(real)
     if char in "sog":
         assert isinstance(value, str)
         prefix = {"s": "", "o": "objectpath ", "g": "signature "}[char] if annotate else ""
