@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pwd
+import re
 import shlex
 import socket
 from dataclasses import dataclass
@@ -65,6 +66,21 @@ def _local_user() -> str:
     return pwd.getpwuid(os.getuid()).pw_name
 
 
+_TILDE = re.compile(r'(?<=[\s="])~(?=[/"\s]|$)')
+
+
+def _pin_home(text: str, home: str) -> str:
+    """Expand ``~`` in config values to ``home`` ourselves: paramiko would use $HOME."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith("#"):
+            lines.append(line)
+            continue
+        lines.append(_TILDE.sub(lambda _match: home, line))
+    return "\n".join(lines) + "\n"
+
+
 def _load_config(opts: SshOptions, host: str) -> Dict[str, Any]:
     path = opts.config_file
     if path is None and opts.home is not None:
@@ -72,9 +88,13 @@ def _load_config(opts: SshOptions, host: str) -> Dict[str, Any]:
     if path is None or not os.path.isfile(path):
         return {}
     try:
-        config = paramiko.SSHConfig.from_path(path)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if opts.home is not None:
+            text = _pin_home(text, opts.home)
+        config = paramiko.SSHConfig.from_text(text)
         return dict(config.lookup(host))
-    except (OSError, paramiko.ConfigParseError, paramiko.SSHException) as err:
+    except (OSError, UnicodeDecodeError, paramiko.ConfigParseError, paramiko.SSHException) as err:
         raise TransportError(f"cannot read ssh config {path}: {err}") from err
 
 
