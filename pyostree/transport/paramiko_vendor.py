@@ -204,7 +204,8 @@ def _load_key_file(path: str, explicit: bool, notes: List[str]) -> Optional[para
         return None
     try:
         return paramiko.PKey.from_path(path)
-    except paramiko.PasswordRequiredException:
+    except (paramiko.PasswordRequiredException, TypeError):
+        # paramiko raises TypeError for an encrypted PEM key read without a password.
         notes.append(f"{path} is passphrase-protected (use ssh-agent)")
     except (OSError, ValueError, paramiko.SSHException) as err:
         if explicit:
