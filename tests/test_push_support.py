@@ -90,7 +90,8 @@ def pull_over_http(remote: Path, ref: str, into: Path, mode: str = "bare-user") 
     init(into, mode)
     with http_server(remote) as url:
         run_ostree("remote", "add", "--no-gpg-verify", "origin", url, repo=into)
-        run_ostree("pull", "origin", ref, repo=into)
+        done = subprocess.run(["ostree", "pull", "origin", ref, f"--repo={into}"], capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()
     return rev_parse(into, f"origin:{ref}")
 
 

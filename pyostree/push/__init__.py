@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from pyostree.errors import PushError, PyOstreeError
 from pyostree.objects.names import validate_ref_name
@@ -31,6 +31,7 @@ __all__ = [
     "RemoteInfo",
     "VIA_CHOICES",
     "push",
+    "push_with",
     "select_refs",
 ]
 
@@ -62,6 +63,7 @@ class PushResult:
     summary_updated: bool
     dry_run: bool
     objects: Tuple[Tuple[str, str], ...] = field(default=())  # (checksum, type name) sent
+    objects_reused: int = 0  # staged by an interrupted earlier push, not re-sent
 
 
 def select_refs(repo: Repo, refs: Sequence[str]) -> dict[str, str]:
@@ -143,6 +145,28 @@ def push(
     dest = parse_destination(destination)
     publisher, close, via = _open_publisher(dest, options, log)
     try:
+        return push_with(publisher, repo, local, options, via=via,
+                         on_progress=on_progress, on_log=log)
+    finally:
+        try:
+            publisher.close()
+        finally:
+            close()
+
+
+def push_with(
+    publisher: Publisher,
+    repo: Repo,
+    local: Mapping[str, str],
+    options: PushOptions = PushOptions(),
+    *,
+    via: str = "",
+    on_progress: Optional[ProgressFn] = None,
+    on_log: Optional[LogFn] = None,
+) -> PushResult:
+    """The push itself over an open publisher (``local``: ref -> commit); aborts it on error."""
+    log: LogFn = on_log or (lambda _message: None)
+    try:
         info = publisher.info
         log(f"remote is {info.mode.value} with {len(info.refs)} refs, via {via}")
         updates, current = decide_updates(repo, local, info.refs, force=options.force)
@@ -173,12 +197,8 @@ def push(
             summary_updated=summary,
             dry_run=options.dry_run,
             objects=tuple((c, t.name) for c, t in names),
+            objects_reused=tracker.objects_reused,
         )
     except BaseException:
         publisher.abort()
         raise
-    finally:
-        try:
-            publisher.close()
-        finally:
-            close()

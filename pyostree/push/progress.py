@@ -51,6 +51,7 @@ class ProgressTracker:
         self.objects_total = objects_total
         self.bytes_total = bytes_total
         self.objects_done = 0
+        self.objects_reused = 0
         self.bytes_done = 0
 
     def add_bytes(self, count: int) -> None:
@@ -60,6 +61,10 @@ class ProgressTracker:
     def object_done(self) -> None:
         self.objects_done += 1
         self._maybe_report("send")
+
+    def object_reused(self) -> None:
+        """An object a previous, interrupted push had already staged: not re-sent."""
+        self.objects_reused += 1
 
     def _maybe_report(self, phase: str) -> None:
         now = time.monotonic()

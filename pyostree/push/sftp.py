@@ -161,42 +161,44 @@ class SftpPublisher(Publisher):
             if prefix not in made_dirs:
                 self.files.mkdir(f"{staging}/{prefix}", exist_ok=True)
                 made_dirs.add(prefix)
-            self._stage_one(repo, checksum, objtype, f"{staging}/{rel}", staged.get(rel), tracker)
+            if not self._stage_one(repo, checksum, objtype, f"{staging}/{rel}", staged.get(rel), tracker):
+                tracker.object_reused()
             self._sent.append((checksum, objtype))
             tracker.object_done()
 
     def _stage_one(
         self, repo: Repo, checksum: str, objtype: ObjectType, target: str,
         staged_size: Optional[int], tracker: ProgressTracker,
-    ) -> None:
+    ) -> bool:
+        """Upload one object unless the same bytes are already staged; True if uploaded."""
         if objtype.is_meta:
             data = repo.read_metadata_bytes(checksum, objtype)
             if staged_size == len(data) and objtype is not ObjectType.COMMIT_META:
-                return
+                return False
             self._upload_bytes(data, target, tracker)
-            return
+            return True
         if self.archive:
             with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
                 for chunk in iter_filez(repo, checksum):
                     spool.write(chunk)
                 size = spool.tell()
                 if staged_size == size:
-                    return
+                    return False
                 spool.seek(0)
                 self._upload_stream(spool, target, tracker)
-            return
+            return True
         with repo.open_content(checksum) as reader:
             header = reader.header
             check_bare_user_only(header, checksum)
             if header.is_symlink:
                 if staged_size == -1:
-                    return
+                    return False
                 tmp = f"{target}{_PART}{secrets.token_hex(4)}"
                 self.files.symlink(header.symlink_target, tmp)
                 self.files.rename(tmp, target, replace=True)
-                return
+                return True
             if staged_size == reader.size:
-                return
+                return False
             tmp = f"{target}{_PART}{secrets.token_hex(4)}"
             with self.files.open_write(tmp, mode=0o644) as handle:
                 for chunk in reader.iter_chunks():
@@ -206,6 +208,7 @@ class SftpPublisher(Publisher):
             self.files.utime(tmp, (0, 0))
             self.files.fsync(tmp)
             self.files.rename(tmp, target, replace=True)
+            return True
 
     def _upload_bytes(self, data: bytes, target: str, tracker: ProgressTracker) -> None:
         tmp = f"{target}{_PART}{secrets.token_hex(4)}"

@@ -1,0 +1,293 @@
+"""What a push means: fast-forward only, exact checksums, minimal transfer, CAS on refs,
+summary upkeep, and resuming after an interrupted push without re-sending."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import BinaryIO, List, Set, Tuple
+
+import pytest
+
+from ostree_tool import needs_ostree, run_ostree
+from test_push_support import (
+    commit,
+    do_push,
+    init,
+    make_tree,
+    object_files,
+    ostree_fsck,
+    pull_over_http,
+    receive_process,
+    rev_parse,
+)
+
+from pyostree.errors import PushError, TransportError
+from pyostree.objects.types import ObjectType
+from pyostree.push import PushOptions, push, push_with
+from pyostree.push.receive_client import ReceiveClient
+from pyostree.push.sftp import SftpPublisher
+from pyostree.repo import Repo
+from pyostree.transport import ExecChannel, LocalFileTransport
+
+pytestmark = needs_ostree
+VIAS = ("receive", "sftp")
+
+
+def _objects_of(repo: Path) -> Set[str]:
+    return set(object_files(repo))
+
+
+@pytest.fixture
+def two_commits(tmp_path: Path) -> Tuple[Path, str, str]:
+    """Source archive repo: main = c1, then c2 changing one file and adding one."""
+    tree = make_tree(tmp_path / "tree", files=30)
+    src = init(tmp_path / "src", "archive")
+    c1 = commit(src, tree, subject="one")
+    (tree / "sub" / "file1.txt").write_bytes(b"changed\n")
+    (tree / "new.txt").write_bytes(b"new file\n")
+    c2 = commit(src, tree, subject="two")
+    return src, c1, c2
+
+
+@pytest.mark.parametrize("via", VIAS)
+def test_incremental_push_sends_only_new_objects(tmp_path: Path, two_commits: Tuple[Path, str, str], via: str) -> None:
+    src, c1, c2 = two_commits
+    dst = init(tmp_path / "dst", "archive")
+    first = do_push(src, dst, via=via)
+    # first push of c2 directly would include everything; push c1 first via a branch
+    assert rev_parse(dst, "main") == c2
+    assert first.objects_sent > 10
+
+    # Fresh remote at c1, then push c2: exactly the objects c2 adds.
+    dst2 = init(tmp_path / "dst2", "archive")
+    mid = init(tmp_path / "mid", "archive")
+    run_ostree("pull-local", str(src), c1, repo=mid)
+    run_ostree("refs", "--create=main", c1, repo=mid)
+    do_push(mid, dst2, via=via)
+    before = _objects_of(dst2)
+    result = do_push(src, dst2, via=via)
+    added = _objects_of(dst2) - before
+    sent = {f"objects/{c[:2]}/{c[2:]}.{ObjectType[t].extension(True)}" for c, t in result.objects}
+    assert sent == added
+    # new file, changed file, two dirtrees (root, sub), the commit: nothing else
+    kinds = sorted(t for _c, t in result.objects)
+    assert kinds == ["COMMIT", "DIR_TREE", "DIR_TREE", "FILE", "FILE"]
+    assert rev_parse(dst2, "main") == c2
+    assert "no errors found" in ostree_fsck(dst2)
+
+    noop = do_push(src, dst2, via=via)
+    assert noop.objects_sent == 0 and noop.up_to_date == ("main",) and not noop.updates
+    assert _objects_of(dst2) == before | added
+
+
+@pytest.mark.parametrize("via", VIAS)
+def test_non_fast_forward_refused_unless_forced(tmp_path: Path, via: str) -> None:
+    tree = make_tree(tmp_path / "tree")
+    src = init(tmp_path / "src", "archive")
+    local = commit(src, tree, subject="local")
+    other_src = init(tmp_path / "other", "archive")
+    (tree / "diverged.txt").write_bytes(b"diverged\n")
+    remote_commit = commit(other_src, tree, subject="diverged")
+    dst = init(tmp_path / "dst", "archive")
+    do_push(other_src, dst, via=via)
+    before = _objects_of(dst)
+
+    with pytest.raises(PushError, match="non-fast-forward update of main refused"):
+        do_push(src, dst, via=via)
+    assert rev_parse(dst, "main") == remote_commit
+    assert _objects_of(dst) == before  # nothing uploaded for a refused ref
+
+    result = do_push(src, dst, via=via, force=True)
+    assert result.updates[0].forced
+    assert rev_parse(dst, "main") == local
+    assert "no errors found" in ostree_fsck(dst)
+
+
+@pytest.mark.parametrize("via", VIAS)
+def test_dry_run_changes_nothing(tmp_path: Path, two_commits: Tuple[Path, str, str], via: str) -> None:
+    src, _c1, c2 = two_commits
+    dst = init(tmp_path / "dst", "archive")
+    result = do_push(src, dst, via=via, dry_run=True)
+    assert result.dry_run and result.updates[0].new == c2 and len(result.objects) > 10
+    assert _objects_of(dst) == set()
+    assert not (dst / "refs" / "heads" / "main").exists()
+
+
+@pytest.mark.parametrize("via", VIAS)
+def test_summary_kept_up_to_date(tmp_path: Path, two_commits: Tuple[Path, str, str], via: str) -> None:
+    src, _c1, c2 = two_commits
+    dst = init(tmp_path / "dst", "archive")
+    # No summary on the remote: none is created by default...
+    assert not do_push(src, dst, "main", via=via).summary_updated
+    assert not (dst / "summary").exists()
+    # ...but --update-summary creates it, and a stale summary.sig is dropped.
+    run_ostree("refs", "--create=other", c2, repo=src)
+    (dst / "summary.sig").write_bytes(b"stale")
+    assert do_push(src, dst, "other", via=via, update_summary=True).summary_updated
+    assert not (dst / "summary.sig").exists()
+    listed = run_ostree("summary", "-v", repo=dst)
+    assert "* main" in listed and "* other" in listed
+    assert pull_over_http(dst, "main", tmp_path / "client") == c2  # "other" is ref-bound to main
+
+
+def test_push_selected_refs_only_and_all_by_default(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "tree")
+    src = init(tmp_path / "src", "archive")
+    a = commit(src, tree, branch="a")
+    b = commit(src, tree, branch="deep/b")
+    dst = init(tmp_path / "dst", "archive")
+    do_push(src, dst, "a", via="sftp")
+    assert run_ostree("refs", repo=dst).split() == ["a"]
+    do_push(src, dst, via="receive")
+    assert sorted(run_ostree("refs", repo=dst).split()) == ["a", "deep/b"]
+    assert rev_parse(dst, "deep/b") == b and rev_parse(dst, "a") == a
+    with pytest.raises(PushError, match="no local ref"):
+        do_push(src, dst, "missing", via="sftp")
+
+
+@pytest.mark.parametrize("via", VIAS)
+def test_concurrent_push_of_one_ref_one_wins(tmp_path: Path, via: str) -> None:
+    """A second push lands while the first is between planning and publishing: the first
+    is rejected by the compare-and-swap and the remote keeps the winner, consistent."""
+    tree = make_tree(tmp_path / "tree")
+    base_src = init(tmp_path / "base", "archive")
+    commit(base_src, tree, subject="base")
+    dst = init(tmp_path / "dst", "archive")
+    do_push(base_src, dst, via=via)
+    src_a = tmp_path / "a"
+    src_b = tmp_path / "b"
+    for path, name in ((src_a, "a"), (src_b, "b")):
+        init(path, "archive")
+        run_ostree("pull-local", str(base_src), "main", repo=path)
+        (tree / f"{name}.txt").write_bytes(name.encode())
+    winner = commit(src_b, tree, subject="b")
+    loser = commit(src_a, tree, subject="a")
+    assert winner != loser
+
+    def interfere(message: str) -> None:
+        if "objects to send" in message:
+            do_push(src_b, dst, via=via)
+
+    with pytest.raises(PushError, match="moved"):
+        push(Repo.open(src_a), str(dst), (), PushOptions(via=via), on_log=interfere)
+    assert rev_parse(dst, "main") == winner
+    assert "no errors found" in ostree_fsck(dst)
+
+
+class _CutTransport(LocalFileTransport):
+    """A connection that drops after ``budget`` uploads (an interrupted sftp push)."""
+
+    def __init__(self, root: Path, budget: int) -> None:
+        super().__init__(root)
+        self.budget = budget
+        self.uploads: List[str] = []
+
+    def open_write(self, path: str, mode: int = 0o644) -> BinaryIO:
+        if "/pyostree-push-" in path and ".part-" in path:
+            if len(self.uploads) >= self.budget:
+                raise TransportError("connection lost")
+            self.uploads.append(path)
+        return super().open_write(path, mode)
+
+
+def test_sftp_resume_after_cut_connection_resends_nothing_staged(
+    tmp_path: Path, two_commits: Tuple[Path, str, str]
+) -> None:
+    src, _c1, c2 = two_commits
+    dst = init(tmp_path / "dst", "archive")
+    repo = Repo.open(src)
+    local = {"main": c2}
+
+    cut = _CutTransport(dst, budget=7)
+    with pytest.raises(TransportError, match="connection lost"):
+        push_with(SftpPublisher(cut), repo, local)
+    assert _objects_of(dst) == set()  # nothing visible
+    assert not (dst / "refs" / "heads" / "main").exists()
+    run_ostree("fsck", repo=dst)  # no commit yet, but the repo must still check clean
+
+    again = _CutTransport(dst, budget=10**6)
+    result = push_with(SftpPublisher(again), repo, local)
+    assert result.objects_reused == 7
+    assert len(again.uploads) == result.objects_sent - 7
+    assert not set(again.uploads) & set(cut.uploads)
+    assert rev_parse(dst, "main") == c2
+    assert "no errors found" in ostree_fsck(dst)
+    assert [n for n in os.listdir(dst / "tmp") if n.startswith("pyostree-push")] == []
+
+
+class _PopenChannel(ExecChannel):
+    """A receiver subprocess the test can kill (local_exec hides the process)."""
+
+    def __init__(self, proc: "subprocess.Popen[bytes]") -> None:
+        assert proc.stdin and proc.stdout and proc.stderr
+        self.proc = proc
+        self.stdin, self.stdout, self.stderr = proc.stdin, proc.stdout, proc.stderr
+
+    def wait(self) -> int:
+        return self.proc.wait()
+
+    def close(self) -> None:
+        for stream in (self.stdin, self.stdout, self.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def _staged(dst: Path) -> Set[str]:
+    found: Set[str] = set()
+    for entry in (dst / "tmp").iterdir():
+        if entry.name.startswith("staging-") and entry.is_dir():
+            for path in entry.rglob("*.*"):
+                if path.parent != entry:
+                    found.add(path.parent.name + path.name.split(".")[0])
+    return found
+
+
+class _KillingClient(ReceiveClient):
+    """Sends half the objects, waits until the receiver staged some, then kills it."""
+
+    def __init__(self, channel: _PopenChannel, path: str) -> None:
+        super().__init__(channel, path)
+        self.channel = channel
+        self.repo_dir = Path(path)
+
+    def send_objects(self, repo, names, tracker):  # type: ignore[no-untyped-def]
+        half = len(names) // 2
+        super().send_objects(repo, names[:half], tracker)
+        deadline = time.monotonic() + 30
+        while len(_staged(self.repo_dir)) < half and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.channel.proc.kill()
+        self.channel.proc.wait()
+        super().send_objects(repo, names[half:], tracker)
+
+
+def test_receive_resume_after_killed_receiver_resends_nothing_staged(
+    tmp_path: Path, two_commits: Tuple[Path, str, str]
+) -> None:
+    src, _c1, c2 = two_commits
+    dst = init(tmp_path / "dst", "archive")
+    repo = Repo.open(src)
+    local = {"main": c2}
+
+    client = _KillingClient(_PopenChannel(receive_process()), str(dst))
+    with pytest.raises(PushError):
+        push_with(client, repo, local)
+    client.close()
+    staged = _staged(dst)
+    assert len(staged) >= 5
+    assert _objects_of(dst) == set()
+    assert not (dst / "refs" / "heads" / "main").exists()
+
+    result = do_push(src, dst, via="receive")
+    sent = {c for c, _t in result.objects}
+    assert not sent & staged
+    assert rev_parse(dst, "main") == c2
+    assert "no errors found" in ostree_fsck(dst)
