@@ -13,7 +13,7 @@ from pyostree.gvariant import GVariantError, decode, encode, is_normal
 from pyostree.gvariant import decoder, encoder, normal
 from pyostree.gvariant.types import parse_type
 
-LIST_TYPES = ["a(say)", "a(sayay)"]
+LIST_TYPES = ["a(say)", "a(sayay)", "a{sv}"]
 
 
 def generic_decode(type_string: str, data: bytes) -> Any:
@@ -80,9 +80,12 @@ def test_fast_decode_and_is_normal_match_generic_on_hostile_bytes(type_string: s
         encode(type_string, []),
         encode("a(say)", [("x" * 300, b"\x05" * 40)]),
         encode("a(sayay)", [("y" * 260, b"\x05" * 3, b"\x06")]),
+        encode("a{sv}", {"a": ("s", "x"), "bb": ("u", 7), "": ("ay", b"\x01")}),
+        encode("a{sv}", {"k" * 270: ("(yv)", (1, ("s", "z")))}),
+        encode("a{sv}", {"v": ("v", ("v", ("i", -1))), "m": ("mb", (True,))}),
     ]
     checked = 0
-    for _ in range(3000):
+    for _ in range(4000):
         if rng.random() < 0.2:
             data = bytes(rng.choice([0, 1, 2, 3, 5, 0x61, 0xff]) for _ in range(rng.randint(0, 9)))
         else:
@@ -90,7 +93,7 @@ def test_fast_decode_and_is_normal_match_generic_on_hostile_bytes(type_string: s
         assert decode(type_string, data) == generic_decode(type_string, data), data.hex()
         assert is_normal(type_string, data) == generic_is_normal(type_string, data), data.hex()
         checked += 1
-    assert checked == 3000
+    assert checked == 4000
 
 
 @pytest.mark.parametrize("type_string,value", [

@@ -38,6 +38,52 @@ _SPECIALISED: Dict[str, DecodeFn] = {
     "a(say)": fastpaths.decode_file_list,
     "a(sayay)": fastpaths.decode_dir_list,
 }
+
+
+def _decode_vardict(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+    """``a{sv}``: the generic rules with the ``{sv}`` layout worked out by hand.
+
+    Entry of size S, width W, key end e0: the key is valid iff 0 < e0 <= S - W; the value
+    is the variant at [round8(e0), S - W) if that is non-empty, else the unit.
+    """
+    found = fastpaths.array_table(data, start, end)
+    if found is None:
+        return {}
+    last, ends = found
+    out: Dict[Any, Any] = {}
+    prev = 0
+    name = fastpaths.name_or_empty
+    variant = decode_variant
+    value_depth = depth + 2
+    for item_end in ends:
+        if item_end < prev:
+            out[""] = UNIT_VARIANT  # every later entry is the default ("", unit)
+            break
+        item_start = prev + (-prev & 7)
+        if item_start < item_end <= last:
+            a = start + item_start
+            b = start + item_end
+            size = item_end - item_start
+            if size <= 0xFF:
+                width = 1
+                e0 = data[b - 1]
+            else:
+                width = offset_width(size)
+                e0 = int.from_bytes(data[b - width:b], "little")
+            body = size - width
+            key = name(data, a, a + e0) if 0 < e0 <= body else ""
+            value_start = (e0 + 7) & ~7
+            if value_start < body:
+                out[key] = variant(data, a + value_start, b - width, value_depth, memo)
+            else:
+                out[key] = UNIT_VARIANT
+        else:
+            out[""] = UNIT_VARIANT
+        prev = item_end
+    return out
+
+
+_SPECIALISED["a{sv}"] = _decode_vardict
 _COMPILED_MAX = 2048
 
 
@@ -201,33 +247,70 @@ def _dec_signature(data: bytes, start: int, end: int, depth: int, memo: Memo) ->
     return text
 
 
-def variant_child(data: bytes, start: int, end: int, depth: int) -> Optional[Tuple[str, TypeNode, int]]:
-    """(type string, node, child end) of a valid variant at ``depth``, else None (unit)."""
+_variant_types: Dict[bytes, Any] = {}
+_MISSING = object()
+_VARIANT_TYPES_MAX = 4096
+
+
+def variant_type(raw: bytes) -> Optional[Tuple[str, TypeNode, DecodeFn]]:
+    """(type string, node, decoder) for the raw type string of a variant, None if invalid."""
+    cached = _variant_types.get(raw, _MISSING)
+    if cached is not _MISSING:
+        return cached  # type: ignore[no-any-return]
+    found: Optional[Tuple[str, TypeNode, DecodeFn]] = None
+    if raw.isascii():
+        type_string = raw.decode("ascii")
+        child = parse_type_or_none(type_string)
+        if child is not None:
+            found = (type_string, child, get_decoder(child))
+    if len(raw) <= 256:
+        if len(_variant_types) >= _VARIANT_TYPES_MAX:
+            del _variant_types[next(iter(_variant_types))]
+        _variant_types[raw] = found
+    return found
+
+
+def variant_child(data: bytes, start: int, end: int, depth: int
+                  ) -> Optional[Tuple[str, TypeNode, DecodeFn, int]]:
+    """(type string, node, decoder, child end) of a valid variant at ``depth``, else None."""
     if end <= start:
         return None
     sep = data.rfind(b"\x00", start, end)
     if sep < 0:
         return None
-    raw = data[sep + 1:end]
-    if not raw.isascii():
+    found = variant_type(data[sep + 1:end])
+    if found is None:
         return None
-    type_string = raw.decode("ascii")
-    child = parse_type_or_none(type_string)
-    if child is None:
-        return None
+    child = found[1]
     if child.fixed_size and sep - start != child.fixed_size:
         return None
     if depth + child.depth >= MAX_DEPTH:
         return None
-    return type_string, child, sep
+    return found[0], child, found[2], sep
 
 
-def _dec_variant(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
-    found = variant_child(data, start, end, depth)
+def decode_variant(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+    """A variant's (type string, value); the unit variant when invalid (§7.8)."""
+    if end <= start:
+        return UNIT_VARIANT
+    sep = data.rfind(b"\x00", start, end)
+    if sep < 0:
+        return UNIT_VARIANT
+    raw = data[sep + 1:end]
+    found = _variant_types.get(raw, _MISSING)
+    if found is _MISSING:
+        found = variant_type(raw)
     if found is None:
         return UNIT_VARIANT
-    type_string, child, sep = found
-    return (type_string, get_decoder(child)(data, start, sep, depth + 1, memo))
+    type_string, child, dec = found
+    if child.fixed_size and sep - start != child.fixed_size:
+        return UNIT_VARIANT
+    if depth + child.depth >= MAX_DEPTH:
+        return UNIT_VARIANT
+    return (type_string, dec(data, start, sep, depth + 1, memo))
+
+
+_dec_variant = decode_variant
 
 
 def _compile_maybe(node: TypeNode) -> DecodeFn:
@@ -347,54 +430,63 @@ def _compile_fixed_tuple(node: TypeNode) -> DecodeFn:
     return dec_tuple
 
 
+def _member_bounds(data: bytes, end: int, size: int, width: int, index: int, a: int, b: int,
+                   c: int, ending: int, fixed: int) -> Tuple[int, int]:
+    """(start, end) of a tuple member relative to the tuple, as gvs_tuple_get_member_bounds."""
+    need = width * (index + 1)
+    if index >= 0 and need <= size:
+        pos = end - need
+        prev = data[pos] if width == 1 else int.from_bytes(data[pos:pos + width], "little")
+    else:
+        prev = 0
+    m_start = ((prev + a) & b) | c
+    if ending == ENDING_FIXED:
+        return m_start, m_start + fixed
+    if ending == ENDING_LAST:
+        return m_start, (size - need if need <= size else _INF)
+    if need + width <= size:
+        pos = end - need - width
+        return m_start, (data[pos] if width == 1
+                         else int.from_bytes(data[pos:pos + width], "little"))
+    return m_start, _INF
+
+
 def _compile_variable_tuple(node: TypeNode) -> DecodeFn:
     plan = tuple(
-        (lay.index, lay.a, lay.b, lay.c, lay.ending, member.fixed_size, member,
-         get_decoder(member))
+        (lay.index, lay.a, lay.b, lay.c, lay.ending, member.fixed_size,
+         lay.index + 2 if lay.ending == ENDING_OFFSET else lay.index + 1,
+         member, get_decoder(member))
         for lay, member in zip(node.layout, node.members)
     )
+    last_plan = plan[-1][:6]
 
     def dec_tuple(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
         size = end - start
         if size == 0:
             return default_value(node, memo)
         width = offset_width(size)
-        bounds = []
-        # member bounds exactly as gvs_tuple_get_member_bounds
-        for index, a, b, c, ending, fixed, _member, _dec in plan:
-            need = width * (index + 1)
-            if index >= 0 and need <= size:
-                prev = read_offset(data, end - need, width)
-            else:
-                prev = 0
-            m_start = ((prev + a) & b) | c
-            if ending == ENDING_FIXED:
-                m_end = m_start + fixed
-            elif ending == ENDING_LAST:
-                m_end = size - need if need <= size else _INF
-            else:
-                m_end = (read_offset(data, end - need - width, width)
-                         if need + width <= size else _INF)
-            bounds.append((m_start, m_end))
-        # ordering cut-off: first member out of order; GLib ignores a failure at member 0
-        cut = len(plan)
-        prev_end = 0
-        for k, (m_start, m_end) in enumerate(bounds):
-            if m_start > m_end or m_start < prev_end or m_end > size:
-                if k > 0:
-                    cut = k
-                break
-            prev_end = m_end
-        last_end = bounds[-1][1]
+        # no member may reach past the end of the last one (i.e. into the table)
+        last_end = _member_bounds(data, end, size, width, *last_plan)[1]
         child_depth = depth + 1
         values = []
-        for k, (index, _a, _b, _c, ending, _fixed, member, dec) in enumerate(plan):
-            m_start, m_end = bounds[k]
-            need = width * (index + 2 if ending == ENDING_OFFSET else index + 1)
-            if (k < cut and need <= size and m_start < m_end <= size
+        append = values.append
+        checking_order = True
+        prev_end = 0
+        for k, (index, a, b, c, ending, fixed, entries, member, dec) in enumerate(plan):
+            m_start, m_end = _member_bounds(data, end, size, width, index, a, b, c, ending, fixed)
+            if checking_order:
+                if m_start > m_end or m_start < prev_end or m_end > size:
+                    if k > 0:
+                        # GLib's ordering cut-off: this member and all later ones are default
+                        values.extend(default_value(m[7], memo) for m in plan[k:])
+                        break
+                    checking_order = False  # a bad member 0 disables the cut-off entirely
+                else:
+                    prev_end = m_end
+            if (width * entries <= size and m_start < m_end <= size
                     and m_end <= last_end):
-                values.append(dec(data, start + m_start, start + m_end, child_depth, memo))
+                append(dec(data, start + m_start, start + m_end, child_depth, memo))
             else:
-                values.append(default_value(member, memo))
+                append(default_value(member, memo))
         return tuple(values)
     return dec_tuple

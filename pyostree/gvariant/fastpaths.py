@@ -26,7 +26,7 @@ def _width(size: int) -> int:
     return 8
 
 
-def _name(data: bytes, start: int, end: int) -> str:
+def name_or_empty(data: bytes, start: int, end: int) -> str:
     """The string in data[start:end] if GLib-valid, else ''."""
     if data[end - 1] != 0:
         return ""
@@ -39,7 +39,7 @@ def _name(data: bytes, start: int, end: int) -> str:
         return ""
 
 
-def _table(data: bytes, start: int, end: int) -> Optional[tuple[int, tuple[int, ...]]]:
+def array_table(data: bytes, start: int, end: int) -> Optional[tuple[int, tuple[int, ...]]]:
     """(start of the table, element ends) of a variable-size array, or None if empty/broken."""
     size = end - start
     if size == 0:
@@ -56,14 +56,14 @@ def _table(data: bytes, start: int, end: int) -> Optional[tuple[int, tuple[int, 
 
 def decode_file_list(data: bytes, start: int, end: int, depth: int, memo: Any) -> List[Any]:
     """``a(say)``: [(name, checksum)]."""
-    found = _table(data, start, end)
+    found = array_table(data, start, end)
     if found is None:
         return []
     last, ends = found
     out: List[Any] = []
     append = out.append
     prev = 0
-    name = _name
+    name = name_or_empty
     for item_end in ends:
         if item_end < prev:
             out.extend([_EMPTY_FILE] * (len(ends) - len(out)))
@@ -89,14 +89,14 @@ def decode_file_list(data: bytes, start: int, end: int, depth: int, memo: Any) -
 
 def decode_dir_list(data: bytes, start: int, end: int, depth: int, memo: Any) -> List[Any]:
     """``a(sayay)``: [(name, tree checksum, meta checksum)]."""
-    found = _table(data, start, end)
+    found = array_table(data, start, end)
     if found is None:
         return []
     last, ends = found
     out: List[Any] = []
     append = out.append
     prev = 0
-    name = _name
+    name = name_or_empty
     for item_end in ends:
         if item_end < prev:
             out.extend([_EMPTY_DIR] * (len(ends) - len(out)))

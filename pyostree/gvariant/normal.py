@@ -130,7 +130,7 @@ def _norm_variant(data: bytes, start: int, end: int, depth: int) -> bool:
     found = variant_child(data, start, end, depth)
     if found is None:
         return False
-    _type_string, child, sep = found
+    child, sep = found[1], found[3]
     return get_checker(child)(data, start, sep, depth + 1)
 
 
