@@ -468,7 +468,7 @@ def _compile_variable_tuple(node: TypeNode) -> DecodeFn:
         # no member may reach past the end of the last one (i.e. into the table)
         last_end = _member_bounds(data, end, size, width, *last_plan)[1]
         child_depth = depth + 1
-        values = []
+        values: List[Any] = []
         append = values.append
         checking_order = True
         prev_end = 0
