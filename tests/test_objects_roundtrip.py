@@ -202,3 +202,88 @@ def test_mutated_objects_are_rejected_or_valid(case: Tuple[type, bytes]) -> None
         {DirTree: DIRTREE_TYPE, DirMeta: DIRMETA_TYPE, Commit: COMMIT_TYPE}[kind], data
     )
     assert obj.to_bytes() == data
+
+
+def _reference_header(data: bytes, archive: bool, verify: bool) -> Tuple[FileHeader, int]:
+    """FileHeader parsing done only with the general codec (GLib semantics)."""
+    type_string = ARCHIVE_HEADER_TYPE if archive else FILE_HEADER_TYPE
+    if verify and not gvariant.is_normal(type_string, data):
+        raise ObjectError("not normal form")
+    value = list(gvariant.decode(type_string, data))
+    size = swap64(value.pop(0)) if archive else 0
+    uid, gid, mode, rdev, target, xattrs = value
+    header = FileHeader(swap32(uid), swap32(gid), swap32(mode), swap32(rdev), target,
+                        tuple(xattrs))
+    if verify:
+        header.validate()
+        if header.is_symlink and size:
+            raise ObjectError("symlink with size")
+    return header, size
+
+
+def _outcome(fn: object, *args: object, **kwargs: object) -> object:
+    try:
+        return fn(*args, **kwargs)  # type: ignore[operator]
+    except ObjectError:
+        return ObjectError
+
+
+@st.composite
+def mutated_headers(draw: st.DrawFn) -> Tuple[bytes, bool]:
+    header = draw(file_headers())
+    archive = draw(st.booleans())
+    data = bytearray(header.to_archive_bytes(0)[8:] if archive else header.to_bytes())
+    for _ in range(draw(st.integers(0, 3))):
+        action = draw(st.integers(0, 2))
+        index = draw(st.integers(0, len(data) - 1))
+        if action == 0:
+            data[index] = draw(st.integers(0, 255))
+        elif action == 1 and len(data) > 1:
+            del data[index]
+        else:
+            data.insert(index, draw(st.integers(0, 255)))
+    return bytes(data), archive
+
+
+@settings(max_examples=400)
+@given(mutated_headers(), st.booleans())
+def test_fast_header_parser_agrees_with_the_codec(case: Tuple[bytes, bool], verify: bool) -> None:
+    data, archive = case
+    ours = _outcome(FileHeader.from_archive_bytes if archive else FileHeader.from_bytes,
+                    data, verify=verify)
+    if not archive and ours is not ObjectError:
+        ours = (ours, 0)
+    if len(data) == 0:
+        assert ours is ObjectError
+        return
+    assert ours == _outcome(_reference_header, data, archive, verify)
+
+
+def _reference_uuua(data: bytes, verify: bool) -> Tuple[int, int, int, object]:
+    if verify and not gvariant.is_normal(DIRMETA_TYPE, data):
+        raise ObjectError("not normal form")
+    uid, gid, mode, xattrs = gvariant.decode(DIRMETA_TYPE, data)
+    return swap32(uid), swap32(gid), swap32(mode), tuple(xattrs)
+
+
+@st.composite
+def mutated_dirmetas(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(dirmetas).to_bytes())
+    for _ in range(draw(st.integers(0, 3))):
+        index = draw(st.integers(0, len(data)))
+        if draw(st.booleans()) and index < len(data):
+            data[index] = draw(st.integers(0, 255))
+        elif draw(st.booleans()) and index < len(data):
+            del data[index]
+        else:
+            data.insert(index, draw(st.integers(0, 255)))
+    return bytes(data)
+
+
+@settings(max_examples=300)
+@given(mutated_dirmetas(), st.booleans())
+def test_fast_dirmeta_parser_agrees_with_the_codec(data: bytes, verify: bool) -> None:
+    from pyostree.objects.dirmeta import decode_uuua
+
+    ours = _outcome(decode_uuua, data, verify=verify, what="dirmeta")
+    assert ours == _outcome(_reference_uuua, data, verify)

@@ -12,13 +12,13 @@ import stat
 import struct
 import zlib
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Iterator, Tuple
+from typing import Callable, Iterable, Iterator, Optional, Tuple
 
 from pyostree import gvariant
 from pyostree.errors import ObjectError
 from pyostree.objects._common import BytesLike
 from pyostree.objects._endian import swap32, swap64
-from pyostree.objects._framing import encode_xattrs, offset_width
+from pyostree.objects._framing import encode_xattrs, offset_width, parse_xattrs, read_width
 from pyostree.objects.dirmeta import decode_uuua, encode_uuua
 from pyostree.objects.modes import bare_user_only_mode, validate_file_mode, validate_u32
 from pyostree.objects.xattrs import Xattrs, validate_xattrs, xattrs_from_value
@@ -126,39 +126,13 @@ class FileHeader:
     @classmethod
     def from_bytes(cls, data: BytesLike, *, verify: bool = True) -> FileHeader:
         """Parse ``(uuuusa(ayay))`` (no length prefix)."""
-        _check_header_size(len(data))
-        if verify and not gvariant.is_normal(FILE_HEADER_TYPE, data):
-            raise ObjectError("file header: not normal form")
-        value = gvariant.decode(FILE_HEADER_TYPE, data)
-        assert isinstance(value, tuple)
-        uid, gid, mode, rdev, target, xattrs = value
-        header = cls(
-            swap32(uid), swap32(gid), swap32(mode), swap32(rdev), target,
-            xattrs_from_value(xattrs),
-        )
-        if verify:
-            header.validate()
+        header, _ = _parse_header(bytes(data), archive=False, verify=verify)
         return header
 
     @classmethod
     def from_archive_bytes(cls, data: BytesLike, *, verify: bool = True) -> Tuple[FileHeader, int]:
         """Parse ``(tuuuusa(ayay))`` (no length prefix); returns the header and payload size."""
-        _check_header_size(len(data))
-        if verify and not gvariant.is_normal(ARCHIVE_HEADER_TYPE, data):
-            raise ObjectError("archive file header: not normal form")
-        value = gvariant.decode(ARCHIVE_HEADER_TYPE, data)
-        assert isinstance(value, tuple)
-        size, uid, gid, mode, rdev, target, xattrs = value
-        header = cls(
-            swap32(uid), swap32(gid), swap32(mode), swap32(rdev), target,
-            xattrs_from_value(xattrs),
-        )
-        payload_size = swap64(size)
-        if verify:
-            header.validate()
-            if header.is_symlink and payload_size != 0:
-                raise ObjectError(f"archive file header: symlink with payload size {payload_size}")
-        return header, payload_size
+        return _parse_header(bytes(data), archive=True, verify=verify)
 
     def canonical_bare_user_only(self) -> FileHeader:
         """What a bare-user-only commit stores: root owner, no xattrs, regular files
@@ -168,6 +142,68 @@ class FileHeader:
     def to_ostreemeta(self) -> bytes:
         """The ``user.ostreemeta`` xattr value a bare-user repo stores for this file."""
         return OstreeMeta(self.uid, self.gid, self.mode, self.xattrs).to_bytes()
+
+
+_PLAIN_FIXED = struct.Struct(">IIII")
+_ARCHIVE_FIXED = struct.Struct(">QIIII")
+
+
+def _fast_header(data: bytes, archive: bool) -> Optional[Tuple[FileHeader, int]]:
+    """Read a header laid out as normal form; None unless re-encoding gives ``data`` back."""
+    fixed = _ARCHIVE_FIXED if archive else _PLAIN_FIXED
+    total = len(data)
+    if total < fixed.size + 2:
+        return None
+    width = read_width(total)
+    target_end = int.from_bytes(data[total - width:], "little")
+    if not fixed.size < target_end <= total - width or data[target_end - 1] != 0:
+        return None
+    try:
+        target = data[fixed.size:target_end - 1].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\0" in target:
+        return None
+    xattrs = parse_xattrs(data, target_end, total - width)
+    if xattrs is None:
+        return None
+    if archive:
+        size, uid, gid, mode, rdev = fixed.unpack_from(data)
+    else:
+        size = 0
+        uid, gid, mode, rdev = fixed.unpack_from(data)
+    header = FileHeader(uid, gid, mode, rdev, target, xattrs)
+    if header._body(size if archive else None) != data:
+        return None
+    return header, size
+
+
+def _parse_header(data: bytes, *, archive: bool, verify: bool) -> Tuple[FileHeader, int]:
+    what = "archive file header" if archive else "file header"
+    _check_header_size(len(data))
+    parsed = _fast_header(data, archive)
+    if parsed is None:
+        type_string = ARCHIVE_HEADER_TYPE if archive else FILE_HEADER_TYPE
+        if verify and not gvariant.is_normal(type_string, data):
+            raise ObjectError(f"{what}: not normal form")
+        value = gvariant.decode(type_string, data)
+        assert isinstance(value, tuple)
+        if archive:
+            raw_size, *fields = value
+        else:
+            raw_size, fields = 0, list(value)
+        uid, gid, mode, rdev, target, xattrs = fields
+        parsed = (
+            FileHeader(swap32(uid), swap32(gid), swap32(mode), swap32(rdev), target,
+                       xattrs_from_value(xattrs)),
+            swap64(raw_size),
+        )
+    header, size = parsed
+    if verify:
+        header.validate()
+        if header.is_symlink and size != 0:
+            raise ObjectError(f"{what}: symlink with payload size {size}")
+    return header, size
 
 
 @dataclass(frozen=True)

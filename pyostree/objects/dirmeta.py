@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from pyostree.errors import ObjectError
-from pyostree.objects._common import BytesLike, decode_metadata
+from pyostree.objects._common import MAX_METADATA_SIZE, BytesLike, decode_metadata
 from pyostree.objects._endian import swap32
-from pyostree.objects._framing import encode_xattrs
+from pyostree.objects._framing import encode_xattrs, parse_xattrs
 from pyostree.objects.checksum import sha256_hex
 from pyostree.objects.modes import bare_user_only_mode, validate_dir_mode, validate_u32
 from pyostree.objects.xattrs import Xattrs, validate_xattrs, xattrs_from_value
@@ -18,19 +18,27 @@ from pyostree.objects.xattrs import Xattrs, validate_xattrs, xattrs_from_value
 __all__ = ["DIRMETA_TYPE", "DirMeta", "decode_uuua", "encode_uuua"]
 
 DIRMETA_TYPE = "(uuua(ayay))"
+_FIXED = struct.Struct(">III")
 
 
 def encode_uuua(uid: int, gid: int, mode: int, xattrs: Xattrs) -> bytes:
     """``(uuua(ayay))`` with OSTree's big-endian ints: 12 fixed bytes then the xattrs."""
-    return struct.pack(">III", uid, gid, mode) + encode_xattrs(xattrs)
+    return _FIXED.pack(uid, gid, mode) + encode_xattrs(xattrs)
 
 
 def decode_uuua(data: BytesLike, *, verify: bool, what: str) -> Tuple[int, int, int, Xattrs]:
     """Parse ``(uuua(ayay))`` (dirmeta and ``user.ostreemeta``) into native ints."""
-    value = decode_metadata(DIRMETA_TYPE, data, verify=verify, what=what)
+    raw = bytes(data)
+    if len(raw) >= 12 and len(raw) <= MAX_METADATA_SIZE:
+        xattrs = parse_xattrs(raw, 12, len(raw))
+        if xattrs is not None:
+            uid, gid, mode = _FIXED.unpack_from(raw)
+            if encode_uuua(uid, gid, mode, xattrs) == raw:  # so raw is normal form
+                return uid, gid, mode, xattrs
+    value = decode_metadata(DIRMETA_TYPE, raw, verify=verify, what=what)
     assert isinstance(value, tuple)
-    uid, gid, mode, xattrs = value
-    return swap32(uid), swap32(gid), swap32(mode), xattrs_from_value(xattrs)
+    uid, gid, mode, xattr_value = value
+    return swap32(uid), swap32(gid), swap32(mode), xattrs_from_value(xattr_value)
 
 
 @dataclass(frozen=True)

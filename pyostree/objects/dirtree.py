@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
+from pyostree import gvariant
 from pyostree.errors import ObjectError
 from pyostree.objects._common import BytesLike, decode_metadata
-from pyostree.objects._framing import encode_checksum_list, encode_dir_list, offset_width
 from pyostree.objects.checksum import DIGEST_SIZE, sha256_hex, validate_checksum
 from pyostree.objects.names import validate_filename
 
@@ -34,27 +34,43 @@ class DirEntry:
     meta_checksum: str
 
 
-def _encode_name(name: str, what: str) -> bytes:
-    try:
-        return name.encode("utf-8")
-    except (UnicodeEncodeError, AttributeError):
-        raise ObjectError(f"{what} {name!r} is not valid UTF-8") from None
+_Entry = Union[FileEntry, DirEntry]
 
 
-def _raw(checksum: str, what: str) -> bytes:
+def _raw(checksum: str) -> bytes:
     try:
-        raw = bytes.fromhex(checksum)
+        return bytes.fromhex(checksum)
     except (ValueError, TypeError):
-        raise ObjectError(f"{what} {checksum!r} is not hex") from None
-    return raw
+        raise ObjectError(f"dirtree: checksum {checksum!r} is not hex") from None
 
 
-def _hex(raw: bytes, name: str, verify: bool) -> str:
-    if verify and len(raw) != DIGEST_SIZE:
-        raise ObjectError(
-            f"dirtree: checksum of {name!r} is {len(raw)} bytes, expected {DIGEST_SIZE}"
-        )
-    return raw.hex()
+def _check_lengths(raws: Sequence[bytes], name: str) -> None:
+    for raw in raws:
+        if len(raw) != DIGEST_SIZE:
+            raise ObjectError(
+                f"dirtree: checksum of {name!r} is {len(raw)} bytes, expected {DIGEST_SIZE}"
+            )
+
+
+def _check_names(entries: Sequence[_Entry], what: str) -> None:
+    """Valid, strictly increasing (strcmp of UTF-8 bytes) names; the common case is checked
+    inline and anything odd goes to validate_filename for the precise message."""
+    previous = b""
+    for entry in entries:
+        name = entry.name
+        if not isinstance(name, str) or name in (".", "..") or "/" in name or "\0" in name:
+            validate_filename(name, f"dirtree: {what} name")
+        try:
+            encoded = name.encode("utf-8")
+        except UnicodeEncodeError:
+            validate_filename(name, f"dirtree: {what} name")
+            raise
+        if encoded <= previous:
+            if encoded == b"":
+                validate_filename(name, f"dirtree: {what} name")
+            problem = "is repeated" if encoded == previous else "is out of order"
+            raise ObjectError(f"dirtree: {what} name {name!r} {problem}")
+        previous = encoded
 
 
 @dataclass(frozen=True)
@@ -67,45 +83,32 @@ class DirTree:
 
     def validate(self) -> None:
         """Valid names, 32-byte checksums, each list strictly sorted, no name in both."""
-        for what, entries in (("file", self.files), ("dir", self.dirs)):
-            previous: Optional[bytes] = None
-            for entry in entries:
-                validate_filename(entry.name, f"dirtree: {what} name")
-                if isinstance(entry, FileEntry):
-                    validate_checksum(entry.checksum)
-                else:
-                    validate_checksum(entry.tree_checksum)
-                    validate_checksum(entry.meta_checksum)
-                encoded = entry.name.encode("utf-8")
-                if previous is not None and encoded <= previous:
-                    problem = "is repeated" if encoded == previous else "is out of order"
-                    raise ObjectError(f"dirtree: {what} name {entry.name!r} {problem}")
-                previous = encoded
-        file_names = {entry.name for entry in self.files}
-        for entry in self.dirs:
-            if entry.name in file_names:
-                raise ObjectError(f"dirtree: name {entry.name!r} is both a file and a dir")
+        self._validate_names()
+        for file in self.files:
+            validate_checksum(file.checksum)
+        for subdir in self.dirs:
+            validate_checksum(subdir.tree_checksum)
+            validate_checksum(subdir.meta_checksum)
+
+    def _validate_names(self) -> None:
+        _check_names(self.files, "file")
+        _check_names(self.dirs, "dir")
+        if self.files and self.dirs:
+            file_names = {entry.name for entry in self.files}
+            for entry in self.dirs:
+                if entry.name in file_names:
+                    raise ObjectError(f"dirtree: name {entry.name!r} is both a file and a dir")
 
     def to_bytes(self) -> bytes:
         """Normal-form ``(a(say)a(sayay))``."""
-        files = encode_checksum_list(
-            [
-                (_encode_name(e.name, "dirtree: file name") + b"\0", _raw(e.checksum, "checksum"))
-                for e in self.files
-            ]
+        value = (
+            [(e.name, _raw(e.checksum)) for e in self.files],
+            [(e.name, _raw(e.tree_checksum), _raw(e.meta_checksum)) for e in self.dirs],
         )
-        dirs = encode_dir_list(
-            [
-                (
-                    _encode_name(e.name, "dirtree: dir name") + b"\0",
-                    _raw(e.tree_checksum, "tree checksum"),
-                    _raw(e.meta_checksum, "meta checksum"),
-                )
-                for e in self.dirs
-            ]
-        )
-        body = len(files) + len(dirs)
-        return b"".join((files, dirs, len(files).to_bytes(offset_width(body, 1), "little")))
+        try:
+            return gvariant.encode(DIRTREE_TYPE, value)
+        except (gvariant.GVariantError, TypeError, ValueError) as err:
+            raise ObjectError(f"dirtree: cannot serialise: {err}") from None
 
     def checksum(self) -> str:
         return sha256_hex(self.to_bytes())
@@ -115,14 +118,18 @@ class DirTree:
         value = decode_metadata(DIRTREE_TYPE, data, verify=verify, what="dirtree")
         assert isinstance(value, tuple)
         raw_files, raw_dirs = value
-        files = tuple(FileEntry(name, _hex(raw, name, verify)) for name, raw in raw_files)
-        dirs = tuple(
-            DirEntry(name, _hex(tree, name, verify), _hex(meta, name, verify))
-            for name, tree, meta in raw_dirs
-        )
-        tree = cls(files, dirs)
         if verify:
-            tree.validate()
+            for name, raw in raw_files:
+                if len(raw) != DIGEST_SIZE:
+                    _check_lengths((raw,), name)
+            for name, tree_raw, meta_raw in raw_dirs:
+                _check_lengths((tree_raw, meta_raw), name)
+        tree = cls(
+            tuple([FileEntry(name, raw.hex()) for name, raw in raw_files]),
+            tuple([DirEntry(name, t.hex(), m.hex()) for name, t, m in raw_dirs]),
+        )
+        if verify:
+            tree._validate_names()  # checksums are 32 raw bytes, so their hex is valid
         return tree
 
     def lookup(self, name: str) -> Union[FileEntry, DirEntry, None]:
@@ -135,8 +142,6 @@ class DirTree:
                 return found
         return None
 
-
-_Entry = Union[FileEntry, DirEntry]
 
 
 def _bisect(entries: Sequence[_Entry], key: bytes) -> Optional[_Entry]:
