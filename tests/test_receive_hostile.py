@@ -1,0 +1,272 @@
+"""A hostile client talking raw frames to ``pyostree receive``: every trick is refused
+with an ERROR frame and the remote repository is left exactly as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import subprocess
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Set
+
+import pytest
+
+from ostree_tool import needs_ostree, run_ostree
+from test_push_support import commit, init, make_tree, object_files, receive_process
+
+from pyostree.objects import FileHeader
+from pyostree.objects.types import ObjectType
+from pyostree.receive.protocol import (
+    MAGIC,
+    DataCodec,
+    Encoding,
+    FrameKind,
+    FrameReader,
+    FrameWriter,
+    ObjectHeader,
+    encode_have,
+    encode_object_header,
+)
+
+pytestmark = needs_ostree
+
+
+class RawClient:
+    """Speaks the protocol frame by frame, so a test can send anything."""
+
+    def __init__(self, *args: str, cwd: Optional[Path] = None) -> None:
+        self.proc = receive_process(*args, cwd=cwd)
+        assert self.proc.stdin and self.proc.stdout
+        self.writer = FrameWriter(self.proc.stdin)
+        self.reader = FrameReader(self.proc.stdout)
+
+    def send(self, kind: FrameKind, payload: bytes = b"") -> None:
+        try:
+            self.writer.write(kind, payload)
+            self.writer.flush()
+        except BrokenPipeError:
+            pass
+
+    def send_raw(self, data: bytes) -> None:
+        assert self.proc.stdin
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    def hello(self, repo: Path) -> Dict[str, object]:
+        self.send(FrameKind.HELLO, b'{"magic":"%s","versions":[1],"compression":[]}' % MAGIC.encode())
+        assert self.reader.expect(FrameKind.WELCOME)
+        self.send(FrameKind.OPEN, b'{"repo":"%s"}' % str(repo).encode())
+        import json
+
+        return json.loads(self.reader.expect(FrameKind.REPO).payload)
+
+    def send_object(self, objtype: ObjectType, checksum: str, encoding: Encoding, data: bytes,
+                    size: Optional[int] = None) -> None:
+        header = ObjectHeader(objtype, checksum, encoding, len(data) if size is None else size)
+        self.send(FrameKind.OBJECT, encode_object_header(header))
+        codec = DataCodec(False)
+        for start in range(0, len(data), 1 << 20):
+            self.send(FrameKind.DATA, codec.encode(data[start:start + (1 << 20)], compress=False))
+        self.send(FrameKind.END)
+
+    def error(self) -> str:
+        """The ERROR the receiver must answer with, after which it exits 1."""
+        import json
+
+        frame = self.reader.read()
+        while frame is not None and frame.kind is not FrameKind.ERROR:
+            frame = self.reader.read()
+        assert frame is not None, "receiver closed without an ERROR frame"
+        assert self.proc.stdin
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        assert self.proc.wait(timeout=30) == 1
+        return str(json.loads(frame.payload)["message"])
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    dst = init(tmp_path / "remote", "archive")
+    src = init(tmp_path / "seed", "archive")
+    first = commit(src, make_tree(tmp_path / "seedtree"), subject="seed")
+    run_ostree("pull-local", str(src), first, repo=dst)
+    run_ostree("refs", f"--create=main", first, repo=dst)
+    return dst
+
+
+def _snapshot(repo: Path) -> Dict[str, object]:
+    refs = {p.name: p.read_text() for p in (repo / "refs" / "heads").rglob("*") if p.is_file()}
+    return {"objects": object_files(repo), "refs": refs}
+
+
+def _staged_names(repo: Path) -> Set[str]:
+    return {p.name for p in (repo / "tmp").rglob("*") if p.is_file() and "." in p.name}
+
+
+def _commit_bytes(tmp_path: Path) -> bytes:
+    src = init(tmp_path / "other", "archive")
+    tree = make_tree(tmp_path / "othertree", seed=7)
+    checksum = commit(src, tree, subject="never complete")
+    return (src / "objects" / checksum[:2] / f"{checksum[2:]}.commit").read_bytes()
+
+
+def test_content_not_matching_its_name(remote: Path) -> None:
+    before = _snapshot(remote)
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    honest = hashlib.sha256(header.framed() + b"honest").hexdigest()
+    client = RawClient()
+    client.hello(remote)
+    client.send_object(ObjectType.FILE, honest, Encoding.CONTENT, header.framed() + b"evil!!")
+    assert "checksum" in client.error()
+    assert _snapshot(remote) == before
+    assert honest[2:] + ".filez" not in _staged_names(remote)
+
+
+def test_metadata_not_matching_its_name(remote: Path, tmp_path: Path) -> None:
+    before = _snapshot(remote)
+    data = _commit_bytes(tmp_path)
+    client = RawClient()
+    client.hello(remote)
+    client.send_object(ObjectType.COMMIT, "ab" * 32, Encoding.METADATA, data)
+    assert "expected abab" in client.error()
+    assert _snapshot(remote) == before
+
+
+def test_non_normal_form_metadata_refused_even_with_right_hash(remote: Path) -> None:
+    before = _snapshot(remote)
+    bogus = b"\x00\x01\x02 not a dirtree \xff"
+    client = RawClient()
+    client.hello(remote)
+    client.send_object(ObjectType.DIR_TREE, hashlib.sha256(bogus).hexdigest(), Encoding.METADATA, bogus)
+    client.error()
+    assert _snapshot(remote) == before
+
+
+def test_commit_whose_objects_were_never_sent(remote: Path, tmp_path: Path) -> None:
+    before = _snapshot(remote)
+    data = _commit_bytes(tmp_path)
+    checksum = hashlib.sha256(data).hexdigest()
+    client = RawClient()
+    info = client.hello(remote)
+    client.send_object(ObjectType.COMMIT, checksum, Encoding.METADATA, data)
+    client.send(FrameKind.UPDATE, b'{"refs":[{"ref":"main","old":"%s","new":"%s"}]}'
+                % (str(info["refs"]["main"]).encode(), checksum.encode()))  # type: ignore[index]
+    client.send(FrameKind.COMMIT)
+    assert "incomplete" in client.error()
+    assert _snapshot(remote) == before
+
+
+@pytest.mark.parametrize("ref", ["../../etc/passwd", "a/../b", "main..x/..", "/abs", "a//b", ""])
+def test_bad_ref_names(remote: Path, ref: str) -> None:
+    before = _snapshot(remote)
+    client = RawClient()
+    info = client.hello(remote)
+    main = str(info["refs"]["main"])  # type: ignore[index]
+    client.send(FrameKind.UPDATE, b'{"refs":[{"ref":"%s","old":null,"new":"%s"}]}' % (ref.encode(), main.encode()))
+    client.send(FrameKind.COMMIT)
+    assert "ref" in client.error().lower()
+    assert _snapshot(remote) == before
+
+
+def test_stale_expected_old_value_refused(remote: Path) -> None:
+    before = _snapshot(remote)
+    client = RawClient()
+    info = client.hello(remote)
+    main = str(info["refs"]["main"])  # type: ignore[index]
+    client.send(FrameKind.UPDATE, b'{"refs":[{"ref":"other","old":"%s","new":"%s"}]}' % (main.encode(), main.encode()))
+    client.send(FrameKind.COMMIT)
+    assert "moved" in client.error()
+    assert _snapshot(remote) == before
+
+
+def test_oversized_frames_refused_before_reading(remote: Path) -> None:
+    before = _snapshot(remote)
+    client = RawClient()
+    client.hello(remote)
+    # A 1 GiB DATA frame header: the receiver must not try to buffer it.
+    client.send_raw(struct.pack(">BI", int(FrameKind.DATA), 1 << 30))
+    assert "exceeds the limit" in client.error()
+    client = RawClient()
+    client.send_raw(struct.pack(">BI", int(FrameKind.HELLO), (1 << 20) + 1))
+    assert "exceeds the limit" in client.error()
+    assert _snapshot(remote) == before
+
+
+def test_metadata_size_bound(remote: Path) -> None:
+    client = RawClient()
+    client.hello(remote)
+    header = ObjectHeader(ObjectType.DIR_TREE, "00" * 32, Encoding.METADATA, 200 << 20)
+    client.send(FrameKind.OBJECT, encode_object_header(header))
+    assert "exceeds" in client.error()
+
+
+def test_more_bytes_than_announced(remote: Path) -> None:
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    stream = header.framed() + b"x" * 100
+    client = RawClient()
+    client.hello(remote)
+    client.send_object(ObjectType.FILE, hashlib.sha256(stream).hexdigest(), Encoding.CONTENT, stream, size=50)
+    assert "more than" in client.error()
+
+
+def test_zstd_frame_declaring_huge_output(remote: Path) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    client = RawClient()
+    client.send(FrameKind.HELLO, b'{"magic":"%s","versions":[1],"compression":["zstd"]}' % MAGIC.encode())
+    client.reader.expect(FrameKind.WELCOME)
+    client.send(FrameKind.OPEN, b'{"repo":"%s"}' % str(remote).encode())
+    client.reader.expect(FrameKind.REPO)
+    bomb = zstandard.ZstdCompressor().compress(b"\0" * (8 << 20))
+    header = ObjectHeader(ObjectType.FILE, "00" * 32, Encoding.CONTENT, 8 << 20)
+    client.send(FrameKind.OBJECT, encode_object_header(header))
+    client.send(FrameKind.DATA, b"\x01" + bomb)
+    assert "at most 1 MiB" in client.error()
+
+
+def test_handshake_checks(remote: Path) -> None:
+    client = RawClient()
+    client.send(FrameKind.HELLO, b'{"magic":"something else","versions":[1]}')
+    assert "not a pyostree push client" in client.error()
+    client = RawClient()
+    client.send(FrameKind.HELLO, b'{"magic":"%s","versions":[99]}' % MAGIC.encode())
+    assert "no common protocol version" in client.error()
+    client = RawClient()
+    client.send(FrameKind.HELLO, b"[1, 2")
+    assert "not valid JSON" in client.error()
+    client = RawClient()
+    client.send_raw(b"\x63\x00\x00\x00\x00")
+    assert "unknown frame kind" in client.error()
+
+
+def test_root_confines_repositories(tmp_path: Path, remote: Path) -> None:
+    root = tmp_path / "srv"
+    root.mkdir()
+    inside = init(root / "ok", "archive")
+    (root / "sneaky").symlink_to(remote)
+    for request in (str(remote), "../remote", "sneaky", "ok/../../remote"):
+        client = RawClient("--root", str(root))
+        client.send(FrameKind.HELLO, b'{"magic":"%s","versions":[1]}' % MAGIC.encode())
+        client.reader.expect(FrameKind.WELCOME)
+        client.send(FrameKind.OPEN, b'{"repo":"%s"}' % request.encode())
+        assert "outside the allowed root" in client.error()
+    client = RawClient("--root", str(root))
+    assert client.hello(Path("ok"))["refs"] == {}
+    client.send(FrameKind.ABORT)
+    assert client.proc.wait(timeout=30) == 0
+    assert inside.exists()
+
+
+def test_have_query_answers_and_bounds(remote: Path) -> None:
+    client = RawClient()
+    info = client.hello(remote)
+    main = str(info["refs"]["main"])  # type: ignore[index]
+    client.send(FrameKind.HAVE, encode_have([(main, ObjectType.COMMIT), ("00" * 32, ObjectType.COMMIT)]))
+    reply = client.reader.expect(FrameKind.HAVE_REPLY)
+    assert reply.payload == b"\x01\x00"
+    client.send(FrameKind.HAVE, b"\x04" + b"\x00" * 31)  # not a multiple of 33
+    assert "multiple of 33" in client.error()
