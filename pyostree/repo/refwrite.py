@@ -63,10 +63,8 @@ def read_ref_file(path: str) -> Optional[str]:
     try:
         with open(path, "rb") as handle:
             data = handle.read(256)
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        return None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None  # absent, a directory of refs, or below a ref file: no value
     except OSError as err:
         raise RepoError(f"cannot read ref {os.path.basename(path)}: {err.strerror}") from None
     text = data.decode("ascii", "replace").strip()

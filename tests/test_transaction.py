@@ -1,0 +1,378 @@
+"""Transactions: locking, staging, publication order, CAS refs, crash safety, concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from ostree_tool import make_sample_tree, needs_ostree, run_ostree
+from pyostree.errors import LockError, RefError
+from pyostree.objects import DirMeta, DirTree, FileEntry
+from pyostree.objects.content import FileHeader
+from pyostree.objects.types import ObjectType
+from pyostree.repo import Repo
+from pyostree.repo.commitwrite import CommitRequest, write_commit
+from pyostree.repo.lock import RepoLock
+from pyostree.repo.refwrite import RefMovedError
+from pyostree.repo.staging import StagingDir, read_boot_id
+from pyostree.repo.transaction import Transaction, TransactionError
+from pyostree.repo.treebuilder import TreeBuilder
+
+pytestmark = needs_ostree
+
+ROOT_META = DirMeta(0, 0, 0o40755)
+HEADER = FileHeader(0, 0, 0o100644)
+
+
+def new_repo(path: Path, mode: str = "archive", **config: str) -> Repo:
+    repo = Repo.init(path, mode)
+    if config:
+        with open(path / "config", "a", encoding="utf-8") as handle:
+            for key, value in config.items():
+                handle.write(f"{key.replace('_', '-')}={value}\n")
+    return Repo.open(path)
+
+
+def simple_commit(txn: Transaction, text: bytes, branch: str = "main") -> str:
+    checksum = txn.write_content(HEADER, [text])
+    tree = txn.write_metadata(DirTree((FileEntry("f", checksum),), ()))
+    meta = txn.write_metadata(ROOT_META)
+    return write_commit(txn, tree, meta, CommitRequest(branch=branch, timestamp=0)).checksum
+
+
+def verify_all_objects(repo: Repo) -> int:
+    """Every loose object hashes to its name (content via its logical header + payload)."""
+    count = 0
+    for checksum, objtype in repo.list_objects():
+        if objtype is ObjectType.FILE:
+            with repo.open_content(checksum) as reader:
+                digest = hashlib.sha256(reader.header.framed())
+                for chunk in reader.iter_chunks():
+                    digest.update(chunk)
+        elif objtype in (ObjectType.DIR_TREE, ObjectType.DIR_META, ObjectType.COMMIT):
+            digest = hashlib.sha256(repo.read_metadata_bytes(checksum, objtype))
+        else:
+            continue
+        assert digest.hexdigest() == checksum, (checksum, objtype)
+        count += 1
+    return count
+
+
+# ---- library API ----------------------------------------------------------------------
+
+
+def test_transaction_writes_objects_and_ref(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    with repo.transaction() as txn:
+        commit = simple_commit(txn, b"hello\n")
+        assert not repo.has_object(commit, ObjectType.COMMIT)  # staged, not yet visible
+        assert txn.has_object(commit, ObjectType.COMMIT)
+    assert repo.read_ref("main") == commit
+    assert run_ostree("cat", "main", "/f", repo=tmp_path / "r") == "hello\n"
+    run_ostree("fsck", repo=tmp_path / "r")
+    assert [p.name for p in (tmp_path / "r/tmp").iterdir()] == ["cache"]
+
+
+def test_error_inside_transaction_publishes_nothing(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    with pytest.raises(ZeroDivisionError):
+        with repo.transaction() as txn:
+            simple_commit(txn, b"x")
+            raise ZeroDivisionError
+    assert list(repo.list_objects()) == []
+    assert repo.read_ref("main") is None
+
+
+def test_transaction_misuse_is_rejected(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    with pytest.raises(TransactionError):
+        txn.write_metadata(ROOT_META)
+    with txn:
+        pass
+    with pytest.raises(TransactionError):
+        txn.write_content(HEADER, [b"late"])
+    with pytest.raises(TransactionError):
+        txn.begin()
+
+
+def test_content_size_mismatch_is_rejected(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    with repo.transaction() as txn:
+        with pytest.raises(Exception, match="changed while being read"):
+            txn.write_content(HEADER, [b"abc"], size=4)
+    assert list(repo.list_objects()) == []
+
+
+@pytest.mark.parametrize("mode", ["bare-user-only"])
+def test_bare_user_only_rejects_foreign_owner(tmp_path: Path, mode: str) -> None:
+    repo = new_repo(tmp_path / "r", mode)
+    with repo.transaction() as txn:
+        with pytest.raises(Exception, match="bare-user-only"):
+            txn.write_content(FileHeader(1000, 1000, 0o100644), [b"x"])
+
+
+def test_existing_object_is_never_rewritten(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r", "bare-user")
+    with repo.transaction() as txn:
+        checksum = txn.write_content(HEADER, [b"same"])
+    path = repo.object_path(checksum, ObjectType.FILE)
+    inode = path.stat().st_ino
+    with repo.transaction() as txn:
+        assert txn.write_content(HEADER, [b"same"]) == checksum
+        simple_commit(txn, b"same")
+    assert path.stat().st_ino == inode
+
+
+def test_publication_is_children_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = new_repo(tmp_path / "r")
+    order: List[str] = []
+    real_link = os.link
+
+    def spy(src: str, dst: str, **kwargs: object) -> None:
+        order.append(str(dst).rpartition(".")[2])
+        real_link(src, dst, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", spy)
+    with repo.transaction() as txn:
+        builder = TreeBuilder(txn, workers=0)
+        builder.add_dir("/")
+        builder.add_file("a/b/c", b"deep")
+        builder.add_symlink("a/l", "b/c")
+        tree, meta = builder.finish()
+        write_commit(txn, tree, meta, CommitRequest(branch="main", timestamp=0))
+    rank = {"filez": 0, "dirmeta": 1, "dirtree": 2, "commit": 3}
+    assert [rank[ext] for ext in order] == sorted(rank[ext] for ext in order)
+    assert order[-1] == "commit"
+
+
+# ---- refs -----------------------------------------------------------------------------
+
+
+def test_ref_cas_detects_a_moved_ref(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    with repo.transaction() as txn:
+        first = simple_commit(txn, b"one")
+    with pytest.raises(RefMovedError, match="moved"):
+        with repo.transaction() as txn:
+            simple_commit(txn, b"two")
+            run_ostree("commit", "-b", "main", "--timestamp=@5", str(tmp_path / "r/tmp/cache"), repo=tmp_path / "r")
+    assert repo.read_ref("main") != first  # the other writer's value survives
+
+
+def test_ref_expected_old_none_means_must_not_exist(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    with repo.transaction() as txn:
+        commit = simple_commit(txn, b"one")
+    with pytest.raises(RefMovedError):
+        with repo.transaction() as txn:
+            txn.set_ref("main", commit, expected_old=None)
+    with repo.transaction() as txn:
+        txn.set_ref("main", None, expected_old=commit)
+    assert repo.read_ref("main") is None
+
+
+def test_ref_over_ref_directory_is_refused(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    with repo.transaction() as txn:
+        commit = simple_commit(txn, b"one", branch="a/b")
+    with pytest.raises(RefError):
+        with repo.transaction() as txn:
+            txn.set_ref("a", commit)
+    with pytest.raises(RefError):
+        with repo.transaction() as txn:
+            txn.set_ref("a/b/c", commit)
+
+
+# ---- locks and staging ----------------------------------------------------------------
+
+
+def test_repo_lock_shared_and_exclusive(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    root = str(repo.path)
+    shared_a, shared_b = RepoLock(root, timeout_secs=0), RepoLock(root, timeout_secs=0)
+    shared_a.acquire(exclusive=False)
+    shared_b.acquire(exclusive=False)  # shared locks coexist
+    exclusive = RepoLock(root, timeout_secs=0)
+    with pytest.raises(LockError, match="exclusive"):
+        exclusive.acquire(exclusive=True)
+    shared_a.release()
+    shared_b.release()
+    exclusive.acquire(exclusive=True)
+    with pytest.raises(LockError, match="shared"):
+        RepoLock(root, timeout_secs=0).acquire(exclusive=False)
+    exclusive.release()
+    with pytest.raises(LockError):
+        exclusive.release()
+
+
+def test_lock_timeout_and_locking_false(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r", lock_timeout_secs="0")
+    holder = RepoLock(str(repo.path), timeout_secs=0)
+    holder.acquire(exclusive=True)
+    try:
+        with pytest.raises(LockError):
+            repo.transaction().begin()
+        unlocked = new_repo(tmp_path / "r", locking="false")
+        with unlocked.transaction() as txn:
+            simple_commit(txn, b"no lock")
+    finally:
+        holder.release()
+
+
+def test_ostree_prune_waits_for_our_shared_lock(tmp_path: Path) -> None:
+    """OFD locks (not flock) so libostree sees our transaction."""
+    repo = new_repo(tmp_path / "r")
+    with open(repo.path / "config", "a", encoding="utf-8") as handle:
+        handle.write("lock-timeout-secs=1\n")
+    with repo.transaction() as txn:
+        simple_commit(txn, b"x")
+        done = subprocess.run(["ostree", "prune", f"--repo={repo.path}"], capture_output=True, text=True)
+        assert done.returncode != 0
+        assert "Locking repo exclusive failed" in done.stderr
+    run_ostree("prune", repo=repo.path)
+
+
+def test_aborted_staging_dir_is_resumed(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    checksum = txn.write_content(HEADER, [b"staged"])
+    staged_dir = txn.staging_path
+    txn.abort()
+    assert os.path.isdir(staged_dir)
+    with repo.transaction() as again:
+        assert again.staging_path == staged_dir
+        assert again.has_object(checksum, ObjectType.FILE)
+        tree = again.write_metadata(DirTree((FileEntry("f", checksum),), ()))
+        meta = again.write_metadata(ROOT_META)
+        write_commit(again, tree, meta, CommitRequest(branch="main", timestamp=0))
+    assert not os.path.exists(staged_dir)
+    assert not os.path.exists(staged_dir + "-lock")
+    run_ostree("fsck", repo=repo.path)
+
+
+def test_cleanup_of_other_boots_and_locked_dirs(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    tmp = repo.path / "tmp"
+    other_boot = tmp / "staging-00000000-0000-0000-0000-000000000000-abcdef"
+    (other_boot / "aa").mkdir(parents=True)
+    held = StagingDir.acquire(str(tmp))  # a live transaction of this boot (another process)
+    old_junk = tmp / "old-junk"
+    old_junk.write_text("x")
+    os.utime(old_junk, (1, 1))
+    fresh_junk = tmp / "fresh-junk"
+    fresh_junk.write_text("y")
+    with repo.transaction() as txn:
+        assert txn.staging_path != held.path
+        simple_commit(txn, b"x")
+    assert not other_boot.exists()
+    assert os.path.isdir(held.path)
+    assert not old_junk.exists()
+    assert fresh_junk.exists()
+    held.remove()
+    assert read_boot_id() in os.path.basename(held.path)
+
+
+# ---- crash safety ---------------------------------------------------------------------
+
+KILL_SCRIPT = r"""
+import os, signal, sys
+from pyostree.repo import Repo, transaction, refwrite
+from pyostree.repo.commitwrite import CommitRequest, write_commit
+from pyostree.repo.treebuilder import TreeBuilder
+
+repo_path, tree, phase, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+calls = [0]
+def tick(*_a):
+    calls[0] += 1
+    if calls[0] >= count:
+        os.kill(os.getpid(), signal.SIGKILL)
+if phase == "link":
+    real = os.link
+    def link(*a, **k):
+        tick(); return real(*a, **k)
+    os.link = link
+if phase == "ref":
+    real_ref = refwrite.write_ref
+    def write_ref(*a, **k):
+        tick(); return real_ref(*a, **k)
+    transaction.write_ref = write_ref
+repo = Repo.open(repo_path)
+with transaction.Transaction(repo, on_object=tick if phase == "stage" else None) as txn:
+    with TreeBuilder(txn) as builder:
+        builder.add_directory(tree)
+        root = builder.finish()
+    write_commit(txn, *root, CommitRequest(branch="main", timestamp=0))
+"""
+
+
+@pytest.mark.parametrize("mode", ["archive", "bare-user"])
+def test_kill_9_leaves_repo_consistent(tmp_path: Path, mode: str) -> None:
+    tree = tmp_path / "tree"
+    make_sample_tree(tree)
+    repo = new_repo(tmp_path / "r", mode)
+    rng = random.Random(7 if mode == "archive" else 11)
+    points = [("stage", rng.randint(1, 40)), ("link", rng.randint(1, 40)), ("ref", 1), ("time", 0)]
+    for phase, count in points:
+        cmd = [sys.executable, "-c", KILL_SCRIPT, str(repo.path), str(tree), phase, str(count)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if phase == "time":
+            time.sleep(rng.uniform(0.2, 0.6))
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert proc.returncode in (0, -signal.SIGKILL)
+        ref = repo.read_ref("main")
+        if ref is not None:  # a ref only ever points at a complete commit
+            assert repo.has_object(ref, ObjectType.COMMIT)
+        verify_all_objects(repo)
+        run_ostree("fsck", repo=repo.path)
+    with repo.transaction() as txn:  # the leftover staging dir is resumed and finished
+        with TreeBuilder(txn) as builder:
+            builder.add_directory(tree)
+            root = builder.finish()
+        write_commit(txn, *root, CommitRequest(branch="main", timestamp=0))
+    expected = run_ostree("commit", "--orphan", "--timestamp=@0", "--no-bindings", str(tree), repo=repo.path).strip()
+    assert run_ostree("rev-parse", "main", repo=repo.path).strip() != ""
+    assert repo.load_commit(repo.read_ref("main") or "").root_tree == repo.load_commit(expected).root_tree
+    assert [p.name for p in (repo.path / "tmp").iterdir()] == ["cache"]
+    run_ostree("fsck", repo=repo.path)
+
+
+def test_pyostree_and_ostree_commit_concurrently(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    make_sample_tree(tree)
+    for index in range(30):
+        (tree / f"extra{index}").write_bytes(os.urandom(20000))
+    repo = new_repo(tmp_path / "r", "archive")
+    results: List[str] = []
+
+    def ours() -> None:
+        for round_ in range(3):
+            with repo.transaction() as txn:
+                with TreeBuilder(txn) as builder:
+                    builder.add_directory(tree)
+                    root = builder.finish()
+                results.append(write_commit(txn, *root, CommitRequest(branch=f"py{round_}", timestamp=round_)).checksum)
+
+    thread = threading.Thread(target=ours)
+    thread.start()
+    for round_ in range(3):
+        run_ostree("commit", "-b", f"os{round_}", f"--timestamp=@{round_}", str(tree), repo=repo.path)
+    thread.join()
+    assert len(results) == 3
+    refs = run_ostree("refs", repo=repo.path).split()
+    assert sorted(refs) == ["os0", "os1", "os2", "py0", "py1", "py2"]
+    assert verify_all_objects(repo) > 30
+    run_ostree("fsck", repo=repo.path)
+    assert [p.name for p in (repo.path / "tmp").iterdir()] == ["cache"]
