@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Iterator, List, Optional, Tuple, Type
+from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple, Type
 
 from pyostree.errors import NotFoundError, ObjectError, RepoError
 from pyostree.objects.checksum import is_checksum, validate_checksum
@@ -93,11 +93,25 @@ class ContentReader:
         return out
 
 
+class _SizedRead:
+    """``read(n)`` over a file of known size that never asks for (and so never allocates)
+    more than the bytes left plus one, which keeps small objects cheap to open."""
+
+    def __init__(self, handle: BinaryIO, size: int) -> None:
+        self._read = handle.read
+        self._left = size
+
+    def __call__(self, n: int) -> bytes:
+        data = self._read(max(0, min(n, self._left + 1)))
+        self._left -= len(data)
+        return data
+
+
 def _file_chunks(handle: BinaryIO, size: int, what: str) -> Iterator[bytes]:
     """Chunks of a plain object file, checked against the size stat reported."""
     seen = 0
     while True:
-        chunk = handle.read(CHUNK_SIZE)
+        chunk = handle.read(min(CHUNK_SIZE, size - seen + 1))
         if not chunk:
             break
         seen += len(chunk)
@@ -108,7 +122,7 @@ def _file_chunks(handle: BinaryIO, size: int, what: str) -> Iterator[bytes]:
         raise ObjectError(f"{what}: truncated while being read ({seen} of {size} bytes)")
 
 
-def _read_xattrs(path: Path, what: str) -> Xattrs:
+def _read_xattrs(path: str, what: str) -> Xattrs:
     """All xattrs of PATH itself (a symlink is not followed), sorted, empty values dropped."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
@@ -131,17 +145,24 @@ class ObjectStore:
 
     def __init__(self, repo_path: Path, mode: RepoMode, *, disable_xattrs: bool = False) -> None:
         self.root = repo_path / "objects"
+        self._root_str = os.fspath(self.root)
         self.mode = mode
         self.disable_xattrs = disable_xattrs
+        self._extensions = {t: t.extension(archive=mode.is_archive) for t in ObjectType}
 
     def object_path(self, checksum: str, objtype: ObjectType) -> Path:
-        validate_checksum(checksum)
-        ext = ObjectType(objtype).extension(archive=self.mode.is_archive)
-        return self.root / checksum[:2] / f"{checksum[2:]}.{ext}"
+        return Path(self.object_str(checksum, objtype))
+
+    def object_str(self, checksum: str, objtype: ObjectType) -> str:
+        """``object_path`` as a plain string (cheaper on hot paths)."""
+        if not is_checksum(checksum):
+            validate_checksum(checksum)
+        ext = self._extensions[ObjectType(objtype)]
+        return f"{self._root_str}/{checksum[:2]}/{checksum[2:]}.{ext}"
 
     def has_object(self, checksum: str, objtype: ObjectType) -> bool:
         try:
-            os.lstat(self.object_path(checksum, objtype))
+            os.lstat(self.object_str(checksum, objtype))
         except FileNotFoundError:
             return False
         except NotADirectoryError:
@@ -153,7 +174,7 @@ class ObjectStore:
         objtype = ObjectType(objtype)
         if not objtype.is_meta:
             raise ObjectError(f"{objtype.name} is not a metadata object type")
-        path = self.object_path(checksum, objtype)
+        path = self.object_str(checksum, objtype)
         what = f"{checksum}.{objtype.extension()}"
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -177,7 +198,7 @@ class ObjectStore:
     # -- content ----------------------------------------------------------------
 
     def open_content(self, checksum: str) -> ContentReader:
-        path = self.object_path(checksum, ObjectType.FILE)
+        path = self.object_str(checksum, ObjectType.FILE)
         what = f"content object {checksum}"
         try:
             info = os.lstat(path)
@@ -186,7 +207,7 @@ class ObjectStore:
         except OSError as err:
             raise ObjectError(f"Cannot stat {what}: {err.strerror}") from None
         if self.mode is RepoMode.ARCHIVE:
-            return self._open_archive(path, what)
+            return self._open_archive(path, info.st_size, what)
         if stat.S_ISLNK(info.st_mode):
             return self._open_bare_symlink(path, info, what)
         if not stat.S_ISREG(info.st_mode):
@@ -208,29 +229,30 @@ class ObjectStore:
             raise
 
     @staticmethod
-    def _open_regular(path: Path, what: str) -> BinaryIO:
+    def _open_regular(path: str, what: str) -> BinaryIO:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as err:
             raise ObjectError(f"Cannot open {what}: {err.strerror}") from None
         return os.fdopen(fd, "rb")
 
-    def _open_archive(self, path: Path, what: str) -> ContentReader:
+    def _open_archive(self, path: str, file_size: int, what: str) -> ContentReader:
         handle = self._open_regular(path, what)
         try:
-            header, size = parse_archive_header(handle.read, verify=False)
+            read = _SizedRead(handle, file_size)
+            header, size = parse_archive_header(read, verify=False)
             _check_logical_header(header, size, what)
             chunks: Iterator[bytes]
             if header.is_symlink:
-                chunks = _expect_eof(handle, what)
+                chunks = _expect_eof(read, what)
             else:
-                chunks = iter_inflate(handle.read, size)
+                chunks = iter_inflate(read, size)
             return ContentReader(header, size, chunks, handle)
         except BaseException:
             handle.close()
             raise
 
-    def _open_bare_symlink(self, path: Path, info: os.stat_result, what: str) -> ContentReader:
+    def _open_bare_symlink(self, path: str, info: os.stat_result, what: str) -> ContentReader:
         if self.mode is RepoMode.BARE_USER:
             raise ObjectError(f"{what} is a symlink, but bare-user stores symlinks as files")
         try:
@@ -245,7 +267,7 @@ class ObjectStore:
         return ContentReader(header, 0, iter(()))
 
     def _bare_user(
-        self, path: Path, handle: BinaryIO, info: os.stat_result, what: str
+        self, path: str, handle: BinaryIO, info: os.stat_result, what: str
     ) -> ContentReader:
         try:
             raw = os.getxattr(handle.fileno(), OSTREEMETA_XATTR)
@@ -323,8 +345,8 @@ def _check_logical_header(header: FileHeader, size: int, what: str) -> None:
         raise ObjectError(f"{what}: symlink with an empty target")
 
 
-def _expect_eof(handle: BinaryIO, what: str) -> Iterator[bytes]:
-    if handle.read(1):
+def _expect_eof(read: Callable[[int], bytes], what: str) -> Iterator[bytes]:
+    if read(1):
         raise ObjectError(f"{what}: symlink object has data after its header")
     return
     yield b""  # pragma: no cover - makes this a generator
