@@ -16,8 +16,10 @@ from pyostree.objects import (
     Commit,
     CommitMeta,
     ContentHasher,
+    DirEntry,
     DirMeta,
     DirTree,
+    FileEntry,
     FileHeader,
     ObjectType,
     Tombstone,
@@ -232,3 +234,52 @@ def test_dirmeta_canonical_bare_user_only(repos: Dict[str, Path], tree: Path) ->
     assert sub.xattrs == ((b"user.dirattr\0", b"dv"),)
     archive_metas = {c for c, ext, _ in _objects(repos["archive"]) if ext == "dirmeta"}
     assert sub.checksum() in archive_metas
+
+
+def _store(repo: Path, checksum: str, ext: str, chunks: List[bytes]) -> None:
+    path = repo / "objects" / checksum[:2] / f"{checksum[2:]}.{ext}"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"".join(chunks))
+
+
+def test_objects_we_write_pass_ostree_fsck_and_checkout(tmp_path: Path) -> None:
+    """An archive repo filled by pyostree alone: ``ostree fsck`` re-hashes and validates every
+    object, ``ostree checkout`` reproduces the files."""
+    repo = tmp_path / "repo"
+    run_ostree("init", "--mode=archive", repo=repo)
+    uid, gid = os.getuid(), os.getgid()
+    contents = {"10": b"ten", "9": b"nine", "B": b"", "a": b"a" * 100_000, "é": b"accent"}
+    files = []
+    for name in sorted(contents, key=lambda n: n.encode()):
+        header = FileHeader(uid, gid, stat.S_IFREG | 0o644, 0, "",
+                            ((b"user.a\0", b"1"), (b"user.b\0", b"2")))
+        checksum = header.checksum([contents[name]])
+        _store(repo, checksum, "filez",
+               list(iter_archive(header, len(contents[name]), [contents[name]])))
+        files.append(FileEntry(name, checksum))
+    link = FileHeader(uid, gid, stat.S_IFLNK | 0o777, 0, "a")
+    _store(repo, link.checksum(), "filez", list(iter_archive(link, 0)))
+    files.append(FileEntry("z-link", link.checksum()))
+    files.sort(key=lambda entry: entry.name.encode())
+    meta = DirMeta(uid, gid, stat.S_IFDIR | 0o755)
+    empty = DirTree()
+    root = DirTree(tuple(files), (DirEntry("sub", empty.checksum(), meta.checksum()),))
+    root.validate()
+    for obj, ext in ((meta, "dirmeta"), (empty, "dirtree"), (root, "dirtree")):
+        _store(repo, obj.checksum(), ext, [obj.to_bytes()])
+    commit = Commit.create(root.checksum(), meta.checksum(), timestamp=1577836800,
+                           subject="written by pyostree", metadata={"version": ("s", "9")})
+    _store(repo, commit.checksum(), "commit", [commit.to_bytes()])
+    (repo / "refs" / "heads" / "main").write_text(commit.checksum() + "\n")
+
+    assert "no errors found" in run_ostree("fsck", repo=repo)
+    assert run_ostree("rev-parse", "main", repo=repo).strip() == commit.checksum()
+    listing = run_ostree("ls", "main", "/", repo=repo)
+    assert [line.split()[4] for line in listing.splitlines()[1:]] == [
+        "/10", "/9", "/B", "/a", "/z-link", "/é", "/sub"]
+    assert "-> a" in run_ostree("ls", "main", "/z-link", repo=repo)
+    out = tmp_path / "out"
+    run_ostree("checkout", "-U", "main", str(out), repo=repo)
+    for name, data in contents.items():
+        assert (out / name).read_bytes() == data
+    assert os.readlink(out / "z-link") == "a"
