@@ -109,3 +109,53 @@ def test_fast_encoders_reject_like_generic(type_string: str, value: Any) -> None
 def test_memoryview_checksums() -> None:
     items = [("a", memoryview(b"\x01\x02"))]
     assert encode("a(say)", items) == encode("a(say)", [("a", b"\x01\x02")])
+
+
+variants = st.one_of(
+    st.tuples(st.just("s"), names),
+    st.tuples(st.just("u"), st.integers(0, 2**32 - 1)),
+    st.tuples(st.just("ay"), checksums),
+    st.tuples(st.just("as"), st.lists(names, max_size=3)),
+    st.tuples(st.just("v"), st.tuples(st.just("t"), st.integers(0, 2**64 - 1))),
+    st.tuples(st.just("(yv)"), st.tuples(st.integers(0, 255), st.tuples(st.just("b"), st.booleans()))),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(names, variants, max_size=5))
+def test_vardict_encode_matches_generic(items: Any) -> None:
+    data = encode("a{sv}", items)
+    assert data == generic_encode("a{sv}", items)
+    assert decode("a{sv}", data) == items
+    assert is_normal("a{sv}", data)
+    assert generic_is_normal("a{sv}", data)
+
+
+@pytest.mark.parametrize("value", [
+    {1: ("s", "a")}, {"a\x00": ("s", "a")}, {"\udc00": ("s", "a")}, {"a": "s"}, {"a": ("s",)},
+    {"a": ("q", 2**16)}, {"a": ("z", 1)}, {"a": (b"s", "x")}, {"a": (["s"], "x")},
+])
+def test_vardict_encoder_rejects_bad_values(value: Any) -> None:
+    with pytest.raises(GVariantError):
+        encode("a{sv}", value)
+
+
+def over_wide_entries() -> List[Any]:
+    """Entries whose own framing table is one byte wider than needed (readable, not normal)."""
+    value = b"x" * 243 + b"\x00\x00s"  # variant ('s', 'x' * 243)
+    sv_entry = b"k\x00" + bytes(6) + value + (2).to_bytes(2, "little")  # 256 bytes, W = 2
+    say_entry = b"n\x00" + b"\x01" * 252 + (2).to_bytes(2, "little")
+    sayay_entry = b"n\x00" + b"\x01" * 250 + (4).to_bytes(2, "little") + (2).to_bytes(2, "little")
+    return [
+        ("a{sv}", sv_entry + len(sv_entry).to_bytes(2, "little"), {"k": ("s", "x" * 243)}),
+        ("a(say)", say_entry + len(say_entry).to_bytes(2, "little"), [("n", b"\x01" * 252)]),
+        ("a(sayay)", sayay_entry + len(sayay_entry).to_bytes(2, "little"),
+         [("n", b"\x01\x01", b"\x01" * 248)]),
+    ]
+
+
+@pytest.mark.parametrize("type_string,data,value", over_wide_entries())
+def test_over_wide_entry_tables_are_not_normal(type_string: str, data: bytes, value: Any) -> None:
+    assert decode(type_string, data) == value == generic_decode(type_string, data)
+    assert not is_normal(type_string, data)
+    assert not generic_is_normal(type_string, data)

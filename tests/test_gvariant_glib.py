@@ -268,3 +268,17 @@ def test_variant_type_strings_and_depth_match_glib() -> None:
             width = 1 if len(nested) + 1 <= 0xFF else 2
             cases.append(("av", nested + len(nested).to_bytes(width, "little")))
     check_cases(cases, [None] * len(cases))
+
+
+def test_over_wide_tables_match_glib() -> None:
+    value = b"x" * 243 + b"\x00\x00s"
+    sv_entry = b"k\x00" + bytes(6) + value + (2).to_bytes(2, "little")
+    say_entry = b"n\x00" + b"\x01" * 252 + (2).to_bytes(2, "little")
+    cases = [
+        ("a{sv}", sv_entry + len(sv_entry).to_bytes(2, "little")),
+        ("a(say)", say_entry + len(say_entry).to_bytes(2, "little")),
+        ("(a(say)a(sayay))", b"a\x00\x01\x02" + bytes(2) + b"\x00\x02\x00" + bytes(3)),
+        ("as", b"x" * 253 + b"\x00" + bytes.fromhex("fe00")),
+        ("(ayay)", b"\x01" * 253 + bytes.fromhex("fd00")),
+    ]
+    check_cases(cases, [None] * len(cases))

@@ -95,6 +95,8 @@ def _compile(node: TypeNode) -> EncodeFn:
     special = _SPECIALISED.get(node.string)
     if special is not None:
         return _with_fast_path(special, _compile_variable_array(node))
+    if node.string == "a{sv}":
+        return _compile_vardict(node)
     kind = node.kind
     if kind == "b":
         return _compile_bool(node)
@@ -180,15 +182,74 @@ def _compile_text(node: TypeNode) -> EncodeFn:
     return enc
 
 
+_variant_encoders: Dict[str, EncodeFn] = {}
+
+
+def variant_encoder(type_string: Any) -> EncodeFn:
+    """Encoder of a variant's child type, cached by type string."""
+    try:
+        return _variant_encoders[type_string]
+    except (KeyError, TypeError):
+        pass
+    enc = get_encoder(parse_type(type_string))
+    if len(type_string) <= 256:
+        if len(_variant_encoders) >= _COMPILED_MAX:
+            del _variant_encoders[next(iter(_variant_encoders))]
+        _variant_encoders[type_string] = enc
+    return enc
+
+
+def encode_variant(buf: bytearray, value: Any) -> None:
+    """Append a ``v`` given as (type_string, value): child, NUL, type string (§5.6)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise GVariantError(
+            f"value for GVariant type 'v' must be a (type_string, value) pair, not {value!r:.60}")
+    type_string, child_value = value
+    variant_encoder(type_string)(buf, child_value)
+    buf.append(0)
+    buf += type_string.encode("ascii")
+
+
 def _compile_variant(node: TypeNode) -> EncodeFn:
+    return encode_variant
+
+
+def _compile_vardict(node: TypeNode) -> EncodeFn:
+    """``a{sv}`` with the ``{sv}`` entry written inline; other inputs go the generic way."""
+    generic = _compile_variable_array(node)
+    key_node = parse_type("s")
+
     def enc(buf: bytearray, value: Any) -> None:
-        if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise _type_error(node, value, "a (type_string, value) pair")
-        type_string, child_value = value
-        child = parse_type(type_string)
-        get_encoder(child)(buf, child_value)
-        buf.append(0)
-        buf += type_string.encode("ascii")
+        if not isinstance(value, dict):
+            generic(buf, value)
+            return
+        if not value:
+            return
+        start = len(buf)
+        ends = []
+        for key, variant in value.items():
+            pad = -len(buf) & 7
+            if pad:
+                buf += _ZEROS[:pad]
+            entry = len(buf)
+            buf += encode_text(key_node, key)
+            buf.append(0)
+            key_end = len(buf) - entry
+            pad = -len(buf) & 7
+            if pad:
+                buf += _ZEROS[:pad]
+            encode_variant(buf, variant)
+            body = len(buf) - entry
+            if body < 0xFF:
+                buf.append(key_end)
+            elif body + 2 <= 0xFFFF:
+                buf += key_end.to_bytes(2, "little")
+            elif body + 4 <= 0xFFFFFFFF:
+                buf += key_end.to_bytes(4, "little")
+            else:
+                buf += key_end.to_bytes(8, "little")
+            ends.append(len(buf) - start)
+        append_offsets(buf, start, ends)
     return enc
 
 

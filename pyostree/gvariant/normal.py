@@ -28,6 +28,7 @@ from pyostree.gvariant.types import (
 
 NormalFn = Callable[[bytes, int, int, int], bool]
 
+_TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _compiled: Dict[TypeNode, NormalFn] = {}
 _SPECIALISED: Dict[str, NormalFn] = {
     "a(say)": fastpaths.normal_file_list,
@@ -71,10 +72,61 @@ def get_checker(node: TypeNode) -> NormalFn:
     return fn
 
 
+def _normal_vardict(data: bytes, start: int, end: int, depth: int) -> bool:
+    """``a{sv}``: the generic array and tuple checks with the ``{sv}`` layout inlined."""
+    if depth >= MAX_DEPTH:
+        return False
+    size = end - start
+    if size == 0:
+        return True
+    if depth + 2 >= MAX_DEPTH:
+        return False  # entries and their members would sit too deep
+    width = offset_width(size)
+    last = read_offset(data, end - width, width)
+    if last > size or (size - last) % width:
+        return False
+    count = (size - last) // width
+    if count == 0 or total_size(last, count) != size:
+        return False
+    ends = struct.unpack_from("<%d%s" % (count, _TABLE_FMT[width]), data, start + last)
+    offset = 0
+    value_depth = depth + 2
+    for item_end in ends:
+        if item_end < offset or item_end > last:
+            return False
+        while offset & 7:
+            if not (offset < item_end and data[start + offset] == 0):
+                return False
+            offset += 1
+        # the entry {sv} at [offset, item_end)
+        a = start + offset
+        entry_size = item_end - offset
+        entry_width = offset_width(entry_size)
+        if entry_width == 0:
+            return False
+        body = entry_size - entry_width
+        key_end = read_offset(data, a + body, entry_width)
+        if key_end > body or decode_string(data, a, a + key_end) is None:
+            return False
+        value_start = key_end
+        while value_start & 7:
+            if value_start >= entry_size or data[a + value_start] != 0:
+                return False
+            value_start += 1
+        if value_start > body or total_size(body, 1) != entry_size:
+            return False
+        if not _norm_variant(data, a + value_start, a + body, value_depth):
+            return False
+        offset = item_end
+    return True
+
+
 def _compile(node: TypeNode) -> NormalFn:
     special = _SPECIALISED.get(node.string)
     if special is not None:
         return special
+    if node.string == "a{sv}":
+        return _normal_vardict
     kind = node.kind
     if kind == "b":
         return _norm_bool
@@ -178,8 +230,6 @@ def _compile_fixed_array(node: TypeNode) -> NormalFn:
         return True
     return norm_array
 
-
-_TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
 def _compile_variable_array(node: TypeNode) -> NormalFn:
