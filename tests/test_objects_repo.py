@@ -283,3 +283,28 @@ def test_objects_we_write_pass_ostree_fsck_and_checkout(tmp_path: Path) -> None:
     for name, data in contents.items():
         assert (out / name).read_bytes() == data
     assert os.readlink(out / "z-link") == "a"
+
+
+def test_generated_sizes_match_the_objects(repos: Dict[str, Path]) -> None:
+    """``ostree commit --generate-sizes`` entries: archived = stored file size, unpacked =
+    payload (or symlink target) length, type byte present, sorted by checksum."""
+    from pyostree.objects import parse_sizes
+
+    repo = repos["archive"]
+    head = run_ostree("rev-parse", "main", repo=repo).strip()
+    commit = Commit.from_bytes((repo / "objects" / head[:2] / f"{head[2:]}.commit").read_bytes())
+    type_string, value = commit.metadata["ostree.sizes"]
+    assert type_string == "aay"
+    entries = parse_sizes(value)  # type: ignore[arg-type]
+    assert [e.checksum for e in entries] == sorted(e.checksum for e in entries)
+    kinds = {e.objtype for e in entries}
+    assert kinds == {ObjectType.FILE, ObjectType.DIR_TREE, ObjectType.DIR_META}
+    for entry in entries:
+        path = repo / "objects" / entry.checksum[:2] / (
+            f"{entry.checksum[2:]}.{entry.objtype.extension(archive=True)}")
+        assert entry.archived == path.stat().st_size
+        if entry.objtype is ObjectType.FILE:
+            with open(path, "rb") as handle:
+                header, size = parse_archive_header(handle.read)
+            expected = len(header.symlink_target.encode()) if header.is_symlink else size
+            assert entry.unpacked == expected
