@@ -49,9 +49,15 @@ def craft_commit(repo_path: Path, files: Sequence[Tuple[str, str]],
     """A commit whose root dirtree lists exactly FILES and DIRS, in the order given."""
     meta = write_metadata(repo_path, DirMeta(0, 0, 0o40755).to_bytes(), "dirmeta")
     write_metadata(repo_path, DirTree().to_bytes(), "dirtree")
-    tree = DirTree(tuple(FileEntry(n, c) for n, c in files),
-                   tuple(DirEntry(n, t, m or meta) for n, t, m in dirs))
-    root = write_metadata(repo_path, tree.to_bytes(), "dirtree")
+    # The encoder refuses NUL in names: encode a same-length stand-in, then patch the bytes.
+    tree = DirTree(tuple(FileEntry(n.replace("\0", "\x01"), c) for n, c in files),
+                   tuple(DirEntry(n.replace("\0", "\x01"), t, m or meta) for n, t, m in dirs))
+    data = tree.to_bytes()
+    for name in [n for n, _ in files] + [n for n, _, _ in dirs]:
+        if "\0" in name:
+            stand_in = name.replace("\0", "\x01").encode() + b"\0"
+            data = data.replace(stand_in, name.encode() + b"\0")
+    root = write_metadata(repo_path, data, "dirtree")
     commit = Commit.create(root, meta, timestamp=1577836800, subject="hostile")
     checksum = write_metadata(repo_path, commit.to_bytes(), "commit")
     (repo_path / "refs" / "heads" / ref).write_text(checksum + "\n")

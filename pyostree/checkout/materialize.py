@@ -22,7 +22,8 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Set
 
-from pyostree.checkout.tree import TreeEntry, commit_root, resolve_path
+from pyostree.checkout.fastpath import stat_function
+from pyostree.checkout.tree import TreeEntry, child_path, commit_root, resolve_path
 from pyostree.errors import CheckoutError
 
 if TYPE_CHECKING:
@@ -99,11 +100,10 @@ class _Writer:
     """One checkout run: options, repo capabilities and running counts."""
 
     def __init__(self, repo: Repo, options: CheckoutOptions, progress: Optional[ProgressCallback]):
-        from pyostree.objects import ObjectType
         from pyostree.repo import RepoMode
 
         self.repo = repo
-        self.file_type = ObjectType.FILE
+        self.objects_dir = os.path.join(os.fspath(repo.path), "objects")
         self.bare_user_only = repo.mode == RepoMode.BARE_USER_ONLY
         # libostree: "Force USER mode for BARE_USER_ONLY always - nothing else makes sense".
         self.user_mode = options.user_mode or self.bare_user_only
@@ -114,6 +114,7 @@ class _Writer:
         )
         self.options = options
         self.progress = progress
+        self.fast_stat = stat_function(repo) if self.hardlinkable else None
         self.files = 0
         self.directories = 0
         self.hardlinks = 0
@@ -157,8 +158,6 @@ class _Writer:
             self.progress(self.stats(entry.path))
 
     def _fill(self, fd: int, tree: DirTree, path: str) -> None:
-        from pyostree.checkout.tree import child_path
-
         for file_entry in tree.files:
             self.file(fd, file_entry.name, file_entry.checksum, child_path(path, file_entry.name))
         for dir_entry in tree.dirs:
@@ -182,6 +181,8 @@ class _Writer:
     def file(self, dir_fd: int, name: str, checksum: str, path: str) -> None:
         """Check out one content object as NAME in DIR_FD: hardlink if ostree would, else copy."""
         check_entry_name(name)
+        if self.fast_stat is not None and self._try_fast_hardlink(dir_fd, name, checksum, path):
+            return
         with self.repo.open_content(checksum) as reader:
             header = reader.header
             if not (header.is_regular or header.is_symlink):
@@ -208,8 +209,25 @@ class _Writer:
                            header.xattrs, path)
         self.files += 1
 
+    def _try_fast_hardlink(self, dir_fd: int, name: str, checksum: str, path: str) -> bool:
+        """The common case without opening a reader: a plain, readable, non-empty file."""
+        assert self.fast_stat is not None
+        try:
+            quick = self.fast_stat(checksum)
+        except OSError:
+            return False
+        if quick is None or quick.is_symlink or quick.size == 0:
+            return False
+        if self.user_mode and not quick.mode & stat.S_IRUSR:
+            return False
+        if not self._hardlink(dir_fd, name, checksum, path):
+            return False
+        self.files += 1
+        self.hardlinks += 1
+        return True
+
     def _hardlink(self, dir_fd: int, name: str, checksum: str, path: str) -> bool:
-        source = os.fspath(self.repo.object_path(checksum, self.file_type))
+        source = f"{self.objects_dir}/{checksum[:2]}/{checksum[2:]}.file"
         target = name
         if self.options.union:
             target = _temp_name(dir_fd)

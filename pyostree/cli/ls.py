@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
 from typing import TYPE_CHECKING, Dict, List, Optional, TextIO, Tuple
 
+from pyostree.checkout.fastpath import stat_function
 from pyostree.checkout.tree import TreeEntry, child_path, commit_root, resolve_path
 from pyostree.cli.common import format_variant, open_repo
 from pyostree.errors import NotFoundError
@@ -37,6 +39,8 @@ class _Lister:
         self.args = args
         self.out = out
         self.dirmetas: Dict[str, DirMeta] = {}
+        self.fast_stat = None if args.xattrs else stat_function(repo)
+        self.lines: List[str] = []
 
     def _dirmeta(self, checksum: str) -> DirMeta:
         meta = self.dirmetas.get(checksum)
@@ -46,7 +50,7 @@ class _Lister:
 
     def print_entry(self, entry: TreeEntry) -> None:
         if self.args.nul_filenames_only:
-            self.out.write(entry.path + "\0")
+            self.lines.append(entry.path + "\0")
             return
         target: Optional[str] = None
         xattrs: List[Tuple[bytes, bytes]]
@@ -55,17 +59,27 @@ class _Lister:
             type_char, mode, uid, gid, size = "d", meta.mode, meta.uid, meta.gid, 0
             xattrs = list(meta.xattrs)
         else:
-            with self.repo.open_content(entry.checksum) as reader:
-                header = reader.header
-                size = reader.size
-            mode, uid, gid = header.mode, header.uid, header.gid
-            if header.is_symlink:
-                type_char, target, size = "l", header.symlink_target, 0
-            elif header.is_regular:
+            quick = None
+            if self.fast_stat is not None:
+                try:
+                    quick = self.fast_stat(entry.checksum)
+                except OSError:
+                    quick = None
+            if quick is not None:
+                mode, uid, gid, size, link = quick.mode, quick.uid, quick.gid, quick.size, quick.symlink_target
+                xattrs = []
+            else:
+                with self.repo.open_content(entry.checksum) as reader:
+                    header = reader.header
+                    size = reader.size
+                mode, uid, gid, link = header.mode, header.uid, header.gid, header.symlink_target
+                xattrs = list(header.xattrs)
+            if stat.S_ISLNK(mode):
+                type_char, target, size = "l", link, 0
+            elif stat.S_ISREG(mode):
                 type_char = "-"
             else:
                 raise NotFoundError(f"{entry.path}: Invalid file type")
-            xattrs = list(header.xattrs)
         parts = [f"{type_char}0{mode & 0o7777:04o} {uid} {gid} {size:6d} "]
         if self.args.checksum:
             if entry.is_dir:
@@ -78,7 +92,11 @@ class _Lister:
         if target is not None:
             parts.append(f" -> {target}")
         parts.append("\n")
-        self.out.write("".join(parts))
+        self.lines.append("".join(parts))
+
+    def flush(self) -> None:
+        self.out.write("".join(self.lines))
+        self.lines.clear()
 
     def print_children(self, directory: TreeEntry, recursive: bool) -> None:
         """Files then subdirectories, in dirtree order; depth first with -R (as ostree)."""
@@ -100,6 +118,8 @@ class _Lister:
             else:
                 for sub in subdirs:
                     self.print_entry(sub)
+            if len(self.lines) > 512:
+                self.flush()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,9 +132,14 @@ def run(args: argparse.Namespace) -> int:
             entry = resolve_path(repo, root, path)
             lister.print_entry(entry)
         except NotFoundError as err:
+            lister.flush()
             if not args.paths:
                 raise
             raise NotFoundError(f"Inspecting path '{path}': {err}") from None
         if entry.is_dir and not args.dironly or entry.is_dir and args.recursive:
-            lister.print_children(entry, args.recursive)
+            try:
+                lister.print_children(entry, args.recursive)
+            finally:
+                lister.flush()
+        lister.flush()
     return 0

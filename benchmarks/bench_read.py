@@ -1,0 +1,82 @@
+"""Reading benchmark: ``ls -R``, ``fsck`` and ``checkout`` of /usr/include, pyostree vs ostree.
+
+Both tools run as subprocesses, the way a user runs them, on the same repos in the same run
+(archive and bare-user, committed by the real ``ostree``); each timing is the median of a
+few repetitions. Prints one line per case with the pyostree/ostree ratio (goal: <= 1.0).
+
+    python benchmarks/bench_read.py [--source DIR] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+
+def _run(cmd: Sequence[str]) -> None:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _median_seconds(cmd: Sequence[str], repeat: int, before: Optional[Callable[[], None]]) -> float:
+    times: List[float] = []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        _run(cmd)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", default="/usr/include", help="tree to commit")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    ostree = shutil.which("ostree")
+    if ostree is None:
+        print("ostree not installed; skipping")
+        return 0
+    pyostree = [sys.executable, "-m", "pyostree"]
+    with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp:
+        base = Path(tmp)
+        repos = {}
+        for mode in ("archive", "bare-user"):
+            repo = base / mode
+            _run([ostree, "init", f"--repo={repo}", f"--mode={mode}"])
+            _run([ostree, "commit", f"--repo={repo}", "--branch=main", f"--tree=dir={args.source}"])
+            repos[mode] = repo
+        dest = base / "checkout"
+
+        def clean() -> None:
+            shutil.rmtree(dest, ignore_errors=True)
+
+        cases = []
+        for mode, repo in repos.items():
+            user = ["-U"] if mode == "bare-user" else []
+            cases += [
+                (f"ls -R ({mode})", ["ls", f"--repo={repo}", "-R", "main"], None),
+                (f"fsck ({mode})", ["fsck", f"--repo={repo}"], None),
+                (f"checkout {' '.join(user)} ({mode})".replace("  ", " "),
+                 ["checkout", f"--repo={repo}", *user, "main", str(dest)], clean),
+            ]
+        print(f"source {args.source}, median of {args.repeat}; times in seconds")
+        print(f"{'case':28} {'pyostree':>9} {'ostree':>9} {'ratio':>7}")
+        for name, cmd, before in cases:
+            ours = _median_seconds([*pyostree, *cmd], args.repeat, before)
+            theirs = _median_seconds([ostree, *cmd], args.repeat, before)
+            print(f"{name:28} {ours:9.3f} {theirs:9.3f} {ours / theirs:7.2f}", flush=True)
+        clean()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
