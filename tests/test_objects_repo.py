@@ -108,7 +108,8 @@ def _build(base: Path, mode: str, tree: Path) -> Path:
 @pytest.fixture(scope="module")
 def repos(tmp_path_factory: pytest.TempPathFactory, tree: Path) -> Dict[str, Path]:
     base = tmp_path_factory.mktemp("objrepos")
-    return {mode: _build(base, mode, tree) for mode in ("archive", "bare-user", "bare-user-only")}
+    modes = ("archive", "bare", "bare-user", "bare-user-only")
+    return {mode: _build(base, mode, tree) for mode in modes}
 
 
 def _check_metadata(checksum: str, ext: str, path: Path) -> None:
@@ -192,6 +193,23 @@ def test_bare_user_repo_ostreemeta(repos: Dict[str, Path], tree: Path) -> None:
         else:
             assert content_checksum(meta.to_header(), [content]) == checksum
     assert symlinks == 2
+
+
+def test_bare_repo_objects_hash_from_their_inodes(repos: Dict[str, Path]) -> None:
+    """bare objects keep owner, mode and xattrs on the inode itself."""
+    count = 0
+    for checksum, ext, path in _objects(repos["bare"]):
+        if ext != "file":
+            _check_metadata(checksum, ext, path)
+            continue
+        info = os.lstat(path)
+        is_link = stat.S_ISLNK(info.st_mode)
+        header = FileHeader(info.st_uid, info.st_gid, info.st_mode, 0,
+                            os.readlink(path) if is_link else "", read_xattrs(path))
+        header.validate()
+        assert header.checksum([] if is_link else [path.read_bytes()]) == checksum
+        count += 1
+    assert count >= 15
 
 
 def _source_headers(tree: Path) -> Iterator[Tuple[Path, FileHeader]]:
