@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import stat
 import zlib
 from pathlib import Path
@@ -251,23 +252,41 @@ def test_oversized_metadata_is_refused(archive_copy: SampleRepo) -> None:
     _one_line(info)
 
 
-@pytest.mark.parametrize("garbage", [b"", b"\x00", b"\xff" * 7, os.urandom(200), b"\x01" * 3000])
-def test_garbage_metadata_is_an_object_error(archive_copy: SampleRepo, garbage: bytes) -> None:
+@pytest.mark.parametrize("garbage", [b"", b"\x00", b"\xff" * 7, b"\x01" * 3000])
+def test_garbage_commit_and_dirmeta_are_object_errors(archive_copy: SampleRepo, garbage: bytes) -> None:
     repo = Repo.open(archive_copy.path)
     commit = archive_copy.refs[MAIN_REF]
-    root = repo.load_commit(commit)
-    for checksum, objtype, load in (
+    root_meta = repo.load_commit(commit).root_meta
+    repo.object_path(commit, ObjectType.COMMIT).write_bytes(garbage)
+    repo.object_path(root_meta, ObjectType.DIR_META).write_bytes(garbage)
+    with pytest.raises(ObjectError) as info:
+        repo.load_commit(commit)
+    _one_line(info)
+    with pytest.raises(ObjectError) as info:
+        repo.load_dirmeta(root_meta)
+    _one_line(info)
+
+
+def test_random_metadata_never_escapes_as_another_error(archive_copy: SampleRepo) -> None:
+    """Trusted loads may decode garbage into some value, but only ever fail with ObjectError."""
+    repo = Repo.open(archive_copy.path)
+    commit = archive_copy.refs[MAIN_REF]
+    loaded = repo.load_commit(commit)
+    targets = (
         (commit, ObjectType.COMMIT, repo.load_commit),
-        (root.root_tree, ObjectType.DIR_TREE, repo.load_dirtree),
-        (root.root_meta, ObjectType.DIR_META, repo.load_dirmeta),
-    ):
-        repo.object_path(checksum, objtype).write_bytes(garbage)
-        try:
-            load(checksum)
-        except ObjectError as err:
-            assert "\n" not in str(err)
-        else:  # a trusted load may decode garbage into an empty but valid value
-            assert objtype is ObjectType.DIR_TREE
+        (loaded.root_tree, ObjectType.DIR_TREE, repo.load_dirtree),
+        (loaded.root_meta, ObjectType.DIR_META, repo.load_dirmeta),
+        (commit, ObjectType.COMMIT_META, repo.load_commitmeta),
+    )
+    rng = random.Random(7)
+    for _ in range(150):
+        garbage = rng.randbytes(rng.choice([1, 3, 12, 40, 100, 300]))
+        for checksum, objtype, load in targets:
+            repo.object_path(checksum, objtype).write_bytes(garbage)
+            try:
+                load(checksum)
+            except ObjectError as err:
+                assert "\n" not in str(err)
 
 
 def _filez_path(sample: SampleRepo, repo: Repo, path: str) -> Tuple[str, Path]:
