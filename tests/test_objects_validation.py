@@ -353,3 +353,15 @@ def test_repeated_metadata_keys_are_refused() -> None:
     assert gvariant.is_normal(COMMIT_TYPE, commit)
     with pytest.raises(ObjectError, match="commit: metadata repeats a key"):
         Commit.from_bytes(commit)
+
+
+def test_dirtree_from_entries_sorts_by_utf8_bytes() -> None:
+    names = ["é", "b", "B", "a", "_x", "10", "9", "z.d", "Z", "a b", "a-b", "a.b"]
+    tree = DirTree.from_entries([FileEntry(n, C1.hex()) for n in names],
+                                [DirEntry("dir", C1.hex(), C2.hex())])
+    assert [e.name for e in tree.files] == [
+        "10", "9", "B", "Z", "_x", "a", "a b", "a-b", "a.b", "b", "z.d", "é"]
+    with pytest.raises(ObjectError, match="file name 'a' is repeated"):
+        DirTree.from_entries([FileEntry("a", C1.hex()), FileEntry("a", C2.hex())])
+    with pytest.raises(ObjectError, match="name 'a' is both a file and a dir"):
+        DirTree.from_entries([FileEntry("a", C1.hex())], [DirEntry("a", C1.hex(), C2.hex())])

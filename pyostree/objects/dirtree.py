@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from pyostree import gvariant
 from pyostree.errors import ObjectError
@@ -80,6 +80,18 @@ class DirTree:
 
     files: Tuple[FileEntry, ...] = ()
     dirs: Tuple[DirEntry, ...] = ()
+
+    @classmethod
+    def from_entries(cls, files: Iterable[FileEntry] = (), dirs: Iterable[DirEntry] = ()) -> DirTree:
+        """Build a validated dirtree from entries in any order (sorted here by ``strcmp`` of
+        the UTF-8 names, the order lookups need)."""
+
+        def key(entry: _Entry) -> bytes:
+            return entry.name.encode("utf-8", "surrogatepass")
+
+        tree = cls(tuple(sorted(files, key=key)), tuple(sorted(dirs, key=key)))
+        tree.validate()
+        return tree
 
     def validate(self) -> None:
         """Valid names, 32-byte checksums, each list strictly sorted, no name in both."""
