@@ -76,11 +76,11 @@ def test_valid_filenames(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "problem"),
     [("", "is empty"), (".", "not allowed"), ("..", "not allowed"), ("a/b", "contains '/'"),
-     ("a\0b", "contains NUL"), ("\udcff", "not valid UTF-8")],
+     ("a\0b", "contains NUL"), ("\udcff", "not valid UTF-8"), (b"a", "is not a str")],
 )
-def test_invalid_filenames(name: str, problem: str) -> None:
+def test_invalid_filenames(name: object, problem: str) -> None:
     with pytest.raises(ObjectError, match=problem):
-        validate_filename(name)
+        validate_filename(name)  # type: ignore[arg-type]
 
 
 @needs_ostree

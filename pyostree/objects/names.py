@@ -32,6 +32,8 @@ _HEX64_RE = re.compile(r"[0-9a-f]{64}")
 
 def validate_filename(name: str, what: str = "file name") -> None:
     """Reject names a dirtree may not hold: empty, ``.``, ``..``, ``/``, NUL, non-UTF-8."""
+    if not isinstance(name, str):
+        raise ObjectError(f"{what} {name!r} is not a str")
     if name == "":
         raise ObjectError(f"{what} is empty")
     if name in (".", ".."):
