@@ -171,3 +171,14 @@ def test_ref_below_a_ref_file_is_absent(sample_repo: SampleRepo) -> None:
     assert repo.read_ref("main/sub") is None
     assert repo.list_refs("main/sub") == {}
     assert repo.resolve_rev("main/sub", allow_missing=True) is None
+
+
+def test_symlinked_directory_cannot_lead_outside_refs(archive_copy: SampleRepo, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "leak").write_text("secret\n")
+    os.symlink(outside, archive_copy.path / "refs/heads/sneaky")
+    repo = Repo.open(archive_copy.path)
+    with pytest.raises(RepoError, match="outside") as info:
+        repo.read_ref("sneaky/leak")
+    assert "secret" not in str(info.value)

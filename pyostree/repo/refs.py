@@ -54,7 +54,8 @@ def read_ref_file(path: Path, name: str) -> str:
     except UnicodeDecodeError:
         raise RepoError(f"Ref '{name}' holds invalid UTF-8") from None
     if not is_checksum(text):
-        raise RepoError(f"Ref '{name}' holds an invalid checksum {text[:80]!r}")
+        # The content is not echoed: a symlinked ref could point at any file.
+        raise RepoError(f"Ref '{name}' does not hold a 64-character lowercase hex checksum")
     return text
 
 
@@ -95,6 +96,15 @@ class RefStore:
 
     def __init__(self, repo_path: Path) -> None:
         self.root = repo_path
+        self._real_refs = os.path.realpath(repo_path / "refs")
+
+    def _read(self, path: Path, name: str) -> str:
+        """Read a ref file, refusing one whose real location is outside ``refs/`` (a
+        symlinked directory on the way, say)."""
+        real = os.path.realpath(path)
+        if not real.startswith(self._real_refs + os.sep):
+            raise RepoError(f"Ref '{name}' resolves outside the refs directory")
+        return read_ref_file(path, name)
 
     # -- single refs ------------------------------------------------------------
 
@@ -142,10 +152,9 @@ class RefStore:
                 return found
         return None
 
-    @staticmethod
-    def _read_optional(path: Path, name: str) -> Optional[str]:
+    def _read_optional(self, path: Path, name: str) -> Optional[str]:
         try:
-            return read_ref_file(path, name)
+            return self._read(path, name)
         except NotFoundError:
             return None
 
@@ -167,16 +176,16 @@ class RefStore:
                 real = _resolve_alias(heads, name)
                 if real is None:
                     raise RepoError(f"Alias ref '{name}' is dangling")
-                out[name] = read_ref_file(heads / real, name)
+                out[name] = self._read(heads / real, name)
             else:
-                out[name] = read_ref_file(heads / name, name)
+                out[name] = self._read(heads / name, name)
         return out
 
     def remote(self, remote: str, prefix: Optional[str] = None) -> Dict[str, str]:
         """Refs of one remote, keyed by their name inside the remote."""
         base = self.root / REMOTES / remote
         return {
-            name: read_ref_file(base / name, f"{remote}:{name}")
+            name: self._read(base / name, f"{remote}:{name}")
             for name, is_link in _walk_refs(base, prefix)
             if not is_link
         }
@@ -184,7 +193,7 @@ class RefStore:
     def mirror(self, collection_id: str) -> Dict[str, str]:
         base = self.root / MIRRORS / collection_id
         return {
-            name: read_ref_file(base / name, f"({collection_id}, {name})")
+            name: self._read(base / name, f"({collection_id}, {name})")
             for name, is_link in _walk_refs(base, None)
             if not is_link
         }
