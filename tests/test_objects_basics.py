@@ -182,3 +182,20 @@ def test_sizes_entry_spec_example() -> None:
     type_string, value = sizes_metadata([entry, other])
     assert type_string == "aay" and value[0] == other.to_bytes()
     assert parse_sizes(value) == [other, entry]
+
+
+def test_read_xattrs_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ObjectError, match="cannot list xattrs of .*missing.*No such file"):
+        read_xattrs(tmp_path / "missing")
+
+
+def test_read_xattrs_of_a_symlink_itself(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_bytes(b"")
+    try:
+        os.setxattr(target, "user.t", b"1")
+    except OSError:
+        pytest.skip("no user xattrs on this filesystem")
+    os.symlink("target", tmp_path / "link")
+    assert read_xattrs(tmp_path / "link") == ()
+    assert read_xattrs(tmp_path / "link", follow_symlinks=True) == ((b"user.t\0", b"1"),)
