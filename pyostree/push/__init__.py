@@ -21,7 +21,7 @@ from pyostree.push.publisher import Publisher, RemoteInfo
 
 if TYPE_CHECKING:
     from pyostree.repo import Repo
-    from pyostree.transport import Destination, ExecChannel, SshOptions
+    from pyostree.transport import Destination, ExecChannel, FileTransport, SshOptions
 
 __all__ = [
     "Progress",
@@ -100,6 +100,8 @@ def _open_publisher(
     from pyostree.push.sftp import SftpPublisher
     from pyostree.transport import LocalFileTransport, SshOptions, local_exec, open_transport
 
+    files: FileTransport
+    exec_fn: Callable[[List[str]], ExecChannel]
     if dest.kind == "local":
         files = LocalFileTransport(dest.path)
         exec_fn, close = local_exec, files.close

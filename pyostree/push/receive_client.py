@@ -58,7 +58,7 @@ class ReceiveClient(Publisher):
         try:
             self.codec = self._handshake(compress and zstd_available())
             self.info = self._open(repo_path)
-        except (ProtocolError, OSError, ValueError) as err:
+        except (ProtocolError, RemoteError, OSError, ValueError) as err:
             raise self._failure(err) from None
 
     def _drain_stderr(self) -> None:
