@@ -12,7 +12,7 @@ import re
 import struct
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from pyostree.gvariant import fastpaths
+from pyostree.gvariant import fastpaths, tuplegen
 from pyostree.gvariant.types import (
     ENDING_FIXED,
     ENDING_LAST,
@@ -211,6 +211,8 @@ def _compile(node: TypeNode) -> DecodeFn:
         return _compile_variable_array(node)
     if node.fixed_size:
         return _compile_fixed_tuple(node)
+    if node.string in tuplegen.GENERATED_TYPES:
+        return tuplegen.generate(node, [get_decoder(m) for m in node.members], default_value)
     return _compile_variable_tuple(node)
 
 
