@@ -351,3 +351,17 @@ def test_bare_user_symlink_object_must_end_in_nul(bare_user_copy: SampleRepo) ->
     os.setxattr(path, "user.ostreemeta", meta)
     with pytest.raises(ObjectError, match="NUL"):
         repo.open_content(checksum)
+
+
+def test_bare_disable_xattrs_reads_no_xattrs_like_ostree(tmp_path: Path, ostree_repos: Dict[str, SampleRepo]) -> None:
+    from ostree_tool import copy_repo
+
+    path = copy_repo(ostree_repos["bare"].path, tmp_path / "bare")
+    config = path / "config"
+    config.write_text(config.read_text().replace("mode=bare\n", "mode=bare\ndisable-xattrs=true\n"))
+    repo = Repo.open(path)
+    checksum = _content_of(repo, ostree_repos["bare"].refs[MAIN_REF], "/xattrs.txt")
+    with repo.open_content(checksum) as reader:
+        assert reader.header.xattrs == ()
+    shown = run_ostree("ls", "-X", MAIN_REF, "/xattrs.txt", repo=path)
+    assert "user.alpha" not in shown
