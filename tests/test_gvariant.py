@@ -270,3 +270,11 @@ def test_signatures(signature: str, ok: bool) -> None:
 def test_bad_values_rejected(type_string: str, value: Any) -> None:
     with pytest.raises(GVariantError):
         encode(type_string, value)
+
+
+def test_data_must_be_bytes_like() -> None:
+    for bad in (5, "ab", None, [1, 2]):
+        with pytest.raises(TypeError):
+            decode("ay", bad)
+        with pytest.raises(TypeError):
+            is_normal("ay", bad)

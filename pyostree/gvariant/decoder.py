@@ -175,6 +175,8 @@ def decode(type_string: str, data: Any) -> Any:
 
 def decode_node(node: TypeNode, data: Any) -> Any:
     if not isinstance(data, bytes):
+        if not isinstance(data, (bytearray, memoryview)):
+            raise TypeError(f"GVariant data must be bytes-like, not {type(data).__name__}")
         data = bytes(data)
     memo: Memo = {}
     size = len(data)

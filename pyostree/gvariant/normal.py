@@ -55,6 +55,8 @@ def is_normal(type_string: str, data: Any) -> bool:
 
 def is_normal_node(node: TypeNode, data: Any) -> bool:
     if not isinstance(data, bytes):
+        if not isinstance(data, (bytearray, memoryview)):
+            raise TypeError(f"GVariant data must be bytes-like, not {type(data).__name__}")
         data = bytes(data)
     size = len(data)
     if node.fixed_size and size != node.fixed_size:
