@@ -302,3 +302,26 @@ def test_keyfile_parsing_agrees_with_glib() -> None:
     assert sum(result is None for result in theirs) > 10  # the generator does make bad files
     unescaped = [v[1] for r in theirs if r for keys in r.values() for v in keys.values()]
     assert any(v is not None and ("\\" in v or " " in v) for v in unescaped)
+
+
+_keyfile_text = st.lists(
+    st.one_of(
+        st.sampled_from(["[core]", '[remote "o"]', "[a b]", "", "# c", "  #", "\t"]),
+        st.text(alphabet="ak=; \t\\s#[]é", max_size=12),
+    ),
+    max_size=10,
+).map("\n".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_keyfile_text)
+def test_any_parsable_text_round_trips_exactly(text: str) -> None:
+    try:
+        config = RepoConfig.parse(text)
+    except RepoError as err:
+        assert "\n" not in str(err)
+        return
+    assert config.to_text() == text
+    for group in config.groups():
+        for key in config.keys(group):
+            assert config.get_raw(group, key) is not None
