@@ -212,3 +212,14 @@ def test_archive_round_trip(chunks: List[bytes], level: int) -> None:
     assert header == REGULAR and size == len(payload)
     assert b"".join(iter_inflate(source.read, size)) == payload
 
+
+
+@pytest.mark.parametrize(
+    ("stream", "problem"),
+    [(_deflate(b"hello") + b"junk", "trailing data"), (_deflate(b"hello")[:-1], "truncated")],
+)
+def test_last_chunk_is_only_released_after_the_end_checks(stream: bytes, problem: str) -> None:
+    """A consumer that stops as soon as it has the declared size still hits the error."""
+    chunks = iter_inflate(_reader(stream), 5)
+    with pytest.raises(ObjectError, match=problem):
+        next(chunks)

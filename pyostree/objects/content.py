@@ -311,12 +311,16 @@ def parse_content_header(read: ReadFn, *, verify: bool = True) -> FileHeader:
 def iter_inflate(read: ReadFn, expected_size: int) -> Iterator[bytes]:
     """Inflate a raw-deflate stream chunk by chunk, refusing any output beyond
     ``expected_size`` (a deflate bomb costs at most one chunk), short output, a truncated
-    stream and trailing bytes after the stream's end."""
+    stream and trailing bytes after the stream's end.
+
+    The last chunk is held back until those end checks pass, so a consumer that stops once
+    it has ``expected_size`` bytes has still only seen a fully verified stream."""
     if expected_size < 0:
         raise ObjectError(f"negative payload size {expected_size}")
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     produced = 0
     pending = b""
+    held = b""
     while not inflater.eof:
         data = pending or read(CHUNK_SIZE)
         limit = min(CHUNK_SIZE, expected_size - produced + 1)
@@ -329,7 +333,9 @@ def iter_inflate(read: ReadFn, expected_size: int) -> Iterator[bytes]:
         if produced > expected_size:
             raise ObjectError(f"compressed payload inflates beyond its size {expected_size}")
         if out:
-            yield out
+            if held:
+                yield held
+            held = out
         elif not data and not inflater.eof:
             raise ObjectError(
                 f"compressed payload truncated after {produced} of {expected_size} bytes"
@@ -338,6 +344,8 @@ def iter_inflate(read: ReadFn, expected_size: int) -> Iterator[bytes]:
         raise ObjectError(f"compressed payload is {produced} bytes, header says {expected_size}")
     if inflater.unused_data or pending or read(1):
         raise ObjectError("trailing data after the compressed payload")
+    if held:
+        yield held
 
 
 class ArchiveDeflater:
