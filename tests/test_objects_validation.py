@@ -365,3 +365,13 @@ def test_dirtree_from_entries_sorts_by_utf8_bytes() -> None:
         DirTree.from_entries([FileEntry("a", C1.hex()), FileEntry("a", C2.hex())])
     with pytest.raises(ObjectError, match="name 'a' is both a file and a dir"):
         DirTree.from_entries([FileEntry("a", C1.hex())], [DirEntry("a", C1.hex(), C2.hex())])
+
+
+def test_commit_accessors_ignore_unexpected_types() -> None:
+    commit = Commit.create(C1.hex(), C2.hex(), timestamp=0, metadata={
+        "version": ("u", 1), "ostree.ref-binding": ("s", "main"),
+        "ostree.collection-binding": ("s", "org.example.Os"),
+    })
+    assert commit.version is None and commit.ref_bindings is None
+    assert commit.collection_binding == "org.example.Os"
+    assert commit.parent is None and commit.related == ()
