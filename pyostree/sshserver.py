@@ -38,6 +38,8 @@ RECEIVE_ALLOW_LIST: Tuple[Tuple[str, ...], ...] = (
 )
 
 _CHUNK = 32768
+#: How long (in 50 ms polls) an exec channel waits for the client to close it: 10 s.
+_CLOSE_GRACE_POLLS = 200
 
 
 def generate_key() -> paramiko.PKey:
@@ -355,6 +357,14 @@ class EmbeddedSshServer:
         try:
             status = self._exec(channel, command)
             channel.send_exit_status(status)
+            channel.shutdown_write()
+            # paramiko answers the exec request only after check_channel_exec_request
+            # returns; closing first would make the client see "Channel closed". So let
+            # the client close (it does once it has read EOF), and only then give up.
+            deadline = _CLOSE_GRACE_POLLS
+            while not channel.closed and deadline > 0 and not self._stopping.is_set():
+                self._stopping.wait(0.05)
+                deadline -= 1
         except (paramiko.SSHException, OSError, EOFError):
             pass
         finally:
