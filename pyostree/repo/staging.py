@@ -12,7 +12,7 @@ import secrets
 import shutil
 import string
 import time
-from typing import Optional
+from typing import Optional, Set
 
 from pyostree.errors import RepoError
 from pyostree.repo.lock import OfdLock
@@ -46,6 +46,7 @@ class StagingDir:
         self.path = path
         self.resumed = resumed
         self._lock: Optional[OfdLock] = lock
+        self._made: Set[str] = set()
 
     @classmethod
     def acquire(cls, tmp_dir: str, boot_id: Optional[str] = None) -> StagingDir:
@@ -87,10 +88,13 @@ class StagingDir:
     def object_dir(self, prefix: str) -> str:
         """``staging/XX``, created on demand like ``objects/XX``."""
         path = os.path.join(self.path, prefix)
+        if prefix in self._made:
+            return path
         try:
             os.mkdir(path, 0o777)
         except FileExistsError:
             pass
+        self._made.add(prefix)
         return path
 
     def remove(self) -> None:

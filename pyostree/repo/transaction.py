@@ -15,6 +15,7 @@ import os
 import secrets
 import stat
 import threading
+import time
 import zlib
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
@@ -97,7 +98,7 @@ def _config_int(repo: Repo, group: str, key: str, default: int) -> int:
 def _syncfs(fd: int) -> None:
     """``syncfs`` via libc (stdlib ctypes); ``sync`` where that is unavailable."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc()
         if libc.syncfs(fd) == 0:
             return
     except (OSError, AttributeError):
@@ -146,6 +147,7 @@ class Transaction:
         self._refs: List[Tuple[str, str, Optional[str], object]] = []
         self._clear_partial: Set[str] = set()
         self._state = "new"
+        self._present: Set[str] = set()  # relpaths known to exist in objects/ or staging
         self.objects_written = 0
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -226,13 +228,25 @@ class Transaction:
         return f"{checksum[:2]}/{checksum[2:]}.{objtype.extension(self.settings.archive)}"
 
     def has_object(self, checksum: str, objtype: ObjectType) -> bool:
-        """Present in ``objects/`` or already staged in this transaction's dir."""
-        rel = self._relpath(checksum, objtype)
-        if os.path.lexists(os.path.join(self.root, "objects", rel)):
-            return True
-        return os.path.lexists(os.path.join(self._require_open().path, rel))
+        """Present in ``objects/`` or already staged in this transaction's dir.
 
-    def _new_tmp(self) -> Tuple[int, str]:
+        Objects cannot vanish while we hold the shared lock (deletion needs it exclusive),
+        so a positive answer is cached.
+        """
+        rel = self._relpath(checksum, objtype)
+        if rel in self._present:
+            return True
+        staging = self._require_open()
+        if os.path.lexists(os.path.join(self.root, "objects", rel)) or (
+            staging.resumed and os.path.lexists(os.path.join(staging.path, rel))
+        ):
+            self._present.add(rel)
+            return True
+        return False
+
+    def _new_tmp(self) -> _TmpFile:
+        """A named temp file in the staging dir (libostree uses ``O_TMPFILE``; measured no
+        faster here, and leftovers die with the staging dir)."""
         staging = self._require_open()
         for _ in range(100):
             path = os.path.join(staging.path, _TMP_PREFIX + secrets.token_hex(8))
@@ -240,18 +254,32 @@ class Transaction:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             except FileExistsError:
                 continue
-            return fd, path
+            return _TmpFile(fd, path)
         raise RepoError("cannot create a temporary file in the staging dir")
 
-    def _install(self, tmp_path: str, checksum: str, objtype: ObjectType) -> None:
-        """Give a complete temp object its final name inside the staging dir."""
+    def _install(self, tmp: _TmpFile, checksum: str, objtype: ObjectType) -> None:
+        """Give a complete temp object its final name inside the staging dir (closes it)."""
         staging = self._require_open()
         rel = self._relpath(checksum, objtype)
         staging.object_dir(checksum[:2])
-        os.rename(tmp_path, os.path.join(staging.path, rel))
+        target = os.path.join(staging.path, rel)
+        tmp.close()
+        os.rename(tmp.path, target)
+        self._record(rel, checksum, objtype)
+
+    def _install_path(self, path: str, checksum: str, objtype: ObjectType) -> None:
+        staging = self._require_open()
+        rel = self._relpath(checksum, objtype)
+        staging.object_dir(checksum[:2])
+        os.rename(path, os.path.join(staging.path, rel))
+        self._record(rel, checksum, objtype)
+
+    def _record(self, rel: str, checksum: str, objtype: ObjectType) -> None:
         with self._guard:
             self._sequence[rel] = len(self._sequence)
             self.objects_written += 1
+        if objtype is not ObjectType.COMMIT_META:
+            self._present.add(rel)
         if self._on_object is not None:
             self._on_object(checksum, objtype)
 
@@ -274,13 +302,14 @@ class Transaction:
             )
         if self.has_object(checksum, objtype):
             return checksum
-        fd, tmp_path = self._new_tmp()
+        tmp = self._new_tmp()
         try:
-            _write_all(fd, data)
-            os.fchmod(fd, 0o644)
-        finally:
-            os.close(fd)
-        self._install(tmp_path, checksum, objtype)
+            _write_all(tmp.fd, data)
+            os.fchmod(tmp.fd, 0o644)
+        except BaseException:
+            tmp.discard()
+            raise
+        self._install(tmp, checksum, objtype)
         return checksum
 
     def write_commitmeta(self, commit_checksum: str, data: bytes) -> None:
@@ -288,13 +317,14 @@ class Transaction:
         validate_checksum(commit_checksum)
         if len(data) > MAX_METADATA_SIZE:
             raise ObjectError(f"commitmeta of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
-        fd, tmp_path = self._new_tmp()
+        tmp = self._new_tmp()
         try:
-            _write_all(fd, data)
-            os.fchmod(fd, 0o644)
-        finally:
-            os.close(fd)
-        self._install(tmp_path, commit_checksum, ObjectType.COMMIT_META)
+            _write_all(tmp.fd, data)
+            os.fchmod(tmp.fd, 0o644)
+        except BaseException:
+            tmp.discard()
+            raise
+        self._install(tmp, commit_checksum, ObjectType.COMMIT_META)
 
     # ---- content ---------------------------------------------------------------------
 
@@ -319,27 +349,21 @@ class Transaction:
             if not self.has_object(checksum, ObjectType.FILE):
                 self._stage_symlink(header, checksum)
             return checksum
-        fd, tmp_path = self._new_tmp()
+        tmp = self._new_tmp()
         try:
-            try:
-                total = self._write_payload(fd, header, chunks, size, hasher)
-                if size is not None and total != size:
-                    raise ObjectError(f"file changed while being read: {total} bytes, expected {size}")
-                checksum = hasher.hexdigest()
-                self._verify(checksum, expected_checksum)
-                if self.has_object(checksum, ObjectType.FILE):
-                    os.unlink(tmp_path)
-                    return checksum
-                self._apply_file_metadata(fd, header)
-            finally:
-                os.close(fd)
+            total = self._write_payload(tmp.fd, header, chunks, size, hasher)
+            if size is not None and total != size:
+                raise ObjectError(f"file changed while being read: {total} bytes, expected {size}")
+            checksum = hasher.hexdigest()
+            self._verify(checksum, expected_checksum)
+            if self.has_object(checksum, ObjectType.FILE):
+                tmp.discard()
+                return checksum
+            self._apply_file_metadata(tmp.fd, header)
         except BaseException:
-            try:
-                os.unlink(tmp_path)
-            except FileNotFoundError:
-                pass
+            tmp.discard()
             raise
-        self._install(tmp_path, checksum, ObjectType.FILE)
+        self._install(tmp, checksum, ObjectType.FILE)
         return checksum
 
     def _verify(self, checksum: str, expected: Optional[str]) -> None:
@@ -393,29 +417,25 @@ class Transaction:
             os.setxattr(fd, "user.ostreemeta", _ostreemeta(header))
         else:  # bare-user-only
             os.fchmod(fd, stat.S_IMODE(header.mode))
-        atime_ns = os.fstat(fd).st_atime_ns
-        os.utime(fd, ns=(atime_ns, 0))
+        os.utime(fd, ns=(time.time_ns(), 0))  # libostree: mtime 0 (atime is irrelevant)
 
     def _stage_symlink(self, header: FileHeader, checksum: str) -> None:
         mode_name = self.settings.mode_name
         if self.settings.archive or mode_name == "bare-user":
-            fd, tmp_path = self._new_tmp()
+            tmp = self._new_tmp()
             try:
-                try:
-                    if self.settings.archive:
-                        _write_all(fd, header.to_archive_bytes(0))
-                        os.fchmod(fd, 0o644)
-                    else:
-                        _write_all(fd, os.fsencode(header.symlink_target) + b"\0")
-                        os.fchmod(fd, 0o644)
-                        os.setxattr(fd, "user.ostreemeta", _ostreemeta(header))
-                        os.utime(fd, ns=(os.fstat(fd).st_atime_ns, 0))
-                finally:
-                    os.close(fd)
+                if self.settings.archive:
+                    _write_all(tmp.fd, header.to_archive_bytes(0))
+                    os.fchmod(tmp.fd, 0o644)
+                else:
+                    _write_all(tmp.fd, header.symlink_target.encode("utf-8") + b"\0")
+                    os.fchmod(tmp.fd, 0o644)
+                    os.setxattr(tmp.fd, "user.ostreemeta", _ostreemeta(header))
+                    os.utime(tmp.fd, ns=(time.time_ns(), 0))
             except BaseException:
-                os.unlink(tmp_path)
+                tmp.discard()
                 raise
-            self._install(tmp_path, checksum, ObjectType.FILE)
+            self._install(tmp, checksum, ObjectType.FILE)
             return
         staging = self._require_open()
         tmp_path = os.path.join(staging.path, "tmplink." + secrets.token_hex(8))
@@ -428,7 +448,7 @@ class Transaction:
         except BaseException:
             os.unlink(tmp_path)
             raise
-        self._install(tmp_path, checksum, ObjectType.FILE)
+        self._install_path(tmp_path, checksum, ObjectType.FILE)
 
     # ---- refs and state --------------------------------------------------------------
 
@@ -529,6 +549,42 @@ class Transaction:
             for prefix in sorted(touched):
                 _fsync_dir(os.path.join(objects_dir, prefix))
             _fsync_dir(objects_dir)
+
+
+class _TmpFile:
+    """An open temp object file in the staging dir."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, fd: int, path: str) -> None:
+        self.fd = fd
+        self.path = path
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def discard(self) -> None:
+        self.close()
+        _unlink_quietly(self.path)
+
+
+_LIBC: Optional[ctypes.CDLL] = None
+
+
+def _libc() -> ctypes.CDLL:
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _write_all(fd: int, data: bytes) -> None:
