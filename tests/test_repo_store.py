@@ -365,3 +365,38 @@ def test_bare_disable_xattrs_reads_no_xattrs_like_ostree(tmp_path: Path, ostree_
         assert reader.header.xattrs == ()
     shown = run_ostree("ls", "-X", MAIN_REF, "/xattrs.txt", repo=path)
     assert "user.alpha" not in shown
+
+
+def test_random_content_headers_only_raise_object_errors(archive_copy: SampleRepo, bare_user_copy: SampleRepo) -> None:
+    """Garbage .filez headers and user.ostreemeta values fail cleanly, never otherwise."""
+    rng = random.Random(11)
+    archive = Repo.open(archive_copy.path)
+    checksum, path = _filez_path(archive_copy, archive, "/hello.txt")
+    good = path.read_bytes()
+    user = Repo.open(bare_user_copy.path)
+    user_checksum, user_path = _filez_path(bare_user_copy, user, "/hello.txt")
+    for _ in range(200):
+        size = rng.choice([1, 8, 12, 30, 64])
+        if rng.random() < 0.5:
+            garbage = good[:8] + rng.randbytes(size) + good[8 + size:]
+        else:
+            garbage = (size).to_bytes(4, "big") + bytes(4) + rng.randbytes(size)
+        path.write_bytes(garbage)
+        os.setxattr(user_path, "user.ostreemeta", rng.randbytes(size))
+        for repo, name in ((archive, checksum), (user, user_checksum)):
+            try:
+                with repo.open_content(name) as reader:
+                    content_checksum(reader.header, reader.iter_chunks())
+            except ObjectError as err:
+                assert "\n" not in str(err)
+
+
+def test_bare_symlink_with_non_utf8_target(tmp_path: Path) -> None:
+    run_ostree("init", "--mode=bare", repo=tmp_path / "r")
+    repo = Repo.open(tmp_path / "r")
+    fake = "ab" * 32
+    path = repo.object_path(fake, ObjectType.FILE)
+    path.parent.mkdir()
+    os.symlink(b"\xff\xfe", os.fsencode(path))
+    with pytest.raises(ObjectError, match="UTF-8"):
+        repo.open_content(fake)

@@ -190,7 +190,7 @@ class ObjectStore:
                 raise ObjectError(
                     f"Object {what} is {info.st_size} bytes, over the {MAX_METADATA_SIZE} byte limit"
                 )
-            data = handle.read(MAX_METADATA_SIZE + 1)
+            data = handle.read(info.st_size + 1)  # + 1: notice a file that grew
         if len(data) > MAX_METADATA_SIZE:
             raise ObjectError(f"Object {what} is over the {MAX_METADATA_SIZE} byte limit")
         return data
@@ -256,9 +256,13 @@ class ObjectStore:
         if self.mode is RepoMode.BARE_USER:
             raise ObjectError(f"{what} is a symlink, but bare-user stores symlinks as files")
         try:
-            target = os.readlink(path)
+            raw_target = os.readlink(os.fsencode(path))
         except OSError as err:
             raise ObjectError(f"Cannot read {what}: {err.strerror}") from None
+        try:
+            target = raw_target.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ObjectError(f"{what}: symlink target is not valid UTF-8") from None
         if self.mode is RepoMode.BARE:
             xattrs = () if self.disable_xattrs else _read_xattrs(path, what)
             header = FileHeader(info.st_uid, info.st_gid, info.st_mode, 0, target, xattrs)
