@@ -232,13 +232,23 @@ def _compile_vardict(node: TypeNode) -> EncodeFn:
             if pad:
                 buf += _ZEROS[:pad]
             entry = len(buf)
-            buf += encode_text(key_node, key)
+            if type(key) is str and "\x00" not in key and key.isascii():
+                buf += key.encode("ascii")
+            else:
+                buf += encode_text(key_node, key)
             buf.append(0)
             key_end = len(buf) - entry
             pad = -len(buf) & 7
             if pad:
                 buf += _ZEROS[:pad]
-            encode_variant(buf, variant)
+            if (type(variant) is tuple and len(variant) == 2 and variant[0] == "s"
+                    and type(variant[1]) is str and "\x00" not in variant[1]
+                    and variant[1].isascii()):
+                # the commonest metadata value, a plain ASCII string
+                buf += variant[1].encode("ascii")
+                buf += b"\x00\x00s"
+            else:
+                encode_variant(buf, variant)
             body = len(buf) - entry
             if body < 0xFF:
                 buf.append(key_end)
