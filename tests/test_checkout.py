@@ -171,7 +171,8 @@ def test_progress_callback_reports_every_directory(ostree_repos: Dict[str, Sampl
     stats = checkout(repo, repo.resolve_rev(ALIAS_REF), tmp_path / "d", progress=seen.append)
     n_dirs = sum(len(dirnames) for _, dirnames, _ in os.walk(tmp_path / "d")) + 1
     assert len(seen) == n_dirs == stats.directories
-    assert seen[-1].path == "/"
+    assert seen[0].path == "/" and sorted(p.path for p in seen) == sorted({p.path for p in seen})
+    assert [p.directories for p in seen] == list(range(1, n_dirs + 1))
     entries = [os.path.join(d, x) for d, dn, fn in os.walk(tmp_path / "d") for x in dn + fn]
     assert stats.files == sum(not stat.S_ISDIR(os.lstat(e).st_mode) for e in entries)
 

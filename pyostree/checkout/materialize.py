@@ -19,8 +19,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Optional, Set
+from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Set, Tuple
 
 from pyostree.checkout.fastpath import stat_function
 from pyostree.checkout.tree import TreeEntry, child_path, commit_root, resolve_path
@@ -96,10 +97,36 @@ def _check_tree_names(tree: DirTree, path: str) -> None:
         seen.add(name)
 
 
-class _Writer:
-    """One checkout run: options, repo capabilities and running counts."""
+@dataclass
+class _Counts:
+    """Per-directory-task counters, summed by the coordinating thread."""
 
-    def __init__(self, repo: Repo, options: CheckoutOptions, progress: Optional[ProgressCallback]):
+    files: int = 0
+    hardlinks: int = 0
+    bytes_copied: int = 0
+
+
+@dataclass(frozen=True)
+class _DirResult:
+    components: Tuple[str, ...]  # directory names from the destination's parent down
+    meta: Optional[DirMeta]      # None when --union reused an existing directory
+    subdirs: Tuple[Tuple[Tuple[str, ...], TreeEntry], ...]
+    counts: _Counts
+    path: str
+
+
+class _Writer:
+    """One checkout run: options, repo capabilities and running counts.
+
+    Directories are filled by a small thread pool (zlib, hashing-free copies and the
+    create/link syscalls release the GIL); each task re-opens its directory from the
+    destination's parent one ``O_NOFOLLOW`` component at a time. Modes, owners and
+    mtimes are applied at the end, children before parents, as libostree does per
+    directory, so a read-only directory never blocks its own filling.
+    """
+
+    def __init__(self, repo: Repo, options: CheckoutOptions, progress: Optional[ProgressCallback],
+                 workers: int):
         from pyostree.repo import RepoMode
 
         self.repo = repo
@@ -114,56 +141,106 @@ class _Writer:
         )
         self.options = options
         self.progress = progress
+        self.workers = max(1, workers)
         self.fast_stat = stat_function(repo) if self.hardlinkable else None
         self.files = 0
         self.directories = 0
         self.hardlinks = 0
         self.bytes_copied = 0
+        self.parent_fd = -1
 
     def stats(self, path: str) -> CheckoutProgress:
         return CheckoutProgress(self.files, self.directories, self.hardlinks, self.bytes_copied, path)
 
     # -- directories -------------------------------------------------------------------
 
-    def directory(self, parent_fd: int, name: str, entry: TreeEntry) -> None:
-        """Create (or, with --union, reuse) directory NAME under PARENT_FD and fill it."""
+    def run(self, parent_fd: int, name: str, entry: TreeEntry) -> None:
+        """Create directory NAME under PARENT_FD from ENTRY, then everything below it."""
+        self.parent_fd = parent_fd
+        made: List[_DirResult] = []
+        pool = ThreadPoolExecutor(max_workers=self.workers)
+        try:
+            pending = {pool.submit(self._populate, (name,), entry)}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    made.append(result)
+                    self._account(result)
+                    for components, sub in result.subdirs:
+                        pending.add(pool.submit(self._populate, components, sub))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        # Children were created after their parents: finish in reverse creation order.
+        for result in reversed(made):
+            if result.meta is not None or self.options.fsync:
+                fd = self._open_components(result.components)
+                try:
+                    if result.meta is not None:
+                        self._finish_directory(fd, result.meta)
+                    if self.options.fsync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+
+    def _account(self, result: _DirResult) -> None:
+        self.files += result.counts.files
+        self.hardlinks += result.counts.hardlinks
+        self.bytes_copied += result.counts.bytes_copied
+        self.directories += 1
+        if self.progress is not None:
+            self.progress(self.stats(result.path))
+
+    def _open_components(self, components: Tuple[str, ...]) -> int:
+        """Walk down from the destination's parent without following any symlink."""
+        fd = os.dup(self.parent_fd)
+        try:
+            for component in components:
+                child = os.open(component, _DIR_OPEN_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _populate(self, components: Tuple[str, ...], entry: TreeEntry) -> _DirResult:
+        """Create (or, with --union, reuse) one directory and write its files."""
         tree = self.repo.load_dirtree(entry.checksum)
         meta = self.repo.load_dirmeta(entry.meta_checksum)
         if not stat.S_ISDIR(meta.mode):
             raise CheckoutError(f"dirmeta {entry.meta_checksum} of {entry.path} is not a directory")
         _check_tree_names(tree, entry.path)
-        created = True
+        parent_fd = self._open_components(components[:-1])
         try:
-            os.mkdir(name, 0o700, dir_fd=parent_fd)
-        except FileExistsError:
-            if not self.options.union:
-                raise CheckoutError(f"{entry.path}: destination already exists") from None
-            created = False
-        try:
-            fd = os.open(name, _DIR_OPEN_FLAGS, dir_fd=parent_fd)
-        except OSError as err:
-            raise CheckoutError(f"{entry.path}: cannot open directory: {err.strerror}") from None
+            name = components[-1]
+            created = True
+            try:
+                os.mkdir(name, 0o700, dir_fd=parent_fd)
+            except FileExistsError:
+                if not self.options.union:
+                    raise CheckoutError(f"{entry.path}: destination already exists") from None
+                created = False
+            try:
+                fd = os.open(name, _DIR_OPEN_FLAGS, dir_fd=parent_fd)
+            except OSError as err:
+                raise CheckoutError(f"{entry.path}: cannot open directory: {err.strerror}") from None
+        finally:
+            os.close(parent_fd)
+        counts = _Counts()
         try:
             if created and not self.user_mode:
                 _set_xattrs(fd, meta.xattrs)
-            self._fill(fd, tree, entry.path)
-            if created:
-                self._finish_directory(fd, meta)
-            if self.options.fsync:
-                os.fsync(fd)
+            for file_entry in tree.files:
+                self.file(fd, file_entry.name, file_entry.checksum,
+                          child_path(entry.path, file_entry.name), counts)
         finally:
             os.close(fd)
-        self.directories += 1
-        if self.progress is not None:
-            self.progress(self.stats(entry.path))
-
-    def _fill(self, fd: int, tree: DirTree, path: str) -> None:
-        for file_entry in tree.files:
-            self.file(fd, file_entry.name, file_entry.checksum, child_path(path, file_entry.name))
-        for dir_entry in tree.dirs:
-            sub = TreeEntry(child_path(path, dir_entry.name), True, dir_entry.tree_checksum,
-                            dir_entry.meta_checksum)
-            self.directory(fd, dir_entry.name, sub)
+        subdirs = tuple(
+            (components + (d.name,),
+             TreeEntry(child_path(entry.path, d.name), True, d.tree_checksum, d.meta_checksum))
+            for d in tree.dirs)
+        return _DirResult(components, meta if created else None, subdirs, counts, entry.path)
 
     def _finish_directory(self, fd: int, meta: DirMeta) -> None:
         mode = meta.mode & 0o7777
@@ -178,10 +255,12 @@ class _Writer:
 
     # -- files -------------------------------------------------------------------------
 
-    def file(self, dir_fd: int, name: str, checksum: str, path: str) -> None:
+    def file(self, dir_fd: int, name: str, checksum: str, path: str, counts: _Counts) -> None:
         """Check out one content object as NAME in DIR_FD: hardlink if ostree would, else copy."""
         check_entry_name(name)
         if self.fast_stat is not None and self._try_fast_hardlink(dir_fd, name, checksum, path):
+            counts.files += 1
+            counts.hardlinks += 1
             return
         with self.repo.open_content(checksum) as reader:
             header = reader.header
@@ -194,8 +273,8 @@ class _Writer:
             if (self.hardlinkable and not zero_sized and not bare_user_symlink
                     and not (self.user_mode and unreadable)):
                 if self._hardlink(dir_fd, name, checksum, path):
-                    self.files += 1
-                    self.hardlinks += 1
+                    counts.files += 1
+                    counts.hardlinks += 1
                     return
             if header.is_symlink:
                 self._symlink(dir_fd, name, header.symlink_target, header.uid, header.gid,
@@ -205,9 +284,9 @@ class _Writer:
                     mode &= ~(stat.S_ISUID | stat.S_ISGID)
                     if unreadable:
                         mode |= stat.S_IRUSR
-                self._copy(dir_fd, name, reader.iter_chunks(), mode, header.uid, header.gid,
-                           header.xattrs, path)
-        self.files += 1
+                counts.bytes_copied += self._copy(dir_fd, name, reader.iter_chunks(), mode,
+                                                  header.uid, header.gid, header.xattrs, path)
+        counts.files += 1
 
     def _try_fast_hardlink(self, dir_fd: int, name: str, checksum: str, path: str) -> bool:
         """The common case without opening a reader: a plain, readable, non-empty file."""
@@ -220,11 +299,7 @@ class _Writer:
             return False
         if self.user_mode and not quick.mode & stat.S_IRUSR:
             return False
-        if not self._hardlink(dir_fd, name, checksum, path):
-            return False
-        self.files += 1
-        self.hardlinks += 1
-        return True
+        return self._hardlink(dir_fd, name, checksum, path)
 
     def _hardlink(self, dir_fd: int, name: str, checksum: str, path: str) -> bool:
         source = f"{self.objects_dir}/{checksum[:2]}/{checksum[2:]}.file"
@@ -264,7 +339,8 @@ class _Writer:
             self._replace(dir_fd, link_name, name, path)
 
     def _copy(self, dir_fd: int, name: str, chunks: Iterable[bytes], mode: int, uid: int, gid: int,
-              xattrs: Iterable[tuple[bytes, bytes]], path: str) -> None:
+              xattrs: Iterable[tuple[bytes, bytes]], path: str) -> int:
+        copied = 0
         file_name = _temp_name(dir_fd) if self.options.union else name
         try:
             fd = os.open(file_name, _FILE_CREATE_FLAGS, 0o600, dir_fd=dir_fd)
@@ -277,7 +353,7 @@ class _Writer:
                     while view:
                         written = os.write(fd, view)
                         view = view[written:]
-                        self.bytes_copied += written
+                        copied += written
                 if not self.user_mode:
                     os.fchown(fd, uid, gid)
                     _set_xattrs(fd, xattrs)
@@ -292,6 +368,7 @@ class _Writer:
             raise
         if file_name != name:
             self._replace(dir_fd, file_name, name, path)
+        return copied
 
     def _replace(self, dir_fd: int, temp: str, name: str, path: str) -> None:
         """--union: atomically put TEMP over NAME; never over a directory (like ostree)."""
@@ -339,20 +416,22 @@ def _open_destination_parent(destination: str) -> tuple[int, str]:
 
 def checkout_tree(repo: Repo, entry: TreeEntry, destination: str | os.PathLike[str],
                   options: CheckoutOptions = CheckoutOptions(),
-                  progress: Optional[ProgressCallback] = None) -> CheckoutStats:
-    """Materialise the directory ENTRY at DESTINATION (created; must not exist unless union)."""
+                  progress: Optional[ProgressCallback] = None,
+                  workers: Optional[int] = None) -> CheckoutStats:
+    """Materialise the directory ENTRY at DESTINATION (created; must not exist unless union).
+
+    PROGRESS is called from the calling thread once per directory filled.
+    """
     if not entry.is_dir:
         raise CheckoutError(f"{entry.path} is not a directory")
-    writer = _Writer(repo, options, progress)
+    writer = _Writer(repo, options, progress, workers or min(4, os.cpu_count() or 1))
     parent_fd, name = _open_destination_parent(os.fspath(destination))
     try:
-        writer.directory(parent_fd, name, entry)
+        writer.run(parent_fd, name, entry)
         if options.fsync:
             os.fsync(parent_fd)
     except OSError as err:
         raise CheckoutError(_describe(err)) from None
-    except RecursionError:
-        raise CheckoutError(f"{entry.path}: directory tree too deep to check out") from None
     finally:
         os.close(parent_fd)
     return writer.stats(entry.path)
@@ -360,11 +439,12 @@ def checkout_tree(repo: Repo, entry: TreeEntry, destination: str | os.PathLike[s
 
 def checkout(repo: Repo, commit: str, destination: str | os.PathLike[str],
              options: CheckoutOptions = CheckoutOptions(),
-             progress: Optional[ProgressCallback] = None) -> CheckoutStats:
+             progress: Optional[ProgressCallback] = None,
+             workers: Optional[int] = None) -> CheckoutStats:
     """Check out COMMIT (a checksum) or its ``options.subpath`` directory at DESTINATION."""
     root = commit_root(repo, commit)
     entry = resolve_path(repo, root, options.subpath) if options.subpath != "/" else root
-    return checkout_tree(repo, entry, destination, options, progress)
+    return checkout_tree(repo, entry, destination, options, progress, workers)
 
 
 def _describe(err: OSError) -> str:
