@@ -9,6 +9,7 @@ allow-list of argv prefixes. No shell, no pty, no forwarding, no chown.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import posixpath
 import shlex
@@ -38,6 +39,9 @@ RECEIVE_ALLOW_LIST: Tuple[Tuple[str, ...], ...] = (
 )
 
 _CHUNK = 32768
+#: paramiko logs server connections here; the NullHandler keeps them off stderr by default.
+LOG_CHANNEL = "pyostree.sshserver"
+logging.getLogger(LOG_CHANNEL).addHandler(logging.NullHandler())
 #: How long (in 50 ms polls) an exec channel waits for the client to close it: 10 s.
 _CLOSE_GRACE_POLLS = 200
 
@@ -331,6 +335,7 @@ class EmbeddedSshServer:
 
     def _serve(self, conn: socket.socket) -> None:
         transport = paramiko.Transport(conn)
+        transport.set_log_channel(LOG_CHANNEL)
         with self._lock:
             if self._stopping.is_set():
                 transport.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import pwd
 import re
@@ -24,6 +25,11 @@ from .ssh import SshConnection
 from .ssh_options import SshOptions, parse_ssh_option
 
 __all__ = ["ParamikoConnection", "ParamikoExecChannel", "ResolvedSsh", "resolve", "connect_paramiko"]
+
+#: paramiko logs under this name for our connections; a NullHandler keeps logging's
+#: last-resort handler from printing its errors (library code never prints).
+LOG_CHANNEL = "pyostree.transport.ssh"
+logging.getLogger(LOG_CHANNEL).addHandler(logging.NullHandler())
 
 DEFAULT_CONNECT_TIMEOUT = 30.0
 _DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -257,6 +263,7 @@ def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection
     except OSError as err:
         raise TransportError(f"cannot connect to {shown}: {err.strerror or err}") from err
     transport = paramiko.Transport(sock)
+    transport.set_log_channel(LOG_CHANNEL)
     try:
         transport.banner_timeout = resolved.connect_timeout
         transport.auth_timeout = resolved.connect_timeout

@@ -37,6 +37,9 @@ class SshOptions:
     ``home`` is where ``.ssh/`` lives (config, known_hosts, default keys); the CLI passes it.
     ``agent_socket`` is the ssh-agent socket path (the CLI passes $SSH_AUTH_SOCK).
     ``config_file`` overrides ``HOME/.ssh/config`` (``ssh -F``).
+    The openssh vendor ignores ``home``: ssh finds ``~/.ssh`` itself (pass ``config_file``
+    and ``-o UserKnownHostsFile=`` to point it elsewhere); ``agent_socket`` becomes
+    ``-o IdentityAgent=``.
     """
 
     port: Optional[int] = None
@@ -70,7 +73,7 @@ def parse_ssh_option(text: str, *, vendor: str = "paramiko") -> Tuple[str, str]:
     if canonical is None:
         raise SshOptionError(
             f"ssh option {key!r} is not supported by the paramiko vendor "
-            f"(supported: {', '.join(PARAMIKO_OPTION_KEYS)}; or use --ssh=openssh)"
+            f"(supported: {', '.join(PARAMIKO_OPTION_KEYS)}; or use the openssh vendor)"
         )
     return canonical, value
 
