@@ -239,7 +239,9 @@ def _file_mode_problem(mode: int) -> str:
 
 
 def _is_hex_checksum(text: str) -> bool:
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    from pyostree.objects.checksum import is_checksum
+
+    return is_checksum(text)
 
 
 def _message(err: BaseException) -> str:
