@@ -187,6 +187,24 @@ def test_symlink_readlink(remote: Remote) -> None:
         remote.files.readlink("plain")
 
 
+def test_reads_follow_symlinks(remote: Remote) -> None:
+    write(remote.files, "target", b"through the link")
+    remote.files.symlink("target", "alias")
+    assert remote.files.read_bytes("alias", 100) == b"through the link"
+    with remote.files.open_read("alias") as stream:
+        assert stream.read() == b"through the link"
+
+
+def test_unusual_names_round_trip(remote: Remote) -> None:
+    names = ["a b", "caf\u00e9", "x%y", "-dash", "'quote\"", "*"]
+    remote.files.mkdir("n")
+    for name in names:
+        write(remote.files, f"n/{name}", name.encode())
+    assert sorted(remote.files.listdir("n")) == sorted(names)
+    for name in names:
+        assert remote.files.read_bytes(f"n/{name}", 100) == name.encode()
+
+
 def test_rmtree(remote: Remote) -> None:
     remote.files.mkdir("t")
     remote.files.mkdir("t/sub")

@@ -60,7 +60,9 @@ class FileTransport(abc.ABC):
     """File operations under one remote repo root.
 
     Paths are relative, '/'-separated, never absolute or '..' (see :func:`check_relpath`).
-    Every failure is a :class:`TransportError` (or one of its subclasses above).
+    Every failure is a :class:`TransportError` (or one of its subclasses above). Reads,
+    chmod and utime follow symlinks (as sftp does); stat, remove, rename and rmtree do not.
+    One instance is not safe to use from several threads at once: open one per thread.
     """
 
     @abc.abstractmethod

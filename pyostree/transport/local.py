@@ -43,7 +43,7 @@ class LocalFileTransport(FileTransport):
     def read_bytes(self, path: str, max_size: int) -> bytes:
         full = self._full(path)
         with translate_oserror("read", path):
-            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
             with os.fdopen(fd, "rb") as f:
                 data = f.read(max_size + 1)
         if len(data) > max_size:
@@ -133,7 +133,7 @@ class LocalFileTransport(FileTransport):
     def utime(self, path: str, times: Tuple[int, int]) -> None:
         full = self._full(path)
         with translate_oserror("utime", path):
-            os.utime(full, times, follow_symlinks=False)
+            os.utime(full, times)
 
     def fsync(self, path: str) -> None:
         full = self._full(path)
