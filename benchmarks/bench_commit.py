@@ -54,13 +54,14 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--source", default="/usr/include", help="tree to commit")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-sparse", action="store_true", help="skip the 1 GiB sparse file case")
+    parser.add_argument("--modes", default="archive,bare-user", help="comma-separated repo modes")
     args = parser.parse_args(argv)
     ostree = shutil.which("ostree")
     if ostree is None:
         print("ostree not installed; skipping")
         return 0
     pyostree = [sys.executable, "-m", "pyostree"]
-    goals = {"archive": 0.6, "bare-user": 1.0}
+    goals = {"archive": 0.6, "bare-user": 1.0, "bare": 1.0, "bare-user-only": 1.0}
     for dirpath, _dirs, files in os.walk(args.source):  # warm the page cache for both tools
         for name in files:
             try:
@@ -71,7 +72,7 @@ def main(argv: Sequence[str]) -> int:
                 pass
     with tempfile.TemporaryDirectory(prefix="bench-commit-") as tmp:
         base = Path(tmp)
-        cases = [(mode, args.source) for mode in ("archive", "bare-user")]
+        cases = [(mode, args.source) for mode in args.modes.split(",")]
         if not args.no_sparse:
             sparse_dir = base / "sparse"
             sparse_dir.mkdir()

@@ -53,14 +53,17 @@ def both_init(tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str, *ex
     return ours, theirs
 
 
+def _listing(root: Path) -> List[str]:
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+
 @pytest.mark.parametrize("mode", ALL_MODES)
 @pytest.mark.parametrize("collection", [None, "org.example.Test"])
 def test_init_matches_ostree(tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: str, collection: str) -> None:
     extra = [f"--collection-id={collection}"] if collection else []
     ours, theirs = both_init(tmp_path, capsys, mode, *extra)
     assert (ours / "config").read_bytes() == (theirs / "config").read_bytes()
-    listing = lambda root: sorted(str(p.relative_to(root)) for p in root.rglob("*"))  # noqa: E731
-    assert listing(ours) == listing(theirs)
+    assert _listing(ours) == _listing(theirs)
     assert stat.S_IMODE((ours / "objects").stat().st_mode) == stat.S_IMODE((theirs / "objects").stat().st_mode)
 
 

@@ -35,7 +35,7 @@ HEADER = FileHeader(0, 0, 0o100644)
 
 
 def new_repo(path: Path, mode: str = "archive", **config: str) -> Repo:
-    repo = Repo.init(path, mode)
+    Repo.init(path, mode)
     if config:
         with open(path / "config", "a", encoding="utf-8") as handle:
             for key, value in config.items():

@@ -11,11 +11,12 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from pyostree.errors import PyOstreeError
 from pyostree.objects.checksum import validate_checksum
 from pyostree.objects.commit import Commit
+from pyostree.objects.types import ObjectType
 from pyostree.repo.refwrite import read_ref_file, ref_relpath
 from pyostree.repo.transaction import Transaction
 
@@ -128,7 +129,7 @@ def write_commit(
     parent = _default_parent(txn, request)
     if parent is not None:
         validate_checksum(parent)
-    if request.skip_if_unchanged and parent is not None and txn.repo.has_object(parent, _commit_type()):
+    if request.skip_if_unchanged and parent is not None and txn.repo.has_object(parent, ObjectType.COMMIT):
         previous = txn.repo.load_commit(parent)
         if (previous.root_tree, previous.root_meta) == (root_tree, root_meta):
             return CommitResult(parent, True)
@@ -146,12 +147,6 @@ def write_commit(
     if request.branch is not None:  # ostree writes the ref even with --orphan
         txn.set_ref(request.branch, checksum)
     return CommitResult(checksum, False)
-
-
-def _commit_type() -> "object":
-    from pyostree.objects.types import ObjectType
-
-    return ObjectType.COMMIT
 
 
 def split_key_value(text: str, what: str) -> Tuple[str, str]:

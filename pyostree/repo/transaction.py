@@ -9,7 +9,6 @@ directories fsynced, then refs by compare-and-swap.
 from __future__ import annotations
 
 import ctypes
-import errno
 import hashlib
 import os
 import secrets
@@ -23,7 +22,7 @@ from pyostree.errors import ChecksumMismatchError, ObjectError, RepoError
 from pyostree.objects.checksum import sha256_hex, validate_checksum
 from pyostree.objects.types import ObjectType
 from pyostree.repo.lock import DEFAULT_LOCK_TIMEOUT_SECS, RepoLock
-from pyostree.repo.refwrite import ANY, read_ref_file, ref_relpath, write_ref
+from pyostree.repo.refwrite import read_ref_file, ref_relpath, write_ref
 from pyostree.repo.staging import DEFAULT_TMP_EXPIRY_SECS, StagingDir, cleanup_tmp
 
 if TYPE_CHECKING:
@@ -617,5 +616,3 @@ def _check_header_for_mode(header: FileHeader, mode_name: str) -> None:
         if stat.S_ISREG(header.mode) and header.mode & ~(stat.S_IFREG | 0o755):
             raise ObjectError(f"bare-user-only repos cannot store mode 0o{header.mode:o}")
 
-
-_ = (errno, ANY)

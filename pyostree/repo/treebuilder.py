@@ -28,7 +28,8 @@ from pyostree.repo.transaction import Transaction
 
 __all__ = ["TreeBuildError", "TreeBuilder", "TreeOptions"]
 
-_MAX_IN_FLIGHT = 512
+_MAX_IN_FLIGHT = 64  # batches queued ahead of the workers (bounds memory on huge trees)
+_BATCH_FILES = 16
 _DEFAULT_DIR_MODE = stat.S_IFDIR | 0o755
 
 
@@ -57,7 +58,20 @@ class TreeOptions:
         return uid, gid, mode, xattrs
 
 
-FileRef = Union[str, "Future[str]"]
+class _Pending:
+    """One file of a batch a worker is staging: ``batch.result()[index]`` is its checksum."""
+
+    __slots__ = ("batch", "index")
+
+    def __init__(self, batch: "Future[List[str]]", index: int) -> None:
+        self.batch = batch
+        self.index = index
+
+    def result(self) -> str:
+        return self.batch.result()[self.index]
+
+
+FileRef = Union[str, _Pending]
 
 
 class _Dir:
@@ -115,7 +129,14 @@ def _xattrs_of_path(path: str) -> Xattrs:
     return canonical_xattrs(pairs)
 
 
-def _read_fd_chunks(fd: int) -> Iterator[bytes]:
+def _read_fd_chunks(fd: int, size: int) -> Iterator[bytes]:
+    """Chunks of an open file; a small file takes one ``read`` (a short read means EOF)."""
+    if size < CHUNK_SIZE:
+        data = os.read(fd, size + 1)
+        if data:
+            yield data
+        if len(data) == size:
+            return
     while True:
         chunk = os.read(fd, CHUNK_SIZE)
         if not chunk:
@@ -265,31 +286,47 @@ class TreeBuilder:
     def _walk(self, path: str, node: _Dir) -> None:
         with os.scandir(path) as entries:
             listing = list(entries)
+        batch: List[Tuple[str, str, bool]] = []  # (name, path, is_link)
         for entry in listing:
             name = entry.name
-            shown = entry.path
             validate_filename(name)
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                child = self._ensure_dir(node, name, shown)
+            if entry.is_dir(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                child = self._ensure_dir(node, name, entry.path)
                 child.meta = self._disk_dir_meta(entry.path, st)
                 self._walk(entry.path, child)
-            elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                self._put_file(node, name, self._schedule(entry.path, stat.S_ISLNK(st.st_mode)), shown)
-            else:
-                raise TreeBuildError(f"not a regular file or symlink: {shown}")
+                continue
+            is_link = entry.is_symlink()
+            if not (is_link or entry.is_file(follow_symlinks=False)):
+                raise TreeBuildError(f"not a regular file or symlink: {entry.path}")
+            if name in node.dirs:
+                raise TreeBuildError(f"can't replace a directory with a file: {entry.path}")
+            batch.append((name, entry.path, is_link))
+            if len(batch) >= _BATCH_FILES:
+                self._schedule(node, batch)
+                batch = []
+        if batch:
+            self._schedule(node, batch)
 
-    def _schedule(self, path: str, is_link: bool) -> FileRef:
+    def _schedule(self, node: _Dir, batch: List[Tuple[str, str, bool]]) -> None:
+        """Stage a few files of one directory per worker task (less per-task overhead)."""
+        jobs = [(path, is_link) for _name, path, is_link in batch]
         if self._pool is None:
-            return self._stage_disk_file(path, is_link)
+            for (name, path, _is_link), checksum in zip(batch, self._stage_batch(jobs)):
+                self._put_file(node, name, checksum, path)
+            return
         self._slots.acquire()
         try:
-            future = self._pool.submit(self._stage_disk_file, path, is_link)
+            future = self._pool.submit(self._stage_batch, jobs)
         except BaseException:
             self._slots.release()
             raise
         future.add_done_callback(lambda _f: self._slots.release())
-        return future
+        for index, (name, path, _is_link) in enumerate(batch):
+            self._put_file(node, name, _Pending(future, index), path)
+
+    def _stage_batch(self, jobs: List[Tuple[str, bool]]) -> List[str]:
+        return [self._stage_disk_file(path, is_link) for path, is_link in jobs]
 
     def _stage_disk_file(self, path: str, is_link: bool) -> str:
         skip_xattrs = self.options.no_xattrs or self.options.canonical_permissions
@@ -307,7 +344,7 @@ class TreeBuilder:
                     raise TreeBuildError(f"not a regular file or symlink: {path}")
                 xattrs = () if skip_xattrs else _xattrs_of_fd(fd)
                 header = self._header(st.st_uid, st.st_gid, st.st_mode, xattrs)
-                checksum = self.txn.write_content(header, _read_fd_chunks(fd), size=st.st_size)
+                checksum = self.txn.write_content(header, _read_fd_chunks(fd, st.st_size), size=st.st_size)
             finally:
                 os.close(fd)
         if self._on_file is not None:
@@ -369,7 +406,7 @@ class TreeBuilder:
         ref = parent.files.get(parts[-1])
         if ref is None:
             raise TreeBuildError(f"hardlink target not found: {linkname}")
-        return ref if isinstance(ref, str) else ref.result()
+        return ref if isinstance(ref, str) else _result(ref)
 
     # ---- writing the directories -----------------------------------------------------
 
@@ -413,9 +450,9 @@ class TreeBuilder:
         self.close()
 
 
-def _result(future: "Future[str]") -> str:
+def _result(pending: _Pending) -> str:
     try:
-        return future.result()
+        return pending.result()
     except PyOstreeError:
         raise
     except OSError as err:
