@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Set, Tuple
 
@@ -156,6 +155,8 @@ class _Writer:
 
     def run(self, parent_fd: int, name: str, entry: TreeEntry) -> None:
         """Create directory NAME under PARENT_FD from ENTRY, then everything below it."""
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
         self.parent_fd = parent_fd
         made: List[_DirResult] = []
         pool = ThreadPoolExecutor(max_workers=self.workers)
