@@ -95,18 +95,29 @@ def _receive_argv(dest: Destination, options: PushOptions) -> List[str]:
 def _open_publisher(
     dest: Destination, options: PushOptions, log: LogFn
 ) -> Tuple[Publisher, Callable[[], None], str]:
-    """Connect and pick the mode: receive when asked or when ``auto`` can start it."""
+    """Connect and pick the mode: receive when asked or when ``auto`` can start it.
+
+    Over ssh only the channel the mode needs is opened (no sftp session for receive).
+    """
     from pyostree.push.receive_client import ReceiveClient
     from pyostree.push.sftp import SftpPublisher
-    from pyostree.transport import LocalFileTransport, SshOptions, local_exec, open_transport
+    from pyostree.transport import LocalFileTransport, SshOptions, connect, local_exec
 
-    files: FileTransport
     exec_fn: Callable[[List[str]], ExecChannel]
     if dest.kind == "local":
-        files = LocalFileTransport(dest.path)
-        exec_fn, close = local_exec, files.close
+        exec_fn = local_exec
+
+        def open_files() -> FileTransport:
+            return LocalFileTransport(dest.path)
+
+        def close() -> None:
+            pass
     else:
-        files, exec_fn, close = open_transport(dest, options.ssh or SshOptions())
+        connection = connect(dest, options.ssh or SshOptions())
+        exec_fn, close = connection.exec, connection.close
+
+        def open_files() -> FileTransport:
+            return connection.open_files(dest.path)
     try:
         if options.via in ("receive", "auto"):
             argv = _receive_argv(dest, options)
@@ -122,7 +133,15 @@ def _open_publisher(
                 if options.via == "receive":
                     raise
                 log(f"receive mode unavailable ({err}); falling back to sftp")
-        return SftpPublisher(files, log=log), close, "sftp"
+        files = open_files()
+
+        def close_all() -> None:
+            try:
+                files.close()
+            finally:
+                close()
+
+        return SftpPublisher(files, log=log), close_all, "sftp"
     except BaseException:
         close()
         raise

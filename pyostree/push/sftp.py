@@ -118,10 +118,25 @@ class SftpPublisher(Publisher):
         return value if is_checksum(value) else None
 
     def have(self, names: Sequence[ObjectName]) -> List[bool]:
-        return [
-            self.files.stat("objects/" + _relpath(c, t, self.archive)) is not None
-            for c, t in names
-        ]
+        """One stat per object for small sets; for large ones list the fan-out dirs
+        instead (at most 257 round trips whatever the number of objects)."""
+        if len(names) <= 64:
+            return [
+                self.files.stat("objects/" + _relpath(c, t, self.archive)) is not None
+                for c, t in names
+            ]
+        prefixes = set(self.files.listdir("objects"))
+        listed: Dict[str, Set[str]] = {}
+        present: List[bool] = []
+        for checksum, objtype in names:
+            prefix = checksum[:2]
+            if prefix not in prefixes:
+                present.append(False)
+                continue
+            if prefix not in listed:
+                listed[prefix] = set(self.files.listdir(f"objects/{prefix}"))
+            present.append(_relpath(checksum, objtype, self.archive)[3:] in listed[prefix])
+        return present
 
     # -- staging --------------------------------------------------------------------
 

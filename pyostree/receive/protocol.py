@@ -242,22 +242,32 @@ class FrameReader:
 
 
 class FrameWriter:
-    """Writes frames; the caller decides when to flush (batching is the point)."""
+    """Writes frames through its own buffer (raw channels make every write a packet);
+    the caller decides when to flush (batching is the point)."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, buffer_size: int = 256 << 10) -> None:
         self._stream = stream
+        self._buffer = bytearray()
+        self._buffer_size = buffer_size
 
     def write(self, kind: FrameKind, payload: bytes = b"") -> None:
         if len(payload) > _LIMITS[kind]:
             raise ProtocolError(f"{kind.name} frame of {len(payload)} bytes is too large")
-        self._stream.write(_HEADER.pack(int(kind), len(payload)))
-        if payload:
-            self._stream.write(payload)
+        self._buffer += _HEADER.pack(int(kind), len(payload))
+        self._buffer += payload
+        if len(self._buffer) >= self._buffer_size:
+            self._drain()
 
     def write_json(self, kind: FrameKind, value: Dict[str, object]) -> None:
         self.write(kind, encode_json(value))
 
+    def _drain(self) -> None:
+        data, self._buffer = bytes(self._buffer), bytearray()
+        self._stream.write(data)
+
     def flush(self) -> None:
+        if self._buffer:
+            self._drain()
         self._stream.flush()
 
 
