@@ -203,13 +203,27 @@ class _SocketAgent(paramiko.agent.AgentSSH):  # type: ignore[misc]
         self._close()
 
 
+def _read_key(path: str) -> paramiko.PKey:
+    if hasattr(paramiko.PKey, "from_path"):  # paramiko >= 3.2 detects the key type itself
+        return paramiko.PKey.from_path(path)
+    last: Exception = ValueError(f"{path}: unsupported key type")
+    for key_class in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return key_class.from_private_key_file(path)
+        except paramiko.PasswordRequiredException:
+            raise
+        except paramiko.SSHException as err:
+            last = err
+    raise last
+
+
 def _load_key_file(path: str, explicit: bool, notes: List[str]) -> Optional[paramiko.PKey]:
     if not os.path.isfile(path):
         if explicit:
             raise TransportError(f"identity file {path} not found")
         return None
     try:
-        return paramiko.PKey.from_path(path)
+        return _read_key(path)
     except (paramiko.PasswordRequiredException, TypeError):
         # paramiko raises TypeError for an encrypted PEM key read without a password.
         notes.append(f"{path} is passphrase-protected (use ssh-agent)")
@@ -273,7 +287,6 @@ def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection
         except (paramiko.SSHException, OSError, EOFError) as err:
             raise TransportError(f"ssh handshake with {shown} failed: {err}") from err
         known.verify(resolved.host_key_name, shown, transport.get_remote_server_key(), resolved.host_key_policy)
-        sock.settimeout(None)
         _authenticate(transport, resolved, shown)
     except BaseException:
         transport.close()

@@ -142,7 +142,10 @@ class SftpFileTransport(FileTransport):
             handle = self._client.open(remote, "rb", _REQUEST_SIZE)
             try:
                 size = handle.stat().st_size
-                handle.prefetch(size, max_concurrent_requests=_PREFETCH_REQUESTS)
+                try:
+                    handle.prefetch(size, max_concurrent_requests=_PREFETCH_REQUESTS)
+                except TypeError:  # paramiko < 3.3 has no request limit
+                    handle.prefetch(size)
             except BaseException:
                 handle.close()
                 raise
