@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import stat
 import sys
-from typing import TYPE_CHECKING, Dict, List, Optional, TextIO, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from pyostree.checkout.fastpath import stat_function
 from pyostree.checkout.tree import TreeEntry, child_path, commit_root, resolve_path
@@ -13,7 +13,7 @@ from pyostree.cli.common import format_variant, open_repo
 from pyostree.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from pyostree.objects import DirMeta
+    from pyostree.objects import DirMeta, FileEntry
     from pyostree.repo import Repo
 
 NAME = "ls"
@@ -94,6 +94,29 @@ class _Lister:
         parts.append("\n")
         self.lines.append("".join(parts))
 
+    def _print_files_fast(self, parent_path: str, files: Sequence[FileEntry]) -> None:
+        """print_entry for plain files, without per-entry objects (ls -R's hot loop)."""
+        fast_stat = self.fast_stat
+        assert fast_stat is not None
+        append = self.lines.append
+        prefix = "" if parent_path == "/" else parent_path
+        with_checksum = self.args.checksum
+        for file_entry in files:
+            try:
+                quick = fast_stat(file_entry.checksum)
+            except OSError:
+                quick = None
+            if quick is None:
+                self.print_entry(TreeEntry(f"{prefix}/{file_entry.name}", False, file_entry.checksum))
+                continue
+            checksum = f"{file_entry.checksum} " if with_checksum else ""
+            if quick.symlink_target:
+                append(f"l0{quick.mode & 0o7777:04o} {quick.uid} {quick.gid}      0 {checksum}"
+                       f"{prefix}/{file_entry.name} -> {quick.symlink_target}\n")
+            else:
+                append(f"-0{quick.mode & 0o7777:04o} {quick.uid} {quick.gid} {quick.size:6d} "
+                       f"{checksum}{prefix}/{file_entry.name}\n")
+
     def flush(self) -> None:
         self.out.write("".join(self.lines))
         self.lines.clear()
@@ -108,9 +131,12 @@ class _Lister:
                 self.print_entry(current)
             first = False
             tree = self.repo.load_dirtree(current.checksum)
-            for file_entry in tree.files:
-                self.print_entry(TreeEntry(child_path(current.path, file_entry.name), False,
-                                           file_entry.checksum))
+            if self.fast_stat is not None and not self.args.nul_filenames_only:
+                self._print_files_fast(current.path, tree.files)
+            else:
+                for file_entry in tree.files:
+                    self.print_entry(TreeEntry(child_path(current.path, file_entry.name), False,
+                                               file_entry.checksum))
             subdirs = [TreeEntry(child_path(current.path, d.name), True, d.tree_checksum,
                                  d.meta_checksum) for d in tree.dirs]
             if recursive:
