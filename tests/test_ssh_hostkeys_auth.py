@@ -208,3 +208,31 @@ def test_paramiko_unknown_host_key_real_sshd(real_sshd: Sshd, tmp_path: Path) ->
     )
     with pytest.raises(HostKeyError, match=f"127.0.0.1:{real_sshd.port} is unknown"):
         connect(Destination("ssh", "r", host="127.0.0.1"), opts)
+
+
+def test_garbage_identity_file_rejected(embedded: EmbeddedSetup, tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage"
+    garbage.write_text("-----BEGIN NONSENSE-----\nxx\n")
+    opts = dataclasses.replace(embedded.options(), identity_files=(str(garbage),))
+    with pytest.raises(TransportError, match="cannot load identity file"):
+        connect(DEST, opts)
+
+
+def test_undecodable_known_hosts_rejected(embedded: EmbeddedSetup) -> None:
+    opts = embedded.options(trusted=False)
+    Path(embedded.known_hosts).write_bytes(b"\xff\xfe\x00 not text\n")
+    with pytest.raises(TransportError, match="cannot read known_hosts"):
+        connect(DEST, opts)
+
+
+def test_bad_ssh_config_rejected(embedded: EmbeddedSetup, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("Host\n")
+    opts = dataclasses.replace(embedded.options(), config_file=str(config))
+    with pytest.raises(TransportError, match="cannot read ssh config"):
+        connect(DEST, opts)
+
+
+def test_connect_needs_an_ssh_destination() -> None:
+    with pytest.raises(TransportError, match="not an ssh destination"):
+        connect(Destination("local", "/srv/repo"), SshOptions())

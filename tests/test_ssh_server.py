@@ -100,6 +100,19 @@ def test_exec_allow_list(tmp_path: Path) -> None:
     assert not (tmp_path / "served" / "pwned").exists()
 
 
+def test_exec_unparsable_command_refused(embedded: EmbeddedSetup) -> None:
+    transport = paramiko.Transport(("127.0.0.1", embedded.server.port))
+    try:
+        transport.connect(hostkey=embedded.server.host_key, username="x", pkey=embedded.client_key)
+        channel = transport.open_session()
+        channel.exec_command("echo 'unterminated")
+        err = channel.makefile_stderr("rb").read()
+        assert channel.recv_exit_status() == 2
+        assert b"cannot parse command" in err
+    finally:
+        transport.close()
+
+
 def test_exec_runs_in_root_dir(embedded: EmbeddedSetup) -> None:
     opts = embedded.options()
     out, _err, status = _run(opts, embedded.server.port, [sys.executable, "-c", "import os; print(os.getcwd())"])

@@ -311,6 +311,11 @@ def test_exec_stdin_round_trip(remote: Remote) -> None:
     assert out == payload
 
 
+def test_exec_empty_argv_rejected(remote: Remote) -> None:
+    with pytest.raises(TransportError, match="empty command"):
+        remote.run([])
+
+
 def test_exec_missing_program_fails(remote: Remote) -> None:
     try:
         channel = remote.run(["pyostree-no-such-program-xyz"])
