@@ -257,8 +257,10 @@ class _Writer:
     # -- files -------------------------------------------------------------------------
 
     def file(self, dir_fd: int, name: str, checksum: str, path: str, counts: _Counts) -> None:
-        """Check out one content object as NAME in DIR_FD: hardlink if ostree would, else copy."""
-        check_entry_name(name)
+        """Check out one content object as NAME in DIR_FD: hardlink if ostree would, else copy.
+
+        NAME was vetted with the rest of its directory by ``_check_tree_names``.
+        """
         if self.fast_stat is not None and self._try_fast_hardlink(dir_fd, name, checksum, path):
             counts.files += 1
             counts.hardlinks += 1
