@@ -81,12 +81,12 @@ class _Jail:
 
     def real(self, path: str, *, follow: bool) -> str:
         virtual = self.virtual(path)
-        full = os.path.join(self.root, virtual.lstrip("/")) if virtual != "/" else self.root
-        parent = os.path.realpath(os.path.dirname(full)) if virtual != "/" else self.root
+        if virtual == "/":
+            return self.root
+        full = os.path.join(self.root, virtual.lstrip("/"))
+        parent = os.path.realpath(os.path.dirname(full))
         checked = os.path.realpath(full) if follow else os.path.join(parent, os.path.basename(full))
-        if virtual != "/" and not self._inside(parent):
-            raise PermissionError(errno.EACCES, "path leaves the served directory")
-        if not self._inside(checked):
+        if not self._inside(parent) or not self._inside(checked):
             raise PermissionError(errno.EACCES, "path leaves the served directory")
         return full
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pyostree.transport import Destination, DestinationError, parse_destination
 from pyostree.transport.base import check_relpath
@@ -80,3 +82,26 @@ def test_check_relpath_accepts(good: str, normal: str) -> None:
 def test_check_relpath_rejects(bad: str) -> None:
     with pytest.raises(TransportError):
         check_relpath(bad)
+
+
+_SAFE = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF, blacklist_characters="@:/[]", blacklist_categories=("Zs", "Cc")), min_size=1, max_size=12)
+
+
+@given(st.text(max_size=40))
+def test_parse_destination_never_crashes(text: str) -> None:
+    try:
+        dest = parse_destination(text)
+    except DestinationError:
+        return
+    assert dest.kind in ("local", "ssh") and dest.path
+    if dest.kind == "ssh":
+        assert dest.host and not dest.host.startswith("-")
+
+
+@given(_SAFE.filter(lambda s: not s.startswith("-")), _SAFE.filter(lambda s: not s.startswith("-")), _SAFE)
+def test_scp_form_round_trips(user: str, host: str, path: str) -> None:
+    assert parse_destination(f"{user}@{host}:{path}") == Destination("ssh", path, host=host, user=user)
+    expected = path if path == "~" else "/" + path  # ssh://h/~ is the home directory
+    assert parse_destination(f"ssh://{user}@{host}:2222/{path}") == Destination(
+        "ssh", expected, host=host, user=user, port=2222
+    )

@@ -99,7 +99,7 @@ class SftpFileTransport(FileTransport):
             yield
         except TransportError:
             raise
-        except (IOError, OSError) as err:
+        except OSError as err:
             raise oserror_to_transport(op, path, err) from err
         except (paramiko.SSHException, EOFError) as err:
             raise TransportError(f"cannot {op} {path or '.'}: connection lost ({err})") from err
@@ -107,7 +107,7 @@ class SftpFileTransport(FileTransport):
     def _lstat(self, remote: str, path: str) -> Optional[paramiko.SFTPAttributes]:
         try:
             return self._client.lstat(remote)
-        except (IOError, OSError) as err:
+        except OSError as err:
             if err.errno == errno.ENOENT:
                 return None
             raise oserror_to_transport("stat", path, err) from err
@@ -175,7 +175,7 @@ class SftpFileTransport(FileTransport):
             handle = paramiko.SFTPFile(self._client, reply.get_binary(), "wb", _REQUEST_SIZE)
         except TransportError:
             raise
-        except (IOError, OSError) as err:
+        except OSError as err:
             # SFTPv3 has no "exists" status: OpenSSH answers a generic failure.
             if err.errno is None and self._lstat(remote, path) is not None:
                 raise RemoteExistsError(f"cannot create {path}: File exists") from err
@@ -204,7 +204,7 @@ class SftpFileTransport(FileTransport):
         remote = self._remote(path)
         try:
             self._client.mkdir(remote, mode & 0o7777)
-        except (IOError, OSError) as err:
+        except OSError as err:
             attrs = self._lstat(remote, path)
             if attrs is not None:
                 if exist_ok and statmod.S_ISDIR(attrs.st_mode or 0):
@@ -223,7 +223,7 @@ class SftpFileTransport(FileTransport):
             else:
                 # SFTPv3 RENAME fails when the target exists (OpenSSH: link + unlink).
                 self._client.rename(remote_src, remote_dst)
-        except (IOError, OSError) as err:
+        except OSError as err:
             if err.errno is None and self._lstat(remote_src, src) is not None:
                 if not replace and self._lstat(remote_dst, dst) is not None:
                     raise RemoteExistsError(f"cannot rename {what}: File exists") from err
@@ -265,7 +265,7 @@ class SftpFileTransport(FileTransport):
         remote = self._remote(path)
         try:
             self._client.symlink(target, remote)
-        except (IOError, OSError) as err:
+        except OSError as err:
             if err.errno is None and self._lstat(remote, path) is not None:
                 raise RemoteExistsError(f"cannot symlink {path}: File exists") from err
             raise oserror_to_transport("symlink", path, err) from err
