@@ -291,3 +291,25 @@ def test_receive_resume_after_killed_receiver_resends_nothing_staged(
     assert not sent & staged
     assert rev_parse(dst, "main") == c2
     assert "no errors found" in ostree_fsck(dst)
+
+
+def test_sftp_have_lists_fanout_dirs_for_large_sets(tmp_path: Path) -> None:
+    """Above 64 names `have` lists objects/XX instead of stat-ing; both must agree with disk."""
+    tree = make_tree(tmp_path / "tree", files=120)
+    src = init(tmp_path / "src", "archive")
+    commit(src, tree)
+    dst = init(tmp_path / "dst", "archive")
+    half = init(tmp_path / "half", "archive")
+    commit(half, make_tree(tmp_path / "tree2", files=60))
+    do_push(half, dst, via="sftp")
+    repo = Repo.open(src)
+    names = [(c, t) for c, t in repo.list_objects() if t in (ObjectType.FILE, ObjectType.DIR_TREE, ObjectType.COMMIT)]
+    names.append(("00" * 32, ObjectType.FILE))
+    assert len(names) > 64
+    expected = [
+        (dst / "objects" / c[:2] / f"{c[2:]}.{t.extension(True)}").exists() for c, t in names
+    ]
+    assert any(expected) and not all(expected)
+    publisher = SftpPublisher(LocalFileTransport(dst))
+    assert publisher.have(names) == expected
+    assert publisher.have(names[:10]) == expected[:10]

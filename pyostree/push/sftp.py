@@ -84,8 +84,15 @@ class SftpPublisher(Publisher):
         if self.files.stat("objects") is None or self.files.stat("config") is None:
             raise PushError("the destination is not an OSTree repository (no objects/ or config)")
         text = self.files.read_bytes("config", MAX_CONFIG_SIZE).decode("utf-8", "replace")
-        name = RepoConfig.parse(text).get("core", "mode") or "bare"
+        config = RepoConfig.parse(text)
+        # core.fsync=false: the remote's owner traded durability for speed, as libostree does.
+        self.fsync = config.getbool("core", "fsync", True)
+        name = config.get("core", "mode") or "bare"
         return name, RepoMode.parse(name)
+
+    def _fsync(self, path: str) -> None:
+        if self.fsync:
+            self.files.fsync(path)
 
     def _list_heads(self) -> Dict[str, str]:
         refs: Dict[str, str] = {}
@@ -221,7 +228,7 @@ class SftpPublisher(Publisher):
                     tracker.add_bytes(len(chunk))
             self.files.chmod(tmp, header.mode & 0o7777)
             self.files.utime(tmp, (0, 0))
-            self.files.fsync(tmp)
+            self._fsync(tmp)
             self.files.rename(tmp, target, replace=True)
             return True
 
@@ -230,7 +237,7 @@ class SftpPublisher(Publisher):
         with self.files.open_write(tmp, mode=0o644) as handle:
             handle.write(data)
         tracker.add_bytes(len(data))
-        self.files.fsync(tmp)
+        self._fsync(tmp)
         self.files.rename(tmp, target, replace=True)
 
     def _upload_stream(self, source: IO[bytes], target: str, tracker: ProgressTracker) -> None:
@@ -242,7 +249,7 @@ class SftpPublisher(Publisher):
                     break
                 handle.write(chunk)
                 tracker.add_bytes(len(chunk))
-        self.files.fsync(tmp)
+        self._fsync(tmp)
         self.files.rename(tmp, target, replace=True)
 
     # -- publishing -----------------------------------------------------------------
@@ -335,7 +342,7 @@ class SftpPublisher(Publisher):
         tmp = f"tmp/{STAGING_PREFIX}ref-{secrets.token_hex(6)}"
         with self.files.open_write(tmp, mode=0o644) as handle:
             handle.write(f"{update.new}\n".encode("ascii"))
-        self.files.fsync(tmp)
+        self._fsync(tmp)
         self.files.rename(tmp, path, replace=True)
         self.log(f"{update.ref} -> {update.new}")
 
