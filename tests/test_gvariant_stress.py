@@ -102,3 +102,32 @@ def test_claimed_sizes_beyond_the_data() -> None:
     assert decode("as", b"a\x00" + b"\x00" * 300 + b"\xff\xff") == []
     assert decode("(ayay)", b"\x01\x02\xff") == (b"", b"")
     assert decode("a{sv}", b"\xff" * 70_000) == {}
+
+
+def test_caches_stay_bounded_under_many_distinct_types() -> None:
+    from pyostree.gvariant import decoder, encoder, normal, types
+
+    def distinct_type(k: int) -> str:
+        digits = ""
+        while k:
+            k, digit = divmod(k, 13)
+            digits += "bynqiuxthdsog"[digit]
+        return "(" + digits + "as)"
+
+    type_strings = [distinct_type(k) for k in range(1, 6001)]
+    items = [b"\x00" + t.encode() for t in type_strings]
+    body = bytearray()
+    ends = []
+    for item in items:
+        body += bytes(-len(body) & 7) + item
+        ends.append(len(body))
+    data = bytes(body) + struct.pack("<%dI" % len(ends), *ends)
+    value = decode("av", data)
+    assert [t for t, _ in value] == type_strings
+    assert value[0][1] == (False, [])
+    assert is_normal("av", data) is False  # an empty region is not normal for these tuples
+    assert len(types._cache) <= types._CACHE_MAX_ENTRIES
+    assert len(decoder._variant_types) <= decoder._VARIANT_TYPES_MAX
+    assert len(decoder._compiled) <= decoder._COMPILED_MAX
+    assert len(normal._compiled) <= normal._COMPILED_MAX
+    assert len(encoder._compiled) <= encoder._COMPILED_MAX

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from pyostree.gvariant import fastpaths, tuplegen
 from pyostree.gvariant.types import (
+    bounded_put,
     ENDING_FIXED,
     ENDING_LAST,
     ENDING_OFFSET,
@@ -161,9 +162,7 @@ def get_decoder(node: TypeNode) -> DecodeFn:
     fn = _compiled.get(node)
     if fn is None:
         fn = _compile(node)
-        if len(_compiled) >= _COMPILED_MAX:
-            del _compiled[next(iter(_compiled))]
-        _compiled[node] = fn
+        bounded_put(_compiled, node, fn, _COMPILED_MAX)
     return fn
 
 
@@ -268,9 +267,7 @@ def variant_type(raw: bytes) -> Optional[Tuple[str, TypeNode, DecodeFn]]:
         if child is not None:
             found = (type_string, child, get_decoder(child))
     if len(raw) <= 256:
-        if len(_variant_types) >= _VARIANT_TYPES_MAX:
-            del _variant_types[next(iter(_variant_types))]
-        _variant_types[raw] = found
+        bounded_put(_variant_types, raw, found, _VARIANT_TYPES_MAX)
     return found
 
 
@@ -457,8 +454,8 @@ def _member_bounds(data: bytes, end: int, size: int, width: int, index: int, a: 
 
 def _compile_variable_tuple(node: TypeNode) -> DecodeFn:
     plan = tuple(
-        (lay.index, lay.a, lay.b, lay.c, lay.ending, member.fixed_size,
-         lay.index + 2 if lay.ending == ENDING_OFFSET else lay.index + 1,
+        (lay.prev_entry, lay.a, lay.b, lay.c, lay.ending, member.fixed_size,
+         lay.prev_entry + 2 if lay.ending == ENDING_OFFSET else lay.prev_entry + 1,
          member, get_decoder(member))
         for lay, member in zip(node.layout, node.members)
     )

@@ -15,6 +15,7 @@ from pyostree.gvariant import fastpaths
 from pyostree.gvariant.decoder import is_object_path
 from pyostree.gvariant.errors import GVariantError
 from pyostree.gvariant.types import (
+    bounded_put,
     ENDING_OFFSET,
     TypeNode,
     is_valid_signature,
@@ -51,9 +52,7 @@ def get_encoder(node: TypeNode) -> EncodeFn:
     fn = _compiled.get(node)
     if fn is None:
         fn = _compile(node)
-        if len(_compiled) >= _COMPILED_MAX:
-            del _compiled[next(iter(_compiled))]
-        _compiled[node] = fn
+        bounded_put(_compiled, node, fn, _COMPILED_MAX)
     return fn
 
 
@@ -193,9 +192,7 @@ def variant_encoder(type_string: Any) -> EncodeFn:
         pass
     enc = get_encoder(parse_type(type_string))
     if len(type_string) <= 256:
-        if len(_variant_encoders) >= _COMPILED_MAX:
-            del _variant_encoders[next(iter(_variant_encoders))]
-        _variant_encoders[type_string] = enc
+        bounded_put(_variant_encoders, type_string, enc, _COMPILED_MAX)
     return enc
 
 

@@ -18,6 +18,7 @@ from pyostree.gvariant.decoder import (
     variant_child,
 )
 from pyostree.gvariant.types import (
+    bounded_put,
     ENDING_FIXED,
     ENDING_LAST,
     MAX_DEPTH,
@@ -68,9 +69,7 @@ def get_checker(node: TypeNode) -> NormalFn:
     fn = _compiled.get(node)
     if fn is None:
         fn = _compile(node)
-        if len(_compiled) >= _COMPILED_MAX:
-            del _compiled[next(iter(_compiled))]
-        _compiled[node] = fn
+        bounded_put(_compiled, node, fn, _COMPILED_MAX)
     return fn
 
 

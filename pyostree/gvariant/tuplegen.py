@@ -54,7 +54,7 @@ def generate(node: TypeNode, decoders: List[Callable[..., Any]],
     for j in range(entries):
         lines.append(f"    e{j} = {_entry(j)} if W * {j + 1} <= size else None")
     for k, lay in enumerate(layout):
-        i = lay.index
+        i = lay.prev_entry
         prev = "0" if i < 0 else f"(0 if e{i} is None else e{i})"
         lines.append(f"    s{k} = (({prev} + {lay.a}) & {lay.b}) | {lay.c}")
         if lay.ending == ENDING_FIXED:

@@ -7,7 +7,7 @@ deeper than GLib's budget of 128 and the cache of parsed nodes is bounded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from pyostree.gvariant.errors import GVariantError
 
@@ -33,14 +33,15 @@ _CACHE_MAX_ENTRIES = 4096
 _CACHE_MAX_CHARS = 1 << 20
 
 
-@dataclass(frozen=True)
-class MemberLayout:
+class MemberLayout(NamedTuple):
     """Where a tuple member lives, in GLib's (i, a, b, c) form.
 
-    start = ((end of framing entry ``index``, or 0) + a) & b | c, with b already negated.
+    start = ((end of framing entry ``prev_entry``, or 0) + a) & b | c, with b already negated;
+    ``prev_entry`` is the entry of the nearest variable-size member before this one, or -1.
+    A named tuple, not a dataclass: hostile type strings can have 100,000s of members.
     """
 
-    index: int
+    prev_entry: int
     a: int
     b: int
     c: int
@@ -90,6 +91,9 @@ def scan_type(s: str, pos: int, budget: int = MAX_DEPTH) -> int:
                 return pos + 1
             if budget == 0:
                 return -1
+            if s[pos] in _BASIC_LAYOUT:
+                pos += 1  # a basic member needs no recursion
+                continue
             pos = scan_type(s, pos, budget - 1)
             if pos < 0:
                 return -1
@@ -120,6 +124,19 @@ def is_valid_signature(s: str) -> bool:
     return True
 
 
+def bounded_put(cache: Dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """Insert into a cache, first dropping the oldest entries beyond ``limit``.
+
+    Tolerates another thread evicting at the same time (the caches are plain dicts).
+    """
+    while len(cache) >= limit:
+        try:
+            cache.pop(next(iter(cache)), None)
+        except (StopIteration, RuntimeError):
+            break
+    cache[key] = value
+
+
 _cache: Dict[str, TypeNode] = {}
 _cache_chars = 0
 
@@ -130,12 +147,10 @@ def _remember(node: TypeNode) -> TypeNode:
     length = len(node.string)
     if length > _CACHE_MAX_CHARS // 16:
         return node
-    while _cache and (len(_cache) >= _CACHE_MAX_ENTRIES
-                      or _cache_chars + length > _CACHE_MAX_CHARS):
-        oldest = next(iter(_cache))
-        _cache_chars -= len(oldest)
-        del _cache[oldest]
-    _cache[node.string] = node
+    if _cache_chars + length > _CACHE_MAX_CHARS:
+        _cache.clear()  # rare: only many long type strings get here
+        _cache_chars = 0
+    bounded_put(_cache, node.string, node, _CACHE_MAX_ENTRIES)
     _cache_chars += length
     return node
 
@@ -181,6 +196,10 @@ def _build(s: str) -> TypeNode:
     pos = 1
     end = len(s) - 1
     while pos < end:
+        if s[pos] in _BASIC_LAYOUT:
+            members.append(_build(s[pos]))
+            pos += 1
+            continue
         nxt = scan_type(s, pos)
         members.append(_build(s[pos:nxt]))
         pos = nxt
