@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import List, Sequence, Tuple
 
 
-def _timed(cmd: Sequence[str]) -> Tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one run."""
+def _timed(cmd: Sequence[str]) -> Tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (KiB) of one run."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _pid, status, usage = os.wait4(proc.pid, 0)
@@ -33,20 +33,24 @@ def _timed(cmd: Sequence[str]) -> Tuple[float, int]:
     if proc.stderr:
         proc.stderr.close()
     proc.returncode = 0
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
-def _measure(tool: List[str], ostree: str, mode: str, source: str, base: Path, repeat: int) -> Tuple[float, int]:
+def _measure(
+    tool: List[str], ostree: str, mode: str, source: str, base: Path, repeat: int
+) -> Tuple[float, float, int]:
     times: List[float] = []
+    cpu: List[float] = []
     peak = 0
     for index in range(repeat):
         repo = base / f"{tool[-1]}-{mode}-{index}"
         subprocess.run([ostree, "init", f"--repo={repo}", f"--mode={mode}"], check=True)
-        elapsed, rss = _timed([*tool, "commit", f"--repo={repo}", "-b", "main", "--timestamp=@0", source])
+        elapsed, cpu_seconds, rss = _timed([*tool, "commit", f"--repo={repo}", "-b", "main", "--timestamp=@0", source])
         times.append(elapsed)
+        cpu.append(cpu_seconds)
         peak = max(peak, rss)
         shutil.rmtree(repo)
-    return statistics.median(times), peak
+    return statistics.median(times), statistics.median(cpu), peak
 
 
 def main(argv: Sequence[str]) -> int:
@@ -82,14 +86,15 @@ def main(argv: Sequence[str]) -> int:
         for mode, source in cases:
             label = f"{mode:9} {'sparse 1GiB' if 'sparse' in source else source}"
             repeat = 1 if "sparse" in source else args.repeat
-            py_time, py_rss = _measure(pyostree, ostree, mode, source, base, repeat)
-            os_time, os_rss = _measure([ostree], ostree, mode, source, base, repeat)
+            py_time, py_cpu, py_rss = _measure(pyostree, ostree, mode, source, base, repeat)
+            os_time, os_cpu, os_rss = _measure([ostree], ostree, mode, source, base, repeat)
             ratio = py_time / os_time
             goal = goals[mode] if "sparse" not in source else None
             verdict = "" if goal is None else (" ok" if ratio <= goal else f" MISSED (goal {goal}x)")
             print(
-                f"commit {label}: pyostree {py_time:.2f}s ({py_rss / 1024:.0f} MB peak) "
-                f"ostree {os_time:.2f}s ({os_rss / 1024:.0f} MB peak) ratio {ratio:.2f}x{verdict}",
+                f"commit {label}: pyostree {py_time:.2f}s wall {py_cpu:.2f}s cpu {py_rss / 1024:.0f} MB peak | "
+                f"ostree {os_time:.2f}s wall {os_cpu:.2f}s cpu {os_rss / 1024:.0f} MB peak | "
+                f"wall ratio {ratio:.2f}x{verdict}",
                 flush=True,
             )
     return 0
