@@ -8,6 +8,7 @@ from __future__ import annotations
 from .base import (
     ExecChannel,
     FileTransport,
+    HostKeyError,
     RemoteExistsError,
     RemoteNotFoundError,
     RemoteStat,
@@ -23,6 +24,7 @@ __all__ = [
     "DestinationError",
     "ExecChannel",
     "FileTransport",
+    "HostKeyError",
     "LocalFileTransport",
     "RemoteExistsError",
     "RemoteNotFoundError",

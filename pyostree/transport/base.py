@@ -18,6 +18,7 @@ __all__ = [
     "ExecChannel",
     "RemoteExistsError",
     "RemoteNotFoundError",
+    "HostKeyError",
     "check_relpath",
 ]
 
@@ -28,6 +29,10 @@ class RemoteExistsError(TransportError, FileExistsError):
 
 class RemoteNotFoundError(TransportError, FileNotFoundError):
     """The path (or its parent) does not exist on the remote."""
+
+
+class HostKeyError(TransportError):
+    """The server's host key is unknown or has changed; nothing was sent to it."""
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,9 @@ from typing import Dict, List, Sequence, Tuple
 import paramiko  # type: ignore[import-untyped]
 
 from ..errors import TransportError
+from .base import HostKeyError
 
 __all__ = ["HostKeyPolicy", "HostKeyError", "KnownHosts", "known_hosts_name", "parse_strict"]
-
-
-class HostKeyError(TransportError):
-    """The server's host key is unknown or has changed; nothing was sent to it."""
 
 
 #: StrictHostKeyChecking values we accept, mapped to our three policies.
