@@ -313,3 +313,28 @@ def test_sftp_have_lists_fanout_dirs_for_large_sets(tmp_path: Path) -> None:
     publisher = SftpPublisher(LocalFileTransport(dst))
     assert publisher.have(names) == expected
     assert publisher.have(names[:10]) == expected[:10]
+
+
+@pytest.mark.parametrize("via", VIAS)
+def test_stale_refs_lock_of_a_crashed_push_is_broken(tmp_path: Path, via: str) -> None:
+    src = init(tmp_path / "src", "archive")
+    checksum = commit(src, make_tree(tmp_path / "tree"))
+    dst = init(tmp_path / "dst", "archive")
+    run_ostree("summary", "-u", repo=dst)
+    (dst / "tmp" / "pyostree-push-refs.lock").write_text(f"{int(time.time()) - 3600}\n")
+    do_push(src, dst, via=via)
+    assert rev_parse(dst, "main") == checksum
+    assert not (dst / "tmp" / "pyostree-push-refs.lock").exists()
+
+
+def test_live_refs_lock_makes_the_other_pusher_give_up(tmp_path: Path) -> None:
+    from pyostree.push.refslock import refs_lock
+
+    dst = init(tmp_path / "dst", "archive")
+    files = LocalFileTransport(dst)
+    with refs_lock(files, lambda _m: None):
+        with pytest.raises(PushError, match="another push is updating refs"):
+            with refs_lock(files, lambda _m: None, wait=0.2):
+                pass
+    with refs_lock(files, lambda _m: None, wait=0.2):
+        pass  # released: free again

@@ -19,7 +19,6 @@ import posixpath
 import secrets
 import stat
 import tempfile
-import time
 from typing import IO, TYPE_CHECKING, Dict, List, Optional, Sequence, Set
 
 from pyostree.errors import PushError
@@ -30,6 +29,7 @@ from pyostree.push.convert import check_bare_user_only, iter_filez
 from pyostree.push.plan import ObjectName, RefUpdate
 from pyostree.push.progress import LogFn, ProgressTracker
 from pyostree.push.publisher import Publisher, RemoteInfo
+from pyostree.push.refslock import REFS_LOCK, refs_lock
 from pyostree.push.summary import write_summary
 from pyostree.repo.config import RepoConfig, RepoMode
 from pyostree.transport import FileTransport, RemoteExistsError, RemoteNotFoundError
@@ -40,9 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["SftpPublisher", "STAGING_PREFIX", "REFS_LOCK", "staging_key"]
 
 STAGING_PREFIX = "pyostree-push-"
-REFS_LOCK = "tmp/pyostree-push-refs.lock"
-STALE_LOCK_SECS = 120
-LOCK_WAIT_SECS = 10.0
 MAX_CONFIG_SIZE = 1 << 20
 MAX_REF_SIZE = 1024
 MAX_REF_DEPTH = 32
@@ -256,8 +253,7 @@ class SftpPublisher(Publisher):
 
     def publish(self, updates: Sequence[RefUpdate], update_summary: Optional[bool]) -> bool:
         self._publish_objects()
-        self._take_refs_lock()
-        try:
+        with refs_lock(self.files, self.log):
             self._check_refs(updates)
             for update in updates:
                 self._write_ref(update)
@@ -266,8 +262,6 @@ class SftpPublisher(Publisher):
                 refs = self._list_heads()
                 write_summary(self.files, refs, self.mode_name, "tmp")
                 wrote = True
-        finally:
-            self._release_refs_lock()
         if self._staging is not None:
             self.files.rmtree(self._staging)
         return wrote
@@ -293,36 +287,6 @@ class SftpPublisher(Publisher):
             except RemoteNotFoundError:
                 if self.files.stat(target) is None:
                     raise PushError(f"staged object {rel} vanished before it was published") from None
-
-    def _take_refs_lock(self) -> None:
-        """An exclusive-create lock file: sftp has no locks, and the ref CAS is a
-        read-then-rename that must not interleave with another pusher's."""
-        deadline = time.monotonic() + LOCK_WAIT_SECS
-        while True:
-            try:
-                with self.files.open_write(REFS_LOCK, mode=0o644) as handle:
-                    handle.write(f"{int(time.time())}\n".encode("ascii"))
-                return
-            except RemoteExistsError:
-                pass
-            if time.monotonic() >= deadline:
-                try:
-                    stamp = int(self.files.read_bytes(REFS_LOCK, 64).decode("ascii").strip())
-                except (ValueError, RemoteNotFoundError):
-                    stamp = 0
-                if time.time() - stamp > STALE_LOCK_SECS:
-                    self.log("removing a stale refs lock left by a crashed push")
-                    self.files.remove(REFS_LOCK)
-                    deadline = time.monotonic() + LOCK_WAIT_SECS
-                    continue
-                raise PushError("another push is updating refs on the remote; try again")
-            time.sleep(0.1)
-
-    def _release_refs_lock(self) -> None:
-        try:
-            self.files.remove(REFS_LOCK)
-        except RemoteNotFoundError:
-            pass
 
     def _check_refs(self, updates: Sequence[RefUpdate]) -> None:
         for update in updates:

@@ -205,7 +205,7 @@ class _Session:
             raise PushError(f"refs not updated: {err}") from None
         wrote_summary = False
         if updates and (summary is True or (summary is None and had_summary)):
-            regenerate_summary(repo)
+            regenerate_summary(repo, self.log)
             wrote_summary = True
         self.log(f"received {self.received} objects, updated {len(updates)} refs")
         self.writer.write_json(FrameKind.DONE, {
@@ -268,15 +268,18 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str) -> None:
             pending.append((sub.tree_checksum, sub.meta_checksum))
 
 
-def regenerate_summary(repo: Repo) -> None:
-    """Rewrite ``summary`` after the refs moved (a stale one hides new refs)."""
+def regenerate_summary(repo: Repo, log: LogFn) -> None:
+    """Rewrite ``summary`` after the refs moved (a stale one hides new refs), under the
+    same refs lock sftp-mode pushers use, reading refs only once it is held."""
+    from pyostree.push.refslock import refs_lock
     from pyostree.push.summary import write_summary
     from pyostree.transport import LocalFileTransport
 
-    heads = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
     files = LocalFileTransport(repo.path)
     try:
-        write_summary(files, heads, repo.config.get("core", "mode") or repo.mode.value, "tmp")
+        with refs_lock(files, log):
+            heads = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
+            write_summary(files, heads, repo.config.get("core", "mode") or repo.mode.value, "tmp")
     finally:
         files.close()
 
