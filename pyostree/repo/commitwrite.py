@@ -7,6 +7,7 @@ adds what the CLI adds around it so the same inputs give the same commit checksu
 from __future__ import annotations
 
 import calendar
+import datetime
 import os
 import re
 import time
@@ -93,7 +94,9 @@ def parse_timestamp(text: str) -> int:
     year, month, day, hour, minute, second, zone = match.groups()
     try:
         moment = calendar.timegm(
-            time.struct_time((int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), 0, 0, 0))
+            datetime.datetime(
+                int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
+            ).timetuple()
         )
     except (ValueError, OverflowError):
         raise CommitError(f"could not parse timestamp {text!r}") from None

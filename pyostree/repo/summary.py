@@ -150,14 +150,19 @@ def update_summary(
         if repo.collection_id is not None:
             _write_metadata_commit(repo, extra, now)
         data = build_summary(repo, extra=extra, now=now)
-        _replace_file(root, "summary", data, fsync=settings.fsync)
-        try:
-            os.unlink(os.path.join(root, "summary.sig"))
-        except FileNotFoundError:
-            pass
+        replace_summary(root, data, fsync=settings.fsync)
     finally:
         lock.release()
     return data
+
+
+def replace_summary(root: str, data: bytes, *, fsync: bool) -> None:
+    """Install new summary bytes and drop the ``summary.sig`` that no longer matches them."""
+    _replace_file(root, "summary", data, fsync=fsync)
+    try:
+        os.unlink(os.path.join(root, "summary.sig"))
+    except FileNotFoundError:
+        pass
 
 
 def _replace_file(root: str, name: str, data: bytes, *, fsync: bool) -> None:

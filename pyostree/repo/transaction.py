@@ -56,6 +56,9 @@ class WriteSettings:
         self.tmp_expiry = _config_int(repo, "core", "tmp-expiry-secs", DEFAULT_TMP_EXPIRY_SECS)
         self.zlib_level = min(9, max(1, _config_int(repo, "archive", "zlib-level", 6)))
         self.collection_id = _config_str(repo, "core", "collection-id")
+        self.auto_update_summary = _config_bool(
+            repo, "core", "auto-update-summary", _config_bool(repo, "core", "commit-update-summary", False)
+        )
 
 
 def _mode_name(repo: Repo) -> str:
@@ -488,11 +491,16 @@ class Transaction:
     def _write_refs(self) -> None:
         for relpath, refspec, checksum, expected_old in self._refs:
             write_ref(self.root, relpath, checksum, expected_old=expected_old, refspec=refspec)
-        if self._refs:
-            try:
-                os.utime(self.root)
-            except OSError:
-                pass
+        if not self._refs:
+            return
+        try:
+            os.utime(self.root)
+        except OSError:
+            pass
+        if self.settings.auto_update_summary:
+            from pyostree.repo.summary import build_summary, replace_summary
+
+            replace_summary(self.root, build_summary(self.repo), fsync=self.settings.fsync)
 
     def mark_commit_partial(self, checksum: str) -> None:
         """Record now, before the commit's tree is complete, that it may be partial."""
