@@ -236,3 +236,12 @@ def test_bad_ssh_config_rejected(embedded: EmbeddedSetup, tmp_path: Path) -> Non
 def test_connect_needs_an_ssh_destination() -> None:
     with pytest.raises(TransportError, match="not an ssh destination"):
         connect(Destination("local", "/srv/repo"), SshOptions())
+
+
+def test_accept_new_without_user_file_never_writes_global(embedded: EmbeddedSetup) -> None:
+    opts = dataclasses.replace(
+        embedded.options(),
+        options=(("UserKnownHostsFile", "none"), ("StrictHostKeyChecking", "accept-new")),
+    )
+    with pytest.raises(HostKeyError, match="no known_hosts file configured"):
+        connect(DEST, opts)

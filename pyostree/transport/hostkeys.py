@@ -43,8 +43,13 @@ def known_hosts_name(host: str, port: int) -> str:
 class HostKeyPolicy:
     """Where known keys live and what to do with a new one."""
 
-    known_hosts_files: Tuple[str, ...]  # the first one is written by accept-new
+    known_hosts_files: Tuple[str, ...]  # the user's files; the first one is written by accept-new
     strict: str = "yes"  # yes | accept-new | no
+    global_files: Tuple[str, ...] = ()  # read, never written
+
+    @property
+    def all_files(self) -> Tuple[str, ...]:
+        return self.known_hosts_files + self.global_files
 
 
 class KnownHosts:
@@ -83,7 +88,7 @@ class KnownHosts:
         if policy.strict == "accept-new" and not entry:
             add_known_host(policy.known_hosts_files, name, key)
             return
-        where = ", ".join(policy.known_hosts_files) or "no known_hosts file"
+        where = ", ".join(policy.all_files) or "no known_hosts file"
         raise HostKeyError(
             f"host key for {shown} is unknown ({key_type} {fingerprint}; not in {where}); "
             "refusing to connect: add it to known_hosts or use -o StrictHostKeyChecking=accept-new"

@@ -32,6 +32,8 @@ LOG_CHANNEL = "pyostree.transport.ssh"
 logging.getLogger(LOG_CHANNEL).addHandler(logging.NullHandler())
 
 DEFAULT_CONNECT_TIMEOUT = 30.0
+#: Read (never written) after the user's known_hosts files, as OpenSSH does.
+GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts",)
 _DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
 _TRUE = ("yes", "true")
 _FALSE = ("no", "false")
@@ -156,7 +158,6 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
         known_files = (os.path.join(opts.home, ".ssh", "known_hosts"),)
     else:
         known_files = ()
-    known_files = known_files + ("/etc/ssh/ssh_known_hosts",)
     strict = parse_strict(first("StrictHostKeyChecking") or config.get("stricthostkeychecking") or "yes")
 
     batch_text = first("BatchMode") or config.get("batchmode")
@@ -180,7 +181,9 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
         identities_only=identities_only,
         agent_socket=agent_socket,
         host_key_name=alias or known_hosts_name(hostname, port),
-        host_key_policy=HostKeyPolicy(known_hosts_files=known_files, strict=strict),
+        host_key_policy=HostKeyPolicy(
+            known_hosts_files=known_files, strict=strict, global_files=GLOBAL_KNOWN_HOSTS
+        ),
         connect_timeout=timeout,
     )
 
@@ -271,7 +274,7 @@ def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection
     """Connect, check the host key before sending anything, then authenticate by public key."""
     resolved = resolve(dest, opts)
     shown = f"{resolved.hostname}:{resolved.port}"
-    known = KnownHosts(resolved.host_key_policy.known_hosts_files)
+    known = KnownHosts(resolved.host_key_policy.all_files)
     try:
         sock = socket.create_connection((resolved.hostname, resolved.port), timeout=resolved.connect_timeout)
     except OSError as err:

@@ -66,7 +66,6 @@ def remote_root(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-
 class SftpFileTransport(FileTransport):
     """Remote files over sftp, rooted at ``root``; ``on_close`` releases the carrier."""
 
