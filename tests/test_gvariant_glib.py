@@ -267,6 +267,13 @@ def test_variant_type_strings_and_depth_match_glib() -> None:
             cases.append(("(v)", nested))
             width = 1 if len(nested) + 1 <= 0xFF else 2
             cases.append(("av", nested + len(nested).to_bytes(width, "little")))
+    # a{sv} (with its inline string fast path) deep inside variants
+    dict_variant = encode("a{sv}", {"k": ("s", "x"), "n": ("u", 1), "v": ("v", ("s", "y"))})
+    nested = dict_variant + b"\x00a{sv}"
+    for depth in range(1, 128):
+        nested = nested + b"\x00v"
+        if depth >= 118:
+            cases.append(("v", nested))
     check_cases(cases, [None] * len(cases))
 
 

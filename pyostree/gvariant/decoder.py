@@ -53,34 +53,55 @@ def _decode_vardict(data: bytes, start: int, end: int, depth: int, memo: Memo) -
     last, ends = found
     out: Dict[Any, Any] = {}
     prev = 0
-    name = fastpaths.name_or_empty
     variant = decode_variant
     value_depth = depth + 2
+    inline_ok = value_depth + 1 < MAX_DEPTH  # the variant depth rule for a string child
     for item_end in ends:
         if item_end < prev:
             out[""] = UNIT_VARIANT  # every later entry is the default ("", unit)
             break
         item_start = prev + (-prev & 7)
-        if item_start < item_end <= last:
-            a = start + item_start
-            b = start + item_end
-            size = item_end - item_start
-            if size <= 0xFF:
-                width = 1
-                e0 = data[b - 1]
-            else:
-                width = offset_width(size)
-                e0 = int.from_bytes(data[b - width:b], "little")
-            body = size - width
-            key = name(data, a, a + e0) if 0 < e0 <= body else ""
-            value_start = (e0 + 7) & ~7
-            if value_start < body:
-                out[key] = variant(data, a + value_start, b - width, value_depth, memo)
-            else:
-                out[key] = UNIT_VARIANT
-        else:
-            out[""] = UNIT_VARIANT
         prev = item_end
+        if not item_start < item_end <= last:
+            out[""] = UNIT_VARIANT
+            continue
+        a = start + item_start
+        b = start + item_end
+        size = item_end - item_start
+        if size <= 0xFF:
+            width = 1
+            e0 = data[b - 1]
+        else:
+            width = offset_width(size)
+            e0 = int.from_bytes(data[b - width:b], "little")
+        body = size - width
+        key = ""
+        if 0 < e0 <= body and data[a + e0 - 1] == 0:
+            raw = data[a:a + e0 - 1]
+            if b"\x00" not in raw:
+                try:
+                    key = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
+        value_start = a + ((e0 + 7) & ~7)
+        value_end = b - width
+        if value_start >= value_end:
+            out[key] = UNIT_VARIANT
+            continue
+        # the commonest value, a string variant, is decoded inline; all else via decode_variant
+        sep = data.rfind(b"\x00", value_start, value_end)
+        if sep > value_start and value_end - sep == 2 and data[sep + 1] == 0x73 and inline_ok:
+            if data[sep - 1] == 0:
+                raw = data[value_start:sep - 1]
+                if b"\x00" not in raw:
+                    try:
+                        out[key] = ("s", raw.decode("utf-8"))
+                        continue
+                    except UnicodeDecodeError:
+                        pass
+            out[key] = _EMPTY_STRING_VARIANT
+            continue
+        out[key] = variant(data, value_start, value_end, value_depth, memo)
     return out
 
 
@@ -312,6 +333,7 @@ def decode_variant(data: bytes, start: int, end: int, depth: int, memo: Memo) ->
 
 
 _dec_variant = decode_variant
+_EMPTY_STRING_VARIANT = ("s", "")
 
 
 def _compile_maybe(node: TypeNode) -> DecodeFn:
