@@ -294,7 +294,7 @@ def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection
     except BaseException:
         transport.close()
         raise
-    return ParamikoConnection(transport)
+    return ParamikoConnection(transport, resolved.connect_timeout)
 
 
 def _authenticate(transport: paramiko.Transport, resolved: ResolvedSsh, shown: str) -> None:
@@ -370,12 +370,13 @@ class ParamikoExecChannel(ExecChannel):
 class ParamikoConnection(SshConnection):
     """An authenticated paramiko Transport; sftp and exec each get their own channel."""
 
-    def __init__(self, transport: paramiko.Transport) -> None:
+    def __init__(self, transport: paramiko.Transport, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         self._transport = transport
+        self._timeout = timeout
 
     def _open_channel(self) -> paramiko.Channel:
         try:
-            return self._transport.open_session()
+            return self._transport.open_session(timeout=self._timeout)
         except (paramiko.SSHException, OSError, EOFError) as err:
             raise TransportError(f"cannot open ssh channel: {err}") from err
 
