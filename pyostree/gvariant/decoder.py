@@ -35,78 +35,12 @@ _NUMERIC = {"n": "h", "q": "H", "i": "i", "u": "I", "h": "i", "x": "q", "t": "Q"
 _TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 _compiled: Dict[TypeNode, DecodeFn] = {}
+_COMPILED_MAX = 2048
+# exact hand-specialised decoders (a{sv} is added at the end of this module)
 _SPECIALISED: Dict[str, DecodeFn] = {
     "a(say)": fastpaths.decode_file_list,
     "a(sayay)": fastpaths.decode_dir_list,
 }
-
-
-def _decode_vardict(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
-    """``a{sv}``: the generic rules with the ``{sv}`` layout worked out by hand.
-
-    Entry of size S, width W, key end e0: the key is valid iff 0 < e0 <= S - W; the value
-    is the variant at [round8(e0), S - W) if that is non-empty, else the unit.
-    """
-    found = fastpaths.array_table(data, start, end)
-    if found is None:
-        return {}
-    last, ends = found
-    out: Dict[Any, Any] = {}
-    prev = 0
-    variant = decode_variant
-    value_depth = depth + 2
-    inline_ok = value_depth + 1 < MAX_DEPTH  # the variant depth rule for a string child
-    for item_end in ends:
-        if item_end < prev:
-            out[""] = UNIT_VARIANT  # every later entry is the default ("", unit)
-            break
-        item_start = prev + (-prev & 7)
-        prev = item_end
-        if not item_start < item_end <= last:
-            out[""] = UNIT_VARIANT
-            continue
-        a = start + item_start
-        b = start + item_end
-        size = item_end - item_start
-        if size <= 0xFF:
-            width = 1
-            e0 = data[b - 1]
-        else:
-            width = offset_width(size)
-            e0 = int.from_bytes(data[b - width:b], "little")
-        body = size - width
-        key = ""
-        if 0 < e0 <= body and data[a + e0 - 1] == 0:
-            raw = data[a:a + e0 - 1]
-            if b"\x00" not in raw:
-                try:
-                    key = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    pass
-        value_start = a + ((e0 + 7) & ~7)
-        value_end = b - width
-        if value_start >= value_end:
-            out[key] = UNIT_VARIANT
-            continue
-        # the commonest value, a string variant, is decoded inline; all else via decode_variant
-        sep = data.rfind(b"\x00", value_start, value_end)
-        if sep > value_start and value_end - sep == 2 and data[sep + 1] == 0x73 and inline_ok:
-            if data[sep - 1] == 0:
-                raw = data[value_start:sep - 1]
-                if b"\x00" not in raw:
-                    try:
-                        out[key] = ("s", raw.decode("utf-8"))
-                        continue
-                    except UnicodeDecodeError:
-                        pass
-            out[key] = _EMPTY_STRING_VARIANT
-            continue
-        out[key] = variant(data, value_start, value_end, value_depth, memo)
-    return out
-
-
-_SPECIALISED["a{sv}"] = _decode_vardict
-_COMPILED_MAX = 2048
 
 
 def offset_width(size: int) -> int:
@@ -513,3 +447,70 @@ def _compile_variable_tuple(node: TypeNode) -> DecodeFn:
                 append(default_value(member, memo))
         return tuple(values)
     return dec_tuple
+
+
+def _decode_vardict(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
+    """``a{sv}``: the generic rules with the ``{sv}`` layout worked out by hand.
+
+    Entry of size S, width W, key end e0: the key is valid iff 0 < e0 <= S - W; the value
+    is the variant at [round8(e0), S - W) if that is non-empty, else the unit.
+    """
+    found = fastpaths.array_table(data, start, end)
+    if found is None:
+        return {}
+    last, ends = found
+    out: Dict[Any, Any] = {}
+    prev = 0
+    variant = decode_variant
+    value_depth = depth + 2
+    inline_ok = value_depth + 1 < MAX_DEPTH  # the variant depth rule for a string child
+    for item_end in ends:
+        if item_end < prev:
+            out[""] = UNIT_VARIANT  # every later entry is the default ("", unit)
+            break
+        item_start = prev + (-prev & 7)
+        prev = item_end
+        if not item_start < item_end <= last:
+            out[""] = UNIT_VARIANT
+            continue
+        a = start + item_start
+        b = start + item_end
+        size = item_end - item_start
+        if size <= 0xFF:
+            width = 1
+            e0 = data[b - 1]
+        else:
+            width = offset_width(size)
+            e0 = int.from_bytes(data[b - width:b], "little")
+        body = size - width
+        key = ""
+        if 0 < e0 <= body and data[a + e0 - 1] == 0:
+            raw = data[a:a + e0 - 1]
+            if b"\x00" not in raw:
+                try:
+                    key = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
+        value_start = a + ((e0 + 7) & ~7)
+        value_end = b - width
+        if value_start >= value_end:
+            out[key] = UNIT_VARIANT
+            continue
+        # the commonest value, a string variant, is decoded inline; all else via decode_variant
+        sep = data.rfind(b"\x00", value_start, value_end)
+        if sep > value_start and value_end - sep == 2 and data[sep + 1] == 0x73 and inline_ok:
+            if data[sep - 1] == 0:
+                raw = data[value_start:sep - 1]
+                if b"\x00" not in raw:
+                    try:
+                        out[key] = ("s", raw.decode("utf-8"))
+                        continue
+                    except UnicodeDecodeError:
+                        pass
+            out[key] = _EMPTY_STRING_VARIANT
+            continue
+        out[key] = variant(data, value_start, value_end, value_depth, memo)
+    return out
+
+
+_SPECIALISED["a{sv}"] = _decode_vardict
