@@ -130,18 +130,23 @@ def _xattrs_of_path(path: str) -> Xattrs:
 
 
 def _read_fd_chunks(fd: int, size: int) -> Iterator[bytes]:
-    """Chunks of an open file; a small file takes one ``read`` (a short read means EOF)."""
+    """Chunks of an open file; a small file takes one ``read`` (a short read means EOF).
+
+    Large files reuse one buffer: the transaction consumes each chunk before the next.
+    """
     if size < CHUNK_SIZE:
         data = os.read(fd, size + 1)
         if data:
             yield data
         if len(data) == size:
             return
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
     while True:
-        chunk = os.read(fd, CHUNK_SIZE)
-        if not chunk:
+        count = os.readv(fd, [buffer])
+        if count == 0:
             return
-        yield chunk
+        yield view[:count]  # type: ignore[misc]
 
 
 class TreeBuilder:
