@@ -193,3 +193,15 @@ def test_checkout_destination_defaults_to_rev(ostree_repos: Dict[str, SampleRepo
                           cwd=tmp_path, capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / MAIN_REF / "hello.txt").is_file()
+
+
+@pytest.mark.parametrize("mode", ["archive", "bare-user"])
+def test_thread_pool_and_sequential_agree(ostree_repos: Dict[str, SampleRepo], tmp_path: Path,
+                                          mode: str) -> None:
+    repo = Repo.open(ostree_repos[mode].path)
+    commit = repo.resolve_rev(MAIN_REF)
+    one = checkout(repo, commit, tmp_path / "one", workers=1)
+    three = checkout(repo, commit, tmp_path / "three", workers=3)
+    assert (one.files, one.directories, one.bytes_copied) == (three.files, three.directories,
+                                                              three.bytes_copied)
+    assert_same_tree(tmp_path / "one", tmp_path / "three")

@@ -155,23 +155,17 @@ class _Writer:
 
     def run(self, parent_fd: int, name: str, entry: TreeEntry) -> None:
         """Create directory NAME under PARENT_FD from ENTRY, then everything below it."""
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
         self.parent_fd = parent_fd
         made: List[_DirResult] = []
-        pool = ThreadPoolExecutor(max_workers=self.workers)
-        try:
-            pending = {pool.submit(self._populate, (name,), entry)}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    result = future.result()
-                    made.append(result)
-                    self._account(result)
-                    for components, sub in result.subdirs:
-                        pending.add(pool.submit(self._populate, components, sub))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if self.workers == 1:
+            todo: List[Tuple[Tuple[str, ...], TreeEntry]] = [((name,), entry)]
+            while todo:
+                result = self._populate(*todo.pop())
+                made.append(result)
+                self._account(result)
+                todo.extend(reversed(result.subdirs))
+        else:
+            self._run_pool(name, entry, made)
         # Children were created after their parents: finish in reverse creation order.
         for result in reversed(made):
             if result.meta is not None or self.options.fsync:
@@ -183,6 +177,27 @@ class _Writer:
                         os.fsync(fd)
                 finally:
                     os.close(fd)
+
+    def _run_pool(self, name: str, entry: TreeEntry, made: List[_DirResult]) -> None:
+        """Fill directories in worker threads; results come back through one queue."""
+        import queue
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        finished: queue.SimpleQueue[Future[_DirResult]] = queue.SimpleQueue()
+        pool = ThreadPoolExecutor(max_workers=self.workers)
+        try:
+            pool.submit(self._populate, (name,), entry).add_done_callback(finished.put)
+            outstanding = 1
+            while outstanding:
+                result = finished.get().result()
+                outstanding -= 1
+                made.append(result)
+                self._account(result)
+                for components, sub in result.subdirs:
+                    pool.submit(self._populate, components, sub).add_done_callback(finished.put)
+                    outstanding += 1
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _account(self, result: _DirResult) -> None:
         self.files += result.counts.files
@@ -427,7 +442,10 @@ def checkout_tree(repo: Repo, entry: TreeEntry, destination: str | os.PathLike[s
     """
     if not entry.is_dir:
         raise CheckoutError(f"{entry.path} is not a directory")
-    writer = _Writer(repo, options, progress, workers or min(4, os.cpu_count() or 1))
+    writer = _Writer(repo, options, progress, workers or 0)
+    if not workers:
+        # Copies (inflate, write) overlap well in threads; hardlinking does not.
+        writer.workers = 1 if writer.hardlinkable else min(4, os.cpu_count() or 1)
     parent_fd, name = _open_destination_parent(os.fspath(destination))
     try:
         writer.run(parent_fd, name, entry)
