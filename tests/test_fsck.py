@@ -208,3 +208,12 @@ def test_fsck_errors_on_missing_repo(tmp_path: Path) -> None:
     done = run_fsck(tmp_path / "nope")
     assert done.returncode == 1
     assert done.stdout == "" and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+
+
+def test_quiet_keeps_progress_and_summary_like_ostree(ostree_repos: Dict[str, SampleRepo]) -> None:
+    path = ostree_repos["bare-user-only"].path
+    ours = run_fsck(path, "-q")
+    theirs = subprocess.run(["ostree", "fsck", "-q", f"--repo={path}"], capture_output=True,
+                            text=True, check=False)
+    assert ours.returncode == theirs.returncode == 0
+    assert ours.stdout == theirs.stdout

@@ -21,9 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class _ProgressPrinter:
     """ostree's non-tty progress: the first and the last ``fsck objects (i/n) p%`` lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool) -> None:
         self.started = False
-        self.announced = False
+        self.announced = quiet  # -q drops the stage lines, not the progress (as ostree)
 
     def __call__(self, progress: FsckProgress) -> None:
         if not self.announced:
@@ -52,11 +52,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         out.write("Validating refs...\nValidating refs in collections...\nEnumerating commits...\n")
         out.flush()
-    printer = None if args.quiet else _ProgressPrinter()
+    printer = _ProgressPrinter(args.quiet)
     result = fsck(repo, progress=printer)
     for problem in result.problems:
         sys.stderr.write(f"{problem}\n")
-    if result.partial_commits and not args.quiet:
+    if result.partial_commits:
         out.write(f"{result.partial_commits} partial commits not verified\n")
     out.flush()
     if result.problems:
@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     if result.fsck_partial_commits:
         sys.stderr.write(f"error: {result.partial_commits} partial commits from fsck-detected corruption\n")
         return 1
-    if not args.quiet:
-        out.write(f"object fsck of {result.commits_checked} commits completed successfully - "
-                  "no errors found.\n")
+    out.write(f"object fsck of {result.commits_checked} commits completed successfully - "
+              "no errors found.\n")
     return 0
