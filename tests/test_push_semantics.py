@@ -338,3 +338,43 @@ def test_live_refs_lock_makes_the_other_pusher_give_up(tmp_path: Path) -> None:
                 pass
     with refs_lock(files, lambda _m: None, wait=0.2):
         pass  # released: free again
+
+
+class _DyingClient(ReceiveClient):
+    """The client dies mid-stream: half the objects, then its end of the pipe closes."""
+
+    def send_objects(self, repo, names, tracker):  # type: ignore[no-untyped-def]
+        super().send_objects(repo, names[: len(names) // 2], tracker)
+        self._channel.stdin.close()
+        raise TransportError("client killed")
+
+
+def test_killed_client_leaves_remote_consistent_and_resumable(
+    tmp_path: Path, two_commits: Tuple[Path, str, str]
+) -> None:
+    src, _c1, c2 = two_commits
+    dst = init(tmp_path / "dst", "archive")
+    proc = receive_process()
+    client = _DyingClient(_PopenChannel(proc), str(dst))
+    with pytest.raises(TransportError):
+        push_with(client, Repo.open(src), {"main": c2})
+    assert proc.wait(timeout=30) == 1  # the receiver saw EOF mid-session and aborted
+    client.close()
+    assert _objects_of(dst) == set()
+    run_ostree("fsck", repo=dst)
+    staged = _staged(dst)
+    assert staged
+    result = do_push(src, dst, via="receive")
+    assert not {c for c, _t in result.objects} & staged
+    assert rev_parse(dst, "main") == c2
+
+
+def test_progress_reports_reach_the_totals(tmp_path: Path, two_commits: Tuple[Path, str, str]) -> None:
+    src, _c1, _c2 = two_commits
+    dst = init(tmp_path / "dst", "archive")
+    seen: list = []
+    push(Repo.open(src), str(dst), (), PushOptions(via="receive"), on_progress=seen.append)
+    assert seen and seen[-1].phase == "done"
+    last = seen[-1]
+    assert last.objects_done == last.objects_total > 10
+    assert last.bytes_done > 0 and last.elapsed >= 0

@@ -270,3 +270,24 @@ def test_have_query_answers_and_bounds(remote: Path) -> None:
     assert reply.payload == b"\x01\x00"
     client.send(FrameKind.HAVE, b"\x04" + b"\x00" * 31)  # not a multiple of 33
     assert "multiple of 33" in client.error()
+
+
+@pytest.mark.parametrize("objtype", [5, 7, 8, 9, 0, 200])
+def test_unpushable_object_types(remote: Path, objtype: int) -> None:
+    """Only file/dirtree/dirmeta/commit/commitmeta travel. Object names are 32 raw bytes,
+    so no path text from the client ever reaches the filesystem."""
+    before = _snapshot(remote)
+    client = RawClient()
+    client.hello(remote)
+    client.send(FrameKind.OBJECT, struct.pack(">B32sBQ", objtype, b"\0" * 32, 0, 10))
+    message = client.error()
+    assert "cannot be pushed" in message or "unknown object type" in message
+    assert _snapshot(remote) == before
+
+
+def test_wrong_encoding_for_type(remote: Path) -> None:
+    client = RawClient()
+    client.hello(remote)
+    header = ObjectHeader(ObjectType.COMMIT, "00" * 32, Encoding.CONTENT, 10)
+    client.send(FrameKind.OBJECT, encode_object_header(header))
+    assert "METADATA encoding" in client.error()
