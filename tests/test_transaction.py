@@ -376,3 +376,27 @@ def test_pyostree_and_ostree_commit_concurrently(tmp_path: Path) -> None:
     assert verify_all_objects(repo) > 30
     run_ostree("fsck", repo=repo.path)
     assert [p.name for p in (repo.path / "tmp").iterdir()] == ["cache"]
+
+
+def test_write_raw_imports_archive_objects_verified(tmp_path: Path) -> None:
+    src = new_repo(tmp_path / "src")
+    with src.transaction() as txn:
+        commit = simple_commit(txn, b"raw content\n" * 1000)
+        link = txn.write_content(FileHeader(0, 0, 0o120777, 0, "target"))
+    dest = new_repo(tmp_path / "dest", "bare-user")
+    loaded = src.load_commit(commit)
+    file_checksum = src.load_dirtree(loaded.root_tree).files[0].checksum
+    with dest.transaction() as txn:
+        for checksum in (file_checksum, link):
+            with open(src.object_path(checksum, ObjectType.FILE), "rb") as handle:
+                assert txn.write_raw(checksum, ObjectType.FILE, handle.read) == checksum
+        for checksum, objtype in ((loaded.root_tree, ObjectType.DIR_TREE), (loaded.root_meta, ObjectType.DIR_META),
+                                  (commit, ObjectType.COMMIT)):
+            txn.write_raw(checksum, objtype, src.read_metadata_bytes(checksum, objtype))
+        txn.set_ref("main", commit)
+        with pytest.raises(Exception, match="corrupted"):
+            txn.write_raw(commit, ObjectType.DIR_META, src.read_metadata_bytes(loaded.root_meta, ObjectType.DIR_META))
+        with pytest.raises(Exception, match="checksum"):
+            txn.write_raw(link, ObjectType.FILE, src.object_path(file_checksum, ObjectType.FILE).read_bytes())
+    run_ostree("fsck", repo=dest.path)
+    assert run_ostree("cat", "main", "/f", repo=dest.path) == "raw content\n" * 1000

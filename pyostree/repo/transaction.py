@@ -380,6 +380,25 @@ class Transaction:
         self._install(tmp, checksum, ObjectType.FILE)
         return checksum
 
+    def write_raw(self, checksum: str, objtype: ObjectType, source: Union[bytes, Callable[[int], bytes]]) -> str:
+        """Import an object in its archive (wire) form, verified before it becomes visible:
+        metadata bytes (``.commitmeta`` is stored as given), or a ``.filez`` read through
+        ``source(n)`` and inflated in chunks."""
+        validate_checksum(checksum)
+        if objtype is ObjectType.FILE:
+            from pyostree.objects.content import iter_inflate, parse_archive_header
+
+            read = source if callable(source) else _BytesReader(source).read
+            header, size = parse_archive_header(read)
+            chunks = iter_inflate(read, size) if header.is_regular else iter(())
+            return self.write_content(header, chunks, size=size, expected_checksum=checksum)
+        if callable(source):
+            raise TransactionError("metadata objects are passed as bytes")
+        if objtype is ObjectType.COMMIT_META:
+            self.write_commitmeta(checksum, source)
+            return checksum
+        return self.write_metadata_bytes(objtype, source, expected_checksum=checksum)
+
     def _verify(self, checksum: str, expected: Optional[str]) -> None:
         if expected is not None and checksum != expected:
             raise ChecksumMismatchError(f"corrupted file object: checksum expected={expected} actual={checksum}")
@@ -568,6 +587,19 @@ class Transaction:
             for prefix in sorted(touched):
                 _fsync_dir(os.path.join(objects_dir, prefix))
             _fsync_dir(objects_dir)
+
+
+class _BytesReader:
+    """``read(n)`` over bytes already in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def read(self, size: int) -> bytes:
+        chunk = bytes(self._view[self._pos:self._pos + size])
+        self._pos += len(chunk)
+        return chunk
 
 
 class _TmpFile:
