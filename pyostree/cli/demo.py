@@ -16,7 +16,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, List, Tuple
+
+if TYPE_CHECKING:
+    from pyostree.sshserver import EmbeddedSshServer
 
 NAME = "demo"
 SUMMARY = "Push a sample tree over ssh on 127.0.0.1 in both modes and verify it (self-contained)"
@@ -87,6 +90,10 @@ def _verify(remote_path: Path, local_commit: str) -> List[str]:
     else:
         _say("  ostree fsck:   skipped (ostree is not installed)")
     remote_commit = remote.read_ref(BRANCH)
+    if remote_commit is not None:
+        landed = remote.load_commit(remote_commit)
+        _say(f"  landed: {BRANCH} = {remote_commit[:12]} \"{landed.subject}\" "
+             f"(parent {landed.parent[:12] if landed.parent else 'none'})")
     same = remote_commit == local_commit
     _say(f"  {BRANCH}: local  {local_commit}")
     _say(f"  {BRANCH}: remote {remote_commit}  {'(equal)' if same else '(DIFFERENT)'}")
@@ -95,8 +102,8 @@ def _verify(remote_path: Path, local_commit: str) -> List[str]:
     return problems
 
 
-def _ssh_setup(base: Path) -> Tuple[object, Dict[str, object]]:
-    """Throwaway client and host keys, known_hosts, and the embedded server (not started)."""
+def _ssh_setup(base: Path) -> Tuple["EmbeddedSshServer", str]:
+    """A throwaway client key (written to a file) and the embedded server (not started)."""
     from pyostree.sshserver import RECEIVE_ALLOW_LIST, EmbeddedSshServer, generate_key, write_private_key
 
     client_key = generate_key()
@@ -108,7 +115,7 @@ def _ssh_setup(base: Path) -> Tuple[object, Dict[str, object]]:
     server = EmbeddedSshServer(
         str(base / "server-root"), [client_key], exec_allow=RECEIVE_ALLOW_LIST, exec_env=exec_env,
     )
-    return server, {"key_file": str(key_file)}
+    return server, str(key_file)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,14 +139,14 @@ def run(args: argparse.Namespace) -> int:
         _say(f"source repo (bare-user): committed {first[:12]} on {BRANCH}")
         _say("destination repo (archive) created, served by an embedded ssh server on 127.0.0.1")
 
-        server, keys = _ssh_setup(base)
-        with server:  # type: ignore[attr-defined]
+        server, key_file = _ssh_setup(base)
+        with server:
             known_hosts = base / "known_hosts"
-            known_hosts.write_text(server.known_hosts_line() + "\n")  # type: ignore[attr-defined]
-            port = int(server.port)  # type: ignore[attr-defined]
+            known_hosts.write_text(server.known_hosts_line() + "\n")
+            port = server.port
             ssh = SshOptions(
                 port=port,
-                identity_files=(str(keys["key_file"]),),
+                identity_files=(key_file,),
                 options=(("UserKnownHostsFile", str(known_hosts)), ("StrictHostKeyChecking", "yes")),
                 home=str(base),
             )
