@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Set
 
-from pyostree.errors import NotFoundError
+from pyostree.errors import NotFoundError, ObjectError
 from pyostree.objects.checksum import is_checksum
+from pyostree.objects.names import validate_filename
 from pyostree.objects.types import ObjectType
 from pyostree.repo import Repo
 from pyostree.repo.transaction import Transaction
@@ -53,6 +54,12 @@ def _copy_tree(src: Repo, txn: Transaction, tree: str, meta: str) -> int:
             continue
         done.add(tree_checksum)
         dirtree = src.load_dirtree(tree_checksum)
+        # like ostree pull: never copy a tree whose names could escape a checkout
+        for named in (*dirtree.files, *dirtree.dirs):
+            try:
+                validate_filename(named.name)
+            except ObjectError as err:
+                raise ObjectError(f"dirtree {tree_checksum}: {err}") from None
         for entry in dirtree.files:
             copied += _copy_content(src, txn, entry.checksum)
         for sub in dirtree.dirs:
