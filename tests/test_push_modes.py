@@ -35,6 +35,8 @@ pytestmark = needs_ostree
         ("bare-user", "bare-user", "receive"),
         ("archive", "bare-user-only", "sftp"),
         ("archive", "bare-user-only", "receive"),
+        ("bare-user-only", "archive", "sftp"),
+        ("archive", "bare", "receive"),
     ],
 )
 def test_push_small_tree(tmp_path: Path, local_mode: str, remote_mode: str, via: str) -> None:
