@@ -10,7 +10,6 @@ few repetitions. Prints one line per case with the pyostree/ostree ratio (goal: 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess

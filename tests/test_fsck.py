@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Set
 
-import pytest
 
 from ostree_tool import MAIN_REF, SampleRepo, copy_repo, needs_ostree, run_ostree
 from pyostree.fsck import FsckProgress, ProblemKind, fsck

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from typing import TYPE_CHECKING, Optional
 
 from pyostree.errors import RepoError
@@ -45,6 +46,8 @@ _INT_ANNOTATIONS = {"n": "int16 ", "q": "uint16 ", "u": "uint32 ", "x": "int64 "
                     "t": "uint64 ", "h": "handle ", "i": ""}
 _C_ESCAPES = {0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x0B: "\\v",
               0x5C: "\\\\", 0x22: '\\"'}
+# g_unichar_isprint: everything but control, format, unassigned and surrogate characters.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Cs"})
 _STRING_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
                    "\t": "\\t", "\v": "\\v"}
 
@@ -85,7 +88,7 @@ def _quote_string(text: str) -> str:
             out.append("\\" + char)
         elif char in _STRING_ESCAPES:
             out.append(_STRING_ESCAPES[char])
-        elif char.isprintable() or char == " ":
+        elif unicodedata.category(char) not in _UNPRINTABLE_CATEGORIES:
             out.append(char)
         elif ord(char) <= 0xFFFF:
             out.append(f"\\u{ord(char):04x}")
