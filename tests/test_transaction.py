@@ -378,12 +378,13 @@ def test_pyostree_and_ostree_commit_concurrently(tmp_path: Path) -> None:
     assert [p.name for p in (repo.path / "tmp").iterdir()] == ["cache"]
 
 
-def test_write_raw_imports_archive_objects_verified(tmp_path: Path) -> None:
-    src = new_repo(tmp_path / "src")
+@pytest.mark.parametrize("dest_mode", ["bare-user", "archive"])
+def test_write_raw_imports_archive_objects_verified(tmp_path: Path, dest_mode: str) -> None:
+    src = new_repo(tmp_path / "src", zlib_level="1")
     with src.transaction() as txn:
         commit = simple_commit(txn, b"raw content\n" * 1000)
         link = txn.write_content(FileHeader(0, 0, 0o120777, 0, "target"))
-    dest = new_repo(tmp_path / "dest", "bare-user")
+    dest = new_repo(tmp_path / "dest", dest_mode)
     loaded = src.load_commit(commit)
     file_checksum = src.load_dirtree(loaded.root_tree).files[0].checksum
     with dest.transaction() as txn:
@@ -397,6 +398,9 @@ def test_write_raw_imports_archive_objects_verified(tmp_path: Path) -> None:
         with pytest.raises(Exception, match="corrupted"):
             txn.write_raw(commit, ObjectType.DIR_META, src.read_metadata_bytes(loaded.root_meta, ObjectType.DIR_META))
         with pytest.raises(Exception, match="checksum"):
-            txn.write_raw(link, ObjectType.FILE, src.object_path(file_checksum, ObjectType.FILE).read_bytes())
+            txn.write_raw("f" * 64, ObjectType.FILE, src.object_path(file_checksum, ObjectType.FILE).read_bytes())
     run_ostree("fsck", repo=dest.path)
     assert run_ostree("cat", "main", "/f", repo=dest.path) == "raw content\n" * 1000
+    if dest_mode == "archive":  # stored verbatim: the source's level-1 stream, not recompressed
+        ours = dest.object_path(file_checksum, ObjectType.FILE).read_bytes()
+        assert ours == src.object_path(file_checksum, ObjectType.FILE).read_bytes()

@@ -389,6 +389,8 @@ class Transaction:
             from pyostree.objects.content import iter_inflate, parse_archive_header
 
             read = source if callable(source) else _BytesReader(source).read
+            if self.settings.archive:
+                return self._store_filez_verbatim(checksum, read)
             header, size = parse_archive_header(read)
             chunks = iter_inflate(read, size) if header.is_regular else iter(())
             return self.write_content(header, chunks, size=size, expected_checksum=checksum)
@@ -398,6 +400,37 @@ class Transaction:
             self.write_commitmeta(checksum, source)
             return checksum
         return self.write_metadata_bytes(objtype, source, expected_checksum=checksum)
+
+    def _store_filez_verbatim(self, checksum: str, read: Callable[[int], bytes]) -> str:
+        """Archive into archive: keep the sender's compressed bytes (no recompression), but
+        only after inflating them and checking the content checksum."""
+        from pyostree.objects.content import iter_inflate, parse_archive_header
+
+        if self.has_object(checksum, ObjectType.FILE):
+            return checksum
+        tmp = self._new_tmp()
+
+        def tee(size: int) -> bytes:
+            data = read(size)
+            _write_all(tmp.fd, data)
+            return data
+
+        try:
+            header, size = parse_archive_header(tee)
+            _check_header_for_mode(header, self.settings.mode_name)
+            hasher = hashlib.sha256(header.framed())
+            if header.is_regular:
+                for chunk in iter_inflate(tee, size):
+                    hasher.update(chunk)
+            elif tee(1):
+                raise ObjectError("archive symlink object has data after its header")
+            self._verify(hasher.hexdigest(), checksum)
+            os.fchmod(tmp.fd, 0o644)
+        except BaseException:
+            tmp.discard()
+            raise
+        self._install(tmp, checksum, ObjectType.FILE)
+        return checksum
 
     def _verify(self, checksum: str, expected: Optional[str]) -> None:
         if expected is not None and checksum != expected:
