@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import pkgutil
 import re
 import sys
 from types import ModuleType
@@ -41,6 +40,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _module_names() -> list[str]:
+    import pkgutil  # only for listing: running one command imports it directly
+
     names = []
     for info in pkgutil.iter_modules(pyostree.cli.__path__):
         if info.name.startswith("_") or info.name in _FRAME_MODULES:
@@ -54,9 +55,15 @@ def load_command(name: str) -> Optional[ModuleType]:
     if not _COMMAND_NAME.match(name):
         return None
     module_name = name.replace("-", "_")
-    if module_name not in _module_names():
+    if module_name in _FRAME_MODULES:
         return None
-    module = importlib.import_module(f"pyostree.cli.{module_name}")
+    qualified = f"pyostree.cli.{module_name}"
+    try:
+        module = importlib.import_module(qualified)
+    except ModuleNotFoundError as err:
+        if err.name == qualified:
+            return None
+        raise
     if getattr(module, "NAME", None) != name:
         return None
     return module
