@@ -117,7 +117,7 @@ def test_detached_metadata_travels(tmp_path: Path, ostree_repos: Dict[str, Sampl
     src = tmp_path / "src"
     init(src, "archive")
     run_ostree("pull-local", str(sample.path), commit_with_meta, repo=src)
-    run_ostree("refs", f"--create=withmeta", commit_with_meta, repo=src)
+    run_ostree("refs", "--create=withmeta", commit_with_meta, repo=src)
     for via in ("receive", "sftp"):
         dst = init(tmp_path / f"dst-{via}", "archive")
         do_push(src, dst, "withmeta", via=via)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import subprocess
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Set
+from typing import Dict, Optional, Set
 
 import pytest
 
@@ -95,7 +94,7 @@ def remote(tmp_path: Path) -> Path:
     src = init(tmp_path / "seed", "archive")
     first = commit(src, make_tree(tmp_path / "seedtree"), subject="seed")
     run_ostree("pull-local", str(src), first, repo=dst)
-    run_ostree("refs", f"--create=main", first, repo=dst)
+    run_ostree("refs", "--create=main", first, repo=dst)
     return dst
 
 

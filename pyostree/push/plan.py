@@ -8,7 +8,7 @@ ordered children first so the commit is the last object a reader could ever see.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Callable, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from pyostree.errors import PushError
 from pyostree.objects.types import ObjectType

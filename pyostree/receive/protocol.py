@@ -326,8 +326,6 @@ class DataCodec:
 
 def zstd_available() -> bool:
     """True when the optional zstandard module can be imported."""
-    try:
-        import zstandard  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("zstandard") is not None
