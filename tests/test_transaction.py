@@ -404,3 +404,22 @@ def test_write_raw_imports_archive_objects_verified(tmp_path: Path, dest_mode: s
     if dest_mode == "archive":  # stored verbatim: the source's level-1 stream, not recompressed
         ours = dest.object_path(file_checksum, ObjectType.FILE).read_bytes()
         assert ours == src.object_path(file_checksum, ObjectType.FILE).read_bytes()
+
+
+def test_ostree_resumes_our_aborted_staging_dir(tmp_path: Path) -> None:
+    """An unlocked staging dir we leave behind is in a state libostree can reuse."""
+    tree = tmp_path / "tree"
+    make_sample_tree(tree)
+    repo = new_repo(tmp_path / "r", "bare-user")
+    txn = repo.transaction()
+    txn.begin()
+    with TreeBuilder(txn) as builder:
+        builder.add_directory(tree)
+        builder.finish()
+    staged = txn.staging_path
+    txn.abort()
+    commit = run_ostree("commit", "-b", "main", "--timestamp=@0", str(tree), repo=repo.path).strip()
+    assert not os.path.exists(staged)  # ostree resumed (and then removed) our dir
+    run_ostree("fsck", repo=repo.path)
+    assert repo.read_ref("main") == commit
+    verify_all_objects(repo)
