@@ -290,3 +290,39 @@ def test_wrong_encoding_for_type(remote: Path) -> None:
     header = ObjectHeader(ObjectType.COMMIT, "00" * 32, Encoding.CONTENT, 10)
     client.send(FrameKind.OBJECT, encode_object_header(header))
     assert "METADATA encoding" in client.error()
+
+
+def _filez(header: FileHeader, payload: bytes, size: Optional[int] = None) -> bytes:
+    import zlib
+
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = deflater.compress(payload) + deflater.flush()
+    return header.to_archive_bytes(len(payload) if size is None else size) + body
+
+
+@pytest.mark.parametrize("remote_mode", ["archive", "bare-user"])
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [("wrong-name", "checksum"), ("bomb", "inflates beyond"), ("trailing", "trailing"),
+     ("short", "compressed payload is")],
+)
+def test_hostile_filez(tmp_path: Path, remote_mode: str, case: str, message: str) -> None:
+    dst = init(tmp_path / "dst", remote_mode)
+    before = _snapshot(dst)
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    payload = b"A" * 100_000
+    name = hashlib.sha256(header.framed() + payload).hexdigest()
+    if case == "wrong-name":
+        data = _filez(header, b"B" * 100_000)
+    elif case == "bomb":
+        data = _filez(header, b"\0" * (8 << 20), size=len(payload))
+    elif case == "trailing":
+        data = _filez(header, payload) + b"junk"
+    else:
+        data = _filez(header, payload, size=len(payload) + 5)
+    client = RawClient()
+    client.hello(dst)
+    client.send_object(ObjectType.FILE, name, Encoding.FILEZ, data)
+    assert message in client.error()
+    assert _snapshot(dst) == before
+    assert not _staged_names(dst)
