@@ -55,9 +55,10 @@ def _copy_tree(src: Repo, txn: Transaction, tree: str, meta: str) -> int:
         done.add(tree_checksum)
         dirtree = src.load_dirtree(tree_checksum)
         # like ostree pull: never copy a tree whose names could escape a checkout
-        for named in (*dirtree.files, *dirtree.dirs):
+        names = [entry.name for entry in dirtree.files] + [sub.name for sub in dirtree.dirs]
+        for name in names:
             try:
-                validate_filename(named.name)
+                validate_filename(name)
             except ObjectError as err:
                 raise ObjectError(f"dirtree {tree_checksum}: {err}") from None
         for entry in dirtree.files:
