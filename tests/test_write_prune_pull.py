@@ -87,6 +87,7 @@ def test_pull_local_depth_and_remote_match_ostree(tmp_path: Path, capsys: pytest
     run_ostree("pull-local", "--depth=1", "--remote=origin", str(src), "main", repo=theirs)
     assert objects(ours) == objects(theirs)
     assert (ours / "refs/remotes/origin/main").read_text() == (theirs / "refs/remotes/origin/main").read_text()
+    assert sorted(p.name for p in (ours / "state").iterdir()) == sorted(p.name for p in (theirs / "state").iterdir())
     run_ostree("fsck", repo=ours)
 
 
