@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from pyostree.checkout import CheckoutOptions, checkout
+from pyostree.checkout import CheckoutOptions, checkout_tree, commit_root, resolve_path
 from pyostree.cli.common import open_repo
 from pyostree.errors import NotFoundError
 
@@ -40,10 +40,12 @@ def run(args: argparse.Namespace) -> int:
         force_copy=args.force_copy,
         fsync=args.fsync in ("true", "1"),
     )
+    root = commit_root(repo, commit)
     try:
-        checkout(repo, commit, os.path.abspath(destination), options)
+        entry = resolve_path(repo, root, args.subpath)
     except NotFoundError:
-        if args.allow_noent and args.subpath != "/":
+        if args.allow_noent:
             return 0
         raise
+    checkout_tree(repo, entry, os.path.abspath(destination), options)
     return 0
