@@ -252,3 +252,17 @@ def test_bare_user_only_canonicalises(tmp_path: Path, capsys: pytest.CaptureFixt
     assert mine == run_ostree("commit", *args, repo=theirs)
     listing = subprocess.run(["ostree", "ls", "-R", f"--repo={ours}", "m"], capture_output=True, text=True, check=True)
     assert " 1000 " not in listing.stdout
+
+
+@pytest.mark.parametrize("level", ["1", "9"])
+def test_archive_zlib_level_is_honoured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sample_tree: Path, level: str
+) -> None:
+    ours, theirs = both_init(tmp_path, capsys, "archive")
+    for repo in (ours, theirs):
+        with open(repo / "config", "a", encoding="utf-8") as handle:
+            handle.write(f"[archive]\nzlib-level={level}\n")
+    args = ("-b", "main", f"--timestamp={STAMP}", str(sample_tree))
+    assert py(capsys, "commit", f"--repo={ours}", *args) == run_ostree("commit", *args, repo=theirs)
+    for rel in object_files(theirs):
+        assert (ours / "objects" / rel).read_bytes() == (theirs / "objects" / rel).read_bytes(), rel

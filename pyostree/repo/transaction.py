@@ -9,6 +9,7 @@ directories fsynced, then refs by compare-and-swap.
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import itertools
 import os
@@ -611,6 +612,11 @@ class Transaction:
                 os.link(source, target, follow_symlinks=False)
             except FileExistsError:
                 pass  # never rewrite an existing object
+            except OSError as err:  # no hard links here: rename, still never over an object
+                if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                    raise
+                if not os.path.lexists(target):
+                    os.rename(source, target)
             if rel.endswith(".commit"):
                 try:
                     os.unlink(target[: -len("commit")] + "tombstone-commit")
