@@ -197,6 +197,18 @@ def test_tar_layers_match_ostree(
     run_ostree("fsck", repo=ours)
 
 
+def test_ref_layer_matches_ostree(tmp_path: Path, capsys: pytest.CaptureFixture[str], sample_tree: Path) -> None:
+    ours, theirs = both_init(tmp_path, capsys, "bare-user")
+    overlay = tmp_path / "overlay"
+    (overlay / "names").mkdir(parents=True)
+    (overlay / "names" / "a").write_text("replaced\n")
+    (overlay / "new").write_text("new\n")
+    base = ("-b", "base", f"--timestamp={STAMP}", str(sample_tree))
+    assert py(capsys, "commit", f"--repo={ours}", *base) == run_ostree("commit", *base, repo=theirs)
+    args = ("-b", "layered", f"--timestamp={STAMP}", "--tree=ref=base", f"--tree=dir={overlay}")
+    assert py(capsys, "commit", f"--repo={ours}", *args) == run_ostree("commit", *args, repo=theirs)
+
+
 def test_tar_missing_parent_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.tar"
     bad.write_bytes(_tar_bytes([("./", b"", 0o755, "dir"), ("a/b", b"x", 0o644, "file")]))

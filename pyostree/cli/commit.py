@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-b", "--branch", help="branch (ref) to update")
     parser.add_argument("-s", "--subject", default="", help="one-line subject")
     parser.add_argument("-m", "--body", default="", help="full description")
-    parser.add_argument("--tree", action="append", default=[], metavar="dir=PATH|tar=FILE",
+    parser.add_argument("--tree", action="append", default=[], metavar="dir=PATH|tar=FILE|ref=REF",
                         help="add a layer (repeatable, later layers win)")
     parser.add_argument("--timestamp", help="commit time: @SECONDS or YYYY-MM-DD[ HH:MM:SS] (UTC)")
     parser.add_argument("--parent", help="parent commit, or 'none'")
@@ -47,8 +47,8 @@ def _parse_trees(args: argparse.Namespace) -> List[Tuple[str, str]]:
     layers = []
     for spec in args.tree:
         kind, sep, value = spec.partition("=")
-        if not sep or kind not in ("dir", "tar") or not value:
-            raise CommitUsageError(f"invalid --tree={spec}: expected dir=PATH or tar=FILE")
+        if not sep or kind not in ("dir", "tar", "ref") or not value:
+            raise CommitUsageError(f"invalid --tree={spec}: expected dir=PATH, tar=FILE or ref=REF")
         layers.append((kind, value))
     return layers
 
@@ -110,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
             for kind, value in _parse_trees(args):
                 if kind == "dir":
                     builder.add_directory(value)
+                elif kind == "ref":
+                    layer = repo.load_commit(repo.resolve_rev(value))
+                    builder.add_repo_tree(layer.root_tree, layer.root_meta)
                 else:
                     builder.add_tar(sys.stdin.buffer if value == "-" else value)
             root_tree, root_meta = builder.finish()

@@ -356,6 +356,23 @@ class TreeBuilder:
             self._on_file(path)
         return checksum
 
+    # ---- trees already in the repo ----------------------------------------------------
+
+    def add_repo_tree(self, tree_checksum: str, meta_checksum: str) -> None:
+        """Merge a committed tree of this repo (``--tree=ref=REF``); no file is re-read."""
+        repo = self.txn.repo
+        self.root.meta = repo.load_dirmeta(meta_checksum)
+        stack = [(self.root, tree_checksum, "/")]
+        while stack:
+            node, checksum, shown = stack.pop()
+            dirtree = repo.load_dirtree(checksum)
+            for entry in dirtree.files:
+                self._put_file(node, entry.name, entry.checksum, shown + entry.name)
+            for sub in dirtree.dirs:
+                child = self._ensure_dir(node, sub.name, shown + sub.name)
+                child.meta = repo.load_dirmeta(sub.meta_checksum)
+                stack.append((child, sub.tree_checksum, f"{shown}{sub.name}/"))
+
     # ---- tar streams -----------------------------------------------------------------
 
     def add_tar(self, source: Union[str, "os.PathLike[str]", IO[bytes]]) -> None:
