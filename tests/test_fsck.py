@@ -216,3 +216,18 @@ def test_quiet_keeps_progress_and_summary_like_ostree(ostree_repos: Dict[str, Sa
                             text=True, check=False)
     assert ours.returncode == theirs.returncode == 0
     assert ours.stdout == theirs.stdout
+
+
+def test_bare_user_metadata_tampering_is_caught(ostree_repos: Dict[str, SampleRepo],
+                                                tmp_path: Path) -> None:
+    """uid/mode live in user.ostreemeta in bare-user repos: changing them is corruption."""
+    path = copy_repo(ostree_repos["bare-user"].path, tmp_path / "repo")
+    repo = Repo.open(path)
+    big, hello = content_object(repo, "big.bin"), content_object(repo, "hello.txt")
+    os.setxattr(repo.object_path(big, ObjectType.FILE), "user.ostreemeta",
+                struct.pack(">III", 0, 0, 0o100755))
+    os.setxattr(repo.object_path(hello, ObjectType.FILE), "user.ostreemeta",
+                struct.pack(">III", 7, 0, 0o100644))
+    result = fsck(repo)
+    assert sorted(p.checksum for p in result.problems) == sorted([big, hello])
+    assert all(p.kind is ProblemKind.CORRUPT for p in result.problems)
