@@ -16,7 +16,7 @@ from pyostree.objects.tombstone import Tombstone
 from pyostree.objects.types import ObjectType
 from pyostree.repo import Repo
 from pyostree.repo.lock import RepoLock
-from pyostree.repo.transaction import WriteSettings
+from pyostree.repo.writesettings import WriteSettings
 
 __all__ = ["PruneResult", "prune", "reachable_objects"]
 

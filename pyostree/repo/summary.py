@@ -23,7 +23,7 @@ from pyostree.objects.types import ObjectType
 from pyostree.repo import Repo
 from pyostree.repo.commitwrite import CommitRequest, write_commit
 from pyostree.repo.lock import RepoLock
-from pyostree.repo.transaction import WriteSettings
+from pyostree.repo.writesettings import WriteSettings
 
 __all__ = ["SUMMARY_TYPE", "build_summary", "update_summary"]
 

@@ -8,13 +8,11 @@ directories fsynced, then refs by compare-and-swap.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import hashlib
 import itertools
 import os
 import secrets
-import stat
 import threading
 import time
 import zlib
@@ -23,9 +21,12 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Set,
 from pyostree.errors import ChecksumMismatchError, ObjectError, RepoError
 from pyostree.objects.checksum import sha256_hex, validate_checksum
 from pyostree.objects.types import ObjectType
-from pyostree.repo.lock import DEFAULT_LOCK_TIMEOUT_SECS, RepoLock
+from pyostree.repo.fsutil import BytesReader, TmpFile, fsync_dir, syncfs, write_all
+from pyostree.repo.lock import RepoLock
+from pyostree.repo.modewrite import apply_file_metadata, check_header_for_mode, ostreemeta
 from pyostree.repo.refwrite import read_ref_file, ref_relpath, write_ref
-from pyostree.repo.staging import DEFAULT_TMP_EXPIRY_SECS, StagingDir, cleanup_tmp
+from pyostree.repo.staging import StagingDir, cleanup_tmp
+from pyostree.repo.writesettings import WriteSettings
 
 if TYPE_CHECKING:
     from pyostree.objects import Commit, DirMeta, DirTree, FileHeader
@@ -43,79 +44,6 @@ _PUBLISH_RANK = {"file": 0, "filez": 0, "dirmeta": 1, "dirtree": 2, "commit": 3,
 
 class TransactionError(RepoError):
     """A transaction was used wrongly (outside ``with``, after commit/abort)."""
-
-
-class WriteSettings:
-    """The config keys a writer honours, read once per transaction."""
-
-    def __init__(self, repo: Repo) -> None:
-        self.mode_name = _mode_name(repo)
-        self.archive = self.mode_name in ("archive", "archive-z2")
-        self.fsync = _config_bool(repo, "core", "fsync", True)
-        self.locking = _config_bool(repo, "core", "locking", True)
-        self.lock_timeout = _config_int(repo, "core", "lock-timeout-secs", DEFAULT_LOCK_TIMEOUT_SECS)
-        self.tmp_expiry = _config_int(repo, "core", "tmp-expiry-secs", DEFAULT_TMP_EXPIRY_SECS)
-        self.zlib_level = min(9, max(1, _config_int(repo, "archive", "zlib-level", 6)))
-        self.collection_id = _config_str(repo, "core", "collection-id")
-        self.auto_update_summary = _config_bool(
-            repo, "core", "auto-update-summary", _config_bool(repo, "core", "commit-update-summary", False)
-        )
-
-
-def _mode_name(repo: Repo) -> str:
-    mode = getattr(repo, "mode", None)
-    text = getattr(mode, "value", mode)
-    if not isinstance(text, str):
-        raise RepoError("repo has no mode")
-    return text
-
-
-def _config_str(repo: Repo, group: str, key: str) -> Optional[str]:
-    config = getattr(repo, "config", None)
-    if config is None:
-        return None
-    value = config.get(group, key)
-    return None if value is None else str(value).strip()
-
-
-def _config_bool(repo: Repo, group: str, key: str, default: bool) -> bool:
-    text = _config_str(repo, group, key)
-    if text is None:
-        return default
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise RepoError(f"config key {group}.{key}: invalid boolean {text!r}")
-
-
-def _config_int(repo: Repo, group: str, key: str, default: int) -> int:
-    text = _config_str(repo, group, key)
-    if text is None:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise RepoError(f"config key {group}.{key}: invalid integer {text!r}") from None
-
-
-def _syncfs(fd: int) -> None:
-    """``syncfs`` via libc (stdlib ctypes); ``sync`` where that is unavailable."""
-    try:
-        libc = _libc()
-        if libc.syncfs(fd) == 0:
-            return
-    except (OSError, AttributeError):
-        pass
-    os.sync()
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _metadata_type(obj: object) -> ObjectType:
@@ -250,7 +178,7 @@ class Transaction:
             return True
         return False
 
-    def _new_tmp(self) -> _TmpFile:
+    def _new_tmp(self) -> TmpFile:
         """A named temp file in a per-thread dir of the staging dir, so parallel writers do
         not serialise on one directory's lock (libostree uses ``O_TMPFILE``, which measured
         no faster here; leftovers die with the staging dir)."""
@@ -269,10 +197,10 @@ class Transaction:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             except FileExistsError:
                 continue
-            return _TmpFile(fd, path)
+            return TmpFile(fd, path)
         raise RepoError("cannot create a temporary file in the staging dir")
 
-    def _install(self, tmp: _TmpFile, checksum: str, objtype: ObjectType) -> None:
+    def _install(self, tmp: TmpFile, checksum: str, objtype: ObjectType) -> None:
         """Give a complete temp object its final name inside the staging dir (closes it)."""
         staging = self._require_open()
         rel = self._relpath(checksum, objtype)
@@ -319,7 +247,7 @@ class Transaction:
             return checksum
         tmp = self._new_tmp()
         try:
-            _write_all(tmp.fd, data)
+            write_all(tmp.fd, data)
             os.fchmod(tmp.fd, 0o644)
         except BaseException:
             tmp.discard()
@@ -334,7 +262,7 @@ class Transaction:
             raise ObjectError(f"commitmeta of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
         tmp = self._new_tmp()
         try:
-            _write_all(tmp.fd, data)
+            write_all(tmp.fd, data)
             os.fchmod(tmp.fd, 0o644)
         except BaseException:
             tmp.discard()
@@ -356,7 +284,7 @@ class Transaction:
         ``size``, when given, must match the bytes in ``chunks`` (it is the stat size a tree
         builder saw; a file that changed while read is an error rather than a bad object).
         """
-        _check_header_for_mode(header, self.settings.mode_name)
+        check_header_for_mode(header, self.settings.mode_name)
         hasher = hashlib.sha256(header.framed())
         if header.is_symlink:
             checksum = hasher.hexdigest()
@@ -374,7 +302,7 @@ class Transaction:
             if self.has_object(checksum, ObjectType.FILE):
                 tmp.discard()
                 return checksum
-            self._apply_file_metadata(tmp.fd, header)
+            apply_file_metadata(tmp.fd, header, self.settings.mode_name)
         except BaseException:
             tmp.discard()
             raise
@@ -389,7 +317,7 @@ class Transaction:
         if objtype is ObjectType.FILE:
             from pyostree.objects.content import iter_inflate, parse_archive_header
 
-            read = source if callable(source) else _BytesReader(source).read
+            read = source if callable(source) else BytesReader(source).read
             if self.settings.archive:
                 return self._store_filez_verbatim(checksum, read)
             header, size = parse_archive_header(read)
@@ -413,12 +341,12 @@ class Transaction:
 
         def tee(size: int) -> bytes:
             data = read(size)
-            _write_all(tmp.fd, data)
+            write_all(tmp.fd, data)
             return data
 
         try:
             header, size = parse_archive_header(tee)
-            _check_header_for_mode(header, self.settings.mode_name)
+            check_header_for_mode(header, self.settings.mode_name)
             hasher = hashlib.sha256(header.framed())
             if header.is_regular:
                 for chunk in iter_inflate(tee, size):
@@ -445,7 +373,7 @@ class Transaction:
             for chunk in chunks:
                 hasher.update(chunk)
                 total += len(chunk)
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
             return total
         placeholder = header.to_archive_bytes(size or 0)
         compressor = zlib.compressobj(self.settings.zlib_level, zlib.DEFLATED, -15)
@@ -459,32 +387,14 @@ class Transaction:
                 pending.append(out)
                 pending_len += len(out)
                 if pending_len >= _COPY_CHUNK:
-                    _write_all(fd, b"".join(pending))
+                    write_all(fd, b"".join(pending))
                     pending = []
                     pending_len = 0
         pending.append(compressor.flush())
-        _write_all(fd, b"".join(pending))
+        write_all(fd, b"".join(pending))
         if size is None or total != size:
             os.pwrite(fd, header.to_archive_bytes(total), 0)  # header length does not depend on size
         return total
-
-    def _apply_file_metadata(self, fd: int, header: FileHeader) -> None:
-        """Owner, mode, xattrs and mtime 0 before the object gets its name (spec §1.7 step 3)."""
-        mode_name = self.settings.mode_name
-        if self.settings.archive:
-            os.fchmod(fd, 0o644)
-            return
-        if mode_name == "bare":
-            os.fchown(fd, header.uid, header.gid)
-            os.fchmod(fd, stat.S_IMODE(header.mode))
-            for name, value in header.xattrs:
-                os.setxattr(fd, name[:-1], value)
-        elif mode_name == "bare-user":
-            os.fchmod(fd, stat.S_IMODE(_bare_user_storage_mode(header.mode)))
-            os.setxattr(fd, "user.ostreemeta", _ostreemeta(header))
-        else:  # bare-user-only
-            os.fchmod(fd, stat.S_IMODE(header.mode))
-        os.utime(fd, ns=(time.time_ns(), 0))  # libostree: mtime 0 (atime is irrelevant)
 
     def _stage_symlink(self, header: FileHeader, checksum: str) -> None:
         mode_name = self.settings.mode_name
@@ -492,12 +402,12 @@ class Transaction:
             tmp = self._new_tmp()
             try:
                 if self.settings.archive:
-                    _write_all(tmp.fd, header.to_archive_bytes(0))
+                    write_all(tmp.fd, header.to_archive_bytes(0))
                     os.fchmod(tmp.fd, 0o644)
                 else:
-                    _write_all(tmp.fd, header.symlink_target.encode("utf-8") + b"\0")
+                    write_all(tmp.fd, header.symlink_target.encode("utf-8") + b"\0")
                     os.fchmod(tmp.fd, 0o644)
-                    os.setxattr(tmp.fd, "user.ostreemeta", _ostreemeta(header))
+                    os.setxattr(tmp.fd, "user.ostreemeta", ostreemeta(header))
                     os.utime(tmp.fd, ns=(time.time_ns(), 0))
             except BaseException:
                 tmp.discard()
@@ -577,7 +487,7 @@ class Transaction:
         if self.settings.fsync:
             dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                _syncfs(dir_fd)
+                syncfs(dir_fd)
             finally:
                 os.close(dir_fd)
         staged: List[Tuple[int, int, str]] = []
@@ -624,86 +534,7 @@ class Transaction:
                     pass
         if self.settings.fsync:
             for prefix in sorted(touched):
-                _fsync_dir(os.path.join(objects_dir, prefix))
-            _fsync_dir(objects_dir)
+                fsync_dir(os.path.join(objects_dir, prefix))
+            fsync_dir(objects_dir)
 
-
-class _BytesReader:
-    """``read(n)`` over bytes already in memory."""
-
-    def __init__(self, data: bytes) -> None:
-        self._view = memoryview(data)
-        self._pos = 0
-
-    def read(self, size: int) -> bytes:
-        chunk = bytes(self._view[self._pos:self._pos + size])
-        self._pos += len(chunk)
-        return chunk
-
-
-class _TmpFile:
-    """An open temp object file in the staging dir."""
-
-    __slots__ = ("fd", "path")
-
-    def __init__(self, fd: int, path: str) -> None:
-        self.fd = fd
-        self.path = path
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def discard(self) -> None:
-        self.close()
-        _unlink_quietly(self.path)
-
-
-_LIBC: Optional[ctypes.CDLL] = None
-
-
-def _libc() -> ctypes.CDLL:
-    global _LIBC
-    if _LIBC is None:
-        _LIBC = ctypes.CDLL(None, use_errno=True)
-    return _LIBC
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _bare_user_storage_mode(mode: int) -> int:
-    from pyostree.objects.modes import bare_user_storage_mode
-
-    return bare_user_storage_mode(mode)
-
-
-def _ostreemeta(header: FileHeader) -> bytes:
-    """``user.ostreemeta``: ``(uuua(ayay))`` with the full logical mode."""
-    from pyostree.objects.dirmeta import encode_uuua
-
-    return encode_uuua(header.uid, header.gid, header.mode, header.xattrs)
-
-
-def _check_header_for_mode(header: FileHeader, mode_name: str) -> None:
-    """bare-user-only can only represent canonical files (root, ``& 0755``, no xattrs)."""
-    if header.rdev != 0:
-        raise ObjectError("file header: rdev must be 0")
-    if mode_name == "bare-user-only":
-        if header.uid != 0 or header.gid != 0 or header.xattrs:
-            raise ObjectError("bare-user-only repos cannot store files with an owner or xattrs")
-        if stat.S_ISREG(header.mode) and header.mode & ~(stat.S_IFREG | 0o755):
-            raise ObjectError(f"bare-user-only repos cannot store mode 0o{header.mode:o}")
 
