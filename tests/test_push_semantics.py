@@ -378,3 +378,21 @@ def test_progress_reports_reach_the_totals(tmp_path: Path, two_commits: Tuple[Pa
     last = seen[-1]
     assert last.objects_done == last.objects_total > 10
     assert last.bytes_done > 0 and last.elapsed >= 0
+
+
+@pytest.mark.parametrize("via", VIAS)
+def test_up_to_date_push_repairs_a_stale_summary(tmp_path: Path, two_commits: Tuple[Path, str, str], via: str) -> None:
+    """A push that died after moving the ref but before the summary: the next (no-op)
+    push notices the summary does not list the ref and rewrites it."""
+    src, _c1, c2 = two_commits
+    dst = init(tmp_path / "dst", "archive")
+    run_ostree("summary", "-u", repo=dst)
+    stale = (dst / "summary").read_bytes()
+    do_push(src, dst, via=via)
+    (dst / "summary").write_bytes(stale)  # as if the summary step never ran
+    result = do_push(src, dst, via=via)
+    assert result.up_to_date == ("main",) and result.summary_updated
+    assert "* main" in run_ostree("summary", "-v", repo=dst)
+    again = do_push(src, dst, via=via)
+    assert not again.summary_updated  # fresh now: left alone
+    assert rev_parse(dst, "main") == c2

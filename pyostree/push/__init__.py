@@ -201,11 +201,12 @@ def push_with(
         log(f"{len(names)} objects to send (~{total} bytes)")
         tracker = ProgressTracker(on_progress, len(names), total)
         summary = False
-        if options.dry_run or not updates:
+        if options.dry_run:
             publisher.abort()
         else:
             publisher.send_objects(repo, names, tracker)
             tracker.report("publish")
+            # Even with nothing to move: repairs a summary an interrupted push left stale.
             summary = publisher.publish(updates, options.update_summary)
             tracker.report("done")
         return PushResult(

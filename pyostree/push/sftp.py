@@ -30,7 +30,7 @@ from pyostree.push.plan import ObjectName, RefUpdate
 from pyostree.push.progress import LogFn, ProgressTracker
 from pyostree.push.publisher import Publisher, RemoteInfo
 from pyostree.push.refslock import REFS_LOCK, refs_lock
-from pyostree.push.summary import write_summary
+from pyostree.push.summary import summary_is_stale, write_summary
 from pyostree.repo.config import RepoConfig, RepoMode
 from pyostree.transport import FileTransport, RemoteExistsError, RemoteNotFoundError
 
@@ -170,6 +170,8 @@ class SftpPublisher(Publisher):
         return staged
 
     def send_objects(self, repo: Repo, names: Sequence[ObjectName], tracker: ProgressTracker) -> None:
+        if not names:
+            return  # nothing to stage: no staging dir either
         staged = self._open_staging(names)
         staging = self._staging
         assert staging is not None
@@ -260,8 +262,9 @@ class SftpPublisher(Publisher):
             wrote = False
             if update_summary is True or (update_summary is None and self.info.has_summary):
                 refs = self._list_heads()
-                write_summary(self.files, refs, self.mode_name, "tmp")
-                wrote = True
+                if updates or summary_is_stale(self.files, refs):
+                    write_summary(self.files, refs, self.mode_name, "tmp")
+                    wrote = True
         if self._staging is not None:
             self.files.rmtree(self._staging)
         return wrote

@@ -20,7 +20,7 @@ from pyostree.objects.commit import Commit
 from pyostree.objects.types import ObjectType
 from pyostree.transport import FileTransport
 
-__all__ = ["SUMMARY_TYPE", "build_summary", "write_summary", "summary_tmp_name"]
+__all__ = ["SUMMARY_TYPE", "build_summary", "summary_is_stale", "write_summary", "summary_tmp_name"]
 
 SUMMARY_TYPE = "(a(s(taya{sv}))a{sv})"
 MAX_SUMMARY_SIZE = 128 * 1024 * 1024
@@ -76,6 +76,25 @@ def build_summary(
     extra.setdefault("ostree.summary.tombstone-commits", ("b", False))
     extra.setdefault("ostree.summary.indexed-deltas", ("b", True))
     return gvariant.encode(SUMMARY_TYPE, (entries, extra))
+
+
+def summary_refs(data: bytes) -> Dict[str, str]:
+    """The ref -> commit map a summary advertises (member 0)."""
+    decoded = gvariant.decode(SUMMARY_TYPE, data)
+    assert isinstance(decoded, tuple)
+    refs: Dict[str, str] = {}
+    for name, (_size, raw, _meta) in decoded[0]:
+        if isinstance(raw, bytes) and len(raw) == 32:
+            refs[name] = to_hex(raw)
+    return refs
+
+
+def summary_is_stale(files: FileTransport, refs: Mapping[str, str]) -> bool:
+    """True when a summary exists but does not list exactly ``refs``: an earlier push
+    died between moving refs and rewriting the summary."""
+    if files.stat("summary") is None:
+        return False
+    return summary_refs(files.read_bytes("summary", MAX_SUMMARY_SIZE)) != dict(refs)
 
 
 def summary_tmp_name(tmp_dir: str) -> str:

@@ -204,9 +204,8 @@ class _Session:
         except PyOstreeError as err:
             raise PushError(f"refs not updated: {err}") from None
         wrote_summary = False
-        if updates and (summary is True or (summary is None and had_summary)):
-            regenerate_summary(repo, self.log)
-            wrote_summary = True
+        if summary is True or (summary is None and had_summary):
+            wrote_summary = regenerate_summary(repo, self.log, only_if_stale=not updates)
         self.log(f"received {self.received} objects, updated {len(updates)} refs")
         self.writer.write_json(FrameKind.DONE, {
             "refs": {u.ref: u.new for u in updates},
@@ -268,18 +267,22 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str) -> None:
             pending.append((sub.tree_checksum, sub.meta_checksum))
 
 
-def regenerate_summary(repo: Repo, log: LogFn) -> None:
+def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False) -> bool:
     """Rewrite ``summary`` after the refs moved (a stale one hides new refs), under the
-    same refs lock sftp-mode pushers use, reading refs only once it is held."""
+    same refs lock sftp-mode pushers use, reading refs only once it is held. With
+    ``only_if_stale`` (nothing moved) it repairs a summary an interrupted push left behind."""
     from pyostree.push.refslock import refs_lock
-    from pyostree.push.summary import write_summary
+    from pyostree.push.summary import summary_is_stale, write_summary
     from pyostree.transport import LocalFileTransport
 
     files = LocalFileTransport(repo.path)
     try:
         with refs_lock(files, log):
             heads = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
+            if only_if_stale and not summary_is_stale(files, heads):
+                return False
             write_summary(files, heads, repo.config.get("core", "mode") or repo.mode.value, "tmp")
+            return True
     finally:
         files.close()
 
