@@ -231,3 +231,21 @@ def test_bare_user_metadata_tampering_is_caught(ostree_repos: Dict[str, SampleRe
     result = fsck(repo)
     assert sorted(p.checksum for p in result.problems) == sorted([big, hello])
     assert all(p.kind is ProblemKind.CORRUPT for p in result.problems)
+
+
+def test_deflate_bomb_is_reported_without_inflating_it(ostree_repos: Dict[str, SampleRepo],
+                                                       tmp_path: Path) -> None:
+    from pyostree.objects import ArchiveDeflater
+
+    path = copy_repo(ostree_repos["archive"].path, tmp_path / "repo")
+    repo = Repo.open(path)
+    hello = content_object(repo, "hello.txt")
+    object_path = repo.object_path(hello, ObjectType.FILE)
+    data = object_path.read_bytes()
+    header_end = struct.unpack(">I", data[:4])[0] + 8
+    deflater = ArchiveDeflater(level=9)
+    bomb = b"".join(deflater.compress(b"\0" * (1 << 20)) for _ in range(64)) + deflater.flush()
+    object_path.write_bytes(data[:header_end] + bomb)
+    result = fsck(repo)
+    assert [p.checksum for p in result.problems] == [hello]
+    assert result.problems[0].kind in (ProblemKind.INVALID, ProblemKind.CORRUPT)

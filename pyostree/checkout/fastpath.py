@@ -13,14 +13,14 @@ import os
 import stat
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 if TYPE_CHECKING:
     from pyostree.repo import Repo
 
-__all__ = ["ContentStat", "stat_function"]
+__all__ = ["ContentStat", "parse_archive_prefix", "stat_function"]
 
-_ARCHIVE_PREFIX = 4096
+ARCHIVE_PREFIX = 4096
 _ARCHIVE_FIXED = struct.Struct(">QIIII")   # size, uid, gid, mode, rdev
 _OSTREEMETA = struct.Struct(">III")        # uid, gid, mode
 _MAX_TARGET = 4096
@@ -51,9 +51,15 @@ def _valid_mode(mode: int) -> bool:
 def _archive_stat(path: str) -> Optional[ContentStat]:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        data = os.read(fd, _ARCHIVE_PREFIX)
+        data = os.read(fd, ARCHIVE_PREFIX)
     finally:
         os.close(fd)
+    parsed = parse_archive_prefix(data)
+    return parsed[0] if parsed is not None else None
+
+
+def parse_archive_prefix(data: bytes) -> Optional[Tuple[ContentStat, int]]:
+    """The stat and the payload offset from the first bytes of a ``.filez`` (no xattrs)."""
     if len(data) < 8:
         return None
     header_len = int.from_bytes(data[:4], "big")
@@ -75,7 +81,7 @@ def _archive_stat(path: str) -> Optional[ContentStat]:
         return None
     if stat.S_ISLNK(mode) != bool(target) or (stat.S_ISLNK(mode) and size != 0):
         return None
-    return ContentStat(mode, uid, gid, size, target)
+    return ContentStat(mode, uid, gid, size, target), 8 + header_len
 
 
 def _bare_user_stat(path: str) -> Optional[ContentStat]:

@@ -104,15 +104,21 @@ class _Checker:
         self.children: Dict[ObjectKey, List[ObjectKey]] = {}
         self.reached_by: Dict[ObjectKey, Set[str]] = defaultdict(set)
         self.ref_problems: List[FsckProblem] = []
+        self.objects_dir = os.path.join(os.fspath(repo.path), "objects")
         self.fast_path = None
-        objects = os.path.join(os.fspath(repo.path), "objects")
-        self.content_path: Callable[[str], str] = lambda c: f"{objects}/{c[:2]}/{c[2:]}.file"
+        self.fast_hash: Optional[Callable[[str], Optional[str]]] = None
         from pyostree.repo import RepoMode
 
         if repo.mode == RepoMode.BARE_USER:
             from pyostree.checkout.fastpath import stat_function
 
             self.fast_path = stat_function(repo)
+            self.fast_hash = self._hash_bare_user
+        elif repo.mode == RepoMode.ARCHIVE:
+            self.fast_hash = self._hash_archive
+
+    def content_path(self, checksum: str, suffix: str = ".file") -> str:
+        return f"{self.objects_dir}/{checksum[:2]}/{checksum[2:]}{suffix}"
 
     # -- refs ----------------------------------------------------------------------
 
@@ -215,7 +221,7 @@ class _Checker:
     def _check_content(self, checksum: str) -> Optional[_Finding]:
         from pyostree.objects import ContentHasher
 
-        if self.fast_path is not None and self._hash_bare_user(checksum) == checksum:
+        if self.fast_hash is not None and self.fast_hash(checksum) == checksum:
             return None  # anything else is judged (and worded) by the full reader below
         try:
             if not self.repo.has_object(checksum, self.types.FILE):
@@ -263,6 +269,55 @@ class _Checker:
             return hasher.hexdigest()
         except (PyOstreeError, OSError, ValueError):
             return None
+
+    def _hash_archive(self, checksum: str) -> Optional[str]:
+        """Hash a plain ``.filez`` (no xattrs) with one zlib stream; None: use the full reader.
+
+        Inflation is bounded by the header's size, so a bomb costs no memory.
+        """
+        import zlib
+
+        from pyostree.checkout.fastpath import ARCHIVE_PREFIX, parse_archive_prefix
+        from pyostree.objects import ContentHasher, FileHeader
+
+        try:
+            fd = os.open(self.content_path(checksum, ".filez"),
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            data = os.read(fd, ARCHIVE_PREFIX)
+            parsed = parse_archive_prefix(data)
+            if parsed is None:
+                return None
+            quick, offset = parsed
+            hasher = ContentHasher(FileHeader(quick.uid, quick.gid, quick.mode, 0,
+                                              quick.symlink_target, ()))
+            if quick.is_symlink:
+                return hasher.hexdigest() if len(data) == offset else None
+            inflater = zlib.decompressobj(-15)
+            left = quick.size
+            pending = data[offset:]
+            while True:
+                while pending:
+                    out = inflater.decompress(pending, min(left + 1, _READ_CHUNK))
+                    left -= len(out)
+                    if left < 0:
+                        return None
+                    hasher.update(out)
+                    pending = inflater.unconsumed_tail
+                if inflater.eof:
+                    break
+                pending = os.read(fd, _READ_CHUNK)
+                if not pending:
+                    return None
+            if left != 0 or inflater.unused_data or os.read(fd, 1):
+                return None
+            return hasher.hexdigest()
+        except (PyOstreeError, OSError, ValueError, zlib.error):
+            return None
+        finally:
+            os.close(fd)
 
     def problem(self, key: ObjectKey, finding: _Finding) -> FsckProblem:
         return FsckProblem(finding.kind, key[0], _TYPE_NAMES.get(int(key[1]), str(key[1])),
