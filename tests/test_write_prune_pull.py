@@ -110,3 +110,34 @@ def test_reset_matches_ostree(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (repo / "refs/heads/main").read_text() == f"{old}\n"
     assert pyostree_main(["reset", f"--repo={repo}", "nope", old]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_prune_takes_the_exclusive_lock(tmp_path: Path) -> None:
+    from pyostree.errors import LockError
+    from pyostree.repo.prune import prune
+
+    repo_path = history_repo(tmp_path)
+    with open(repo_path / "config", "a", encoding="utf-8") as handle:
+        handle.write("lock-timeout-secs=0\n")
+    repo = Repo.open(repo_path)
+    before = objects(repo_path)
+    with repo.transaction():
+        with pytest.raises(LockError, match="exclusive"):
+            prune(repo, refs_only=True, depth=0)
+    assert objects(repo_path) == before
+
+
+def test_prune_writes_tombstones_like_ostree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = history_repo(tmp_path)
+    with open(base / "config", "a", encoding="utf-8") as handle:
+        handle.write("tombstone-commits=true\n")
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    shutil.copytree(base, ours, symlinks=True)
+    shutil.copytree(base, theirs, symlinks=True)
+    py(capsys, "prune", f"--repo={ours}", "--refs-only", "--depth=0")
+    run_ostree("prune", "--refs-only", "--depth=0", repo=theirs)
+    assert objects(ours) == objects(theirs)
+    tombstones = sorted(p for p in (ours / "objects").rglob("*.tombstone-commit"))
+    assert tombstones
+    for path in tombstones:
+        assert path.read_bytes() == (theirs / path.relative_to(ours)).read_bytes()
