@@ -107,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"would send {len(result.objects)} objects via {result.via}")
     else:
         summary = ", summary updated" if result.summary_updated else ""
-        print(f"sent {result.objects_sent} objects ({_human(result.bytes_sent)}) "
-              f"via {result.via} to a {result.remote_mode} repo{summary}")
+        reused = f", {result.objects_reused} reused from an interrupted push" if result.objects_reused else ""
+        print(f"sent {result.objects_sent - result.objects_reused} objects "
+              f"({_human(result.bytes_sent)}) via {result.via} "
+              f"(remote mode {result.remote_mode}){reused}{summary}")
     return 0
