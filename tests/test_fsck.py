@@ -249,3 +249,13 @@ def test_deflate_bomb_is_reported_without_inflating_it(ostree_repos: Dict[str, S
     result = fsck(repo)
     assert [p.checksum for p in result.problems] == [hello]
     assert result.problems[0].kind in (ProblemKind.INVALID, ProblemKind.CORRUPT)
+
+
+def test_unreadable_ref_is_reported(ostree_repos: Dict[str, SampleRepo], tmp_path: Path) -> None:
+    path = copy_repo(ostree_repos["bare"].path, tmp_path / "repo")
+    (path / "refs" / "heads" / "garbage").write_text("not a checksum\n")
+    ours = run_fsck(path)
+    assert ours.returncode == 1
+    assert ours.stderr.splitlines()[-1] == "error: Repository corruption encountered"
+    assert any(line.startswith("Ref ") for line in ours.stderr.splitlines())
+    assert ostree_fsck(path).returncode == 1
