@@ -27,8 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timestamp", help="commit time: @SECONDS or YYYY-MM-DD[ HH:MM:SS] (UTC)")
     parser.add_argument("--parent", help="parent commit, or 'none'")
     parser.add_argument("--orphan", action="store_true", help="create a commit without a ref")
-    parser.add_argument("--add-metadata-string", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--add-metadata", action="append", default=[], metavar="KEY=GVARIANT-TEXT")
+    parser.add_argument("--add-metadata-string", action="append", default=[], metavar="KEY=VALUE",
+                        help="string metadata (repeatable)")
+    parser.add_argument("--add-metadata", action="append", default=[], metavar="KEY=GVARIANT-TEXT",
+                        help="typed metadata: 'str', true/false, 5, uint32 5 (byte, int16, uint16, "
+                             "int32, uint32, int64, uint64, double), 1.5, @t 7, ['a', 'b'], @as []")
     parser.add_argument("--owner-uid", type=int, help="set all files' uid")
     parser.add_argument("--owner-gid", type=int, help="set all files' gid")
     parser.add_argument("--canonical-permissions", action="store_true",

@@ -4,6 +4,15 @@ Layers are merged like ``ostree commit --tree=…``: later files replace earlier
 directory metadata replaces earlier metadata, and a file can never replace a directory (or
 the reverse). Regular files from disk are hashed, compressed and staged by a thread pool:
 sha256, zlib and file I/O release the GIL, so two cores do roughly twice the work.
+
+Scripting a commit::
+
+    with repo.transaction() as txn:
+        with TreeBuilder(txn, TreeOptions(canonical_permissions=True)) as builder:
+            builder.add_directory("rootfs")
+            builder.add_file("etc/os-release", b"ID=demo\n")
+            tree, meta = builder.finish()
+        write_commit(txn, tree, meta, CommitRequest(branch="demo/stable", subject="build 7"))
 """
 
 from __future__ import annotations
