@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="add a layer (repeatable, later layers win)")
     parser.add_argument("--timestamp", help="commit time: @SECONDS or YYYY-MM-DD[ HH:MM:SS] (UTC)")
     parser.add_argument("--parent", help="parent commit, or 'none'")
-    parser.add_argument("--orphan", action="store_true", help="create a commit without a ref")
+    parser.add_argument("--orphan", action="store_true",
+                        help="no default parent (and no ref unless -b is given, as in ostree)")
     parser.add_argument("--add-metadata-string", action="append", default=[], metavar="KEY=VALUE",
                         help="string metadata (repeatable)")
     parser.add_argument("--add-metadata", action="append", default=[], metavar="KEY=GVARIANT-TEXT",
