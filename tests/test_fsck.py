@@ -257,5 +257,5 @@ def test_unreadable_ref_is_reported(ostree_repos: Dict[str, SampleRepo], tmp_pat
     ours = run_fsck(path)
     assert ours.returncode == 1
     assert ours.stderr.splitlines()[-1] == "error: Repository corruption encountered"
-    assert any(line.startswith("Ref ") for line in ours.stderr.splitlines())
+    assert any(line.startswith("Listing refs: ") and "garbage" in line for line in ours.stderr.splitlines())
     assert ostree_fsck(path).returncode == 1

@@ -52,7 +52,7 @@ class FsckProblem:
     def __str__(self) -> str:
         within = ", ".join(self.commits)
         if self.kind is ProblemKind.REF:
-            return f"Ref {self.ref}: {self.detail}"
+            return f"Ref {self.ref}: {self.detail}" if self.ref else f"Listing refs: {self.detail}"
         if self.kind is ProblemKind.MISSING:
             where = f" in commits {within}" if within else ""
             return f"Object missing{where}: {self.checksum}.{self.objtype_name}"
@@ -128,7 +128,7 @@ class _Checker:
             collection_refs = {f"({cid}, {name})": csum
                                for (cid, name), csum in self.repo.list_collection_refs().items()}
         except (PyOstreeError, OSError) as err:
-            self.ref_problems.append(FsckProblem(ProblemKind.REF, "", "", _message(err), ref="*"))
+            self.ref_problems.append(FsckProblem(ProblemKind.REF, "", "", _message(err)))
             return 0
         refs.update(collection_refs)
         for name, checksum in sorted(refs.items()):
