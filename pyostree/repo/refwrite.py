@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 from pyostree.errors import RefError, RepoError
 from pyostree.objects.checksum import is_checksum, validate_checksum
@@ -180,7 +180,3 @@ def _touch_repo(root: str) -> None:
     except OSError:
         pass
 
-
-def split_refspec(refspec: str) -> Tuple[Optional[str], str]:
-    """Exposed for callers that need the remote part (``remote:ref``)."""
-    return parse_refspec(refspec)
