@@ -89,3 +89,34 @@ def test_receive_help_and_bad_input() -> None:
     done = subprocess.run([sys.executable, "-m", "pyostree", "receive"], input=b"garbage!",
                           capture_output=True, timeout=60)
     assert done.returncode == 1 and b"error:" in done.stderr
+
+
+def test_progress_is_drawn_on_a_tty_only(tmp_path: Path) -> None:
+    import os
+    import pty
+
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree", big=4 << 20))
+    dst = init(tmp_path / "dst", "archive")
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "pyostree", f"--repo={src}", "push", str(dst)],
+                                stdout=subprocess.PIPE, stderr=follower)
+        os.close(follower)
+        stdout, _ = proc.communicate(timeout=120)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0
+    drawn = b"".join(chunks).decode("utf-8", "replace")
+    assert "objects" in drawn and "/s" in drawn  # objects, bytes, rate (ETA when known)
+    assert "\r" in drawn
+    assert "objects" not in cli(f"--repo={src}", "push", str(dst)).stderr  # not a TTY: quiet
