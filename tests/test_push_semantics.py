@@ -396,3 +396,21 @@ def test_up_to_date_push_repairs_a_stale_summary(tmp_path: Path, two_commits: Tu
     again = do_push(src, dst, via=via)
     assert not again.summary_updated  # fresh now: left alone
     assert rev_parse(dst, "main") == c2
+
+
+def test_partial_local_commit_is_refused(tmp_path: Path, two_commits: Tuple[Path, str, str]) -> None:
+    src, _c1, c2 = two_commits
+    partial = init(tmp_path / "partial", "archive")
+    run_ostree("pull-local", "--commit-metadata-only", str(src), "main", repo=partial)
+    assert rev_parse(partial, "main") == c2
+    dst = init(tmp_path / "dst", "archive")
+    with pytest.raises(PushError, match="is partial"):
+        do_push(partial, dst, via="receive")
+    assert _objects_of(dst) == set()
+
+
+def test_auto_picks_receive_for_a_local_path(tmp_path: Path, two_commits: Tuple[Path, str, str]) -> None:
+    src, _c1, c2 = two_commits
+    dst = init(tmp_path / "dst", "archive")
+    assert do_push(src, dst, via="auto").via == "receive"
+    assert rev_parse(dst, "main") == c2
