@@ -326,3 +326,11 @@ def test_hostile_filez(tmp_path: Path, remote_mode: str, case: str, message: str
     assert message in client.error()
     assert _snapshot(dst) == before
     assert not _staged_names(dst)
+
+
+def test_deeply_nested_json_is_a_protocol_error(remote: Path) -> None:
+    client = RawClient()
+    client.send(FrameKind.HELLO, b"[" * 500_000 + b"]" * 500_000)
+    assert "not valid JSON" in client.error()
+    assert client.proc.stderr is not None
+    assert b"Traceback" not in client.proc.stderr.read()

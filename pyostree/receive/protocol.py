@@ -131,7 +131,7 @@ def decode_json(frame: Frame) -> Dict[str, object]:
     """A control payload must be a JSON object; anything else is a protocol error."""
     try:
         value = json.loads(frame.payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ProtocolError(f"{frame.kind.name} frame is not valid JSON") from None
     if not isinstance(value, dict):
         raise ProtocolError(f"{frame.kind.name} frame is not a JSON object")
