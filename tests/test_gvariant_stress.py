@@ -131,3 +131,44 @@ def test_caches_stay_bounded_under_many_distinct_types() -> None:
     assert len(decoder._compiled) <= decoder._COMPILED_MAX
     assert len(normal._compiled) <= normal._COMPILED_MAX
     assert len(encoder._compiled) <= encoder._COMPILED_MAX
+
+
+def _peak(fn: Any) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_huge_tuple_types_inside_variants_cost_little_per_member() -> None:
+    """A type string as long as the input costs a few bytes per member, not a node each
+    (spec §7.10): basic members share one node, layouts are not stored, big types are not
+    cached, and a variant is checked (size, depth) before its codec is compiled."""
+    n = 50_000
+    cases = [
+        b"\x01" * 64 + b"\x00(" + b"t" * n + b")",              # wrong size: the unit
+        bytes(n) + b"\x00(" + b"y" * n + b")",                   # valid fixed tuple
+        b"\x01\x00(" + b"say" * (n // 3) + b")",                 # variable tuple, defaults
+        b"\x01\x00" + b"a" * 100 + b"(" + b"y" * n + b")",       # deep and wide
+        b"\x00(" + b"(yi)(ys)(ay)(sv)" * (n // 16) + b")",       # nested members
+    ]
+    for data in cases:
+        peak = _peak(lambda: (decode("v", data), is_normal("v", data)))
+        assert peak < 64 * len(data) + (1 << 18), (data[:70], peak / len(data))
+    assert decode("v", cases[0]) == UNIT and decode("v", cases[3])[0].startswith("a" * 100)
+    value = decode("v", cases[2])
+    assert len(value[1]) == 2 * (n // 3) and value[1][:2] == ("", b"")
+
+
+def test_huge_nested_type_parses_in_linear_time() -> None:
+    """100 levels around a 500,000-member tuple: parsed in one pass, no copy per level."""
+    import time
+
+    data = b"\x01\x00" + b"a" * 100 + b"(" + b"y" * 500_000 + b")"
+    t0 = time.process_time()
+    for _ in range(3):
+        assert decode("v", data)[0].startswith("a" * 100)
+    # a quadratic parser (a copy and rescan per level) needs many seconds here
+    assert time.process_time() - t0 < 10

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 import struct
+from array import array
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from pyostree.gvariant import fastpaths, tuplegen
 from pyostree.gvariant.types import (
+    CodecCache,
     bounded_put,
     ENDING_FIXED,
     ENDING_LAST,
@@ -21,6 +23,7 @@ from pyostree.gvariant.types import (
     MAX_DEPTH,
     TypeNode,
     is_valid_signature,
+    layout_rows,
     parse_type,
     parse_type_or_none,
 )
@@ -34,7 +37,7 @@ _OBJECT_PATH = re.compile(r"/(?:[A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)*)?")
 _NUMERIC = {"n": "h", "q": "H", "i": "i", "u": "I", "h": "i", "x": "q", "t": "Q", "d": "d"}
 _TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
-_compiled: Dict[TypeNode, DecodeFn] = {}
+_compiled = CodecCache(2048)
 _COMPILED_MAX = 2048
 # exact hand-specialised decoders (a{sv} is added at the end of this module)
 _SPECIALISED: Dict[str, DecodeFn] = {
@@ -117,7 +120,7 @@ def get_decoder(node: TypeNode) -> DecodeFn:
     fn = _compiled.get(node)
     if fn is None:
         fn = _compile(node)
-        bounded_put(_compiled, node, fn, _COMPILED_MAX)
+        _compiled.put(node, fn)
     return fn
 
 
@@ -210,25 +213,30 @@ _MISSING = object()
 _VARIANT_TYPES_MAX = 4096
 
 
-def variant_type(raw: bytes) -> Optional[Tuple[str, TypeNode, DecodeFn]]:
-    """(type string, node, decoder) for the raw type string of a variant, None if invalid."""
+def variant_type(raw: bytes) -> Optional[Tuple[str, TypeNode, Optional[DecodeFn]]]:
+    """(type string, node, decoder) for the raw type string of a variant, None if invalid.
+
+    The decoder of a long type string is None: callers compile it only once the variant has
+    passed its size and depth checks, so a huge hostile type costs no codec.
+    """
     cached = _variant_types.get(raw, _MISSING)
     if cached is not _MISSING:
         return cached  # type: ignore[no-any-return]
-    found: Optional[Tuple[str, TypeNode, DecodeFn]] = None
+    found: Optional[Tuple[str, TypeNode, Optional[DecodeFn]]] = None
     if raw.isascii():
         type_string = raw.decode("ascii")
         child = parse_type_or_none(type_string)
         if child is not None:
-            found = (type_string, child, get_decoder(child))
+            short = len(raw) <= 256
+            found = (type_string, child, get_decoder(child) if short else None)
     if len(raw) <= 256:
         bounded_put(_variant_types, raw, found, _VARIANT_TYPES_MAX)
     return found
 
 
 def variant_child(data: bytes, start: int, end: int, depth: int
-                  ) -> Optional[Tuple[str, TypeNode, DecodeFn, int]]:
-    """(type string, node, decoder, child end) of a valid variant at ``depth``, else None."""
+                  ) -> Optional[Tuple[str, TypeNode, int]]:
+    """(type string, node, child end) of a valid variant at ``depth``, else None."""
     if end <= start:
         return None
     sep = data.rfind(b"\x00", start, end)
@@ -242,7 +250,7 @@ def variant_child(data: bytes, start: int, end: int, depth: int
         return None
     if depth + child.depth >= MAX_DEPTH:
         return None
-    return found[0], child, found[2], sep
+    return found[0], child, sep
 
 
 def decode_variant(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
@@ -263,6 +271,8 @@ def decode_variant(data: bytes, start: int, end: int, depth: int, memo: Memo) ->
         return UNIT_VARIANT
     if depth + child.depth >= MAX_DEPTH:
         return UNIT_VARIANT
+    if dec is None:
+        dec = get_decoder(child)
     return (type_string, dec(data, start, sep, depth + 1, memo))
 
 
@@ -372,18 +382,21 @@ def _variable_items(data: bytes, start: int, end: int, depth: int, memo: Memo,
 
 
 def _compile_fixed_tuple(node: TypeNode) -> DecodeFn:
-    parts = []
+    # compact plan: a hostile type can have 100,000s of members
+    offsets = array("q")
+    decoders = []
     offset = 0
     for member in node.members:
         offset += -offset & (member.align - 1)
-        parts.append((offset, member.fixed_size, get_decoder(member)))
+        offsets.append(offset)
+        decoders.append(get_decoder(member))
         offset += member.fixed_size
-    layout = tuple(parts)
+    sizes = array("q", [member.fixed_size for member in node.members])
 
     def dec_tuple(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
         child_depth = depth + 1
         return tuple(dec(data, start + off, start + off + size, child_depth, memo)
-                     for off, size, dec in layout)
+                     for off, size, dec in zip(offsets, sizes, decoders))
     return dec_tuple
 
 
@@ -409,13 +422,19 @@ def _member_bounds(data: bytes, end: int, size: int, width: int, index: int, a: 
 
 
 def _compile_variable_tuple(node: TypeNode) -> DecodeFn:
-    plan = tuple(
-        (lay.prev_entry, lay.a, lay.b, lay.c, lay.ending, member.fixed_size,
-         lay.prev_entry + 2 if lay.ending == ENDING_OFFSET else lay.prev_entry + 1,
-         member, get_decoder(member))
-        for lay, member in zip(node.layout, node.members)
-    )
-    last_plan = plan[-1][:6]
+    # the plan is one column per field (arrays of small ints), ~16 bytes per member
+    members = node.members
+    index_col, a_col = array("i"), array("q")
+    b_col, c_col, ending_col = array("b"), array("b"), array("b")
+    for index, a, b, c, ending in layout_rows(members):
+        index_col.append(index)
+        a_col.append(a)
+        b_col.append(b)
+        c_col.append(c)
+        ending_col.append(ending)
+    cols = (index_col, a_col, b_col, c_col, ending_col)
+    decoders = [get_decoder(member) for member in members]
+    last_plan = tuple(col[-1] for col in cols) + (members[-1].fixed_size,)
 
     def dec_tuple(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
         size = end - start
@@ -429,22 +448,24 @@ def _compile_variable_tuple(node: TypeNode) -> DecodeFn:
         append = values.append
         checking_order = True
         prev_end = 0
-        for k, (index, a, b, c, ending, fixed, entries, member, dec) in enumerate(plan):
-            m_start, m_end = _member_bounds(data, end, size, width, index, a, b, c, ending, fixed)
+        for k, (index, a, b, c, ending) in enumerate(zip(*cols)):
+            m_start, m_end = _member_bounds(data, end, size, width, index, a, b, c, ending,
+                                            members[k].fixed_size)
+            entries = index + 2 if ending == ENDING_OFFSET else index + 1
             if checking_order:
                 if m_start > m_end or m_start < prev_end or m_end > size:
                     if k > 0:
                         # GLib's ordering cut-off: this member and all later ones are default
-                        values.extend(default_value(m[7], memo) for m in plan[k:])
+                        values.extend(default_value(m, memo) for m in members[k:])
                         break
                     checking_order = False  # a bad member 0 disables the cut-off entirely
                 else:
                     prev_end = m_end
             if (width * entries <= size and m_start < m_end <= size
                     and m_end <= last_end):
-                append(dec(data, start + m_start, start + m_end, child_depth, memo))
+                append(decoders[k](data, start + m_start, start + m_end, child_depth, memo))
             else:
-                append(default_value(member, memo))
+                append(default_value(members[k], memo))
         return tuple(values)
     return dec_tuple
 

@@ -8,6 +8,7 @@ absolute buffer length; framing offsets are relative to the container's start.
 from __future__ import annotations
 
 import struct
+from array import array
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -15,16 +16,18 @@ from pyostree.gvariant import fastpaths
 from pyostree.gvariant.decoder import is_object_path
 from pyostree.gvariant.errors import GVariantError
 from pyostree.gvariant.types import (
+    CodecCache,
     bounded_put,
     ENDING_OFFSET,
     TypeNode,
     is_valid_signature,
+    layout_rows,
     parse_type,
 )
 
 EncodeFn = Callable[[bytearray, Any], None]
 
-_compiled: Dict[TypeNode, EncodeFn] = {}
+_compiled = CodecCache(2048)
 _SPECIALISED: Dict[str, Callable[[Sequence[Any]], Optional[bytes]]] = {
     "a(say)": fastpaths.encode_file_list,
     "a(sayay)": fastpaths.encode_dir_list,
@@ -52,7 +55,7 @@ def get_encoder(node: TypeNode) -> EncodeFn:
     fn = _compiled.get(node)
     if fn is None:
         fn = _compile(node)
-        bounded_put(_compiled, node, fn, _COMPILED_MAX)
+        _compiled.put(node, fn)
     return fn
 
 
@@ -331,11 +334,11 @@ def _compile_variable_array(node: TypeNode) -> EncodeFn:
 
 
 def _compile_tuple(node: TypeNode) -> EncodeFn:
-    plan = tuple(
-        (member.align - 1, get_encoder(member), lay.ending == ENDING_OFFSET)
-        for lay, member in zip(node.layout, node.members)
-    )
-    count = len(plan)
+    members = node.members
+    masks = array("b", [member.align - 1 for member in members])
+    offsets = array("b", [row[4] == ENDING_OFFSET for row in layout_rows(members)])
+    encoders = [get_encoder(member) for member in members]
+    count = len(members)
     fixed = node.fixed_size
     expected = "a dict entry (key, value)" if node.kind == "{" else f"a {count}-tuple"
 
@@ -344,7 +347,7 @@ def _compile_tuple(node: TypeNode) -> EncodeFn:
             raise GVariantError(f"value for GVariant type {node.string!r} must be {expected}")
         start = len(buf)
         if fixed:
-            for (mask, enc_member, _offset), item in zip(plan, value):
+            for mask, enc_member, item in zip(masks, encoders, value):
                 pad = -len(buf) & mask
                 if pad:
                     buf += _ZEROS[:pad]
@@ -352,7 +355,7 @@ def _compile_tuple(node: TypeNode) -> EncodeFn:
             buf += bytes(start + fixed - len(buf))
             return
         ends: List[int] = []
-        for (mask, enc_member, has_offset), item in zip(plan, value):
+        for mask, enc_member, has_offset, item in zip(masks, encoders, offsets, value):
             pad = -len(buf) & mask
             if pad:
                 buf += _ZEROS[:pad]

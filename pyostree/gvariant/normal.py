@@ -7,6 +7,7 @@ form for zero-length tuples, and dicts collapse duplicate keys.
 from __future__ import annotations
 
 import struct
+from array import array
 from typing import Any, Callable, Dict
 
 from pyostree.gvariant import fastpaths
@@ -18,19 +19,21 @@ from pyostree.gvariant.decoder import (
     variant_child,
 )
 from pyostree.gvariant.types import (
+    CodecCache,
     bounded_put,
     ENDING_FIXED,
     ENDING_LAST,
     MAX_DEPTH,
     TypeNode,
     is_valid_signature,
+    layout_rows,
     parse_type,
 )
 
 NormalFn = Callable[[bytes, int, int, int], bool]
 
 _TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
-_compiled: Dict[TypeNode, NormalFn] = {}
+_compiled = CodecCache(2048)
 _SPECIALISED: Dict[str, NormalFn] = {
     "a(say)": fastpaths.normal_file_list,
     "a(sayay)": fastpaths.normal_dir_list,
@@ -69,7 +72,7 @@ def get_checker(node: TypeNode) -> NormalFn:
     fn = _compiled.get(node)
     if fn is None:
         fn = _compile(node)
-        bounded_put(_compiled, node, fn, _COMPILED_MAX)
+        _compiled.put(node, fn)
     return fn
 
 
@@ -183,7 +186,7 @@ def _norm_variant(data: bytes, start: int, end: int, depth: int) -> bool:
     found = variant_child(data, start, end, depth)
     if found is None:
         return False
-    child, sep = found[1], found[3]
+    child, sep = found[1], found[2]
     return get_checker(child)(data, start, sep, depth + 1)
 
 
@@ -270,10 +273,12 @@ def _compile_variable_array(node: TypeNode) -> NormalFn:
 
 
 def _compile_tuple(node: TypeNode) -> NormalFn:
-    plan = tuple(
-        (member.align - 1, member.fixed_size, lay.ending, get_checker(member))
-        for lay, member in zip(node.layout, node.members)
-    )
+    # compact plan (arrays of ints): a hostile type can have 100,000s of members
+    members = node.members
+    masks = array("b", [member.align - 1 for member in members])
+    sizes = array("q", [member.fixed_size for member in members])
+    endings = array("b", [row[4] for row in layout_rows(members)])
+    checks = [get_checker(member) for member in members]
     fixed_tuple = node.fixed_size
     tuple_mask = node.align - 1
     is_unit = not node.members
@@ -287,7 +292,7 @@ def _compile_tuple(node: TypeNode) -> NormalFn:
         table = size
         offset = 0
         child_depth = depth + 1
-        for mask, fixed, ending, check in plan:
+        for mask, fixed, ending, check in zip(masks, sizes, endings, checks):
             while offset & mask:
                 if offset >= size or data[start + offset] != 0:
                     return False

@@ -1,13 +1,15 @@
 """GVariant type strings: validation with GLib's nesting budget, and parsed type nodes.
 
-Type strings found inside variants are attacker-controlled, so scanning never recurses
-deeper than GLib's budget of 128 and the cache of parsed nodes is bounded.
+Type strings found inside variants are attacker-controlled and can be as long as the input,
+so parsing is one forward pass that never recurses deeper than GLib's budget of 128 and
+costs a few bytes per tuple member: basic types are one interned node each, nodes have
+``__slots__``, a long type string is kept as a span of its source (nesting makes no copies),
+tuple layouts are computed on demand and never stored, and the cache of nodes is bounded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from pyostree.gvariant.errors import GVariantError
 
@@ -31,6 +33,10 @@ ENDING_OFFSET = 2
 
 _CACHE_MAX_ENTRIES = 4096
 _CACHE_MAX_CHARS = 1 << 20
+CACHE_MAX_ENTRY_CHARS = _CACHE_MAX_CHARS // 16
+"""Longer type strings are never cached (nor their compiled codecs)."""
+_INLINE_CHARS = 256
+"""A type inside another type keeps its own copy of its string only up to this length."""
 
 
 class MemberLayout(NamedTuple):
@@ -38,7 +44,6 @@ class MemberLayout(NamedTuple):
 
     start = ((end of framing entry ``prev_entry``, or 0) + a) & b | c, with b already negated;
     ``prev_entry`` is the entry of the nearest variable-size member before this one, or -1.
-    A named tuple, not a dataclass: hostile type strings can have 100,000s of members.
     """
 
     prev_entry: int
@@ -48,22 +53,71 @@ class MemberLayout(NamedTuple):
     ending: int
 
 
-@dataclass(frozen=True, eq=False)
 class TypeNode:
-    """One parsed, definite GVariant type; compared by identity, cached by string."""
+    """One parsed, definite GVariant type; compared by identity, cached by string.
 
-    string: str
-    kind: str
-    align: int
-    fixed_size: int
-    depth: int
-    element: Optional[TypeNode] = None
-    members: Tuple[TypeNode, ...] = ()
-    layout: Tuple[MemberLayout, ...] = ()
+    Read-only by convention. Members of a tuple share nodes (there is one node per basic type
+    character), so a basic member costs one pointer; ``layout`` is computed on each access.
+    """
+
+    __slots__ = ("_text", "_src", "_start", "_end", "kind", "align", "fixed_size", "depth",
+                 "element", "members")
+
+    def __init__(self, src: str, start: int, end: int, kind: str, align: int,
+                 fixed_size: int, depth: int, element: Optional[TypeNode] = None,
+                 members: Tuple[TypeNode, ...] = ()) -> None:
+        length = end - start
+        if length == len(src) and length <= CACHE_MAX_ENTRY_CHARS:
+            self._text: Optional[str] = src  # a whole type string: no copy
+            self._src = ""
+        elif length <= _INLINE_CHARS:
+            self._text = src[start:end]
+            self._src = ""
+        else:
+            # a long part of a type string: a span of the source, so nesting makes no
+            # copies; never cached, and neither are codecs compiled for it
+            self._text = None
+            self._src = src
+        self._start = start
+        self._end = end
+        self.kind = kind
+        self.align = align
+        self.fixed_size = fixed_size
+        self.depth = depth
+        self.element = element
+        self.members = members
+
+    @property
+    def string(self) -> str:
+        text = self._text
+        if text is not None:
+            return text
+        if self._start == 0 and self._end == len(self._src):
+            return self._src
+        return self._src[self._start:self._end]
+
+    @property
+    def length(self) -> int:
+        """len(self.string), without building it."""
+        return self._end - self._start
 
     @property
     def is_fixed(self) -> bool:
         return self.fixed_size != 0
+
+    @property
+    def layout(self) -> Tuple[MemberLayout, ...]:
+        """GLib's member table of a tuple or dict entry (computed, not stored)."""
+        return tuple(MemberLayout(*row) for row in layout_rows(self.members))
+
+    def __repr__(self) -> str:
+        text = self.string
+        return f"TypeNode({text if len(text) <= 40 else text[:40] + '...'!r})"
+
+
+_BASIC_NODES: Dict[str, TypeNode] = {
+    ch: TypeNode(ch, 0, 1, ch, align, fixed, 1) for ch, (align, fixed) in _BASIC_LAYOUT.items()
+}
 
 
 def scan_type(s: str, pos: int, budget: int = MAX_DEPTH) -> int:
@@ -144,13 +198,14 @@ _cache_chars = 0
 def _remember(node: TypeNode) -> TypeNode:
     """Keep a node for reuse; the cache is bounded in entries and in total characters."""
     global _cache_chars
-    length = len(node.string)
-    if length > _CACHE_MAX_CHARS // 16:
+    text = node._text
+    if text is None:
         return node
+    length = len(text)
     if _cache_chars + length > _CACHE_MAX_CHARS:
         _cache.clear()  # rare: only many long type strings get here
         _cache_chars = 0
-    bounded_put(_cache, node.string, node, _CACHE_MAX_ENTRIES)
+    bounded_put(_cache, text, node, _CACHE_MAX_ENTRIES)
     _cache_chars += length
     return node
 
@@ -159,77 +214,137 @@ def parse_type(s: str) -> TypeNode:
     """Parse a complete, definite type string or raise GVariantError."""
     if not isinstance(s, str):
         raise GVariantError(f"GVariant type string must be str, not {type(s).__name__}")
-    node = _cache.get(s)
-    if node is not None:
-        return node
-    if not is_valid_type_string(s):
+    node = parse_type_or_none(s)
+    if node is None:
         shown = s if len(s) <= 40 else s[:40] + "..."
         raise GVariantError(f"invalid GVariant type string {shown!r}")
-    return _build(s)
+    return node
 
 
 def parse_type_or_none(s: str) -> Optional[TypeNode]:
     """Like parse_type but for untrusted type strings: None when invalid."""
+    node = _BASIC_NODES.get(s)
+    if node is not None:
+        return node
     node = _cache.get(s)
     if node is not None:
         return node
-    if not is_valid_type_string(s):
+    if not s:
         return None
-    return _build(s)
+    node, end = _parse(s, 0, MAX_DEPTH)
+    if end != len(s):
+        return None
+    return node
 
 
-def _build(s: str) -> TypeNode:
-    """Build the node of a type string already known to be valid."""
-    node = _cache.get(s)
-    if node is not None:
-        return node
-    ch = s[0]
-    basic = _BASIC_LAYOUT.get(ch)
+_INVALID: Tuple[Optional[TypeNode], int] = (None, -1)
+
+
+def _parse(s: str, pos: int, budget: int) -> Tuple[Optional[TypeNode], int]:
+    """(node, end) of the one complete type at ``pos``, or (None, -1); one pass, no copies.
+
+    Accepts exactly what scan_type accepts, with the same budget rules.
+    """
+    limit = len(s)
+    if pos >= limit:
+        return _INVALID
+    ch = s[pos]
+    basic = _BASIC_NODES.get(ch)
     if basic is not None:
-        return _remember(TypeNode(s, ch, basic[0], basic[1], 1))
+        return basic, pos + 1
     if ch == "a" or ch == "m":
-        elem = _build(s[1:])
-        fixed = 0
-        return _remember(TypeNode(s, ch, elem.align, fixed, elem.depth + 1, element=elem))
-    # '(' or '{': split into member strings
-    members = []
-    pos = 1
-    end = len(s) - 1
-    while pos < end:
-        if s[pos] in _BASIC_LAYOUT:
-            members.append(_build(s[pos]))
-            pos += 1
-            continue
-        nxt = scan_type(s, pos)
-        members.append(_build(s[pos:nxt]))
-        pos = nxt
-    return _remember(_tuple_node(s, ch, tuple(members)))
+        if budget == 0:
+            return _INVALID
+        nxt = pos + 1
+        if nxt < limit:
+            elem = _BASIC_NODES.get(s[nxt])
+            end = nxt + 1
+        else:
+            elem = None
+        if elem is None:
+            elem, end = _parse(s, nxt, budget - 1)
+            if elem is None:
+                return _INVALID
+        return _shared(TypeNode(s, pos, end, ch, elem.align, 0, elem.depth + 1, element=elem)), end
+    if ch == "(":
+        members: List[TypeNode] = []
+        append = members.append
+        basics = _BASIC_NODES
+        end = pos + 1
+        while True:
+            if end >= limit:
+                return _INVALID
+            c = s[end]
+            if c == ")":
+                end += 1
+                break
+            if budget == 0:
+                return _INVALID
+            member = basics.get(c)
+            if member is not None:
+                append(member)
+                end += 1
+                continue
+            member, end = _parse(s, end, budget - 1)
+            if member is None:
+                return _INVALID
+            append(member)
+        return _shared(_tuple_node(s, pos, end, "(", tuple(members))), end
+    if ch == "{":
+        if budget == 0 or pos + 1 >= limit:
+            return _INVALID
+        key = _BASIC_NODES.get(s[pos + 1])
+        if key is None or key.kind == "v":
+            return _INVALID
+        value, end = _parse(s, pos + 2, budget - 1)
+        if value is None or end >= limit or s[end] != "}":
+            return _INVALID
+        end += 1
+        return _shared(_tuple_node(s, pos, end, "{", (key, value))), end
+    return _INVALID
 
 
-def _tuple_node(s: str, kind: str, members: Tuple[TypeNode, ...]) -> TypeNode:
+def _shared(node: TypeNode) -> TypeNode:
+    """The cached node of the same string if there is one (members share it), else node."""
+    text = node._text
+    if text is None:
+        return node
+    cached = _cache.get(text)
+    if cached is not None:
+        return cached
+    return _remember(node)
+
+
+def _tuple_node(s: str, start: int, end: int, kind: str,
+                members: Tuple[TypeNode, ...]) -> TypeNode:
     align = 1
+    depth = 0
+    fixed = 1
+    offset = 0
     for m in members:
-        align = max(align, m.align)
-    depth = max((m.depth + 1 for m in members), default=0)
+        m_align = m.align
+        if m_align > align:
+            align = m_align
+        if m.depth >= depth:
+            depth = m.depth + 1
+        if fixed:
+            m_fixed = m.fixed_size
+            if m_fixed:
+                # members laid out back to back, end rounded up to the tuple's alignment
+                offset += -offset & (m_align - 1)
+                offset += m_fixed
+            else:
+                fixed = 0
     if kind == "{":
         depth = members[1].depth + 1
-    layout = _tuple_layout(members)
-    fixed = 0
-    if all(m.fixed_size for m in members):
-        # members laid out back to back, end rounded up to the tuple's alignment;
-        # the unit tuple () has size 1
-        offset = 0
-        for m in members:
-            offset += -offset & (m.align - 1)
-            offset += m.fixed_size
-        offset += -offset & (align - 1)
-        fixed = offset if members else 1
-    return TypeNode(s, kind, align, fixed, depth, members=members, layout=layout)
+    if fixed and members:
+        fixed = offset + (-offset & (align - 1))
+    # the unit tuple () has size 1
+    return TypeNode(s, start, end, kind, align, fixed, depth, members=members)
 
 
-def _tuple_layout(members: Tuple[TypeNode, ...]) -> Tuple[MemberLayout, ...]:
-    """GLib's tuple_generate_table: (i, a, b, c) per member, exactly as gvarianttypeinfo.c."""
-    out = []
+def layout_rows(members: Tuple[TypeNode, ...]) -> Iterator[Tuple[int, int, int, int, int]]:
+    """GLib's tuple_generate_table, one (i, a, b, c, ending) per member, as a stream."""
     i, a, b, c = -1, 0, 0, 0
     last = len(members) - 1
     for k, m in enumerate(members):
@@ -240,18 +355,46 @@ def _tuple_layout(members: Tuple[TypeNode, ...]) -> Tuple[MemberLayout, ...]:
             a += c + (-c & b)
             b = d
             c = 0
-        aa = a + (~b & c)
-        cc = c & b
-        if m.fixed_size:
+        fixed = m.fixed_size
+        if fixed:
             ending = ENDING_FIXED
         elif k == last:
             ending = ENDING_LAST
         else:
             ending = ENDING_OFFSET
-        out.append(MemberLayout(i, aa + b, ~b, cc, ending))
-        if m.fixed_size == 0:
+        yield i, a + (~b & c) + b, ~b, c & b, ending
+        if fixed == 0:
             i += 1
             a = b = c = 0
         else:
-            c += m.fixed_size
-    return tuple(out)
+            c += fixed
+
+
+class CodecCache(Dict[TypeNode, Any]):
+    """Compiled codecs by node, bounded in entries and in the total length of their types.
+
+    A compiled tuple codec costs memory per member, so huge hostile types are never kept.
+    """
+
+    def __init__(self, max_entries: int, max_chars: int = _CACHE_MAX_CHARS) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+        self.chars = 0
+
+    def put(self, node: TypeNode, fn: Any) -> None:
+        if node._text is None:
+            return
+        length = len(node._text)
+        if self.chars + length > self.max_chars:
+            self.clear()
+            self.chars = 0
+        while len(self) >= self.max_entries:
+            try:
+                old = next(iter(self))
+            except (StopIteration, RuntimeError):
+                break
+            if self.pop(old, None) is not None:
+                self.chars -= old.length
+        self[node] = fn
+        self.chars += length
