@@ -111,11 +111,12 @@ def _bare_user_stat(path: str) -> Optional[ContentStat]:
         return None
 
 
-def stat_function(repo: Repo) -> Optional[StatFunction]:
+def stat_function(repo: Repo, *, cache: bool = True) -> Optional[StatFunction]:
     """A checksum -> ContentStat function for REPO's mode, or None if no fast path exists.
 
     The returned function gives None (fall back) for unusual objects and raises OSError
-    (e.g. ENOENT) when the object file cannot be read.
+    (e.g. ENOENT) when the object file cannot be read. CACHE remembers results (trees
+    repeat content); callers visiting each object once should turn it off.
     """
     from pyostree.repo import RepoMode
 
@@ -126,15 +127,16 @@ def stat_function(repo: Repo) -> Optional[StatFunction]:
         suffix, reader = ".file", _bare_user_stat
     else:
         return None
-    cache: Dict[str, Optional[ContentStat]] = {}
+    seen: Dict[str, Optional[ContentStat]] = {}
 
     def stat_object(checksum: str) -> Optional[ContentStat]:
-        if checksum in cache:
-            return cache[checksum]
+        if checksum in seen:
+            return seen[checksum]
         if len(checksum) != 64:
             return None
         found = reader(f"{objects}/{checksum[:2]}/{checksum[2:]}{suffix}")
-        cache[checksum] = found
+        if cache:
+            seen[checksum] = found
         return found
 
     return stat_object

@@ -96,7 +96,9 @@ class _Finding:
 
 class _Checker:
     def __init__(self, repo: Repo) -> None:
+        from pyostree.checkout.fastpath import stat_function
         from pyostree.objects import ObjectType
+        from pyostree.repo import RepoMode
 
         self.repo = repo
         self.types = ObjectType
@@ -107,12 +109,8 @@ class _Checker:
         self.objects_dir = os.path.join(os.fspath(repo.path), "objects")
         self.fast_path = None
         self.fast_hash: Optional[Callable[[str], Optional[str]]] = None
-        from pyostree.repo import RepoMode
-
         if repo.mode == RepoMode.BARE_USER:
-            from pyostree.checkout.fastpath import stat_function
-
-            self.fast_path = stat_function(repo)
+            self.fast_path = stat_function(repo, cache=False)
             self.fast_hash = self._hash_bare_user
         elif repo.mode == RepoMode.ARCHIVE:
             self.fast_hash = self._hash_archive
