@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import BinaryIO, List, Set, Tuple
@@ -414,3 +415,21 @@ def test_auto_picks_receive_for_a_local_path(tmp_path: Path, two_commits: Tuple[
     dst = init(tmp_path / "dst", "archive")
     assert do_push(src, dst, via="auto").via == "receive"
     assert rev_parse(dst, "main") == c2
+
+
+def test_corrupt_local_object_fails_fast_in_receive_mode(tmp_path: Path) -> None:
+    """A local object that cannot be read ends the push with an error (no deadlock with a
+    receiver waiting for data) and leaves the remote as it was."""
+    src = init(tmp_path / "src", "bare-user")
+    commit(src, make_tree(tmp_path / "tree"))
+    victim = next(p for p in (src / "objects").rglob("*.file") if p.stat().st_size > 0)
+    os.setxattr(victim, "user.ostreemeta", b"\x01garbage")
+    dst = init(tmp_path / "dst", "archive")
+    done = subprocess.run(
+        [sys.executable, "-m", "pyostree", f"--repo={src}", "push", "--via=receive", str(dst)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1 and done.stderr.startswith("error: ")
+    assert "Traceback" not in done.stderr
+    assert _objects_of(dst) == set()
+    assert not (dst / "refs" / "heads" / "main").exists()

@@ -134,7 +134,11 @@ class ReceiveClient(Publisher):
                     self._writer.write(FrameKind.END)
                 tracker.object_done()
             self._writer.flush()
-        except (ProtocolError, OSError, ValueError) as err:
+        except PyOstreeError:
+            # A local problem (a corrupt object, say): the receiver is still waiting for
+            # data, so do not wait for its answer; push_with aborts the session.
+            raise
+        except (OSError, ValueError) as err:
             raise self._error_after_write(err) from None
 
     def _error_after_write(self, err: BaseException) -> PyOstreeError:
