@@ -433,3 +433,17 @@ def test_corrupt_local_object_fails_fast_in_receive_mode(tmp_path: Path) -> None
     assert "Traceback" not in done.stderr
     assert _objects_of(dst) == set()
     assert not (dst / "refs" / "heads" / "main").exists()
+
+
+def test_many_have_batches_do_not_deadlock(tmp_path: Path) -> None:
+    """Far more queries than fit in a pipe's worth of replies, against a real receiver."""
+    from pyostree.transport import local_exec
+
+    dst = init(tmp_path / "dst", "archive")
+    client = ReceiveClient(local_exec([sys.executable, "-m", "pyostree", "receive"]), str(dst))
+    try:
+        names = [(f"{i:064x}", ObjectType.FILE) for i in range(25 * 4096 + 7)]
+        assert client.have(names) == [False] * len(names)
+    finally:
+        client.abort()
+        client.close()

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["ReceiveClient"]
 
 _STDERR_LIMIT = 64 << 10
+HAVE_WINDOW = 4
+"""HAVE frames in flight: 4 replies (16 KiB) always fit in a pipe buffer."""
 
 
 class ReceiveClient(Publisher):
@@ -108,18 +110,25 @@ class ReceiveClient(Publisher):
         return RemoteInfo(RepoMode.parse(mode), clean, bool(info.get("summary")))
 
     def have(self, names: Sequence[ObjectName]) -> List[bool]:
+        """Batched queries, at most HAVE_WINDOW in flight: enough to hide the latency, few
+        enough that unread replies never fill the pipe back (which would deadlock)."""
         try:
             batches = [names[i:i + HAVE_BATCH] for i in range(0, len(names), HAVE_BATCH)]
-            for batch in batches:
-                self._writer.write(FrameKind.HAVE, encode_have(batch))
-            self._writer.flush()
             present: List[bool] = []
-            for batch in batches:
-                reply = self._reader.expect(FrameKind.HAVE_REPLY)
-                present.extend(decode_have_reply(reply.payload, len(batch)))
+            for index, batch in enumerate(batches):
+                self._writer.write(FrameKind.HAVE, encode_have(batch))
+                self._writer.flush()
+                if index >= HAVE_WINDOW:
+                    present.extend(self._have_reply(batches[index - HAVE_WINDOW]))
+            for batch in batches[max(0, len(batches) - HAVE_WINDOW):]:
+                present.extend(self._have_reply(batch))
             return present
         except (ProtocolError, RemoteError, OSError, ValueError) as err:
             raise self._failure(err) from None
+
+    def _have_reply(self, batch: Sequence[ObjectName]) -> List[bool]:
+        reply = self._reader.expect(FrameKind.HAVE_REPLY)
+        return decode_have_reply(reply.payload, len(batch))
 
     def send_objects(self, repo: Repo, names: Sequence[ObjectName], tracker: ProgressTracker) -> None:
         try:
