@@ -447,3 +447,16 @@ def test_many_have_batches_do_not_deadlock(tmp_path: Path) -> None:
     finally:
         client.abort()
         client.close()
+
+
+@pytest.mark.parametrize("via", VIAS)
+def test_fresh_summary_of_a_collection_repo_names_its_collection(
+    tmp_path: Path, two_commits: Tuple[Path, str, str], via: str
+) -> None:
+    src, _c1, c2 = two_commits
+    dst = tmp_path / "dst"
+    run_ostree("init", "--mode=archive", "--collection-id=org.example.Push", repo=dst)
+    assert do_push(src, dst, via=via, update_summary=True).summary_updated
+    shown = run_ostree("summary", "-v", repo=dst)
+    assert "* (org.example.Push, main)" in shown and c2 in shown
+    assert "Collection ID (ostree.summary.collection-id): org.example.Push" in shown

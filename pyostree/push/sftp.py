@@ -84,6 +84,7 @@ class SftpPublisher(Publisher):
         config = RepoConfig.parse(text)
         # core.fsync=false: the remote's owner traded durability for speed, as libostree does.
         self.fsync = config.getbool("core", "fsync", True)
+        self.collection_id = config.get("core", "collection-id")
         name = config.get("core", "mode") or "bare"
         return name, RepoMode.parse(name)
 
@@ -263,7 +264,8 @@ class SftpPublisher(Publisher):
             if update_summary is True or (update_summary is None and self.info.has_summary):
                 refs = self._list_heads()
                 if updates or summary_is_stale(self.files, refs):
-                    write_summary(self.files, refs, self.mode_name, "tmp")
+                    write_summary(self.files, refs, self.mode_name, "tmp",
+                                  collection_id=self.collection_id)
                     wrote = True
         if self._staging is not None:
             self.files.rmtree(self._staging)

@@ -50,6 +50,7 @@ def build_summary(
     mode_name: str,
     *,
     now: Optional[int] = None,
+    collection_id: Optional[str] = None,
 ) -> bytes:
     """The summary bytes for ``refs`` (name -> commit); ``previous`` supplies the extra
     keys and the entries of refs that did not move."""
@@ -75,6 +76,8 @@ def build_summary(
     extra["ostree.summary.last-modified"] = ("t", swap64(int(time.time()) if now is None else now))
     extra.setdefault("ostree.summary.tombstone-commits", ("b", False))
     extra.setdefault("ostree.summary.indexed-deltas", ("b", True))
+    if collection_id is not None:
+        extra["ostree.summary.collection-id"] = ("s", collection_id)
     return gvariant.encode(SUMMARY_TYPE, (entries, extra))
 
 
@@ -101,7 +104,10 @@ def summary_tmp_name(tmp_dir: str) -> str:
     return f"{tmp_dir}/summary-{secrets.token_hex(6)}"
 
 
-def write_summary(files: FileTransport, refs: Mapping[str, str], mode_name: str, tmp_dir: str) -> None:
+def write_summary(
+    files: FileTransport, refs: Mapping[str, str], mode_name: str, tmp_dir: str,
+    *, collection_id: Optional[str] = None,
+) -> None:
     """Build and atomically replace ``summary``; then drop the stale ``summary.sig``."""
     previous: Optional[bytes] = None
     if files.stat("summary") is not None:
@@ -113,7 +119,7 @@ def write_summary(files: FileTransport, refs: Mapping[str, str], mode_name: str,
             raise PushError(f"cannot write summary: commit {checksum} is missing on the remote")
         return files.read_bytes(path, MAX_COMMIT_SIZE)
 
-    data = build_summary(refs, read_commit, previous, mode_name)
+    data = build_summary(refs, read_commit, previous, mode_name, collection_id=collection_id)
     tmp = summary_tmp_name(tmp_dir)
     with files.open_write(tmp) as handle:
         handle.write(data)

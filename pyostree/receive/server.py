@@ -281,7 +281,8 @@ def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False) -
             heads = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
             if only_if_stale and not summary_is_stale(files, heads):
                 return False
-            write_summary(files, heads, repo.config.get("core", "mode") or repo.mode.value, "tmp")
+            write_summary(files, heads, repo.config.get("core", "mode") or repo.mode.value, "tmp",
+                          collection_id=repo.collection_id)
             return True
     finally:
         files.close()
