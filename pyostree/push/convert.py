@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator
 
 from pyostree.errors import PushError
 from pyostree.objects.content import CHUNK_SIZE, FileHeader, iter_archive
@@ -98,7 +98,3 @@ def check_bare_user_only(header: FileHeader, checksum: str) -> None:
             f"content object {checksum} has owner, xattrs or mode bits a bare-user-only "
             "remote cannot store; push to an archive remote instead"
         )
-
-
-def symlink_target(header: FileHeader) -> Optional[str]:
-    return header.symlink_target if header.is_symlink else None
