@@ -1,8 +1,8 @@
 """Reading benchmark: ``ls -R``, ``fsck`` and ``checkout`` of /usr/include, pyostree vs ostree.
 
 Both tools run as subprocesses, the way a user runs them, on the same repos in the same run
-(archive and bare-user, committed by the real ``ostree``); each timing is the median of a
-few repetitions. Prints one line per case with the pyostree/ostree ratio (goal: <= 1.0).
+(archive and bare-user, committed by the real ``ostree``), taking turns; each timing is the
+median of a few repetitions, and checkouts start after the previous one is removed and synced. Prints one line per case with the pyostree/ostree ratio (goal: <= 1.0).
 
     python benchmarks/bench_read.py [--source DIR] [--repeat N]
 """
@@ -10,6 +10,7 @@ few repetitions. Prints one line per case with the pyostree/ostree ratio (goal: 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -24,15 +25,18 @@ def _run(cmd: Sequence[str]) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _median_seconds(cmd: Sequence[str], repeat: int, before: Optional[Callable[[], None]]) -> float:
-    times: List[float] = []
+def _interleaved_medians(commands: Sequence[Sequence[str]], repeat: int,
+                         before: Optional[Callable[[], None]]) -> List[float]:
+    """Median time of each command, run in turns (a, b, a, b...) so drift hits all alike."""
+    times: List[List[float]] = [[] for _ in commands]
     for _ in range(repeat):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        _run(cmd)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for index, cmd in enumerate(commands):
+            if before is not None:
+                before()
+            start = time.perf_counter()
+            _run(cmd)
+            times[index].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def main(argv: Sequence[str]) -> int:
@@ -56,7 +60,9 @@ def main(argv: Sequence[str]) -> int:
         dest = base / "checkout"
 
         def clean() -> None:
+            """Remove the last checkout and flush it, so no run pays for another's writeback."""
             shutil.rmtree(dest, ignore_errors=True)
+            os.sync()
 
         cases = []
         for mode, repo in repos.items():
@@ -70,8 +76,8 @@ def main(argv: Sequence[str]) -> int:
         print(f"source {args.source}, median of {args.repeat}; times in seconds")
         print(f"{'case':28} {'pyostree':>9} {'ostree':>9} {'ratio':>7}")
         for name, cmd, before in cases:
-            ours = _median_seconds([*pyostree, *cmd], args.repeat, before)
-            theirs = _median_seconds([ostree, *cmd], args.repeat, before)
+            ours, theirs = _interleaved_medians([[*pyostree, *cmd], [ostree, *cmd]], args.repeat,
+                                                before)
             print(f"{name:28} {ours:9.3f} {theirs:9.3f} {ours / theirs:7.2f}", flush=True)
         clean()
     return 0
