@@ -182,3 +182,32 @@ def test_missing_things_fail_with_one_line(capsysbinary: pytest.CaptureFixture[b
     assert want[0] == got[0] == 1
     assert got[1] == b""
     assert got[2].startswith(b"error: ") and got[2].count(b"\n") == 1
+
+
+def test_truncated_and_wrong_mode_objects_fail_in_one_line(capsysbinary: pytest.CaptureFixture[bytes],
+                                                           ostree_repos: dict[str, SampleRepo],
+                                                           tmp_path: Path) -> None:
+    import struct
+
+    from ostree_tool import copy_repo
+    from pyostree.objects import ObjectType
+    from pyostree.repo import Repo
+
+    archive = copy_repo(ostree_repos["archive"].path, tmp_path / "archive")
+    repo = Repo.open(archive)
+    root = repo.load_dirtree(repo.load_commit(repo.resolve_rev(MAIN_REF)).root_tree)
+    big = next(e.checksum for e in root.files if e.name == "big.bin")
+    big_path = repo.object_path(big, ObjectType.FILE)
+    os.truncate(big_path, big_path.stat().st_size // 3)
+    status, _, err = ours(capsysbinary, archive, "cat", MAIN_REF, "/big.bin")
+    assert status == 1 and err.startswith(b"error: ") and err.count(b"\n") == 1
+
+    bare_user = copy_repo(ostree_repos["bare-user"].path, tmp_path / "bare-user")
+    repo = Repo.open(bare_user)
+    hello = next(e.checksum for e in root.files if e.name == "hello.txt")
+    os.setxattr(repo.object_path(hello, ObjectType.FILE), "user.ostreemeta",
+                struct.pack(">III", 0, 0, 0o010644))  # a FIFO: not a valid content object
+    for args in (("ls", MAIN_REF, "/hello.txt"), ("cat", MAIN_REF, "/hello.txt"), ("ls", "-R", MAIN_REF)):
+        status, _, err = ours(capsysbinary, bare_user, *args)
+        assert status == 1, args
+        assert err.startswith(b"error: ") and err.count(b"\n") == 1
