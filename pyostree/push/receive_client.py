@@ -6,10 +6,11 @@ One HAVE round trip per 4096 objects, then every object back to back with no rep
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence
 
-from pyostree.errors import PushError, PyOstreeError
+from pyostree.errors import PushError, PyOstreeError, RepoError
 from pyostree.push.convert import open_wire_object
 from pyostree.push.plan import ObjectName, RefUpdate
 from pyostree.push.progress import ProgressTracker
@@ -40,6 +41,30 @@ if TYPE_CHECKING:
     from pyostree.transport import ExecChannel
 
 __all__ = ["ReceiveClient"]
+
+
+@contextlib.contextmanager
+def _local_read(checksum: str) -> Iterator[None]:
+    """An OSError while opening a local object is a local problem (a missing or unreadable
+    object), not a broken connection: waiting for the receiver's answer would hang."""
+    try:
+        yield
+    except OSError as err:
+        if isinstance(err, (BrokenPipeError, ConnectionError)):
+            raise
+        raise RepoError(f"cannot read local object {checksum}: {err.strerror or err}") from None
+
+
+def _local_chunks(chunks: Iterator[bytes], checksum: str) -> Iterator[bytes]:
+    """CHUNKS with read errors turned into RepoError (writes happen outside next())."""
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except OSError as err:
+            raise RepoError(f"cannot read local object {checksum}: {err.strerror or err}") from None
+        yield chunk
 
 _STDERR_LIMIT = 64 << 10
 HAVE_WINDOW = 4
@@ -133,10 +158,12 @@ class ReceiveClient(Publisher):
     def send_objects(self, repo: Repo, names: Sequence[ObjectName], tracker: ProgressTracker) -> None:
         try:
             for checksum, objtype in names:
-                with open_wire_object(repo, checksum, objtype) as wire:
+                with contextlib.ExitStack() as stack:
+                    with _local_read(checksum):
+                        wire = stack.enter_context(open_wire_object(repo, checksum, objtype))
                     self._writer.write(FrameKind.OBJECT, encode_object_header(
                         ObjectHeader(objtype, checksum, wire.encoding, wire.size)))
-                    for chunk in _rechunk(wire.chunks):
+                    for chunk in _rechunk(_local_chunks(wire.chunks, checksum)):
                         payload = self.codec.encode(chunk, compress=wire.compressible)
                         self._writer.write(FrameKind.DATA, payload)
                         tracker.add_bytes(len(payload))

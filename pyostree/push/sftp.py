@@ -21,7 +21,7 @@ import stat
 import tempfile
 from typing import IO, TYPE_CHECKING, Dict, List, Optional, Sequence, Set
 
-from pyostree.errors import PushError
+from pyostree.errors import PushError, RepoError
 from pyostree.objects.checksum import is_checksum
 from pyostree.objects.content import CHUNK_SIZE
 from pyostree.objects.types import ObjectType
@@ -201,8 +201,11 @@ class SftpPublisher(Publisher):
             return True
         if self.archive:
             with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
-                for chunk in iter_filez(repo, checksum):
-                    spool.write(chunk)
+                try:
+                    for chunk in iter_filez(repo, checksum):
+                        spool.write(chunk)
+                except OSError as err:  # a missing or unreadable local object, not the remote
+                    raise RepoError(f"cannot read local object {checksum}: {err.strerror or err}") from None
                 size = spool.tell()
                 if staged_size == size:
                     return False
