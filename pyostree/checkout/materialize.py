@@ -20,7 +20,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from pyostree.checkout.fastpath import stat_function
 from pyostree.checkout.tree import TreeEntry, child_path, commit_root, resolve_path
@@ -147,6 +147,7 @@ class _Writer:
         self.hardlinks = 0
         self.bytes_copied = 0
         self.parent_fd = -1
+        self.dirmetas: Dict[str, DirMeta] = {}  # shared by threads: same value either way
 
     def stats(self, path: str) -> CheckoutProgress:
         return CheckoutProgress(self.files, self.directories, self.hardlinks, self.bytes_copied, path)
@@ -156,27 +157,36 @@ class _Writer:
     def run(self, parent_fd: int, name: str, entry: TreeEntry) -> None:
         """Create directory NAME under PARENT_FD from ENTRY, then everything below it."""
         self.parent_fd = parent_fd
-        made: List[_DirResult] = []
         if self.workers == 1:
-            todo: List[Tuple[Tuple[str, ...], TreeEntry]] = [((name,), entry)]
-            while todo:
-                result = self._populate(*todo.pop())
-                made.append(result)
-                self._account(result)
-                todo.extend(reversed(result.subdirs))
-        else:
-            self._run_pool(name, entry, made)
+            self._walk(parent_fd, (name,), entry)
+            return
+        made: List[_DirResult] = []
+        self._run_pool(name, entry, made)
         # Children were created after their parents: finish in reverse creation order.
         for result in reversed(made):
             if result.meta is not None or self.options.fsync:
                 fd = self._open_components(result.components)
                 try:
-                    if result.meta is not None:
-                        self._finish_directory(fd, result.meta)
-                    if self.options.fsync:
-                        os.fsync(fd)
+                    self._finish(fd, result.meta)
                 finally:
                     os.close(fd)
+
+    def _walk(self, parent_fd: int, components: Tuple[str, ...], entry: TreeEntry) -> None:
+        """Sequential depth-first fill holding one fd per level, finishing on the way up."""
+        fd, result = self._make_and_fill(parent_fd, components, entry)
+        try:
+            self._account(result)
+            for sub_components, sub in result.subdirs:
+                self._walk(fd, sub_components, sub)
+            self._finish(fd, result.meta)
+        finally:
+            os.close(fd)
+
+    def _finish(self, fd: int, meta: Optional[DirMeta]) -> None:
+        if meta is not None:
+            self._finish_directory(fd, meta)
+        if self.options.fsync:
+            os.fsync(fd)
 
     def _run_pool(self, name: str, entry: TreeEntry, made: List[_DirResult]) -> None:
         """Fill directories in worker threads; results come back through one queue."""
@@ -221,28 +231,42 @@ class _Writer:
         return fd
 
     def _populate(self, components: Tuple[str, ...], entry: TreeEntry) -> _DirResult:
-        """Create (or, with --union, reuse) one directory and write its files."""
-        tree = self.repo.load_dirtree(entry.checksum)
-        meta = self.repo.load_dirmeta(entry.meta_checksum)
-        if not stat.S_ISDIR(meta.mode):
-            raise CheckoutError(f"dirmeta {entry.meta_checksum} of {entry.path} is not a directory")
-        _check_tree_names(tree, entry.path)
+        """Worker task: reach the parent from the destination, make and fill one directory."""
         parent_fd = self._open_components(components[:-1])
         try:
-            name = components[-1]
-            created = True
-            try:
-                os.mkdir(name, 0o700, dir_fd=parent_fd)
-            except FileExistsError:
-                if not self.options.union:
-                    raise CheckoutError(f"{entry.path}: destination already exists") from None
-                created = False
-            try:
-                fd = os.open(name, _DIR_OPEN_FLAGS, dir_fd=parent_fd)
-            except OSError as err:
-                raise CheckoutError(f"{entry.path}: cannot open directory: {err.strerror}") from None
+            fd, result = self._make_and_fill(parent_fd, components, entry)
         finally:
             os.close(parent_fd)
+        os.close(fd)
+        return result
+
+    def _load_dirmeta(self, checksum: str, path: str) -> DirMeta:
+        meta = self.dirmetas.get(checksum)
+        if meta is None:
+            meta = self.repo.load_dirmeta(checksum)
+            if not stat.S_ISDIR(meta.mode):
+                raise CheckoutError(f"dirmeta {checksum} of {path} is not a directory")
+            self.dirmetas[checksum] = meta
+        return meta
+
+    def _make_and_fill(self, parent_fd: int, components: Tuple[str, ...],
+                       entry: TreeEntry) -> Tuple[int, _DirResult]:
+        """Create (or, with --union, reuse) one directory and write its files; its fd stays open."""
+        tree = self.repo.load_dirtree(entry.checksum)
+        meta = self._load_dirmeta(entry.meta_checksum, entry.path)
+        _check_tree_names(tree, entry.path)
+        name = components[-1]
+        created = True
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+        except FileExistsError:
+            if not self.options.union:
+                raise CheckoutError(f"{entry.path}: destination already exists") from None
+            created = False
+        try:
+            fd = os.open(name, _DIR_OPEN_FLAGS, dir_fd=parent_fd)
+        except OSError as err:
+            raise CheckoutError(f"{entry.path}: cannot open directory: {err.strerror}") from None
         counts = _Counts()
         try:
             if created and not self.user_mode:
@@ -250,13 +274,14 @@ class _Writer:
             for file_entry in tree.files:
                 self.file(fd, file_entry.name, file_entry.checksum,
                           child_path(entry.path, file_entry.name), counts)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
         subdirs = tuple(
             (components + (d.name,),
              TreeEntry(child_path(entry.path, d.name), True, d.tree_checksum, d.meta_checksum))
             for d in tree.dirs)
-        return _DirResult(components, meta if created else None, subdirs, counts, entry.path)
+        return fd, _DirResult(components, meta if created else None, subdirs, counts, entry.path)
 
     def _finish_directory(self, fd: int, meta: DirMeta) -> None:
         mode = meta.mode & 0o7777
@@ -453,6 +478,8 @@ def checkout_tree(repo: Repo, entry: TreeEntry, destination: str | os.PathLike[s
             os.fsync(parent_fd)
     except OSError as err:
         raise CheckoutError(_describe(err)) from None
+    except RecursionError:
+        raise CheckoutError(f"{entry.path}: directory tree too deep to check out") from None
     finally:
         os.close(parent_fd)
     return writer.stats(entry.path)
