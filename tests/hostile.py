@@ -1,5 +1,8 @@
 """Corpus builders for the hostile-input tests (no tests here).
 
+Hostile-repo part: each case of HOSTILE_CASES is built into its own real ``ostree init``
+archive repo by writing objects byte by byte (pyostree.objects + hashlib/zlib), plus a ref.
+
 GVariant part: valid seeds of every OSTree type, a walker that finds every framing table
 inside a seed, and mutators that corrupt those tables on purpose (structure-aware), plus the
 usual byte-level mutations. Everything is built from code, so a failing case can be rebuilt
@@ -8,11 +11,16 @@ from its seed and printed as hex.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import struct
 import subprocess
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from pyostree.errors import ObjectError
 from pyostree.gvariant import decode, encode, is_normal
@@ -26,6 +34,7 @@ from pyostree.objects import (
     FileEntry,
     FileHeader,
     OstreeMeta,
+    content_checksum,
 )
 
 COMMIT_T = "(a{sv}aya(say)sstayay)"
@@ -313,6 +322,268 @@ def offsets_table(ends: Sequence[int], width: int) -> bytes:
 
 
 Mutator = Callable[[random.Random, bytes], bytes]
+
+
+# ---------------------------------------------------------------------------- hostile repos
+
+BOMB_SIZE = 1 << 30
+"""The deflate bomb inflates to this many zero bytes (about 1 MiB compressed)."""
+BOMB_CLAIM = 4096
+"""...while its header claims only this many."""
+SENTINEL_LINK = "../sentinel"
+"""Symlink target of the ``symlink-then-dir`` case: the sentinel dir next to a checkout."""
+
+
+@dataclass(frozen=True)
+class HostileCase:
+    """One hostile repo: a real ``ostree init`` archive repo plus objects written by hand."""
+
+    name: str
+    what: str        # "tree": a bad dirtree; "object": a corrupt or missing object
+    cat_path: str    # a path whose content ``cat`` reads ("" when there is none to read)
+    note: str
+
+
+def write_loose(repo: Path, checksum: str, ext: str, data: bytes) -> str:
+    """Store DATA as loose object CHECKSUM.EXT, whatever DATA is (that is the point)."""
+    directory = repo / "objects" / checksum[:2]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{checksum[2:]}.{ext}").write_bytes(data)
+    return checksum
+
+
+def write_meta(repo: Path, data: bytes, ext: str) -> str:
+    """Store metadata bytes under their own SHA-256, as an honest writer would."""
+    return write_loose(repo, hashlib.sha256(data).hexdigest(), ext, data)
+
+
+def deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+def write_filez(repo: Path, content: bytes, *, mode: int = 0o100644, target: str = "",
+                claim: Optional[int] = None, name_of: Optional[bytes] = None) -> str:
+    """A ``.filez``: header claiming CLAIM bytes (default: the truth), raw deflate of CONTENT,
+    named after NAME_OF (default: CONTENT) with the honest header."""
+    header = FileHeader(0, 0, mode, 0, target, ())
+    payload = b"" if header.is_symlink else content
+    checksum = content_checksum(header, [name_of if name_of is not None else payload])
+    size = len(payload) if claim is None else claim
+    body = header.to_archive_bytes(size) + (deflate(payload) if payload or claim else b"")
+    return write_loose(repo, checksum, "filez", body)
+
+
+def deflate_bomb_chunks(total: int = BOMB_SIZE, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Raw deflate of TOTAL zero bytes, produced lazily: never more than CHUNK in memory."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    zeros = bytes(chunk)
+    left = total
+    while left:
+        n = min(left, chunk)
+        out = packer.compress(zeros[:n])
+        if out:
+            yield out
+        left -= n
+    yield packer.flush()
+
+
+def write_bomb(repo: Path) -> str:
+    header = FileHeader(0, 0, 0o100644)
+    checksum = content_checksum(header, [bytes(BOMB_CLAIM)])
+    directory = repo / "objects" / checksum[:2]
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / f"{checksum[2:]}.filez", "wb") as out:
+        out.write(header.to_archive_bytes(BOMB_CLAIM))
+        for piece in deflate_bomb_chunks():
+            out.write(piece)
+    return checksum
+
+
+def _placeholder(index: int, length: int) -> bytes:
+    """A unique ASCII stand-in of exactly LENGTH bytes (LENGTH >= 1)."""
+    text = "Q%d" % index
+    return (text * length)[:length].encode() if length >= len(text) else bytes([0x41 + index % 26]) * length
+
+
+def encode_dirtree(files: Sequence[Tuple[bytes, str]], dirs: Sequence[Tuple[bytes, str, str]] = ()) -> bytes:
+    """A dirtree with raw name bytes, in the order given (no sorting, no validation).
+
+    The encoder only takes valid str names, so it encodes same-length ASCII stand-ins and the
+    real bytes are patched in afterwards; the framing stays valid because lengths match."""
+    names = [n for n, _ in files] + [n for n, _, _ in dirs]
+    stand_ins = [_placeholder(i, len(n)) if n else b"" for i, n in enumerate(names)]
+    tree = DirTree(tuple(FileEntry(s.decode(), c) for s, (_, c) in zip(stand_ins, files)),
+                   tuple(DirEntry(s.decode(), t, m) for s, (_, t, m) in zip(stand_ins[len(files):], dirs)))
+    data = tree.to_bytes()
+    for stand_in, name in zip(stand_ins, names):
+        if stand_in and stand_in != name:
+            marker = stand_in + b"\x00"
+            assert data.count(marker) == 1, (stand_in, name)
+            data = data.replace(marker, name + b"\x00")
+    return data
+
+
+def init_archive(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ostree", "init", "--mode=archive", f"--repo={path}"], check=True,
+                   capture_output=True)
+    return path
+
+
+def set_ref(repo: Path, ref: str, checksum: str) -> None:
+    target = repo / "refs" / "heads" / ref
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(checksum + "\n")
+
+
+def write_commit(repo: Path, root_tree: str, root_meta: str, *, raw: Optional[bytes] = None,
+                 name: Optional[str] = None, ref: str = "hostile") -> str:
+    data = raw if raw is not None else Commit.create(root_tree, root_meta, timestamp=1577836800,
+                                                      subject="hostile").to_bytes()
+    checksum = name or hashlib.sha256(data).hexdigest()
+    write_loose(repo, checksum, "commit", data)
+    set_ref(repo, ref, checksum)
+    return checksum
+
+
+HOSTILE_CASES: Tuple[HostileCase, ...] = (
+    HostileCase("name-slash", "tree", "", "file named 'sub/evil'"),
+    HostileCase("name-dotdot-path", "tree", "", "file named '../escaped'"),
+    HostileCase("name-dotdot", "tree", "", "file named '..'"),
+    HostileCase("name-dot-dir", "tree", "", "directory named '.'"),
+    HostileCase("name-dotdot-dir", "tree", "", "directory '..' holding a file 'escaped'"),
+    HostileCase("nested-dotdot-dir", "tree", "", "sub/.. holding a file 'escaped'"),
+    HostileCase("name-nul", "tree", "", "file named 'a\\0b'"),
+    HostileCase("name-non-utf8", "tree", "", "file named b'\\xff\\xfe'"),
+    HostileCase("name-empty", "tree", "", "file with an empty name"),
+    HostileCase("file-and-dir", "tree", "", "'x' is a file and a directory"),
+    HostileCase("symlink-then-dir", "tree", "", "'x' -> ../sentinel, then directory 'x/planted'"),
+    HostileCase("unsorted", "tree", "a", "files listed b, a"),
+    HostileCase("duplicate-file", "tree", "a", "file 'a' listed twice"),
+    HostileCase("duplicate-dir", "tree", "", "directory 'd' listed twice"),
+    HostileCase("wrong-checksum-content", "object", "hello.txt", "hello.txt's object holds other bytes"),
+    HostileCase("wrong-checksum-dirtree", "object", "", "root dirtree stored under another name"),
+    HostileCase("wrong-checksum-commit", "object", "", "commit stored under another name"),
+    HostileCase("truncated-filez", "object", "hello.txt", ".filez cut inside the deflate stream"),
+    HostileCase("truncated-header", "object", "hello.txt", ".filez cut inside its header"),
+    HostileCase("truncated-dirtree", "object", "", "root dirtree cut short"),
+    HostileCase("non-normal-dirtree", "object", "", "root dirtree with an over-wide offset table"),
+    HostileCase("non-normal-commit", "object", "", "commit with trailing garbage"),
+    HostileCase("filez-claims-less", "object", "hello.txt", "header says 3 bytes, stream has 6"),
+    HostileCase("filez-claims-more", "object", "hello.txt", "header says 1000 bytes, stream has 6"),
+    HostileCase("deflate-bomb", "object", "bomb", "header says 4096 bytes, stream inflates to 1 GiB"),
+    HostileCase("missing-file", "object", "hello.txt", "hello.txt's object does not exist"),
+)
+
+CASES_BY_NAME: Dict[str, HostileCase] = {case.name: case for case in HOSTILE_CASES}
+
+
+def build_hostile_repo(path: Path, case: str) -> str:
+    """Build CASE into a new archive repo at PATH (ref ``hostile``); its commit checksum."""
+    repo = init_archive(path)
+    meta = write_meta(repo, DirMeta(0, 0, 0o40755).to_bytes(), "dirmeta")
+    empty = write_meta(repo, DirTree().to_bytes(), "dirtree")
+    hello_bytes = b"hello\n"
+    hello = write_filez(repo, hello_bytes)
+    link = write_filez(repo, b"", mode=0o120777, target=SENTINEL_LINK)
+    files: List[Tuple[bytes, str]] = []
+    dirs: List[Tuple[bytes, str, str]] = []
+
+    def tree_with(files_: Sequence[Tuple[bytes, str]], dirs_: Sequence[Tuple[bytes, str, str]] = ()) -> str:
+        return write_meta(repo, encode_dirtree(files_, dirs_), "dirtree")
+
+    escaped_tree = tree_with([(b"escaped", hello)])
+    if case == "name-slash":
+        files = [(b"sub/evil", hello)]
+    elif case == "name-dotdot-path":
+        files = [(b"../escaped", hello)]
+    elif case == "name-dotdot":
+        files = [(b"..", hello)]
+    elif case == "name-dot-dir":
+        dirs = [(b".", escaped_tree, meta)]
+    elif case == "name-dotdot-dir":
+        dirs = [(b"..", escaped_tree, meta)]
+    elif case == "nested-dotdot-dir":
+        dirs = [(b"sub", tree_with([], [(b"..", escaped_tree, meta)]), meta)]
+    elif case == "name-nul":
+        files = [(b"a\x00b", hello)]
+    elif case == "name-non-utf8":
+        files = [(b"\xff\xfe", hello)]
+    elif case == "name-empty":
+        files = [(b"", hello)]
+    elif case == "file-and-dir":
+        files, dirs = [(b"x", hello)], [(b"x", escaped_tree, meta)]
+    elif case == "symlink-then-dir":
+        files, dirs = [(b"x", link)], [(b"x", tree_with([(b"planted", hello)]), meta)]
+    elif case == "unsorted":
+        files = [(b"b", hello), (b"a", hello)]
+    elif case == "duplicate-file":
+        files = [(b"a", hello), (b"a", hello)]
+    elif case == "duplicate-dir":
+        dirs = [(b"d", escaped_tree, meta), (b"d", empty, meta)]
+    else:
+        return _build_object_case(repo, case, meta, hello)
+    return write_commit(repo, tree_with(files, dirs), meta)
+
+
+def _build_object_case(repo: Path, case: str, meta: str, hello: str) -> str:
+    hello_bytes = b"hello\n"
+    good_tree = encode_dirtree([(b"hello.txt", hello)])
+    filez = repo / "objects" / hello[:2] / f"{hello[2:]}.filez"
+    if case == "wrong-checksum-content":
+        filez.unlink()
+        write_filez(repo, b"EVIL!\n", name_of=hello_bytes)
+    elif case == "truncated-filez":
+        data = filez.read_bytes()
+        filez.write_bytes(data[: len(data) - 4])
+    elif case == "truncated-header":
+        filez.write_bytes(filez.read_bytes()[:20])
+    elif case in ("filez-claims-less", "filez-claims-more"):
+        filez.unlink()
+        write_filez(repo, hello_bytes, claim=3 if case.endswith("less") else 1000)
+    elif case == "missing-file":
+        filez.unlink()
+    elif case == "deflate-bomb":
+        good_tree = encode_dirtree([(b"bomb", write_bomb(repo))])
+    if case == "wrong-checksum-dirtree":
+        other = encode_dirtree([(b"other.txt", hello)])
+        root = write_loose(repo, hashlib.sha256(good_tree).hexdigest(), "dirtree", other)
+    elif case == "truncated-dirtree":
+        root = write_loose(repo, hashlib.sha256(good_tree).hexdigest(), "dirtree", good_tree[:-3])
+    elif case == "non-normal-dirtree":
+        root = write_meta(repo, _over_wide(good_tree), "dirtree")
+    else:
+        root = write_meta(repo, good_tree, "dirtree")
+    if case == "wrong-checksum-commit":
+        real = Commit.create(root, meta, timestamp=1577836800, subject="real").to_bytes()
+        fake = Commit.create(root, meta, timestamp=1577836800, subject="fake").to_bytes()
+        return write_commit(repo, root, meta, raw=fake, name=hashlib.sha256(real).hexdigest())
+    if case == "non-normal-commit":
+        good = Commit.create(root, meta, timestamp=1577836800, subject="x").to_bytes()
+        return write_commit(repo, root, meta, raw=good + b"\x00\x00")
+    return write_commit(repo, root, meta)
+
+
+def _over_wide(dirtree: bytes) -> bytes:
+    """The same dirtree with its outer framing offset written 2 bytes wide (not normal; GLib
+    decodes it the same, so only the normal-form check can catch it)."""
+    value = decode(DIRTREE_T, dirtree)
+    files = encode("a(say)", value[0])
+    dirs = encode("a(sayay)", value[1])
+    return files + dirs + len(files).to_bytes(2, "little")
+
+
+def snapshot(root: Path) -> Dict[str, Tuple[int, int, str]]:
+    """Every path under ROOT with (mode, size, link target): compare before/after a command."""
+    out: Dict[str, Tuple[int, int, str]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            info = os.lstat(full)
+            target = os.readlink(full) if os.path.islink(full) else ""
+            out[os.path.relpath(full, root)] = (info.st_mode, info.st_size if not os.path.isdir(full) else 0, target)
+    return out
 
 
 # ---------------------------------------------------------------------------- properties
