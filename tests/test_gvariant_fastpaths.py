@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any, List
+from typing import Any, List, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -207,3 +207,156 @@ def test_generated_tuple_decoders_match_generic(type_string: str) -> None:
             data = _hostile_bytes(rng, rng.choice(seeds))
         seeds.append(data)
         assert fast(data, 0, len(data), 0, {}) == generic(data, 0, len(data), 0, {}), data.hex()
+
+
+# ---------------------------------------------------------------------------- commit / a{sv}
+
+from pyostree.gvariant import commitpath, decode_checked  # noqa: E402
+from pyostree.gvariant.decoder import decode_node  # noqa: E402
+from pyostree.gvariant.encoder import encode_node  # noqa: E402
+from pyostree.gvariant.normal import is_normal_node  # noqa: E402
+
+COMMIT = commitpath.COMMIT_TYPE
+
+
+def commit_seeds(rng: random.Random) -> List[bytes]:
+    """Commits and metadata dicts exercising every inline case (s, b, as) and the generic
+    variant path, across offset widths."""
+    metas: List[Any] = [
+        {},
+        {"version": ("s", "1.0"), "ostree.bootable": ("b", True), "x": ("b", False)},
+        {"ostree.ref-binding": ("as", ["a/b", "c"]), "e": ("as", []), "": ("s", "")},
+        {"u": ("u", 7), "t": ("t", 2**40), "ay": ("ay", b"\x01\x00"), "v": ("v", ("s", "z")),
+         "m": ("mb", (True,)), "aa": ("a{sv}", {"k": ("s", "\u00e9")})},
+        {"k" * 300: ("s", "v" * 70_000)},
+        {"long": ("as", ["x" * 200, "y" * 100]), "\u4e2d": ("s", "\U0001f600")},
+    ]
+    out = []
+    for meta in metas:
+        out.append(encode("a{sv}", meta))
+        related = rng.choice([[], [("r", b"\x01" * 32)], [("x" * 300, b"\x02" * 32)]])
+        value = (meta, bytes(rng.choice([0, 32])), related, rng.choice(["", "Subject", "\u00e9"]),
+                 rng.choice(["", "body\n" * rng.randint(1, 80)]), rng.randrange(2**64),
+                 b"\x03" * 32, b"\x04" * 32)
+        out.append(encode(COMMIT, value))
+    return out
+
+
+def _generic(type_string: str, data: bytes) -> Tuple[Any, bool]:
+    node = parse_type(type_string)
+    return decode_node(node, data), is_normal_node(node, data)
+
+
+@pytest.mark.parametrize("type_string", [COMMIT, "a{sv}"])
+def test_normal_form_decoders_agree_with_generic_on_hostile_bytes(type_string: str) -> None:
+    """The one-pass decoders may answer only for normal bytes, and then with the generic
+    value; decode, is_normal and decode_checked agree with the generic code everywhere."""
+    rng = random.Random(type_string)
+    seeds = commit_seeds(rng)
+    fast_hits = 0
+    for round_index in range(3000):
+        if round_index < len(seeds):
+            data = seeds[round_index]
+        elif rng.random() < 0.15:
+            data = bytes(rng.choice([0, 1, 2, 3, 8, 0x61, 0x62, 0x73, 0xff])
+                         for _ in range(rng.randint(0, 24)))
+        else:
+            data = _hostile_bytes(rng, rng.choice(seeds))
+        value, normal = _generic(type_string, data)
+        if type_string == COMMIT:
+            fast = commitpath.decode_commit_normal(data)
+        else:
+            fast = commitpath.decode_vardict_normal(data, 0, len(data), 0)
+        if fast is not None:
+            fast_hits += 1
+            assert normal, data.hex()
+            assert fast == value and type(fast) is type(value), data.hex()
+        assert decode(type_string, data) == value, data.hex()
+        assert is_normal(type_string, data) == normal, data.hex()
+        assert decode_checked(type_string, data) == (value, normal), data.hex()
+        assert decode_checked(type_string, bytearray(data)) == (value, normal)
+    assert fast_hits > 100  # the fast path really answers for normal input
+
+
+def test_every_generated_seed_is_read_by_the_fast_path() -> None:
+    for data in commit_seeds(random.Random(1)):
+        type_string = "a{sv}" if commitpath.decode_commit_normal(data) is None else COMMIT
+        value, normal = _generic(type_string, data)
+        assert normal and decode_checked(type_string, data) == (value, True)
+        if type_string == "a{sv}":
+            assert commitpath.decode_vardict_normal(data, 0, len(data), 0) == value
+
+
+def test_decode_checked_matches_decode_and_is_normal_for_other_types() -> None:
+    rng = random.Random(5)
+    for type_string in ["(a(say)a(sayay))", "(uuua(ayay))", "v", "as", "(asas)", "a(asas)"]:
+        node = parse_type(type_string)
+        seeds = [encode(type_string, sample_value(node, rng)) for _ in range(4)] + [b""]
+        for _ in range(300):
+            data = _hostile_bytes(rng, rng.choice(seeds))
+            assert decode_checked(type_string, data) == (decode(type_string, data),
+                                                         is_normal(type_string, data))
+    with pytest.raises(GVariantError):
+        decode_checked("(", b"")
+    with pytest.raises(TypeError):
+        decode_checked(COMMIT, "not bytes")
+
+
+metadata_dicts = st.dictionaries(names, variants | st.tuples(st.just("b"), st.booleans())
+                                 | st.tuples(st.just("as"), st.lists(names, max_size=4)),
+                                 max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(metadata_dicts, checksums, file_lists, names, names, st.integers(0, 2**64 - 1))
+def test_commit_encode_matches_generic(meta: Any, parent: bytes, related: Any, subject: str,
+                                       body: str, timestamp: int) -> None:
+    value = (meta, parent, related, subject, body, timestamp, b"\x01" * 32, b"\x02" * 32)
+    data = encode(COMMIT, value)
+    assert data == encode_node(parse_type(COMMIT), value)
+    assert commitpath.encode_commit(value) == data
+    assert decode_checked(COMMIT, data) == (value, True)
+    assert commitpath.decode_commit_normal(data) == value
+
+
+@pytest.mark.parametrize("value", [
+    ({1: ("s", "a")}, b"", [], "", "", 0, b"", b""),
+    ({"a": ("s", "a\x00")}, b"", [], "", "", 0, b"", b""),
+    ({"a": ("as", ["\udc00"])}, b"", [], "", "", 0, b"", b""),
+    ({"a": ("b", 2)}, b"", [], "", "", 0, b"", b""),
+    ({}, "x", [], "", "", 0, b"", b""),
+    ({}, b"", [("a",)], "", "", 0, b"", b""),
+    ({}, b"", [], "a\x00", "", 0, b"", b""),
+    ({}, b"", [], "", "\ud800", 0, b"", b""),
+    ({}, b"", [], "", "", -1, b"", b""),
+    ({}, b"", [], "", "", 2**64, b"", b""),
+    ({}, b"", [], "", "", 0, b"", None),
+    ({}, b"", [], "", "", 0, b""),
+])
+def test_commit_encoder_rejects_like_generic(value: Any) -> None:
+    with pytest.raises(GVariantError):
+        encode(COMMIT, value)
+    with pytest.raises(GVariantError):
+        encode_node(parse_type(COMMIT), value)
+
+
+def test_commit_encoder_accepts_what_generic_accepts() -> None:
+    """Values the fast encoder declines (lists, bytearrays, ints for b) still encode."""
+    for value in [
+        [{"a": ["s", "x"]}, bytearray(b"\x01"), (), "s", "b", True, memoryview(b"\x02"), b""],
+        ({"a": ("b", 1), "z": ("as", ("x",))}, b"", [["n", b"\x01"]], "", "", 5, b"", b""),
+    ]:
+        assert encode(COMMIT, value) == encode_node(parse_type(COMMIT), value)
+
+
+@pytest.mark.parametrize("sizes", [(1, 2, 3), (100, 100, 60), (250,) * 3, (20_000,) * 4,
+                                   (70_000,), (70_000, 1, 2)])
+def test_fast_encoders_across_offset_widths(sizes: Tuple[int, ...]) -> None:
+    meta = {"k%d" % i: rng_value for i, rng_value in enumerate(
+        [("s", "x" * n) for n in sizes] + [("as", ["y" * n for n in sizes])]
+        + [("b", True)] * len(sizes))}
+    for type_string, value in [("a{sv}", meta),
+                               (COMMIT, (meta, b"", [], "s" * sizes[0], "", 1, b"", b""))]:
+        data = encode(type_string, value)
+        assert data == encode_node(parse_type(type_string), value)
+        assert decode_checked(type_string, data) == (value, True)

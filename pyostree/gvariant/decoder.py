@@ -130,11 +130,17 @@ def decode(type_string: str, data: Any) -> Any:
     return decode_node(node, data)
 
 
+def as_bytes(data: Any) -> bytes:
+    """``data`` as bytes (a copy only for bytearray/memoryview); TypeError for the rest."""
+    if type(data) is bytes:
+        return data
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"GVariant data must be bytes-like, not {type(data).__name__}")
+    return bytes(data)
+
+
 def decode_node(node: TypeNode, data: Any) -> Any:
-    if not isinstance(data, bytes):
-        if not isinstance(data, (bytearray, memoryview)):
-            raise TypeError(f"GVariant data must be bytes-like, not {type(data).__name__}")
-        data = bytes(data)
+    data = as_bytes(data)
     memo: Memo = {}
     size = len(data)
     if node.fixed_size and size != node.fixed_size:

@@ -45,7 +45,10 @@ _ZEROS = bytes(8)
 
 def encode(type_string: str, value: Any) -> bytes:
     """Serialise ``value`` (mapping of spec §12) as GLib's normal form."""
-    node = parse_type(type_string)
+    return encode_node(parse_type(type_string), value)
+
+
+def encode_node(node: TypeNode, value: Any) -> bytes:
     buf = bytearray()
     get_encoder(node)(buf, value)
     return bytes(buf)

@@ -1,0 +1,81 @@
+"""The public entry points: generic GLib-exact codec plus whole-type fast paths.
+
+A fast path may only answer when it can prove its answer equals the generic one (for the
+decoders: the bytes are in normal form); otherwise it returns None and the generic code runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from pyostree.gvariant import commitpath
+from pyostree.gvariant.decoder import as_bytes, decode_node
+from pyostree.gvariant.encoder import encode_node
+from pyostree.gvariant.normal import is_normal_node
+from pyostree.gvariant.types import parse_type
+
+# type string -> f(bytes) -> value if the bytes are provably normal, else None
+_NORMAL_DECODERS: Dict[str, Callable[[bytes], Optional[Any]]] = {
+    commitpath.COMMIT_TYPE: commitpath.decode_commit_normal,
+    "a{sv}": lambda data: commitpath.decode_vardict_normal(data, 0, len(data), 0),
+}
+# type string -> f(value) -> normal-form bytes, or None to let the generic encoder decide
+_ENCODERS: Dict[str, Callable[[Any], Optional[bytes]]] = {
+    commitpath.COMMIT_TYPE: commitpath.encode_commit,
+    "a{sv}": commitpath.encode_vardict,
+}
+
+
+def decode(type_string: str, data: Any) -> Any:
+    """Decode ``data`` as GLib would for untrusted bytes; raises only for a bad type string."""
+    if type(type_string) is str:
+        fast = _NORMAL_DECODERS.get(type_string)
+        if fast is not None:
+            if type(data) is not bytes:
+                data = as_bytes(data)
+            value = fast(data)
+            if value is not None:
+                return value
+    return decode_node(parse_type(type_string), data)
+
+
+def is_normal(type_string: str, data: Any) -> bool:
+    """True iff GLib calls these bytes the normal form of a value of this type."""
+    if type(type_string) is str:
+        fast = _NORMAL_DECODERS.get(type_string)
+        if fast is not None:
+            if type(data) is not bytes:
+                data = as_bytes(data)
+            if fast(data) is not None:
+                return True
+    return is_normal_node(parse_type(type_string), data)
+
+
+def decode_checked(type_string: str, data: Any) -> Tuple[Any, bool]:
+    """``(decode(type_string, data), is_normal(type_string, data))``, sharing the work.
+
+    For the OSTree commit type and ``a{sv}`` normal bytes are read once; otherwise the type
+    is parsed once and the generic decoder and checker both run.
+    """
+    if type(type_string) is str:
+        fast = _NORMAL_DECODERS.get(type_string)
+        if fast is not None:
+            if type(data) is not bytes:
+                data = as_bytes(data)
+            value = fast(data)
+            if value is not None:
+                return value, True
+    node = parse_type(type_string)
+    data = as_bytes(data)
+    return decode_node(node, data), is_normal_node(node, data)
+
+
+def encode(type_string: str, value: Any) -> bytes:
+    """Serialise ``value`` (mapping of spec §12) as GLib's normal form."""
+    if type(type_string) is str:
+        fast = _ENCODERS.get(type_string)
+        if fast is not None:
+            raw = fast(value)
+            if raw is not None:
+                return raw
+    return encode_node(parse_type(type_string), value)
