@@ -177,9 +177,22 @@ def _silence_stdout() -> None:
         pass
 
 
+def _utf8_stdio() -> None:
+    """Names go out as UTF-8 whatever the locale (ostree turns them into "?" under LC_ALL=C)."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        reconfigure = getattr(stream, "reconfigure", None)
+        if encoding != "utf8" and reconfigure is not None:
+            try:
+                reconfigure(encoding="utf-8", errors="surrogateescape")
+            except (ValueError, OSError):
+                pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one ``pyostree`` command line and return its exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _utf8_stdio()
     try:
         status = _run(args)
         sys.stdout.flush()
