@@ -191,3 +191,15 @@ def test_format_variant_against_glib() -> None:
     ours = (format_variant("a(ayay)", [(b"user.a\0", b"A1"), (b"k\0", b"v\0")]) + "\n"
             + format_variant("as", ["it's", "x\ty"]) + "\n")
     assert done.stdout == ours
+
+
+@needs_ostree
+def test_names_are_written_as_utf8_whatever_the_locale(ostree_repos: Dict[str, SampleRepo]) -> None:
+    import os
+
+    env = dict(os.environ, PYTHONIOENCODING="ascii", LC_ALL="C")
+    done = subprocess.run([sys.executable, "-m", "pyostree", "ls",
+                           f"--repo={ostree_repos['archive'].path}", MAIN_REF, "/names"],
+                          capture_output=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "/names/é\n".encode() in done.stdout
