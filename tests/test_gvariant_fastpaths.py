@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyostree.gvariant import GVariantError, decode, encode, is_normal
-from pyostree.gvariant import decoder, encoder, normal, tuplegen
+from pyostree.gvariant import decoder, encoder, fastpaths, normal, tuplegen
 from pyostree.gvariant.types import TypeNode, parse_type
 
 LIST_TYPES = ["a(say)", "a(sayay)", "a{sv}"]
@@ -240,6 +240,55 @@ def commit_seeds(rng: random.Random) -> List[bytes]:
                  b"\x03" * 32, b"\x04" * 32)
         out.append(encode(COMMIT, value))
     return out
+
+
+DIRTREE = "(a(say)a(sayay))"
+
+
+def dirtree_seeds(rng: random.Random) -> List[bytes]:
+    out = []
+    for files, dirs in [(0, 0), (1, 0), (0, 1), (3, 2), (40, 10)]:
+        value = (
+            sorted(("f%03d" % i + "x" * rng.choice([0, 0, 300]), bytes([i]) * rng.choice([0, 32]))
+                   for i in range(files)),
+            sorted(("d%03d" % i, b"\x01" * rng.choice([0, 32]), b"\x02" * rng.choice([0, 32, 300]))
+                   for i in range(dirs)))
+        out.append(encode(DIRTREE, value))
+        out.append(encode("a(say)", value[0]))
+        out.append(encode("a(sayay)", value[1]))
+    return out
+
+
+def _dirtree_fast(type_string: str, data: bytes) -> Any:
+    if type_string == DIRTREE:
+        return fastpaths.decode_dirtree_normal(data)
+    if type_string == "a(say)":
+        return fastpaths.decode_file_list_normal(data, 0, len(data))
+    return fastpaths.decode_dir_list_normal(data, 0, len(data))
+
+
+@pytest.mark.parametrize("type_string", [DIRTREE, "a(say)", "a(sayay)"])
+def test_one_pass_dirtree_decoders_agree_with_generic(type_string: str) -> None:
+    rng = random.Random(type_string)
+    seeds = dirtree_seeds(rng)
+    fast_hits = 0
+    for round_index in range(3000):
+        if round_index < len(seeds):
+            data = seeds[round_index]
+        elif rng.random() < 0.15:
+            data = bytes(rng.choice([0, 1, 2, 3, 4, 0x61, 0xff]) for _ in range(rng.randint(0, 16)))
+        else:
+            data = _hostile_bytes(rng, rng.choice(seeds))
+        value, normal = _generic(type_string, data)
+        fast = _dirtree_fast(type_string, data)
+        if fast is not None:
+            fast_hits += 1
+            assert normal, data.hex()
+            assert fast == value and type(fast) is type(value), data.hex()
+        assert decode(type_string, data) == value, data.hex()
+        assert is_normal(type_string, data) == normal, data.hex()
+        assert decode_checked(type_string, data) == (value, normal), data.hex()
+    assert fast_hits > 100
 
 
 def _generic(type_string: str, data: bytes) -> Tuple[Any, bool]:

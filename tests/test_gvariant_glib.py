@@ -291,9 +291,9 @@ def test_over_wide_tables_match_glib() -> None:
     check_cases(cases, [None] * len(cases))
 
 
-def test_commit_and_metadata_fast_paths_match_glib() -> None:
-    """The one-pass commit / a{sv} readers (inline s, b and as variants) and decode_checked
-    against GLib, on normal seeds across offset widths and on their mutations."""
+def test_one_pass_fast_paths_match_glib() -> None:
+    """The one-pass commit / a{sv} / dirtree readers (inline s, b and as variants) and
+    decode_checked against GLib, on normal seeds across offset widths and their mutations."""
     from pyostree.gvariant import decode_checked
 
     gen = RandomValues(2026)
@@ -311,8 +311,13 @@ def test_commit_and_metadata_fast_paths_match_glib() -> None:
             value = (meta, b"\x05" * 32, related, "Subject \u00e9", "", 0x257D936500000000,
                      b"\x03" * 32, b"\x04" * 32)
             seeds.append((commit_t, encode(commit_t, value)))
+    dirtree_t = "(a(say)a(sayay))"
+    for files, dirs in [(0, 0), (2, 1), (30, 5)]:
+        tree = (sorted(("f%d" % i + "\u00e9" * (i % 3) * 100, b"\x01" * 32) for i in range(files)),
+                sorted(("d%d" % i, b"\x02" * 32, b"\x03" * 32) for i in range(dirs)))
+        seeds.append((dirtree_t, encode(dirtree_t, tree)))
     cases = list(seeds)
-    for _ in range(1200):
+    for _ in range(1500):
         type_string, data = gen.rng.choice(seeds)
         for _ in range(gen.rng.randint(1, 2)):
             data = gen.mutate(data)

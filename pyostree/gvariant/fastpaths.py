@@ -9,7 +9,7 @@ fall back to the generic path on any bad value, which then raises the precise er
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 _TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _EMPTY_FILE = ("", b"")
@@ -292,3 +292,137 @@ def normal_file_list(data: bytes, start: int, end: int, depth: int) -> bool:
 
 def normal_dir_list(data: bytes, start: int, end: int, depth: int) -> bool:
     return _normal_array(data, start, end, depth, _normal_dir)
+
+
+# ---------------------------------------------------------------------------- one-pass checked
+
+_table_readers: Dict[int, Callable[[bytes, int], Tuple[int, ...]]] = {}
+
+
+def _ends(data: bytes, start: int, end: int) -> Optional[Tuple[int, Tuple[int, ...]]]:
+    """(last, element ends) of a non-empty variable-size array whose table is normal
+    (whole entries, at least one, minimal width), else None."""
+    size = end - start
+    if size <= 0xFF:
+        width = 1
+        last = data[end - 1]
+    else:
+        width = _width(size)
+        last = int.from_bytes(data[end - width:end], "little")
+    if last > size or (size - last) % width:
+        return None
+    count = (size - last) // width
+    if count == 0 or _min_size(last, count) != size:
+        return None
+    if width == 1:
+        return last, tuple(data[start + last:end])
+    key = count * 8 + width
+    reader = _table_readers.get(key)
+    if reader is None:
+        reader = struct.Struct("<%d%s" % (count, _TABLE_FMT[width])).unpack_from
+        if count <= 64:
+            _table_readers[key] = reader  # few distinct small counts: bounded
+    return last, reader(data, start + last)
+
+
+def decode_file_list_normal(data: bytes, start: int, end: int) -> Optional[List[Any]]:
+    """``a(say)`` if normal (as normal_file_list), else None: value and check in one pass."""
+    if start == end:
+        return []
+    found = _ends(data, start, end)
+    if found is None:
+        return None
+    last, ends = found
+    out: List[Any] = []
+    append = out.append
+    find = data.find
+    prev = 0
+    for item_end in ends:
+        if not prev < item_end <= last:
+            return None
+        a = start + prev
+        b = start + item_end
+        size = item_end - prev
+        if size <= 0xFF:
+            width = 1
+            e0 = data[b - 1]
+        else:
+            width = _width(size)
+            e0 = int.from_bytes(data[b - width:b], "little")
+            if _min_size(size - width, 1) != size:
+                return None
+        # the name: [a, a + e0) with its only NUL at the end, within the body
+        if not 0 < e0 <= size - width or find(0, a, a + e0) != a + e0 - 1:
+            return None
+        try:
+            name = data[a:a + e0 - 1].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        append((name, data[a + e0:b - width]))
+        prev = item_end
+    return out
+
+
+def decode_dir_list_normal(data: bytes, start: int, end: int) -> Optional[List[Any]]:
+    """``a(sayay)`` if normal (as normal_dir_list), else None: value and check in one pass."""
+    if start == end:
+        return []
+    found = _ends(data, start, end)
+    if found is None:
+        return None
+    last, ends = found
+    out: List[Any] = []
+    append = out.append
+    find = data.find
+    prev = 0
+    for item_end in ends:
+        if not prev < item_end <= last:
+            return None
+        a = start + prev
+        b = start + item_end
+        size = item_end - prev
+        if size <= 0xFF:
+            if size < 2:
+                return None
+            width = 1
+            e0 = data[b - 1]
+            e1 = data[b - 2]
+        else:
+            width = _width(size)
+            e0 = int.from_bytes(data[b - width:b], "little")
+            e1 = int.from_bytes(data[b - 2 * width:b - width], "little")
+            if _min_size(size - 2 * width, 2) != size:
+                return None
+        body = b - 2 * width
+        if not 0 < e0 <= e1 <= size - 2 * width or find(0, a, a + e0) != a + e0 - 1:
+            return None
+        try:
+            name = data[a:a + e0 - 1].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        append((name, data[a + e0:a + e1], data[a + e1:body]))
+        prev = item_end
+    return out
+
+
+def decode_dirtree_normal(data: bytes) -> Optional[Tuple[List[Any], List[Any]]]:
+    """``(a(say)a(sayay))`` if provably normal, else None (the empty quirk included)."""
+    size = len(data)
+    if size == 0:
+        return None  # GLib's zero-width quirk: let the generic code answer
+    if size <= 0xFF:
+        width = 1
+        e0 = data[size - 1]
+    else:
+        width = _width(size)
+        e0 = int.from_bytes(data[size - width:], "little")
+    table = size - width
+    if e0 > table or _min_size(table, 1) != size:
+        return None
+    files = decode_file_list_normal(data, 0, e0)
+    if files is None:
+        return None
+    dirs = decode_dir_list_normal(data, e0, table)
+    if dirs is None:
+        return None
+    return files, dirs
