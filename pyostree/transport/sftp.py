@@ -31,6 +31,13 @@ _REQUEST_SIZE = 32768
 _PREFETCH_REQUESTS = 64
 
 
+
+def _abandon(handle: paramiko.SFTPFile) -> None:
+    """After a failed write or close the connection is gone: mark the file closed so that
+    paramiko's ``SFTPFile.__del__`` does not retry the flush at garbage collection (which
+    prints an "Exception ignored ... Traceback" after our one-line error)."""
+    handle._closed = True  # paramiko.file.BufferedFile's flag; close() sets it only on success
+
 class ExtensionAwareSFTPClient(paramiko.SFTPClient):  # type: ignore[misc]
     """An SFTPClient that remembers the extensions the server announced (fsync@openssh.com...)."""
 
@@ -184,12 +191,20 @@ class SftpFileTransport(FileTransport):
         handle.set_pipelined(True)
 
         def write(data: bytes) -> None:
-            with self._errors("write", path):
-                handle.write(data)
+            try:
+                with self._errors("write", path):
+                    handle.write(data)
+            except TransportError:
+                _abandon(handle)
+                raise
 
         def close() -> None:
-            with self._errors("write", path):
-                handle.close()
+            try:
+                with self._errors("write", path):
+                    handle.close()
+            except TransportError:
+                _abandon(handle)
+                raise
 
         return io.BufferedWriter(CallableWriter(write, close), buffer_size=_REQUEST_SIZE)
 
