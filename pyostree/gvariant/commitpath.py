@@ -259,18 +259,6 @@ def _table(body: int, ends: List[int]) -> bytes:
     return raw
 
 
-def _utf8(text: Any) -> Optional[bytes]:
-    """A str without NUL as UTF-8, else None (the generic encoder raises for those)."""
-    if type(text) is not str or "\x00" in text:
-        return None
-    if text.isascii():
-        return text.encode("ascii")
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-
-
 def encode_strings(items: List[Any]) -> Optional[bytes]:
     """``as`` in normal form, None for anything but a list of plain strings."""
     if not items:
@@ -278,14 +266,17 @@ def encode_strings(items: List[Any]) -> Optional[bytes]:
     parts = []
     ends = []
     total = 0
-    for item in items:
-        raw = _utf8(item)
-        if raw is None:
-            return None
-        total += len(raw) + 1
-        parts.append(raw)
-        ends.append(total)
-    parts.append(_table(total, ends))
+    try:
+        for item in items:
+            if type(item) is not str or "\x00" in item:
+                return None
+            raw = item.encode("utf-8")
+            total += len(raw) + 1
+            parts.append(raw)
+            ends.append(total)
+    except UnicodeEncodeError:
+        return None
+    parts.append(bytes(ends) if total + len(ends) <= 0xFF else _table(total, ends))
     return b"\x00".join(parts)
 
 
@@ -405,8 +396,7 @@ def encode_commit(value: Any) -> Optional[bytes]:
     pad = -e4 & 7
     e5 = e4 + pad + 8 + len(tree)
     body_size = e5 + len(meta)
-    out = b"".join((raw_meta, parent, raw_related, raw_subject, b"\x00", raw_body, b"\x00",
-                    _PADS[pad], _PACK_U64(timestamp), tree, meta))
-    if body_size + 6 <= 0xFF:
-        return out + bytes((e5, e4, e3, e2, e1, e0))
-    return out + _table(body_size, [e5, e4, e3, e2, e1, e0])
+    table = (bytes((e5, e4, e3, e2, e1, e0)) if body_size + 6 <= 0xFF
+             else _table(body_size, [e5, e4, e3, e2, e1, e0]))
+    return b"".join((raw_meta, parent, raw_related, raw_subject, b"\x00", raw_body, b"\x00",
+                     _PADS[pad], _PACK_U64(timestamp), tree, meta, table))
