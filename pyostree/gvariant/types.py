@@ -373,19 +373,23 @@ def layout_rows(members: Tuple[TypeNode, ...]) -> Iterator[Tuple[int, int, int, 
 class CodecCache(Dict[TypeNode, Any]):
     """Compiled codecs by node, bounded in entries and in the total length of their types.
 
-    A compiled tuple codec costs memory per member, so huge hostile types are never kept.
+    A compiled tuple codec costs tens of bytes per member, so long (hostile) types are
+    compiled per use and never kept: what stays cached is a few MiB at most.
     """
 
-    def __init__(self, max_entries: int, max_chars: int = _CACHE_MAX_CHARS) -> None:
+    def __init__(self, max_entries: int, max_chars: int = 1 << 18,
+                 max_entry_chars: int = 1 << 14) -> None:
         super().__init__()
         self.max_entries = max_entries
         self.max_chars = max_chars
+        self.max_entry_chars = max_entry_chars
         self.chars = 0
 
     def put(self, node: TypeNode, fn: Any) -> None:
-        if node._text is None:
+        text = node._text
+        if text is None or len(text) > self.max_entry_chars:
             return
-        length = len(node._text)
+        length = len(text)
         if self.chars + length > self.max_chars:
             self.clear()
             self.chars = 0
