@@ -457,13 +457,19 @@ def _pump(source: IO[bytes], send: Any) -> None:
 
 def _feed_stdin(channel: paramiko.Channel, proc: "subprocess.Popen[bytes]") -> None:
     stdin = cast(IO[bytes], proc.stdin)
+    alive = True
     try:
         while True:
             data = channel.recv(_CHUNK)
             if not data:
                 break
-            stdin.write(data)
-            stdin.flush()
+            if not alive:
+                continue  # the command is gone: discard, so the client never waits on a full window
+            try:
+                stdin.write(data)
+                stdin.flush()
+            except OSError:
+                alive = False
     except (OSError, paramiko.SSHException, EOFError):
         pass
     finally:
