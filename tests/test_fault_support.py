@@ -1,0 +1,437 @@
+"""Fault-injection harness shared by tests/test_fault_*.py and benchmarks/bench_faults.py
+(no tests here): a source repo, remotes copied from a template, the push CLI as a process
+that can be killed, receivers found in /proc, a TCP proxy that cuts a connection, and the
+after-fault checks every case applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+from pyostree.objects import content_checksum, iter_inflate, parse_archive_header
+
+PY = sys.executable
+RECEIVE_ARGV = (PY, "-m", "pyostree", "receive")
+OBJECT_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{62}\.(filez|file|dirtree|dirmeta|commit|commitmeta)$")
+WAIT = 60.0
+"""Generous bound on one push or one receiver shutdown (a hang fails, it never stalls)."""
+
+
+def ostree(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LC_ALL="C.UTF-8")
+    done = subprocess.run(["ostree", *args], capture_output=True, text=True, env=env, timeout=WAIT)
+    if check and done.returncode != 0:
+        raise AssertionError(f"ostree {' '.join(args)}: {done.stderr.strip()}")
+    return done
+
+
+# ---------------------------------------------------------------------------- repos
+
+
+@dataclass(frozen=True)
+class Source:
+    """A local repo: ``main`` moved from c1 to c2; the remote template holds c1."""
+
+    path: Path
+    c1: str
+    c2: str
+    template: Path
+
+
+def _write_tree(root: Path, rng: random.Random, files: int, big: int) -> None:
+    for index in range(files):
+        sub = root / f"d{index % 7}" / f"e{index % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{index}.txt").write_bytes(f"{index}:{rng.random()}\n".encode() * rng.randint(1, 200))
+    if big:
+        (root / "big.bin").write_bytes(rng.randbytes(big))
+    os.symlink("d0/e0/f0.txt", root / "link")
+
+
+def build_source(base: Path, *, files: int = 150, big: int = 3 << 20, mode: str = "archive",
+                 seed: int = 1) -> Source:
+    """c1 is a small tree; c2 adds FILES small files and BIG random bytes (a push of c2 onto
+    a remote at c1 takes long enough that random kill points land in every phase)."""
+    rng = random.Random(seed)
+    tree = base / "tree"
+    tree.mkdir(parents=True)
+    (tree / "base.txt").write_bytes(b"base\n")
+    src = base / "src"
+    ostree("init", f"--mode={mode}", f"--repo={src}")
+    commit = ["commit", f"--repo={src}", "--branch=main", f"--tree=dir={tree}", "--owner-uid=0", "--owner-gid=0"]
+    c1 = ostree(*commit, "--subject=one").stdout.strip()
+    _write_tree(tree, rng, files, big)
+    c2 = ostree(*commit, "--subject=two").stdout.strip()
+    template = base / "template"
+    ostree("init", "--mode=archive", f"--repo={template}")
+    ostree("pull-local", f"--repo={template}", str(src), c1)
+    ostree("refs", f"--repo={template}", "--create=main", c1)
+    ostree("summary", "-u", f"--repo={template}")
+    return Source(src, c1, c2, template)
+
+
+def fresh_remote(source: Source, path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    shutil.copytree(source.template, path, symlinks=True)
+    return path
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def push_argv(source: Source, dest: str, via: str, *extra: str) -> List[str]:
+    return [PY, "-m", "pyostree", "push", f"--repo={source.path}", f"--via={via}", "-v",
+            "--receive-command", " ".join(RECEIVE_ARGV), *extra, dest, "main"]
+
+
+def start(argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = WAIT) -> Tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def _proc_info(pid: int) -> Optional[Tuple[int, str, str]]:
+    """(ppid, state, NUL-separated cmdline) of PID, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read().decode("utf-8", "replace")
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[1]), fields[0], cmdline
+
+
+def receivers(parent: int) -> List[int]:
+    """PIDs of live ``pyostree receive`` processes whose parent is PARENT."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            info = _proc_info(int(name))
+            if info and info[0] == parent and info[1] != "Z" and info[2].split("\0")[1:4] == ["-m", "pyostree", "receive"]:
+                found.append(int(name))
+    return found
+
+
+def wait_gone(pid: int, timeout: float = WAIT) -> None:
+    """Wait until PID has exited (a zombie counts as exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = _proc_info(pid)
+        if info is None or info[1] == "Z":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} still running after {timeout:.0f} s")
+
+
+def kill9(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------- cutting proxy
+
+
+class CuttingProxy:
+    """127.0.0.1 TCP proxy to ``upstream`` that aborts each connection (RST) after
+    ``budget`` bytes in either direction; ``budget=None`` forwards everything."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.budget: Optional[int] = None
+        self.cut = threading.Event()
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self.port = int(self._listener.getsockname()[1])
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            state = {"left": self.budget}
+            lock = threading.Lock()
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b, state, lock, (client, upstream)), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, state: Dict[str, Optional[int]],
+              lock: threading.Lock, pair: Tuple[socket.socket, socket.socket]) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with lock:
+                    left = state["left"]
+                    if left is not None:
+                        if len(data) >= left:
+                            data = data[:left]
+                            state["left"] = 0
+                        else:
+                            state["left"] = left - len(data)
+                if data:
+                    dst.sendall(data)
+                if state["left"] == 0:
+                    self.cut.set()
+                    break
+        except OSError:
+            pass
+        for sock in pair:  # abortive close: the peers see a reset, like a dropped link
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+@dataclass
+class RemoteState:
+    ref: str
+    staged: Set[str] = field(default_factory=set)
+
+
+def staged_objects(remote: Path) -> Set[str]:
+    """Checksums of complete, verified objects waiting in the remote's tmp/ (receive staging
+    dirs and sftp push dirs); anything unverifiable there fails the check."""
+    found: Set[str] = set()
+    tmp = remote / "tmp"
+    for path in tmp.rglob("*"):
+        if not path.is_file() or len(path.parent.name) != 2:
+            continue
+        top = path.parent.parent.name
+        if not (top.startswith("staging-") or top.startswith("pyostree-push-")):
+            continue
+        stem, _dot, ext = path.name.partition(".")
+        if len(stem) != 62 or ext not in ("filez", "file", "dirtree", "dirmeta", "commit"):
+            continue  # a temporary upload name (or commitmeta, named after its commit): not staged yet
+        name = path.parent.name + stem
+        data = path.read_bytes()
+        if ext == "filez":
+            stream = _Reader(data)
+            header, size = parse_archive_header(stream.read)
+            payload = [] if header.is_symlink else list(iter_inflate(stream.read, size))
+            actual = content_checksum(header, payload)
+        elif ext == "file":
+            continue  # bare staging: trust fsck of the published repo instead
+        else:
+            import hashlib
+
+            actual = hashlib.sha256(data).hexdigest()
+        assert actual == name, f"staged object {path} does not match its name"
+        found.add(name)
+    return found
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.pos = 0
+
+    def read(self, n: int) -> bytes:
+        out = bytes(self.data[self.pos:self.pos + n])
+        self.pos += len(out)
+        return out
+
+
+def check_remote(remote: Path, source: Source, *, fsck: bool = True) -> RemoteState:
+    """After any fault: ``ostree fsck`` is clean, ``main`` is c1 or c2, nothing but complete
+    object files under objects/, and the staged leftovers are verified objects."""
+    if fsck:
+        done = ostree("fsck", f"--repo={remote}", check=False)
+        assert done.returncode == 0, f"ostree fsck after fault: {done.stderr.strip()[-500:]}"
+    ref = (remote / "refs" / "heads" / "main").read_text().strip()
+    assert ref in (source.c1, source.c2), f"main is {ref}, neither old nor new"
+    for path in (remote / "objects").rglob("*"):
+        rel = str(path.relative_to(remote / "objects"))
+        if path.is_file():
+            assert OBJECT_NAME.match(rel), f"partial or stray file visible in objects/: {rel}"
+    return RemoteState(ref, staged_objects(remote) if (remote / "tmp").exists() else set())
+
+
+def error_line(stderr: str) -> str:
+    """The one ``error:`` line of a failed command (its -v log lines come before it)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: "), stderr[-800:]
+    assert "Traceback" not in stderr, stderr[-2000:]
+    return lines[-1]
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float = WAIT) -> Iterator[None]:
+    """Fail (SIGALRM in the main thread) instead of hanging inside the block."""
+    def expired(_signum: int, _frame: object) -> None:
+        raise TimeoutError(f"fault case did not finish within {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def result_json(result: object) -> str:
+    from dataclasses import asdict
+
+    return json.dumps(asdict(result))  # type: ignore[call-overload]
+
+
+# ---------------------------------------------------------------------------- case runners
+
+
+@dataclass
+class Target:
+    """Where a push goes: a local path, or the embedded ssh server (maybe through a proxy)."""
+
+    remote: Path                     # the repo on disk
+    dest: str                        # DEST for the push command line
+    cli_extra: Tuple[str, ...] = ()  # ssh flags for the CLI
+    env: Optional[Dict[str, str]] = None
+    ssh: object = None               # SshOptions for an in-process re-push
+    receiver_parent: Optional[int] = None  # who spawns receivers (None: the push client)
+
+
+def local_target(remote: Path) -> Target:
+    return Target(remote, str(remote))
+
+
+def ssh_target(setup: object, remote_name: str, port: Optional[int] = None) -> Target:
+    """Push to ``served/remote_name`` of an EmbeddedSetup (tests/sshd.py), maybe via PORT."""
+    server = setup.server  # type: ignore[attr-defined]
+    port = port or server.port
+    options = setup.options()  # type: ignore[attr-defined]  # (re)writes known_hosts
+    known = Path(setup.known_hosts)  # type: ignore[attr-defined]
+    lines = {server.known_hosts_line(), server.known_hosts_line().replace(f"]:{server.port} ", f"]:{port} ")}
+    known.write_text("\n".join(sorted(lines)) + "\n")
+    from dataclasses import replace
+
+    options = replace(options, port=port)
+    extra = ("-p", str(port), "-i", setup.key_path, "-o", f"UserKnownHostsFile={known}",  # type: ignore[attr-defined]
+             "-o", "IdentitiesOnly=yes")
+    env = dict(os.environ, HOME=str(setup.home))  # type: ignore[attr-defined]
+    return Target(setup.served / remote_name, f"127.0.0.1:{remote_name}", extra, env, options,  # type: ignore[attr-defined]
+                  receiver_parent=os.getpid())
+
+
+@dataclass
+class Outcome:
+    """One fault iteration, as the benchmark reports it."""
+
+    case: str
+    fault_hit: bool          # the fault struck before the push finished
+    push_status: Optional[int]  # None: the client itself was killed
+    message: str
+    ref_after_fault: str
+    staged: int
+    resent_staged: int       # staged objects the re-push sent again (must be 0)
+    reused: int
+    data_lost: bool          # a ref pointing at a commit the remote cannot serve whole
+    seconds: float
+
+
+def repush(source: Source, target: Target, via: str) -> object:
+    """The re-push, in this process (its counters are the point)."""
+    from pyostree.push import PushOptions, push
+    from pyostree.repo import Repo
+
+    options = PushOptions(via=via, ssh=target.ssh, receive_command=RECEIVE_ARGV)  # type: ignore[arg-type]
+    with watchdog():
+        return push(Repo.open(source.path), target.dest, ["main"], options)
+
+
+def after_fault(case: str, source: Source, target: Target, via: str, started: float, *,
+                fault_hit: bool, status: Optional[int], message: str) -> Outcome:
+    """The common tail of every case: check the remote, re-push, check again."""
+    state = check_remote(target.remote, source)
+    result = repush(source, target, via)
+    sent = {checksum for checksum, _t in result.objects}  # type: ignore[attr-defined]
+    if via == "receive":
+        resent = len(sent & state.staged)
+    else:  # sftp lists every missing object; the reused ones are not uploaded again
+        resent = len(state.staged & sent) - result.objects_reused  # type: ignore[attr-defined]
+    final = check_remote(target.remote, source)
+    lost = final.ref != source.c2
+    return Outcome(case, fault_hit, status, message, state.ref, len(state.staged), max(resent, 0),
+                   result.objects_reused, lost, round(time.monotonic() - started, 3))  # type: ignore[attr-defined]
+
+
+def kill_case(case: str, source: Source, target: Target, via: str, delay: float,
+              victim: str) -> Outcome:
+    """Start the push CLI, SIGKILL the client or the receiver after DELAY seconds."""
+    started = time.monotonic()
+    proc = start(push_argv(source, target.dest, via, *target.cli_extra), env=target.env)
+    parent = target.receiver_parent or proc.pid
+    deadline = time.monotonic() + delay
+    seen: Set[int] = set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen.update(receivers(parent))
+        time.sleep(0.002)
+    fault_hit = proc.poll() is None
+    status: Optional[int]
+    message = ""
+    if victim == "client":
+        seen.update(receivers(parent))
+        kill9(proc.pid)
+        proc.communicate(timeout=WAIT)
+        status = None if fault_hit else proc.returncode
+    else:
+        live = receivers(parent)
+        seen.update(live)
+        for pid in live:
+            kill9(pid)
+        fault_hit = fault_hit and bool(live)
+        status, _out, err = finish(proc)
+        if status != 0:
+            message = error_line(err)
+    for pid in seen:
+        wait_gone(pid)
+    return after_fault(case, source, target, via, started, fault_hit=fault_hit, status=status, message=message)
+
+
+def cut_case(case: str, source: Source, target: Target, proxy: CuttingProxy, via: str,
+             budget: int) -> Outcome:
+    """Push through PROXY, which drops the connection after BUDGET bytes."""
+    started = time.monotonic()
+    proxy.budget = budget
+    proxy.cut.clear()
+    proc = start(push_argv(source, target.dest, via, *target.cli_extra), env=target.env)
+    status, _out, err = finish(proc)
+    message = error_line(err) if status != 0 else ""
+    fault_hit = proxy.cut.is_set() and status != 0
+    proxy.budget = None
+    deadline = time.monotonic() + WAIT  # the server side notices the cut on its own
+    while receivers(os.getpid()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not receivers(os.getpid()), "receiver still running after the connection was cut"
+    return after_fault(case, source, target, via, started, fault_hit=fault_hit, status=status, message=message)
