@@ -435,3 +435,80 @@ def cut_case(case: str, source: Source, target: Target, proxy: CuttingProxy, via
         time.sleep(0.02)
     assert not receivers(os.getpid()), "receiver still running after the connection was cut"
     return after_fault(case, source, target, via, started, fault_hit=fault_hit, status=status, message=message)
+
+
+# ---------------------------------------------------------------------------- disk full, permissions
+
+DISK_FULL_SCRIPT = r"""
+import json, subprocess, sys, time
+from dataclasses import asdict
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import test_fault_support as F
+src = F.Source(Path(sys.argv[2]), sys.argv[3], sys.argv[4], Path(sys.argv[5]))
+mnt, via, size = Path(sys.argv[6]), sys.argv[7], sys.argv[8]
+mnt.mkdir(parents=True, exist_ok=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=True)
+remote = F.fresh_remote(src, mnt / "remote")
+started = time.monotonic()
+status, _out, err = F.finish(F.start(F.push_argv(src, str(remote), via)))
+message = F.error_line(err) if status else ""
+subprocess.run(["mount", "-o", "remount,size=512m", str(mnt)], check=True)  # space freed
+outcome = F.after_fault("disk-full", src, F.local_target(remote), via, started,
+                        fault_hit=status != 0, status=status, message=message)
+print(json.dumps(asdict(outcome)))
+"""
+
+
+def unshare_available() -> bool:
+    if not shutil.which("unshare") or os.geteuid() != 0:
+        return False
+    probe = subprocess.run(["unshare", "-m", "--", "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", "/mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def disk_full_case(source: Source, mountpoint: Path, via: str, size: str = "4m") -> Outcome:
+    """Push onto a remote on a SIZE tmpfs in a private mount namespace (``unshare -m``),
+    then grow the tmpfs (space freed) and re-push; everything runs inside the namespace."""
+    tests = str(Path(__file__).resolve().parent)
+    done = subprocess.run(
+        ["unshare", "-m", "--", PY, "-c", DISK_FULL_SCRIPT, tests, str(source.path), source.c1, source.c2,
+         str(source.template), str(mountpoint), via, size],
+        capture_output=True, text=True, timeout=WAIT * 3,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return Outcome(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+NO_DAC = "-dac_override,-dac_read_search,-fowner"
+"""Capabilities dropped so that root obeys permission bits (setpriv)."""
+
+READ_ONLY_SPOTS = {
+    "objects": ("objects",),         # staging works, publishing cannot
+    "tmp": ("tmp",),                 # nothing can even be staged
+    "refs": ("refs/heads",),         # objects land, the ref cannot move
+}
+
+
+def _chmod_tree(root: Path, mode: int) -> None:
+    for path in [root, *root.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
+def permission_case(source: Source, remote: Path, via: str, spot: str) -> Outcome:
+    """Push as root *without* CAP_DAC_OVERRIDE into a remote whose SPOT is read-only, then
+    make it writable again and re-push."""
+    started = time.monotonic()
+    for rel in READ_ONLY_SPOTS[spot]:
+        _chmod_tree(remote / rel, 0o555)
+    try:
+        argv = ["setpriv", "--bounding-set", NO_DAC, "--inh-caps", NO_DAC, *push_argv(source, str(remote), via)]
+        status, _out, err = finish(start(argv))
+        message = error_line(err) if status else ""
+    finally:
+        for rel in READ_ONLY_SPOTS[spot]:
+            _chmod_tree(remote / rel, 0o755)
+    return after_fault(f"permission-{spot}", source, local_target(remote), via, started,
+                       fault_hit=status != 0, status=status, message=message)
