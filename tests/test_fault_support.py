@@ -512,3 +512,74 @@ def permission_case(source: Source, remote: Path, via: str, spot: str) -> Outcom
             _chmod_tree(remote / rel, 0o755)
     return after_fault(f"permission-{spot}", source, local_target(remote), via, started,
                        fault_hit=status != 0, status=status, message=message)
+
+
+# ---------------------------------------------------------------------------- concurrency
+
+
+def sync_and_commit(repo: Path, remote: Path, tree: Path, marker: str) -> str:
+    """REPO takes the remote's ``main`` and commits a tree unique to MARKER on top of it."""
+    ostree("pull-local", f"--repo={repo}", str(remote), "main")
+    (tree / "marker.txt").write_text(marker + "\n")
+    # unique bulk: sending it keeps both pushers between planning and publishing together
+    (tree / "bulk.bin").write_bytes(random.Random(marker).randbytes(2 << 20))
+    return ostree("commit", f"--repo={repo}", "--branch=main", f"--tree=dir={tree}",
+                  "--owner-uid=0", "--owner-gid=0", f"--subject={marker}").stdout.strip()
+
+
+@dataclass
+class RaceRound:
+    winners: int
+    remote_ref: str
+    commits: Tuple[str, str]
+    statuses: Tuple[int, int]
+    messages: Tuple[str, str]
+
+
+def race_round(sides: Sequence[Tuple[Path, Path, str]], remote: Path, index: int) -> RaceRound:
+    """Two pushers (repo, tree, via) move ``main`` of REMOTE at the same time."""
+    commits = [sync_and_commit(repo, remote, tree, f"round {index} side {k}")
+               for k, (repo, tree, _via) in enumerate(sides)]
+    procs = [start([PY, "-m", "pyostree", "push", f"--repo={repo}", f"--via={via}", "-q",
+                    "--receive-command", " ".join(RECEIVE_ARGV), str(remote), "main"])
+             for repo, _tree, via in sides]
+    results = [finish(proc) for proc in procs]
+    statuses = tuple(status for status, _o, _e in results)
+    messages = tuple(error_line(err) if status else "" for status, _o, err in results)
+    ref = (remote / "refs" / "heads" / "main").read_text().strip()
+    return RaceRound(sum(1 for s in statuses if s == 0), ref, (commits[0], commits[1]),
+                     (statuses[0], statuses[1]), (messages[0], messages[1]))  # type: ignore[arg-type]
+
+
+def check_race(round_: RaceRound) -> None:
+    """Exactly one pusher wins, the remote holds its commit, the loser says why."""
+    assert round_.winners == 1, f"{round_.winners} winners: {round_}"
+    winner = round_.statuses.index(0)
+    assert round_.remote_ref == round_.commits[winner], round_
+    loser_message = round_.messages[1 - winner]
+    assert "main" in loser_message and any(w in loser_message for w in ("moved", "fast-forward", "lock")), loser_message
+
+
+@contextlib.contextmanager
+def logged_http_server(directory: Path, log: Path) -> Iterator[str]:
+    """``python -m http.server`` on 127.0.0.1 serving DIRECTORY, its access log in LOG (to
+    tell a 404 on an object from a 404 on a ref that does not exist yet)."""
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen([PY, "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                                 str(directory), "0"], stdout=subprocess.PIPE, stderr=log_file)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().decode()
+            port = int(line.split(" port ")[1].split()[0])
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+MISSING_OBJECT = re.compile(r'"GET /objects/[0-9a-f]{2}/[0-9a-f]{62}\.(commit|dirtree|dirmeta|filez) HTTP/1\.[01]" 404')
+
+
+def missing_objects_served(log: Path) -> List[str]:
+    """404s on objects a pull needed (detached .commitmeta, deltas, summary.sig are optional)."""
+    return [line for line in log.read_text(errors="replace").splitlines() if MISSING_OBJECT.search(line)]
