@@ -178,11 +178,53 @@ def test_codec_caches_keep_no_long_types() -> None:
     """Codecs of long types are compiled per use; the caches stay within their char budget."""
     from pyostree.gvariant import decoder, encoder, normal
 
-    for k in range(40):
-        type_string = "(" + "y" * (5_000 + 997 * k) + "s)"
+    for k in range(20):
+        type_string = "(" + "y" * (5_000 + 1_999 * k) + "s)"
         data = b"\x01\x00" + type_string.encode()
         assert decode("v", data)[0] == type_string
         is_normal("v", data)
     for cache in (decoder._compiled, normal._compiled, encoder._compiled):
         assert cache.chars <= cache.max_chars
         assert all(len(node.string) <= cache.max_entry_chars for node in cache)
+
+
+def test_column_plans_match_tuple_plans(monkeypatch: Any) -> None:
+    """Tuples with more than 64 members keep their codec plan as narrow columns; the codecs
+    must behave exactly as with the plain plan, on normal and on hostile bytes."""
+    import random
+
+    from pyostree.gvariant import decoder, encoder, normal, types
+
+    rows = [(i, -i * 1000, i * 70_000, 2**40 + i, "x", True) for i in range(100)]
+    assert isinstance(types.make_plan(iter(rows), 100), types.Columns)
+    assert list(types.make_plan(iter(rows), 100)) == rows
+    rng = random.Random(3)
+    for type_string in ["(" + "sy" * 40 + "t)", "(" + "y" * 70 + "ias)", "(" + "(yi)" * 65 + ")",
+                        "(" + "ay" * 66 + ")"]:
+        node = types.parse_type(type_string)
+        big = (decoder._compile_fixed_tuple if node.fixed_size else decoder._compile_variable_tuple)(node)
+        big_norm = normal._compile_tuple(node)
+        big_enc = encoder._compile_tuple(node)
+        monkeypatch.setattr(types, "_SMALL_PLAN", 10**9)
+        small = (decoder._compile_fixed_tuple if node.fixed_size else decoder._compile_variable_tuple)(node)
+        small_norm = normal._compile_tuple(node)
+        small_enc = encoder._compile_tuple(node)
+        monkeypatch.setattr(types, "_SMALL_PLAN", 64)
+        value = decode(type_string, bytes(node.fixed_size or 300))
+        buf_big, buf_small = bytearray(), bytearray()
+        big_enc(buf_big, value)
+        small_enc(buf_small, value)
+        assert buf_big == buf_small
+        seed = bytes(buf_big)
+        for _ in range(300):
+            data = bytearray(seed)
+            for _ in range(rng.randint(0, 4)):
+                if data:
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                data = data[:rng.randrange(len(data) + 1)]
+            raw = bytes(data)
+            if node.fixed_size and len(raw) != node.fixed_size:
+                continue
+            assert big(raw, 0, len(raw), 0, {}) == small(raw, 0, len(raw), 0, {})
+            assert big_norm(raw, 0, len(raw), 0) == small_norm(raw, 0, len(raw), 0)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
-from array import array
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from pyostree.gvariant import fastpaths, tuplegen
 from pyostree.gvariant.types import (
@@ -24,6 +23,7 @@ from pyostree.gvariant.types import (
     TypeNode,
     is_valid_signature,
     layout_rows,
+    make_plan,
     parse_type,
     parse_type_or_none,
 )
@@ -388,21 +388,18 @@ def _variable_items(data: bytes, start: int, end: int, depth: int, memo: Memo,
 
 
 def _compile_fixed_tuple(node: TypeNode) -> DecodeFn:
-    # compact plan: a hostile type can have 100,000s of members
-    offsets = array("q")
-    decoders = []
-    offset = 0
-    for member in node.members:
-        offset += -offset & (member.align - 1)
-        offsets.append(offset)
-        decoders.append(get_decoder(member))
-        offset += member.fixed_size
-    sizes = array("q", [member.fixed_size for member in node.members])
+    def rows() -> Iterator[Tuple[int, int, DecodeFn]]:
+        offset = 0
+        for member in node.members:
+            offset += -offset & (member.align - 1)
+            yield offset, member.fixed_size, get_decoder(member)
+            offset += member.fixed_size
+    plan = make_plan(rows(), len(node.members))
 
     def dec_tuple(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
         child_depth = depth + 1
-        return tuple(dec(data, start + off, start + off + size, child_depth, memo)
-                     for off, size, dec in zip(offsets, sizes, decoders))
+        return tuple([dec(data, start + off, start + off + size, child_depth, memo)
+                      for off, size, dec in plan])
     return dec_tuple
 
 
@@ -428,19 +425,13 @@ def _member_bounds(data: bytes, end: int, size: int, width: int, index: int, a: 
 
 
 def _compile_variable_tuple(node: TypeNode) -> DecodeFn:
-    # the plan is one column per field (arrays of small ints), ~16 bytes per member
     members = node.members
-    index_col, a_col = array("i"), array("q")
-    b_col, c_col, ending_col = array("b"), array("b"), array("b")
-    for index, a, b, c, ending in layout_rows(members):
-        index_col.append(index)
-        a_col.append(a)
-        b_col.append(b)
-        c_col.append(c)
-        ending_col.append(ending)
-    cols = (index_col, a_col, b_col, c_col, ending_col)
-    decoders = [get_decoder(member) for member in members]
-    last_plan = tuple(col[-1] for col in cols) + (members[-1].fixed_size,)
+    plan = make_plan(
+        ((index, a, b, c, ending, member.fixed_size,
+          index + 2 if ending == ENDING_OFFSET else index + 1, get_decoder(member))
+         for (index, a, b, c, ending), member in zip(layout_rows(members), members)),
+        len(members))
+    last_plan = _last_row(members) + (members[-1].fixed_size,)
 
     def dec_tuple(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:
         size = end - start
@@ -454,26 +445,32 @@ def _compile_variable_tuple(node: TypeNode) -> DecodeFn:
         append = values.append
         checking_order = True
         prev_end = 0
-        for k, (index, a, b, c, ending) in enumerate(zip(*cols)):
-            m_start, m_end = _member_bounds(data, end, size, width, index, a, b, c, ending,
-                                            members[k].fixed_size)
-            entries = index + 2 if ending == ENDING_OFFSET else index + 1
+        for k, (index, a, b, c, ending, fixed, entries, dec) in enumerate(plan):
+            m_start, m_end = _member_bounds(data, end, size, width, index, a, b, c, ending, fixed)
             if checking_order:
                 if m_start > m_end or m_start < prev_end or m_end > size:
                     if k > 0:
                         # GLib's ordering cut-off: this member and all later ones are default
-                        values.extend(default_value(m, memo) for m in members[k:])
+                        values.extend([default_value(m, memo) for m in members[k:]])
                         break
                     checking_order = False  # a bad member 0 disables the cut-off entirely
                 else:
                     prev_end = m_end
             if (width * entries <= size and m_start < m_end <= size
                     and m_end <= last_end):
-                append(decoders[k](data, start + m_start, start + m_end, child_depth, memo))
+                append(dec(data, start + m_start, start + m_end, child_depth, memo))
             else:
                 append(default_value(members[k], memo))
         return tuple(values)
     return dec_tuple
+
+
+def _last_row(members: Tuple[TypeNode, ...]) -> Tuple[int, int, int, int, int]:
+    """The layout row of the last member (the rows are a stream)."""
+    row = (-1, 0, 0, 0, 0)
+    for row in layout_rows(members):
+        pass
+    return row
 
 
 def _decode_vardict(data: bytes, start: int, end: int, depth: int, memo: Memo) -> Any:

@@ -8,7 +8,6 @@ absolute buffer length; framing offsets are relative to the container's start.
 from __future__ import annotations
 
 import struct
-from array import array
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -22,6 +21,7 @@ from pyostree.gvariant.types import (
     TypeNode,
     is_valid_signature,
     layout_rows,
+    make_plan,
     parse_type,
 )
 
@@ -338,9 +338,10 @@ def _compile_variable_array(node: TypeNode) -> EncodeFn:
 
 def _compile_tuple(node: TypeNode) -> EncodeFn:
     members = node.members
-    masks = array("b", [member.align - 1 for member in members])
-    offsets = array("b", [row[4] == ENDING_OFFSET for row in layout_rows(members)])
-    encoders = [get_encoder(member) for member in members]
+    plan = make_plan(
+        ((member.align - 1, get_encoder(member), row[4] == ENDING_OFFSET)
+         for row, member in zip(layout_rows(members), members)),
+        len(members))
     count = len(members)
     fixed = node.fixed_size
     expected = "a dict entry (key, value)" if node.kind == "{" else f"a {count}-tuple"
@@ -350,7 +351,7 @@ def _compile_tuple(node: TypeNode) -> EncodeFn:
             raise GVariantError(f"value for GVariant type {node.string!r} must be {expected}")
         start = len(buf)
         if fixed:
-            for mask, enc_member, item in zip(masks, encoders, value):
+            for (mask, enc_member, _offset), item in zip(plan, value):
                 pad = -len(buf) & mask
                 if pad:
                     buf += _ZEROS[:pad]
@@ -358,7 +359,7 @@ def _compile_tuple(node: TypeNode) -> EncodeFn:
             buf += bytes(start + fixed - len(buf))
             return
         ends: List[int] = []
-        for mask, enc_member, has_offset, item in zip(masks, encoders, offsets, value):
+        for (mask, enc_member, has_offset), item in zip(plan, value):
             pad = -len(buf) & mask
             if pad:
                 buf += _ZEROS[:pad]

@@ -7,7 +7,6 @@ form for zero-length tuples, and dicts collapse duplicate keys.
 from __future__ import annotations
 
 import struct
-from array import array
 from typing import Any, Callable, Dict
 
 from pyostree.gvariant import fastpaths
@@ -27,6 +26,7 @@ from pyostree.gvariant.types import (
     TypeNode,
     is_valid_signature,
     layout_rows,
+    make_plan,
     parse_type,
 )
 
@@ -273,12 +273,11 @@ def _compile_variable_array(node: TypeNode) -> NormalFn:
 
 
 def _compile_tuple(node: TypeNode) -> NormalFn:
-    # compact plan (arrays of ints): a hostile type can have 100,000s of members
     members = node.members
-    masks = array("b", [member.align - 1 for member in members])
-    sizes = array("q", [member.fixed_size for member in members])
-    endings = array("b", [row[4] for row in layout_rows(members)])
-    checks = [get_checker(member) for member in members]
+    plan = make_plan(
+        ((member.align - 1, member.fixed_size, row[4], get_checker(member))
+         for row, member in zip(layout_rows(members), members)),
+        len(members))
     fixed_tuple = node.fixed_size
     tuple_mask = node.align - 1
     is_unit = not node.members
@@ -292,7 +291,7 @@ def _compile_tuple(node: TypeNode) -> NormalFn:
         table = size
         offset = 0
         child_depth = depth + 1
-        for mask, fixed, ending, check in zip(masks, sizes, endings, checks):
+        for mask, fixed, ending, check in plan:
             while offset & mask:
                 if offset >= size or data[start + offset] != 0:
                     return False

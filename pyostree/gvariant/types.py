@@ -9,7 +9,8 @@ tuple layouts are computed on demand and never stored, and the cache of nodes is
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from array import array
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from pyostree.gvariant.errors import GVariantError
 
@@ -115,9 +116,6 @@ class TypeNode:
         return f"TypeNode({text if len(text) <= 40 else text[:40] + '...'!r})"
 
 
-_BASIC_NODES: Dict[str, TypeNode] = {
-    ch: TypeNode(ch, 0, 1, ch, align, fixed, 1) for ch, (align, fixed) in _BASIC_LAYOUT.items()
-}
 
 
 def scan_type(s: str, pos: int, budget: int = MAX_DEPTH) -> int:
@@ -191,8 +189,11 @@ def bounded_put(cache: Dict[Any, Any], key: Any, value: Any, limit: int) -> None
     cache[key] = value
 
 
-_cache: Dict[str, TypeNode] = {}
-_cache_chars = 0
+_BASIC_NODES: Dict[str, TypeNode] = {
+    ch: TypeNode(ch, 0, 1, ch, align, fixed, 1) for ch, (align, fixed) in _BASIC_LAYOUT.items()
+}
+_cache: Dict[str, TypeNode] = dict(_BASIC_NODES)  # may evict them: _BASIC_NODES stays
+_cache_chars = len(_cache)
 
 
 def _remember(node: TypeNode) -> TypeNode:
@@ -214,6 +215,9 @@ def parse_type(s: str) -> TypeNode:
     """Parse a complete, definite type string or raise GVariantError."""
     if not isinstance(s, str):
         raise GVariantError(f"GVariant type string must be str, not {type(s).__name__}")
+    node = _cache.get(s)
+    if node is not None:
+        return node
     node = parse_type_or_none(s)
     if node is None:
         shown = s if len(s) <= 40 else s[:40] + "..."
@@ -223,10 +227,10 @@ def parse_type(s: str) -> TypeNode:
 
 def parse_type_or_none(s: str) -> Optional[TypeNode]:
     """Like parse_type but for untrusted type strings: None when invalid."""
-    node = _BASIC_NODES.get(s)
+    node = _cache.get(s)
     if node is not None:
         return node
-    node = _cache.get(s)
+    node = _BASIC_NODES.get(s)
     if node is not None:
         return node
     if not s:
@@ -402,3 +406,48 @@ class CodecCache(Dict[TypeNode, Any]):
                 self.chars -= old.length
         self[node] = fn
         self.chars += length
+
+
+_SMALL_PLAN = 64
+
+
+class Columns:
+    """A codec plan for a tuple with many members, kept as one column per field (arrays of
+    the narrowest int type, or lists); iterating yields the same rows a small plan holds."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: Tuple[Any, ...]) -> None:
+        self.columns = columns
+
+    def __iter__(self) -> Iterator[Tuple[Any, ...]]:
+        return zip(*self.columns)
+
+
+def make_plan(rows: Iterable[Tuple[Any, ...]], count: int) -> Iterable[Tuple[Any, ...]]:
+    """The per-member rows of a tuple codec: a tuple of tuples (fastest) for a usual tuple,
+    a few bytes per member (Columns) for a huge, probably hostile one."""
+    if count <= _SMALL_PLAN:
+        return tuple(rows)
+    columns: List[Any] = []
+    for row in rows:
+        if not columns:
+            columns = [array("b") if type(x) is int else [] for x in row]
+        for k, x in enumerate(row):
+            try:
+                columns[k].append(x)
+            except OverflowError:  # widen this int column: b -> h -> i -> q
+                column = columns[k]
+                code = _WIDER[column.typecode]
+                while True:
+                    try:
+                        wider = array(code, column)
+                        wider.append(x)
+                        break
+                    except OverflowError:
+                        code = _WIDER[code]
+                columns[k] = wider
+    return Columns(tuple(columns))
+
+
+_WIDER = {"b": "h", "h": "i", "i": "q"}
