@@ -217,9 +217,12 @@ def decode_commit_normal(data: bytes) -> Optional[Tuple[Any, ...]]:
     metadata = decode_vardict_normal(data, 0, e0, 1)
     if metadata is None:
         return None
-    related = fastpaths.decode_file_list_normal(data, e1, e2)
-    if related is None:
-        return None
+    if e1 == e2:
+        related: Optional[List[Any]] = []
+    else:
+        related = fastpaths.decode_file_list_normal(data, e1, e2)
+        if related is None:
+            return None
     # subject and body: two NUL-terminated strings with no other NUL, valid UTF-8 together
     if not (e2 < e3 < e4 and data[e3 - 1] == 0 and data[e4 - 1] == 0
             and data.count(0, e2, e4) == 2):
