@@ -10,9 +10,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple, Type
+from typing import BinaryIO, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Type
 
 from pyostree.errors import NotFoundError, ObjectError, RepoError
 from pyostree.objects.checksum import is_checksum, validate_checksum
@@ -34,6 +35,102 @@ MAX_SYMLINK_TARGET = 4096
 OSTREEMETA_XATTR = "user.ostreemeta"
 
 _HEX = frozenset("0123456789abcdef")
+
+#: How much of a ``.filez`` ``stat_content`` reads: enough for any header without xattrs.
+ARCHIVE_PREFIX = 4096
+_ARCHIVE_FIXED = struct.Struct(">QIIII")   # size, uid, gid, mode, rdev
+_OSTREEMETA = struct.Struct(">III")        # uid, gid, mode
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_TYPES = (stat.S_IFREG, stat.S_IFLNK)
+
+
+class ContentStat(NamedTuple):
+    """The logical metadata of a content object that has no xattrs (``stat_content``)."""
+
+    mode: int
+    uid: int
+    gid: int
+    size: int             # payload bytes; 0 for a symlink
+    symlink_target: str   # "" for a regular file
+
+    @property
+    def is_symlink(self) -> bool:
+        return stat.S_ISLNK(self.mode)
+
+
+#: checksum -> ContentStat, or None for "ask open_content"; raises OSError if unreadable.
+StatContent = Callable[[str], Optional[ContentStat]]
+#: A dirtree as lists: files (name, raw digest), dirs (name, raw tree digest, raw meta digest).
+DirtreeLists = Tuple[List[Tuple[str, bytes]], List[Tuple[str, bytes, bytes]]]
+
+
+def _plain_mode(mode: int) -> bool:
+    """A regular file or symlink with no bits outside 07777."""
+    return stat.S_IFMT(mode) in _FILE_TYPES and not mode & ~(stat.S_IFMT(mode) | 0o7777)
+
+
+def parse_archive_prefix(data: bytes) -> Optional[Tuple[ContentStat, int]]:
+    """The stat and payload offset from the first bytes of a ``.filez`` whose header has
+    no xattrs; None for any other shape (the full reader then decides and words errors)."""
+    if len(data) < 8:
+        return None
+    header_len = int.from_bytes(data[:4], "big")
+    if header_len < _ARCHIVE_FIXED.size + 2 or 8 + header_len > len(data) or data[4:8] != b"\0\0\0\0":
+        return None
+    width = 1 if header_len <= 0xFF else 2 if header_len <= 0xFFFF else 4
+    body = data[8:8 + header_len]
+    string_end = int.from_bytes(body[header_len - width:], "little")
+    # Only the shape with no xattrs: the string ends exactly where the offset table starts.
+    if string_end != header_len - width or body[string_end - 1] != 0:
+        return None
+    size, uid, gid, mode, rdev = _ARCHIVE_FIXED.unpack_from(body)
+    target_bytes = body[_ARCHIVE_FIXED.size:string_end - 1]
+    if rdev != 0 or not _plain_mode(mode) or b"\0" in target_bytes:
+        return None
+    try:
+        target = target_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if stat.S_ISLNK(mode) != bool(target) or (stat.S_ISLNK(mode) and size != 0):
+        return None
+    return ContentStat(mode, uid, gid, size, target), 8 + header_len
+
+
+def _stat_archive(path: str) -> Optional[ContentStat]:
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        data = os.read(fd, ARCHIVE_PREFIX)
+    finally:
+        os.close(fd)
+    parsed = parse_archive_prefix(data)
+    return parsed[0] if parsed is not None else None
+
+
+def _stat_bare_user(path: str) -> Optional[ContentStat]:
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    meta = os.getxattr(path, OSTREEMETA_XATTR, follow_symlinks=False)
+    if len(meta) != _OSTREEMETA.size:  # longer means xattrs: the full reader handles them
+        return None
+    uid, gid, mode = _OSTREEMETA.unpack(meta)
+    if not _plain_mode(mode):
+        return None
+    if not stat.S_ISLNK(mode):
+        return ContentStat(mode, uid, gid, info.st_size, "")
+    if info.st_size > MAX_SYMLINK_TARGET + 1:
+        return None
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        raw = os.read(fd, MAX_SYMLINK_TARGET + 2)
+    finally:
+        os.close(fd)
+    if len(raw) < 2 or not raw.endswith(b"\0") or b"\0" in raw[:-1]:
+        return None
+    try:
+        return ContentStat(mode, uid, gid, 0, raw[:-1].decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
 
 
 class ContentReader:
@@ -107,6 +204,22 @@ class _SizedRead:
         return data
 
 
+def _read_upto(fd: int, limit: int) -> bytes:
+    """Read FD until end of file or LIMIT bytes, whichever comes first."""
+    data = os.read(fd, limit)
+    if not data or len(data) >= limit:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < limit:
+        chunk = os.read(fd, limit - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
 def _file_chunks(handle: BinaryIO, size: int, what: str) -> Iterator[bytes]:
     """Chunks of a plain object file, checked against the size stat reported."""
     seen = 0
@@ -175,27 +288,101 @@ class ObjectStore:
         if not objtype.is_meta:
             raise ObjectError(f"{objtype.name} is not a metadata object type")
         path = self.object_str(checksum, objtype)
-        what = f"{checksum}.{objtype.extension()}"
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(path, _READ_FLAGS)
         except FileNotFoundError:
-            raise NotFoundError(f"No such metadata object {what}") from None
+            raise NotFoundError(f"No such metadata object {checksum}.{objtype.extension()}") from None
         except OSError as err:
-            raise ObjectError(f"Cannot open object {what}: {err.strerror}") from None
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
+            raise ObjectError(
+                f"Cannot open object {checksum}.{objtype.extension()}: {err.strerror}") from None
+        try:
+            info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise ObjectError(f"Object {what} is not a regular file")
+                raise ObjectError(f"Object {checksum}.{objtype.extension()} is not a regular file")
             if info.st_size > MAX_METADATA_SIZE:
                 raise ObjectError(
-                    f"Object {what} is {info.st_size} bytes, over the {MAX_METADATA_SIZE} byte limit"
+                    f"Object {checksum}.{objtype.extension()} is {info.st_size} bytes, "
+                    f"over the {MAX_METADATA_SIZE} byte limit"
                 )
-            data = handle.read(info.st_size + 1)  # + 1: notice a file that grew
+            data = _read_upto(fd, info.st_size + 1)  # + 1: notice a file that grew
+        finally:
+            os.close(fd)
         if len(data) > MAX_METADATA_SIZE:
-            raise ObjectError(f"Object {what} is over the {MAX_METADATA_SIZE} byte limit")
+            raise ObjectError(
+                f"Object {checksum}.{objtype.extension()} is over the {MAX_METADATA_SIZE} byte limit")
         return data
 
+    def read_dirtree_lists(self, checksum: str) -> Optional[DirtreeLists]:
+        """A dirtree's entries as plain lists, for walks over thousands of them.
+
+        Only for the common case, a normal-form dirtree whose digests are all 32 bytes:
+        then these are exactly the values ``Repo.load_dirtree`` would give, without
+        building an object per entry. None means "use ``Repo.load_dirtree``", which
+        decodes anything else and words the errors. Names are not validated here.
+        """
+        from pyostree.gvariant.fastpaths import decode_dirtree_normal
+
+        found = decode_dirtree_normal(self.read_metadata_bytes(checksum, ObjectType.DIR_TREE))
+        if found is None:
+            return None
+        files, dirs = found
+        for entry in files:
+            if len(entry[1]) != 32:
+                return None
+        for entry in dirs:
+            if len(entry[1]) != 32 or len(entry[2]) != 32:
+                return None
+        return files, dirs
+
     # -- content ----------------------------------------------------------------
+
+    def stat_content_function(self, *, cache: bool = True) -> Optional[StatContent]:
+        """A cheap ``stat_content`` for walks: one or two syscalls per object, no reader.
+
+        Gives None when the mode has no fast path (bare, bare-user-only: callers then use
+        ``open_content``). With CACHE, each object is read once (trees repeat content);
+        callers visiting each object once should turn it off.
+        """
+        if self.mode is RepoMode.ARCHIVE:
+            suffix, reader = ".filez", _stat_archive
+        elif self.mode is RepoMode.BARE_USER:
+            suffix, reader = ".file", _stat_bare_user
+        else:
+            return None
+        root = self._root_str
+
+        if not cache:
+            def stat_uncached(checksum: str) -> Optional[ContentStat]:
+                if not is_checksum(checksum):
+                    return None
+                return reader(f"{root}/{checksum[:2]}/{checksum[2:]}{suffix}")
+
+            return stat_uncached
+        seen: Dict[str, Optional[ContentStat]] = {}
+
+        def stat_cached(checksum: str) -> Optional[ContentStat]:
+            try:
+                return seen[checksum]
+            except KeyError:
+                pass
+            found = None
+            if is_checksum(checksum):
+                found = reader(f"{root}/{checksum[:2]}/{checksum[2:]}{suffix}")
+            seen[checksum] = found
+            return found
+
+        return stat_cached
+
+    def stat_content(self, checksum: str) -> Optional[ContentStat]:
+        """Type, owner, mode, size and symlink target of a plain content object (one with
+        no xattrs, stored the usual way), read with one or two syscalls.
+
+        None whenever the object is anything else or the mode has no fast path: the
+        caller then uses ``open_content``, which handles every case and words the errors.
+        This never decides that an object is bad. OSError if the file cannot be read.
+        """
+        function = self.stat_content_function(cache=False)
+        return function(checksum) if function is not None else None
 
     def open_content(self, checksum: str) -> ContentReader:
         path = self.object_str(checksum, ObjectType.FILE)
