@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import stat
 import sys
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import TYPE_CHECKING, Dict, List, TextIO, Tuple
 
-from pyostree.checkout.fastpath import stat_function
-from pyostree.checkout.tree import TreeEntry, child_path, commit_root, resolve_path
+from pyostree.checkout.tree import TreeEntry, commit_root, resolve_path
 from pyostree.cli.common import format_variant, open_repo
 from pyostree.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from pyostree.objects import DirMeta, FileEntry
+    from pyostree.objects import DirMeta
+    from pyostree.objects.xattrs import Xattrs
     from pyostree.repo import Repo
 
 NAME = "ls"
@@ -32,14 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Lister:
-    """Formats entries; caches dirmeta since many directories share one."""
+    """Formats entries into one output buffer.
+
+    The per-object part of a line ("-00644 0 0   1234 ", " -> target\n") is computed once
+    per content object and dirmeta: trees repeat them, and the hot loop of ``ls -R`` is
+    then one dictionary lookup and one string concatenation per file.
+    """
 
     def __init__(self, repo: Repo, args: argparse.Namespace, out: TextIO) -> None:
         self.repo = repo
         self.args = args
         self.out = out
         self.dirmetas: Dict[str, DirMeta] = {}
-        self.fast_stat = None if args.xattrs else stat_function(repo)
+        self.fast_stat = None if args.xattrs else repo.store.stat_content_function()
+        self.file_parts: Dict[str, Tuple[str, str]] = {}
         self.lines: List[str] = []
 
     def _dirmeta(self, checksum: str) -> DirMeta:
@@ -48,74 +54,68 @@ class _Lister:
             meta = self.dirmetas[checksum] = self.repo.load_dirmeta(checksum)
         return meta
 
+    def _file_parts(self, checksum: str, path: str) -> Tuple[str, str]:
+        """What goes before and after the path on a content object's line (cached)."""
+        parts = self.file_parts.get(checksum)
+        if parts is not None:
+            return parts
+        quick = None
+        if self.fast_stat is not None:
+            try:
+                quick = self.fast_stat(checksum)
+            except OSError:
+                quick = None  # the full reader below words the problem
+        xattrs: Xattrs = ()
+        if quick is not None:
+            mode, uid, gid, size, link = quick
+        else:
+            with self.repo.open_content(checksum) as reader:
+                header = reader.header
+                size = reader.size
+            mode, uid, gid, link, xattrs = (header.mode, header.uid, header.gid,
+                                            header.symlink_target, header.xattrs)
+        if stat.S_ISLNK(mode):
+            type_char, tail, size = "l", f" -> {link}\n", 0
+        elif stat.S_ISREG(mode):
+            type_char, tail = "-", "\n"
+        else:
+            raise NotFoundError(f"{path}: Invalid file type")
+        head = f"{type_char}0{mode & 0o7777:04o} {uid} {gid} {size:6d} "
+        if self.args.checksum:
+            head += f"{checksum} "
+        if self.args.xattrs:
+            head += f"{{ {format_variant('a(ayay)', list(xattrs))} }} "
+        parts = self.file_parts[checksum] = (head, tail)
+        return parts
+
+    def _dir_line(self, path: str, tree_checksum: str, meta_checksum: str) -> str:
+        meta = self._dirmeta(meta_checksum)
+        line = f"d0{meta.mode & 0o7777:04o} {meta.uid} {meta.gid}      0 "
+        if self.args.checksum:
+            line += f"{tree_checksum} {meta_checksum} "
+        if self.args.xattrs:
+            line += f"{{ {format_variant('a(ayay)', list(meta.xattrs))} }} "
+        return f"{line}{path}\n"
+
     def print_entry(self, entry: TreeEntry) -> None:
         if self.args.nul_filenames_only:
             self.lines.append(entry.path + "\0")
-            return
-        target: Optional[str] = None
-        xattrs: List[Tuple[bytes, bytes]]
-        if entry.is_dir:
-            meta = self._dirmeta(entry.meta_checksum)
-            type_char, mode, uid, gid, size = "d", meta.mode, meta.uid, meta.gid, 0
-            xattrs = list(meta.xattrs)
+        elif entry.is_dir:
+            self.lines.append(self._dir_line(entry.path, entry.checksum, entry.meta_checksum))
         else:
-            quick = None
-            if self.fast_stat is not None:
-                try:
-                    quick = self.fast_stat(entry.checksum)
-                except OSError:
-                    quick = None
-            if quick is not None:
-                mode, uid, gid, size, link = quick.mode, quick.uid, quick.gid, quick.size, quick.symlink_target
-                xattrs = []
-            else:
-                with self.repo.open_content(entry.checksum) as reader:
-                    header = reader.header
-                    size = reader.size
-                mode, uid, gid, link = header.mode, header.uid, header.gid, header.symlink_target
-                xattrs = list(header.xattrs)
-            if stat.S_ISLNK(mode):
-                type_char, target, size = "l", link, 0
-            elif stat.S_ISREG(mode):
-                type_char = "-"
-            else:
-                raise NotFoundError(f"{entry.path}: Invalid file type")
-        parts = [f"{type_char}0{mode & 0o7777:04o} {uid} {gid} {size:6d} "]
-        if self.args.checksum:
-            if entry.is_dir:
-                parts.append(f"{entry.checksum} {entry.meta_checksum} ")
-            else:
-                parts.append(f"{entry.checksum} ")
-        if self.args.xattrs:
-            parts.append(f"{{ {format_variant('a(ayay)', xattrs)} }} ")
-        parts.append(entry.path)
-        if target is not None:
-            parts.append(f" -> {target}")
-        parts.append("\n")
-        self.lines.append("".join(parts))
+            head, tail = self._file_parts(entry.checksum, entry.path)
+            self.lines.append(f"{head}{entry.path}{tail}")
 
-    def _print_files_fast(self, parent_path: str, files: Sequence[FileEntry]) -> None:
-        """print_entry for plain files, without per-entry objects (ls -R's hot loop)."""
-        fast_stat = self.fast_stat
-        assert fast_stat is not None
-        append = self.lines.append
-        prefix = "" if parent_path == "/" else parent_path
-        with_checksum = self.args.checksum
-        for file_entry in files:
-            try:
-                quick = fast_stat(file_entry.checksum)
-            except OSError:
-                quick = None
-            if quick is None:
-                self.print_entry(TreeEntry(f"{prefix}/{file_entry.name}", False, file_entry.checksum))
-                continue
-            checksum = f"{file_entry.checksum} " if with_checksum else ""
-            if quick.symlink_target:
-                append(f"l0{quick.mode & 0o7777:04o} {quick.uid} {quick.gid}      0 {checksum}"
-                       f"{prefix}/{file_entry.name} -> {quick.symlink_target}\n")
-            else:
-                append(f"-0{quick.mode & 0o7777:04o} {quick.uid} {quick.gid} {quick.size:6d} "
-                       f"{checksum}{prefix}/{file_entry.name}\n")
+    def _children(self, tree_checksum: str) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str, str]]]:
+        """(name, checksum) of the files and (name, tree, meta) of the subdirectories."""
+        lists = self.repo.store.read_dirtree_lists(tree_checksum)
+        if lists is None:
+            tree = self.repo.load_dirtree(tree_checksum)
+            return ([(f.name, f.checksum) for f in tree.files],
+                    [(d.name, d.tree_checksum, d.meta_checksum) for d in tree.dirs])
+        raw_files, raw_dirs = lists
+        return ([(name, raw.hex()) for name, raw in raw_files],
+                [(name, tree.hex(), meta.hex()) for name, tree, meta in raw_dirs])
 
     def flush(self) -> None:
         self.out.write("".join(self.lines))
@@ -123,28 +123,32 @@ class _Lister:
 
     def print_children(self, directory: TreeEntry, recursive: bool) -> None:
         """Files then subdirectories, in dirtree order; depth first with -R (as ostree)."""
-        stack = [directory]
+        lines = self.lines
+        append = lines.append
+        nul = self.args.nul_filenames_only
+        file_parts = self.file_parts
+        stack = [(directory.path, directory.checksum, directory.meta_checksum)]
         first = True
         while stack:
-            current = stack.pop()
+            path, tree_checksum, meta_checksum = stack.pop()
             if not first:
-                self.print_entry(current)
+                append(path + "\0" if nul else self._dir_line(path, tree_checksum, meta_checksum))
             first = False
-            tree = self.repo.load_dirtree(current.checksum)
-            if self.fast_stat is not None and not self.args.nul_filenames_only:
-                self._print_files_fast(current.path, tree.files)
+            files, dirs = self._children(tree_checksum)
+            prefix = "/" if path == "/" else path + "/"
+            if nul:
+                lines.extend([f"{prefix}{name}\0" for name, _ in files])
             else:
-                for file_entry in tree.files:
-                    self.print_entry(TreeEntry(child_path(current.path, file_entry.name), False,
-                                               file_entry.checksum))
-            subdirs = [TreeEntry(child_path(current.path, d.name), True, d.tree_checksum,
-                                 d.meta_checksum) for d in tree.dirs]
+                for name, checksum in files:
+                    parts = file_parts.get(checksum) or self._file_parts(checksum, prefix + name)
+                    append(f"{parts[0]}{prefix}{name}{parts[1]}")
+            subdirs = [(prefix + name, tree, meta) for name, tree, meta in dirs]
             if recursive:
                 stack.extend(reversed(subdirs))
             else:
-                for sub in subdirs:
-                    self.print_entry(sub)
-            if len(self.lines) > 512:
+                for sub_path, tree, meta in subdirs:
+                    append(sub_path + "\0" if nul else self._dir_line(sub_path, tree, meta))
+            if len(lines) > 65536:
                 self.flush()
 
 
