@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from pyostree.checkout.fastpath import stat_function
-from pyostree.checkout.tree import TreeEntry, child_path, commit_root, resolve_path
+from pyostree.checkout.tree import TreeEntry, commit_root, resolve_path
 from pyostree.errors import CheckoutError
 
 if TYPE_CHECKING:
@@ -87,13 +87,19 @@ def check_entry_name(name: str) -> None:
 
 
 def _check_tree_names(tree: DirTree, path: str) -> None:
-    seen: Set[str] = set()
-    names = [entry.name for entry in tree.files] + [entry.name for entry in tree.dirs]
+    _check_names([entry.name for entry in tree.files] + [entry.name for entry in tree.dirs], path)
+
+
+def _check_names(names: List[str], path: str) -> None:
+    """Every name of one directory is safe and appears once (files and dirs together)."""
+    if len(set(names)) != len(names):
+        seen: Set[str] = set()
+        for name in names:
+            if name in seen:
+                raise CheckoutError(f"refusing to check out {path}: name {name!r} appears twice")
+            seen.add(name)
     for name in names:
         check_entry_name(name)
-        if name in seen:
-            raise CheckoutError(f"refusing to check out {path}: name {name!r} appears twice")
-        seen.add(name)
 
 
 @dataclass
@@ -142,6 +148,7 @@ class _Writer:
         self.progress = progress
         self.workers = max(1, workers)
         self.fast_stat = stat_function(repo) if self.hardlinkable else None
+        self.link_sources: Dict[str, str] = {}  # checksum -> object path, "" if not linkable
         self.files = 0
         self.directories = 0
         self.hardlinks = 0
@@ -249,12 +256,25 @@ class _Writer:
             self.dirmetas[checksum] = meta
         return meta
 
+    def _entries(self, entry: TreeEntry) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str, str]]]:
+        """(name, checksum) of the files and (name, tree, meta) of the subdirectories,
+        names checked: nothing that could escape or alias inside the directory."""
+        lists = self.repo.store.read_dirtree_lists(entry.checksum)
+        if lists is None:
+            tree = self.repo.load_dirtree(entry.checksum)
+            _check_tree_names(tree, entry.path)
+            return ([(f.name, f.checksum) for f in tree.files],
+                    [(d.name, d.tree_checksum, d.meta_checksum) for d in tree.dirs])
+        raw_files, raw_dirs = lists
+        _check_names([name for name, _ in raw_files] + [name for name, _, _ in raw_dirs], entry.path)
+        return ([(name, raw.hex()) for name, raw in raw_files],
+                [(name, tree.hex(), meta.hex()) for name, tree, meta in raw_dirs])
+
     def _make_and_fill(self, parent_fd: int, components: Tuple[str, ...],
                        entry: TreeEntry) -> Tuple[int, _DirResult]:
         """Create (or, with --union, reuse) one directory and write its files; its fd stays open."""
-        tree = self.repo.load_dirtree(entry.checksum)
+        files, dirs = self._entries(entry)
         meta = self._load_dirmeta(entry.meta_checksum, entry.path)
-        _check_tree_names(tree, entry.path)
         name = components[-1]
         created = True
         try:
@@ -268,20 +288,61 @@ class _Writer:
         except OSError as err:
             raise CheckoutError(f"{entry.path}: cannot open directory: {err.strerror}") from None
         counts = _Counts()
+        prefix = "/" if entry.path == "/" else entry.path + "/"
         try:
             if created and not self.user_mode:
                 _set_xattrs(fd, meta.xattrs)
-            for file_entry in tree.files:
-                self.file(fd, file_entry.name, file_entry.checksum,
-                          child_path(entry.path, file_entry.name), counts)
+            if self.fast_stat is not None and not self.options.union:
+                self._link_files(fd, files, prefix, counts)
+            else:
+                for file_name, checksum in files:
+                    self.file(fd, file_name, checksum, prefix + file_name, counts)
         except BaseException:
             os.close(fd)
             raise
         subdirs = tuple(
-            (components + (d.name,),
-             TreeEntry(child_path(entry.path, d.name), True, d.tree_checksum, d.meta_checksum))
-            for d in tree.dirs)
+            (components + (dir_name,), TreeEntry(prefix + dir_name, True, tree, dir_meta))
+            for dir_name, tree, dir_meta in dirs)
         return fd, _DirResult(components, meta if created else None, subdirs, counts, entry.path)
+
+    def _link_files(self, dir_fd: int, files: List[Tuple[str, str]], prefix: str,
+                    counts: _Counts) -> None:
+        """Hardlink a directory's files: one ``linkat`` per file in the common case.
+
+        Whether an object can be linked (a readable, non-empty regular file) is decided
+        once per object from ``stat_content``; the link shares the object's inode, so
+        mode and owner need no setting. Anything else takes the general path.
+        """
+        sources = self.link_sources
+        link = os.link
+        linked = 0
+        for file_name, checksum in files:
+            source = sources.get(checksum)
+            if source is None:
+                source = sources[checksum] = self._link_source(checksum)
+            if source:
+                try:
+                    link(source, file_name, dst_dir_fd=dir_fd, follow_symlinks=False)
+                    linked += 1
+                    continue
+                except OSError:
+                    pass  # the general path below retries, falls back or words the error
+            self.file(dir_fd, file_name, checksum, prefix + file_name, counts)
+        counts.files += linked
+        counts.hardlinks += linked
+
+    def _link_source(self, checksum: str) -> str:
+        """The object's path if ``_link_files`` may hardlink it straight away, else ""."""
+        assert self.fast_stat is not None
+        try:
+            quick = self.fast_stat(checksum)
+        except OSError:
+            return ""
+        if quick is None or quick.is_symlink or quick.size == 0:
+            return ""
+        if self.user_mode and not quick.mode & stat.S_IRUSR:
+            return ""
+        return f"{self.objects_dir}/{checksum[:2]}/{checksum[2:]}.file"
 
     def _finish_directory(self, fd: int, meta: DirMeta) -> None:
         mode = meta.mode & 0o7777
