@@ -10,6 +10,7 @@ push to resume from, nothing appears in ``objects/`` or ``refs/``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Callable, Dict, List, Optional, Set, Tuple
@@ -193,19 +194,30 @@ class _Session:
         return self.repo
 
     def commit(self, updates: List[RefUpdateRequest], summary: Optional[bool]) -> None:
+        from pyostree.push.refslock import refs_lock
+        from pyostree.transport import LocalFileTransport
+
         txn = self._txn()
         repo = self._repo()
         for update in updates:
             check_commit_complete(repo, txn, update.new)
             txn.set_ref(update.ref, update.new, expected_old=update.old)
         had_summary = (repo.path / "summary").exists()
-        try:
-            txn.commit()
-        except PyOstreeError as err:
-            raise PushError(f"refs not updated: {err}") from None
         wrote_summary = False
-        if summary is True or (summary is None and had_summary):
-            wrote_summary = regenerate_summary(repo, self.log, only_if_stale=not updates)
+        files = LocalFileTransport(repo.path)
+        try:
+            # The repo lock is shared between pushers: without this lock two receivers can
+            # both pass the compare-and-swap and one update is lost (sftp pushers take it too).
+            with refs_lock(files, self.log) if updates else contextlib.nullcontext():
+                try:
+                    txn.commit()
+                except PyOstreeError as err:
+                    raise PushError(f"refs not updated: {err}") from None
+                if summary is True or (summary is None and had_summary):
+                    wrote_summary = regenerate_summary(repo, self.log, only_if_stale=not updates,
+                                                       locked=bool(updates))
+        finally:
+            files.close()
         self.log(f"received {self.received} objects, updated {len(updates)} refs")
         self.writer.write_json(FrameKind.DONE, {
             "refs": {u.ref: u.new for u in updates},
@@ -267,7 +279,8 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str) -> None:
             pending.append((sub.tree_checksum, sub.meta_checksum))
 
 
-def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False) -> bool:
+def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False,
+                       locked: bool = False) -> bool:
     """Rewrite ``summary`` after the refs moved (a stale one hides new refs), under the
     same refs lock sftp-mode pushers use, reading refs only once it is held. With
     ``only_if_stale`` (nothing moved) it repairs a summary an interrupted push left behind."""
@@ -277,7 +290,7 @@ def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False) -
 
     files = LocalFileTransport(repo.path)
     try:
-        with refs_lock(files, log):
+        with contextlib.nullcontext() if locked else refs_lock(files, log):
             heads = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
             if only_if_stale and not summary_is_stale(files, heads):
                 return False
