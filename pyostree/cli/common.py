@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import unicodedata
 from typing import TYPE_CHECKING, Optional
 
 from pyostree.errors import RepoError
@@ -81,6 +80,8 @@ def _swap_int(value: int, size: int, signed: bool) -> int:
 
 
 def _quote_string(text: str) -> str:
+    import unicodedata  # only ``show``/``ls -X`` print strings: keep it off the common path
+
     quote = '"' if "'" in text else "'"
     out = [quote]
     for char in text:

@@ -39,6 +39,31 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, minus its ``import shutil`` (bz2, lzma...) on every run:
+    argparse builds a formatter for each option added, help or not."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Optional[int] = None) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def _module_names() -> list[str]:
     import pkgutil  # only for listing: running one command imports it directly
 
@@ -123,7 +148,7 @@ def _usage_text() -> str:
 
 
 def _build_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, add_help=False)
+    parser = _Parser(prog=PROG, add_help=False, formatter_class=_Formatter)
     _add_repo_option(parser)
     subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
     add_parser = getattr(module, "add_parser", None)
@@ -131,7 +156,7 @@ def _build_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
         add_parser(subparsers)  # the older protocol of docs/DESIGN.md
         return parser
     summary = str(getattr(module, "SUMMARY", ""))
-    sub = subparsers.add_parser(name, help=summary, description=summary)
+    sub = subparsers.add_parser(name, help=summary, description=summary, formatter_class=_Formatter)
     _add_repo_option(sub)
     module.add_arguments(sub)
     return parser
