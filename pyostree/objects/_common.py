@@ -22,6 +22,9 @@ def decode_metadata(type_string: str, data: BytesLike, *, verify: bool, what: st
         raise ObjectError(
             f"{what}: {len(data)} bytes exceeds the metadata limit of {MAX_METADATA_SIZE}"
         )
-    if verify and not gvariant.is_normal(type_string, data):
+    if not verify:
+        return gvariant.decode(type_string, data)
+    value, normal = gvariant.decode_checked(type_string, data)
+    if not normal:
         raise ObjectError(f"{what}: not normal form")
-    return gvariant.decode(type_string, data)
+    return value

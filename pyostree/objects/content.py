@@ -14,9 +14,8 @@ import zlib
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Optional, Tuple
 
-from pyostree import gvariant
 from pyostree.errors import ObjectError
-from pyostree.objects._common import BytesLike
+from pyostree.objects._common import BytesLike, decode_metadata
 from pyostree.objects._endian import swap32, swap64
 from pyostree.objects._framing import encode_xattrs, offset_width, parse_xattrs, read_width
 from pyostree.objects.dirmeta import decode_uuua, encode_uuua
@@ -184,9 +183,7 @@ def _parse_header(data: bytes, *, archive: bool, verify: bool) -> Tuple[FileHead
     parsed = _fast_header(data, archive)
     if parsed is None:
         type_string = ARCHIVE_HEADER_TYPE if archive else FILE_HEADER_TYPE
-        if verify and not gvariant.is_normal(type_string, data):
-            raise ObjectError(f"{what}: not normal form")
-        value = gvariant.decode(type_string, data)
+        value = decode_metadata(type_string, data, verify=verify, what=what)
         assert isinstance(value, tuple)
         if archive:
             raw_size, *fields = value
