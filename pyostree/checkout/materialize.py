@@ -147,7 +147,8 @@ class _Writer:
         self.options = options
         self.progress = progress
         self.workers = max(1, workers)
-        self.fast_stat = stat_function(repo) if self.hardlinkable else None
+        # Cached per object by link_sources below, not by the stat function.
+        self.fast_stat = stat_function(repo, cache=False) if self.hardlinkable else None
         self.link_sources: Dict[str, str] = {}  # checksum -> object path, "" if not linkable
         self.files = 0
         self.directories = 0
@@ -394,16 +395,10 @@ class _Writer:
 
     def _try_fast_hardlink(self, dir_fd: int, name: str, checksum: str, path: str) -> bool:
         """The common case without opening a reader: a plain, readable, non-empty file."""
-        assert self.fast_stat is not None
-        try:
-            quick = self.fast_stat(checksum)
-        except OSError:
-            return False
-        if quick is None or quick.is_symlink or quick.size == 0:
-            return False
-        if self.user_mode and not quick.mode & stat.S_IRUSR:
-            return False
-        return self._hardlink(dir_fd, name, checksum, path)
+        source = self.link_sources.get(checksum)
+        if source is None:
+            source = self.link_sources[checksum] = self._link_source(checksum)
+        return bool(source) and self._hardlink(dir_fd, name, checksum, path)
 
     def _hardlink(self, dir_fd: int, name: str, checksum: str, path: str) -> bool:
         source = f"{self.objects_dir}/{checksum[:2]}/{checksum[2:]}.file"

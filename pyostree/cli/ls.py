@@ -44,7 +44,8 @@ class _Lister:
         self.args = args
         self.out = out
         self.dirmetas: Dict[str, DirMeta] = {}
-        self.fast_stat = None if args.xattrs else repo.store.stat_content_function()
+        # Cached per object by file_parts below, not by the stat function.
+        self.fast_stat = None if args.xattrs else repo.store.stat_content_function(cache=False)
         self.file_parts: Dict[str, Tuple[str, str]] = {}
         self.lines: List[str] = []
 
