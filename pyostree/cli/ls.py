@@ -46,7 +46,9 @@ class _Lister:
         self.dirmetas: Dict[str, DirMeta] = {}
         # Cached per object by file_parts below, not by the stat function.
         self.fast_stat = None if args.xattrs else repo.store.stat_content_function(cache=False)
-        self.file_parts: Dict[str, Tuple[str, str]] = {}
+        self.file_parts: Dict[bytes, Tuple[str, str]] = {}  # by raw digest
+        self.with_checksum = bool(args.checksum)
+        self.with_xattrs = bool(args.xattrs)
         self.lines: List[str] = []
 
     def _dirmeta(self, checksum: str) -> DirMeta:
@@ -55,11 +57,12 @@ class _Lister:
             meta = self.dirmetas[checksum] = self.repo.load_dirmeta(checksum)
         return meta
 
-    def _file_parts(self, checksum: str, path: str) -> Tuple[str, str]:
+    def _file_parts(self, raw: bytes, path: str) -> Tuple[str, str]:
         """What goes before and after the path on a content object's line (cached)."""
-        parts = self.file_parts.get(checksum)
+        parts = self.file_parts.get(raw)
         if parts is not None:
             return parts
+        checksum = raw.hex()
         quick = None
         if self.fast_stat is not None:
             try:
@@ -82,19 +85,19 @@ class _Lister:
         else:
             raise NotFoundError(f"{path}: Invalid file type")
         head = f"{type_char}0{mode & 0o7777:04o} {uid} {gid} {size:6d} "
-        if self.args.checksum:
+        if self.with_checksum:
             head += f"{checksum} "
-        if self.args.xattrs:
+        if self.with_xattrs:
             head += f"{{ {format_variant('a(ayay)', list(xattrs))} }} "
-        parts = self.file_parts[checksum] = (head, tail)
+        parts = self.file_parts[raw] = (head, tail)
         return parts
 
     def _dir_line(self, path: str, tree_checksum: str, meta_checksum: str) -> str:
         meta = self._dirmeta(meta_checksum)
         line = f"d0{meta.mode & 0o7777:04o} {meta.uid} {meta.gid}      0 "
-        if self.args.checksum:
+        if self.with_checksum:
             line += f"{tree_checksum} {meta_checksum} "
-        if self.args.xattrs:
+        if self.with_xattrs:
             line += f"{{ {format_variant('a(ayay)', list(meta.xattrs))} }} "
         return f"{line}{path}\n"
 
@@ -104,19 +107,18 @@ class _Lister:
         elif entry.is_dir:
             self.lines.append(self._dir_line(entry.path, entry.checksum, entry.meta_checksum))
         else:
-            head, tail = self._file_parts(entry.checksum, entry.path)
+            head, tail = self._file_parts(bytes.fromhex(entry.checksum), entry.path)
             self.lines.append(f"{head}{entry.path}{tail}")
 
-    def _children(self, tree_checksum: str) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str, str]]]:
-        """(name, checksum) of the files and (name, tree, meta) of the subdirectories."""
+    def _children(self, tree_checksum: str) -> Tuple[List[Tuple[str, bytes]], List[Tuple[str, str, str]]]:
+        """(name, raw digest) of the files and (name, tree, meta) of the subdirectories."""
         lists = self.repo.store.read_dirtree_lists(tree_checksum)
         if lists is None:
             tree = self.repo.load_dirtree(tree_checksum)
-            return ([(f.name, f.checksum) for f in tree.files],
+            return ([(f.name, bytes.fromhex(f.checksum)) for f in tree.files],
                     [(d.name, d.tree_checksum, d.meta_checksum) for d in tree.dirs])
         raw_files, raw_dirs = lists
-        return ([(name, raw.hex()) for name, raw in raw_files],
-                [(name, tree.hex(), meta.hex()) for name, tree, meta in raw_dirs])
+        return raw_files, [(name, tree.hex(), meta.hex()) for name, tree, meta in raw_dirs]
 
     def flush(self) -> None:
         self.out.write("".join(self.lines))
@@ -140,8 +142,8 @@ class _Lister:
             if nul:
                 lines.extend([f"{prefix}{name}\0" for name, _ in files])
             else:
-                for name, checksum in files:
-                    parts = file_parts.get(checksum) or self._file_parts(checksum, prefix + name)
+                for name, raw in files:
+                    parts = file_parts.get(raw) or self._file_parts(raw, prefix + name)
                     append(f"{parts[0]}{prefix}{name}{parts[1]}")
             subdirs = [(prefix + name, tree, meta) for name, tree, meta in dirs]
             if recursive:
