@@ -2,7 +2,9 @@
 
 Both tools run as subprocesses, the way a user runs them, on the same repos in the same run
 (archive and bare-user, committed by the real ``ostree``), taking turns; each timing is the
-median of a few repetitions, and checkouts start after the previous one is removed and synced. Prints one line per case with the pyostree/ostree ratio (goal: <= 1.0).
+median of a few repetitions after one untimed warm-up run of each, and checkouts start after
+the previous one is removed and synced. Prints one line per case with the pyostree/ostree
+ratio (goal: <= 1.0).
 
     python benchmarks/bench_read.py [--source DIR] [--repeat N]
 """
@@ -21,8 +23,13 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 
+# As installed: byte-compiled modules are used (and written once, by the warm-up run),
+# whatever PYTHONDONTWRITEBYTECODE the caller's environment sets.
+_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _run(cmd: Sequence[str]) -> None:
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_ENV)
 
 
 def _interleaved_medians(commands: Sequence[Sequence[str]], repeat: int,
@@ -73,6 +80,11 @@ def main(argv: Sequence[str]) -> int:
                 (f"checkout {' '.join(user)} ({mode})".replace("  ", " "),
                  ["checkout", f"--repo={repo}", *user, "main", str(dest)], clean),
             ]
+        for _, cmd, before in cases:  # warm-up: page cache, and pyostree's .pyc files
+            for tool in (pyostree, [ostree]):
+                if before is not None:
+                    before()
+                _run([*tool, *cmd])
         print(f"source {args.source}, median of {args.repeat}; times in seconds")
         print(f"{'case':28} {'pyostree':>9} {'ostree':>9} {'ratio':>7}")
         for name, cmd, before in cases:
