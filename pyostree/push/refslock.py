@@ -1,7 +1,8 @@
 """One lock file serialising "read refs, move refs, rewrite summary" across pushers.
 
-sftp has no locks, so it is a file created exclusively, holding its creation time; one
-left by a crashed pusher is broken after STALE_LOCK_SECS. The receiver takes the same
+sftp has no locks, so it is a file created exclusively, holding its creation time, pid
+and boot id; one left by a crashed pusher is broken after STALE_LOCK_SECS, or at once by a
+process of the same boot that finds the holder's pid gone (a killed receiver). The receiver takes the same
 lock around its summary rewrite, so whichever pusher writes the summary last has seen
 every ref update that finished before it: the final summary is never stale.
 """
@@ -9,6 +10,7 @@ every ref update that finished before it: the final summary is never stale.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from typing import Callable, Iterator
 
@@ -22,21 +24,45 @@ STALE_LOCK_SECS = 120
 LOCK_WAIT_SECS = 10.0
 
 
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as handle:
+            return handle.read(64).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+
+
 def _try_create(files: FileTransport) -> bool:
     try:
         with files.open_write(REFS_LOCK, mode=0o644) as handle:
-            handle.write(f"{int(time.time())}\n".encode("ascii"))
+            # "time pid boot": a holder on this very boot can be checked for life
+            handle.write(f"{int(time.time())} {os.getpid()} {_boot_id()}\n".encode("ascii"))
     except RemoteExistsError:
         return False
     return True
 
 
-def _lock_age(files: FileTransport) -> float:
+def _is_stale(files: FileTransport) -> bool:
+    """Older than STALE_LOCK_SECS, or written by a process of this boot that is gone (a
+    killed receiver must not block every push for two minutes)."""
     try:
-        stamp = int(files.read_bytes(REFS_LOCK, 64).decode("ascii").strip())
-    except (ValueError, RemoteNotFoundError):
+        fields = files.read_bytes(REFS_LOCK, 128).decode("ascii", "replace").split()
+    except RemoteNotFoundError:
+        return False  # released meanwhile: just try again
+    try:
+        stamp = int(fields[0])
+    except (IndexError, ValueError):
         stamp = 0
-    return time.time() - stamp
+    if time.time() - stamp > STALE_LOCK_SECS:
+        return True
+    if len(fields) >= 3 and fields[1].isdigit() and fields[2] and fields[2] == _boot_id():
+        try:
+            os.kill(int(fields[1]), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False  # alive (maybe another user's)
+    return False
 
 
 @contextlib.contextmanager
@@ -44,11 +70,11 @@ def refs_lock(
     files: FileTransport, log: Callable[[str], None], *, wait: float = LOCK_WAIT_SECS
 ) -> Iterator[None]:
     """Hold the refs lock of the repo behind ``files``; a live holder is waited for up to
-    ``wait`` seconds, a stale one (older than STALE_LOCK_SECS) is broken at once."""
+    ``wait`` seconds, a stale one (see ``_is_stale``) is broken at once."""
     files.mkdir("tmp", exist_ok=True)
     deadline = time.monotonic() + wait
     while not _try_create(files):
-        if _lock_age(files) > STALE_LOCK_SECS:
+        if _is_stale(files):
             log("removing a stale refs lock left by a crashed push")
             try:
                 files.remove(REFS_LOCK)
