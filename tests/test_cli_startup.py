@@ -7,6 +7,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,26 @@ def test_help_is_argparse_help(monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
     module.add_arguments(sub)
     assert ours == sub.format_help()
     assert ours.startswith("usage: pyostree ls")
+
+
+@needs_ostree
+def test_fast_exit_loses_no_output(sample_repo: SampleRepo, tmp_path: Path,
+                                   capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """``ls``/``checkout`` end with os._exit when run as the program: output still complete."""
+    argv = [f"--repo={sample_repo.path}", "ls", "-R", "-C", MAIN_REF]
+    assert cli_main.main(argv) == 0  # in-process: returns as usual
+    want = capsysbinary.readouterr().out
+    assert want.count(b"\n") > 20
+    piped = subprocess.run([sys.executable, "-m", "pyostree", *argv], capture_output=True, check=True)
+    assert piped.stdout == want and piped.stderr == b""
+    out_file = tmp_path / "out"
+    with open(out_file, "wb") as handle:
+        subprocess.run([sys.executable, "-m", "pyostree", *argv], stdout=handle, check=True)
+    assert out_file.read_bytes() == want
+    dest = tmp_path / "co"
+    subprocess.run([sys.executable, "-m", "pyostree", f"--repo={sample_repo.path}", "checkout",
+                    "-U", MAIN_REF, str(dest)], check=True)
+    assert (dest / "hello.txt").is_file()
+    failed = subprocess.run([sys.executable, "-m", "pyostree", *argv[:-1], "no-such-ref"],
+                            capture_output=True)
+    assert failed.returncode == 1 and failed.stderr.startswith(b"error: ")

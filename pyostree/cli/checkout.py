@@ -11,6 +11,7 @@ from pyostree.errors import NotFoundError
 
 NAME = "checkout"
 SUMMARY = "Check out a commit into a filesystem tree"
+FAST_EXIT = True  # see pyostree.cli.main: every file written is closed (and fsynced if asked)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 NAME = "ls"
 SUMMARY = "List file paths"
+FAST_EXIT = True  # see pyostree.cli.main: nothing to tear down after a listing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,10 @@
 """Entry point of ``pyostree``: finds the command module, parses, runs, maps errors to exit codes.
 
 Only the module of the command being run is imported, so start-up stays cheap whatever
-other commands pull in (paramiko, zstandard...).
+other commands pull in (paramiko, zstandard...). A command module that sets
+``FAST_EXIT = True`` (it leaves no threads, temporary files or unclosed writes behind) lets
+the program end with ``os._exit`` once its output is flushed, skipping the interpreter's
+teardown: after a walk over thousands of entries that alone costs 10-20 ms.
 """
 
 from __future__ import annotations
@@ -172,15 +175,16 @@ def _resolve_repo(explicit: Optional[str]) -> Optional[str]:
     return env_repo or None
 
 
-def _run(argv: list[str]) -> int:
+def _run(argv: list[str]) -> tuple[int, bool]:
+    """Exit status, and whether the command allows a fast exit (``FAST_EXIT``)."""
     name = _split_command(argv)
     if name is None:
         if "--version" in argv:
             sys.stdout.write(f"{PROG} {pyostree.__version__}\n")
-            return 0
+            return 0, False
         wants_help = "-h" in argv or "--help" in argv
         (sys.stdout if wants_help else sys.stderr).write(_usage_text())
-        return 0 if wants_help else USAGE_ERROR_STATUS
+        return (0 if wants_help else USAGE_ERROR_STATUS), False
     module = load_command(name)
     if module is None:
         sys.stderr.write(_usage_text())
@@ -189,7 +193,7 @@ def _run(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     args.repo = _resolve_repo(getattr(args, "repo", None))
     status = module.run(args)
-    return int(status or 0)
+    return int(status or 0), getattr(module, "FAST_EXIT", False) is True
 
 
 def _silence_stdout() -> None:
@@ -215,12 +219,17 @@ def _utf8_stdio() -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run one ``pyostree`` command line and return its exit status."""
+    """Run one ``pyostree`` command line and return its exit status.
+
+    Called without ARGV, as the program itself, a ``FAST_EXIT`` command that succeeded
+    ends the process here (see the module's docstring)."""
     args = list(sys.argv[1:] if argv is None else argv)
     _utf8_stdio()
     try:
-        status = _run(args)
+        status, fast_exit = _run(args)
         sys.stdout.flush()
+        if fast_exit and argv is None:
+            _exit_now(status)
         return status
     except BrokenPipeError:
         _silence_stdout()
@@ -233,6 +242,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as err:
         _print_error(_describe_os_error(err))
         return USAGE_ERROR_STATUS
+
+
+def _exit_now(status: int) -> None:
+    """``os._exit(STATUS)`` after flushing stdio, unless another thread is still running."""
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _describe_os_error(err: OSError) -> str:
