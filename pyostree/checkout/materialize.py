@@ -102,22 +102,30 @@ def _check_names(names: List[str], path: str) -> None:
         check_entry_name(name)
 
 
-@dataclass
 class _Counts:
-    """Per-directory-task counters, summed by the coordinating thread."""
+    """Per-directory-task counters, summed by the coordinating thread.
 
-    files: int = 0
-    hardlinks: int = 0
-    bytes_copied: int = 0
+    (Plain classes, not dataclasses, for these two: each dataclass costs start-up time.)"""
+
+    __slots__ = ("files", "hardlinks", "bytes_copied")
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.hardlinks = 0
+        self.bytes_copied = 0
 
 
-@dataclass(frozen=True)
 class _DirResult:
-    components: Tuple[str, ...]  # directory names from the destination's parent down
-    meta: Optional[DirMeta]      # None when --union reused an existing directory
-    subdirs: Tuple[Tuple[Tuple[str, ...], TreeEntry], ...]
-    counts: _Counts
-    path: str
+    __slots__ = ("components", "meta", "subdirs", "counts", "path")
+
+    def __init__(self, components: Tuple[str, ...], meta: Optional[DirMeta],
+                 subdirs: Tuple[Tuple[Tuple[str, ...], TreeEntry], ...], counts: _Counts,
+                 path: str) -> None:
+        self.components = components  # directory names from the destination's parent down
+        self.meta = meta              # None when --union reused an existing directory
+        self.subdirs = subdirs
+        self.counts = counts
+        self.path = path
 
 
 class _Writer:
