@@ -24,7 +24,14 @@ from pyostree.receive.protocol import (
 if TYPE_CHECKING:
     from pyostree.repo.transaction import Transaction
 
-__all__ = ["MAX_METADATA_SIZE", "IncomingObject", "receive_object"]
+__all__ = [
+    "MAX_METADATA_SIZE",
+    "BufferedObject",
+    "IncomingObject",
+    "read_whole_object",
+    "receive_object",
+    "stage_content",
+]
 
 MAX_METADATA_SIZE = 128 * 1024 * 1024
 
@@ -113,6 +120,69 @@ def _validate_metadata(objtype: ObjectType, data: bytes) -> None:
             raise ObjectError("commitmeta is not a normal-form a{sv}")
 
 
+class BufferedObject:
+    """A small content object already read whole (and size-checked): the same ``read`` /
+    ``chunks`` / ``drain`` / ``finish`` as :class:`IncomingObject`, for a worker thread."""
+
+    def __init__(self, checksum: str, data: bytes) -> None:
+        self._checksum = checksum
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def read(self, size: int = CHUNK_SIZE) -> bytes:
+        chunk = bytes(self._view[self._pos:self._pos + size])
+        self._pos += len(chunk)
+        return chunk
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            chunk = self.read(CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk
+
+    def drain(self) -> None:
+        self._pos = len(self._view)
+
+    def finish(self) -> None:
+        if self._pos != len(self._view):
+            raise ObjectError(f"trailing data after object {self._checksum}")
+
+
+def _check_content_encoding(header: ObjectHeader) -> None:
+    if header.encoding not in (Encoding.CONTENT, Encoding.FILEZ):
+        raise ProtocolError("content objects must use the CONTENT or FILEZ encoding")
+
+
+def read_whole_object(reader: FrameReader, codec: DataCodec, header: ObjectHeader) -> BufferedObject:
+    """Read all DATA frames of a (small) content object up to its END; sizes are checked
+    against the announcement as for streaming, so memory is bounded by ``header.size``."""
+    _check_content_encoding(header)
+    incoming = IncomingObject(reader, codec, header)
+    parts: List[bytes] = []
+    while True:
+        chunk = incoming.read(CHUNK_SIZE)
+        if not chunk:
+            break
+        parts.append(chunk)
+    return BufferedObject(header.checksum, b"".join(parts))
+
+
+def stage_content(source: "IncomingObject | BufferedObject", header: ObjectHeader, txn: Transaction) -> None:
+    """Verify and stage one content object from ``source`` (thread-safe on ``txn``)."""
+    _check_content_encoding(header)
+    if header.encoding is Encoding.CONTENT:
+        file_header = parse_content_header(source.read, verify=True)
+        txn.write_content(file_header, source.chunks(), expected_checksum=header.checksum)
+    else:
+        if txn.has_object(header.checksum, ObjectType.FILE):
+            source.drain()  # already there (e.g. staged by an interrupted push)
+            return
+        # Verified (inflated and hashed) before staging; an archive repo keeps the bytes.
+        txn.write_raw(header.checksum, ObjectType.FILE, source.read)
+    source.finish()
+
+
 def receive_object(
     reader: FrameReader, codec: DataCodec, header: ObjectHeader, txn: Transaction
 ) -> None:
@@ -133,16 +203,5 @@ def receive_object(
         else:
             txn.write_metadata_bytes(objtype, data, expected_checksum=header.checksum)
         return
-    incoming = IncomingObject(reader, codec, header)
-    if header.encoding is Encoding.CONTENT:
-        file_header = parse_content_header(incoming.read, verify=True)
-        txn.write_content(file_header, incoming.chunks(), expected_checksum=header.checksum)
-    elif header.encoding is Encoding.FILEZ:
-        if txn.has_object(header.checksum, ObjectType.FILE):
-            incoming.drain()  # already there (e.g. staged by an interrupted push)
-            return
-        # Verified (inflated and hashed) before staging; an archive repo keeps the bytes.
-        txn.write_raw(header.checksum, ObjectType.FILE, incoming.read)
-    else:
-        raise ProtocolError("content objects must use the CONTENT or FILEZ encoding")
-    incoming.finish()
+    _check_content_encoding(header)
+    stage_content(IncomingObject(reader, codec, header), header, txn)

@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Callable, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, BinaryIO, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from pyostree.errors import PushError, PyOstreeError, RefError
 from pyostree.objects.checksum import validate_checksum
 from pyostree.objects.names import validate_ref_name
 from pyostree.objects.types import ObjectType
-from pyostree.receive.incoming import MAX_METADATA_SIZE, receive_object
+from pyostree.receive.incoming import (
+    MAX_METADATA_SIZE,
+    BufferedObject,
+    read_whole_object,
+    receive_object,
+    stage_content,
+)
 from pyostree.receive.protocol import (
     MAGIC,
     PROTOCOL_VERSIONS,
@@ -37,6 +45,9 @@ from pyostree.receive.protocol import (
 
 if TYPE_CHECKING:
     from pyostree.repo import Repo
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from pyostree.receive.protocol import ObjectHeader
     from pyostree.repo.transaction import Transaction
 
 __all__ = ["ReceiveConfig", "RefUpdateRequest", "serve", "resolve_repo_path"]
@@ -100,6 +111,76 @@ def _parse_updates(value: Dict[str, object]) -> Tuple[List[RefUpdateRequest], Op
     return updates, summary
 
 
+SMALL_OBJECT = 4 << 20
+"""Content objects up to this size are read whole and staged by a worker thread."""
+STAGER_THREADS = 4
+STAGER_MAX_BYTES = 32 << 20
+"""Bytes of read-ahead objects waiting for a worker: the receiver's memory bound."""
+
+
+class _Stager:
+    """Stages small content objects in worker threads while the main thread keeps reading
+    the socket: creating, writing and renaming files waits on the disk, inflating and
+    hashing release the GIL. The first failure is raised by the next ``submit``/``wait``."""
+
+    def __init__(self, txn: Transaction, on_error: Callable[[BaseException], None]) -> None:
+        self._txn = txn
+        self._on_error = on_error
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pending: Deque[Tuple[Future[None], int]] = deque()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.failure: Optional[BaseException] = None
+
+    def _stage(self, source: BufferedObject, header: ObjectHeader) -> None:
+        try:
+            stage_content(source, header, self._txn)
+        except BaseException as err:
+            with self._lock:
+                first = self.failure is None
+                if first:
+                    self.failure = err
+            if first:
+                # The main thread may be blocked reading a client that waits for this
+                # answer (nothing more to send): report it from here, at once.
+                self._on_error(err)
+            raise
+
+    def submit(self, source: BufferedObject, header: ObjectHeader, size: int) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(STAGER_THREADS, thread_name_prefix="stage")
+        while self._pending and (
+            self._bytes + size > STAGER_MAX_BYTES or self._pending[0][0].done()
+        ):
+            self._pop()
+        future = self._pool.submit(self._stage, source, header)
+        self._pending.append((future, size))
+        self._bytes += size
+
+    def _pop(self) -> None:
+        future, size = self._pending.popleft()
+        self._bytes -= size
+        future.result()
+
+    def wait(self) -> None:
+        """Every submitted object is staged (or its error raised)."""
+        while self._pending:
+            self._pop()
+
+    def close(self) -> None:
+        """Stop the workers, waiting for those still running (they use the transaction)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            for future, _size in self._pending:
+                future.cancel()
+            pool.shutdown(wait=True)
+        self._pending.clear()
+
+
 class _Session:
     def __init__(
         self, reader: FrameReader, writer: FrameWriter, config: ReceiveConfig, log: LogFn
@@ -112,6 +193,7 @@ class _Session:
         self.repo: Optional[Repo] = None
         self.txn: Optional[Transaction] = None
         self.received = 0
+        self.stager: Optional[_Stager] = None
 
     # -- handshake ------------------------------------------------------------------
 
@@ -160,26 +242,35 @@ class _Session:
 
     def loop(self) -> None:
         txn = self._txn()
+        stager = self.stager = _Stager(txn, lambda err: _send_error(self.writer, _message(err)))
         while True:
             frame = self.reader.expect(
                 FrameKind.HAVE, FrameKind.OBJECT, FrameKind.UPDATE, FrameKind.ABORT
             )
             if frame.kind is FrameKind.HAVE:
+                stager.wait()  # answers include every object received so far
                 names = decode_have(frame.payload)
                 present = [txn.has_object(csum, objtype) for csum, objtype in names]
                 self.writer.write(FrameKind.HAVE_REPLY, encode_have_reply(present))
                 self.writer.flush()
             elif frame.kind is FrameKind.OBJECT:
                 header = decode_object_header(frame.payload)
-                receive_object(self.reader, self.codec, header, txn)
+                if header.objtype is ObjectType.FILE and header.size <= SMALL_OBJECT:
+                    source = read_whole_object(self.reader, self.codec, header)
+                    stager.submit(source, header, header.size)
+                else:
+                    receive_object(self.reader, self.codec, header, txn)
                 self.received += 1
             elif frame.kind is FrameKind.ABORT:
                 self.log("client aborted")
+                stager.close()
                 txn.abort()
                 return
             else:
                 updates, summary = _parse_updates(decode_json(frame))
                 self.reader.expect(FrameKind.COMMIT)
+                stager.wait()
+                stager.close()
                 self.commit(updates, summary)
                 return
 
@@ -227,6 +318,8 @@ class _Session:
         self.writer.flush()
 
     def abort(self) -> None:
+        if self.stager is not None:
+            self.stager.close()
         if self.txn is not None:
             self.txn.abort()
 
@@ -312,10 +405,23 @@ def serve(
     writer = FrameWriter(stdout)
     session = _Session(FrameReader(stdin), writer, config, log or (lambda _msg: None))
     try:
-        session.handshake()
-        session.open_repo()
-        session.loop()
+        try:
+            session.handshake()
+            session.open_repo()
+            session.loop()
+        except BaseException:
+            failure = session.stager.failure if session.stager is not None else None
+            if failure is None:
+                raise
+            # A worker failed first and already sent its ERROR: that is the real cause
+            # (the main thread then saw the client go away, or the failure itself).
+            session.abort()
+            if isinstance(failure, (PyOstreeError, RefError)):
+                raise failure from None
+            raise PushError(_message(failure)) from None
     except (PyOstreeError, RefError) as err:
+        if session.stager is not None and session.stager.failure is not None:
+            raise
         session.abort()
         _send_error(writer, str(err))
         raise
@@ -326,6 +432,15 @@ def serve(
     except BaseException:
         session.abort()
         raise
+
+
+def _message(err: BaseException) -> str:
+    """The one-line ERROR text for a failure, as ``serve`` words it."""
+    if isinstance(err, (PyOstreeError, RefError)):
+        return str(err)
+    if isinstance(err, OSError):
+        return f"receiver I/O error: {err}"
+    return f"receiver internal error: {type(err).__name__}: {err}"
 
 
 def _send_error(writer: FrameWriter, message: str) -> None:
