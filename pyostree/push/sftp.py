@@ -19,7 +19,7 @@ import posixpath
 import secrets
 import stat
 import tempfile
-from typing import IO, TYPE_CHECKING, Dict, List, Optional, Sequence, Set
+from typing import IO, TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Union
 
 from pyostree.errors import PushError, RepoError
 from pyostree.objects.checksum import is_checksum
@@ -45,6 +45,21 @@ MAX_REF_SIZE = 1024
 MAX_REF_DEPTH = 32
 _PART = ".part-"
 _SPOOL_MEMORY = 8 << 20
+BATCH_FILES = 64
+BATCH_BYTES = 2 << 20
+"""Small uploads go in pipelined batches of this many files / bytes (where the transport
+can): the replies of one batch fit in a pipe buffer, so nothing can deadlock."""
+RENAME_BATCH = 512
+
+
+class _Upload:
+    """A small object ready for a batched upload."""
+
+    __slots__ = ("tmp", "target", "data", "mode", "mtime")
+
+    def __init__(self, target: str, data: bytes, mode: int = 0o644, mtime: Optional[int] = None) -> None:
+        self.tmp = f"{target}{_PART}{secrets.token_hex(4)}"
+        self.target, self.data, self.mode, self.mtime = target, data, mode, mtime
 
 
 def staging_key(names: Sequence[ObjectName]) -> str:
@@ -74,6 +89,9 @@ class SftpPublisher(Publisher):
         self.info = RemoteInfo(mode, self._list_heads(), files.stat("summary") is not None)
         self._staging: Optional[str] = None
         self._sent: List[ObjectName] = []
+        self._staging_dirs: List[str] = []
+        # Pipelined batches of small files, where the transport offers them (sftp).
+        self._batched = callable(getattr(files, "write_files", None))
 
     # -- discovery ------------------------------------------------------------------
 
@@ -177,26 +195,53 @@ class SftpPublisher(Publisher):
         staging = self._staging
         assert staging is not None
         made_dirs: Set[str] = set()
+        if self._batched:
+            made_dirs = {c[:2] for c, _t in names}
+            self._staging_dirs = [f"{staging}/{prefix}" for prefix in sorted(made_dirs)]
+            self.files.make_dirs(self._staging_dirs)  # type: ignore[attr-defined]
+        batch: List[_Upload] = []
+        batch_bytes = 0
         for checksum, objtype in names:
             rel = _relpath(checksum, objtype, self.archive)
             prefix = rel[:2]
             if prefix not in made_dirs:
                 self.files.mkdir(f"{staging}/{prefix}", exist_ok=True)
                 made_dirs.add(prefix)
-            if not self._stage_one(repo, checksum, objtype, f"{staging}/{rel}", staged.get(rel), tracker):
+                self._staging_dirs.append(f"{staging}/{prefix}")
+            done = self._stage_one(repo, checksum, objtype, f"{staging}/{rel}", staged.get(rel), tracker)
+            if isinstance(done, _Upload):
+                batch.append(done)
+                batch_bytes += len(done.data)
+                tracker.add_bytes(len(done.data))
+                if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                    self._write_batch(batch)
+                    batch, batch_bytes = [], 0
+            elif not done:
                 tracker.object_reused()
             self._sent.append((checksum, objtype))
             tracker.object_done()
+        self._write_batch(batch)
+
+    def _write_batch(self, batch: List[_Upload]) -> None:
+        if not batch:
+            return
+        from pyostree.transport.sftp import WriteItem
+
+        items = [WriteItem(u.tmp, u.target, u.data, u.mode, u.mtime) for u in batch]
+        self.files.write_files(items, fsync=self.fsync)  # type: ignore[attr-defined]
 
     def _stage_one(
         self, repo: Repo, checksum: str, objtype: ObjectType, target: str,
         staged_size: Optional[int], tracker: ProgressTracker,
-    ) -> bool:
-        """Upload one object unless the same bytes are already staged; True if uploaded."""
+    ) -> Union[bool, _Upload]:
+        """Upload one object unless the same bytes are already staged; True if uploaded,
+        an :class:`_Upload` if it is small and should join the current batch."""
         if objtype.is_meta:
             data = repo.read_metadata_bytes(checksum, objtype)
             if staged_size == len(data) and objtype is not ObjectType.COMMIT_META:
                 return False
+            if self._batched and len(data) <= BATCH_BYTES:
+                return _Upload(target, data)
             self._upload_bytes(data, target, tracker)
             return True
         if self.archive:
@@ -210,6 +255,8 @@ class SftpPublisher(Publisher):
                 if staged_size == size:
                     return False
                 spool.seek(0)
+                if self._batched and size <= BATCH_BYTES:
+                    return _Upload(target, spool.read())
                 self._upload_stream(spool, target, tracker)
             return True
         with repo.open_content(checksum) as reader:
@@ -224,6 +271,9 @@ class SftpPublisher(Publisher):
                 return True
             if staged_size == reader.size:
                 return False
+            if self._batched and reader.size <= BATCH_BYTES:
+                data = b"".join(reader.iter_chunks())
+                return _Upload(target, data, header.mode & 0o7777, 0)
             tmp = f"{target}{_PART}{secrets.token_hex(4)}"
             with self.files.open_write(tmp, mode=0o644) as handle:
                 for chunk in reader.iter_chunks():
@@ -271,6 +321,8 @@ class SftpPublisher(Publisher):
                                   collection_id=self.collection_id)
                     wrote = True
         if self._staging is not None:
+            if self._batched and self._staging_dirs:
+                self.files.remove_dirs(self._staging_dirs)  # type: ignore[attr-defined]
             self.files.rmtree(self._staging)
         return wrote
 
@@ -278,23 +330,51 @@ class SftpPublisher(Publisher):
         """Children first (the send order), the commit last; existing objects are kept."""
         staging = self._staging
         made: Set[str] = set()
+        if self._batched:
+            made = {c[:2] for c, _t in self._sent}
+            self.files.make_dirs([f"objects/{p}" for p in sorted(made)])  # type: ignore[attr-defined]
+        leaves: List[str] = []  # files and dirmeta: nothing they need comes after them
         for checksum, objtype in self._sent:
             rel = _relpath(checksum, objtype, self.archive)
             prefix = rel[:2]
             if prefix not in made:
                 self.files.mkdir(f"objects/{prefix}", exist_ok=True)
                 made.add(prefix)
+            if self._batched and objtype in (ObjectType.FILE, ObjectType.DIR_META):
+                leaves.append(rel)
+                if len(leaves) >= RENAME_BATCH:
+                    self._publish_leaves(leaves)
+                    leaves = []
+                continue
+            self._publish_leaves(leaves)  # before any parent
+            leaves = []
             source, target = f"{staging}/{rel}", f"objects/{rel}"
             if objtype is ObjectType.COMMIT_META:
                 self.files.rename(source, target, replace=True)
                 continue
-            try:
-                self.files.rename(source, target, replace=False)
-            except RemoteExistsError:
-                self.files.remove(source)
-            except RemoteNotFoundError:
-                if self.files.stat(target) is None:
-                    raise PushError(f"staged object {rel} vanished before it was published") from None
+            self._publish_one(rel)
+        self._publish_leaves(leaves)
+
+    def _publish_one(self, rel: str) -> None:
+        source, target = f"{self._staging}/{rel}", f"objects/{rel}"
+        try:
+            self.files.rename(source, target, replace=False)
+        except RemoteExistsError:
+            self.files.remove(source)
+        except RemoteNotFoundError:
+            if self.files.stat(target) is None:
+                raise PushError(f"staged object {rel} vanished before it was published") from None
+
+    def _publish_leaves(self, rels: List[str]) -> None:
+        """Pipelined renames of objects no other object of the batch depends on; the few
+        that fail (already present, say) are redone one by one with the full checks."""
+        if not rels:
+            return
+        pairs = [(f"{self._staging}/{rel}", f"objects/{rel}") for rel in rels]
+        errors = self.files.rename_many(pairs)  # type: ignore[attr-defined]
+        for rel, error in zip(rels, errors):
+            if error is not None:
+                self._publish_one(rel)
 
     def _check_refs(self, updates: Sequence[RefUpdate]) -> None:
         for update in updates:

@@ -23,7 +23,7 @@ from .base import (
     check_relpath,
 )
 
-__all__ = ["ExtensionAwareSFTPClient", "SftpFileTransport", "remote_root"]
+__all__ = ["ExtensionAwareSFTPClient", "SftpFileTransport", "WriteItem", "remote_root"]
 
 #: Reads and writes go in requests of this size (paramiko's and OpenSSH's limit).
 _REQUEST_SIZE = 32768
@@ -37,6 +37,40 @@ def _abandon(handle: paramiko.SFTPFile) -> None:
     paramiko's ``SFTPFile.__del__`` does not retry the flush at garbage collection (which
     prints an "Exception ignored ... Traceback" after our one-line error)."""
     handle._closed = True  # paramiko.file.BufferedFile's flag; close() sets it only on success
+
+class WriteItem:
+    """One small file for :meth:`SftpFileTransport.write_files`: ``data`` goes to ``tmp``
+    (created exclusively), which is then renamed over ``target``."""
+
+    __slots__ = ("tmp", "target", "data", "mode", "mtime")
+
+    def __init__(self, tmp: str, target: str, data: bytes, mode: int = 0o644,
+                 mtime: Optional[int] = None) -> None:
+        self.tmp, self.target, self.data, self.mode, self.mtime = tmp, target, data, mode, mtime
+
+
+class _Replies:
+    """Collects the answers to pipelined requests (paramiko calls ``_async_response``)."""
+
+    def __init__(self) -> None:
+        self.replies: Dict[int, Tuple[int, paramiko.Message]] = {}
+
+    def _async_response(self, kind: int, msg: paramiko.Message, num: int) -> None:
+        self.replies[num] = (kind, msg)
+
+
+def _status(reply: Tuple[int, paramiko.Message]) -> Tuple[int, str]:
+    """(code, message) of a STATUS reply; (-1, ...) for anything else."""
+    kind, msg = reply
+    if kind != sftp_proto.CMD_STATUS:
+        return -1, f"unexpected reply {kind}"
+    code = msg.get_int()
+    try:
+        text = msg.get_text()
+    except Exception:
+        text = ""
+    return code, text or f"status {code}"
+
 
 class ExtensionAwareSFTPClient(paramiko.SFTPClient):  # type: ignore[misc]
     """An SFTPClient that remembers the extensions the server announced (fsync@openssh.com...)."""
@@ -316,6 +350,94 @@ class SftpFileTransport(FileTransport):
         with self._errors("fsync", path):
             with self._client.open(remote, "rb") as handle:
                 self._client._request(sftp_proto.CMD_EXTENDED, "fsync@openssh.com", handle.handle)
+
+    # -- pipelined batches (many small requests, one round trip) -------------------
+
+    def _pipeline(self, requests: List[Tuple[int, Tuple[Any, ...]]], what: str) -> List[Tuple[int, paramiko.Message]]:
+        """Send every request without waiting, then read the replies (in request order).
+        Batches must stay small enough that the replies fit in the pipe back to us."""
+        collector = _Replies()
+        client = self._client
+        with self._errors(what, ""):
+            nums = [client._async_request(collector, kind, *args) for kind, args in requests]
+            while len(collector.replies) < len(nums):
+                client._read_response()
+        return [collector.replies[num] for num in nums]
+
+    def write_files(self, items: List[WriteItem], *, fsync: bool) -> None:
+        """Upload small files in two round trips: all OPENs, then every WRITE, SETSTAT,
+        fsync, CLOSE and the ``posix-rename`` of each temp file over its target. Each file
+        is complete (and fsynced when asked) before its rename, as with ``open_write``."""
+        if not items:
+            return
+        flags = (
+            sftp_proto.SFTP_FLAG_WRITE | sftp_proto.SFTP_FLAG_CREATE | sftp_proto.SFTP_FLAG_EXCL
+        )
+        opens: List[Tuple[int, Tuple[Any, ...]]] = []
+        for item in items:
+            attrs = paramiko.SFTPAttributes()
+            attrs.st_mode = item.mode & 0o7777
+            opens.append((sftp_proto.CMD_OPEN, (self._remote(item.tmp), flags, attrs)))
+        replies = self._pipeline(opens, "create")
+        handles: List[bytes] = []
+        failed: Optional[str] = None
+        for item, (kind, msg) in zip(items, replies):
+            if kind == sftp_proto.CMD_HANDLE:
+                handles.append(msg.get_binary())
+            elif failed is None:
+                failed = f"cannot create {item.tmp}: {_status((kind, msg))[1]}"
+        if failed is not None:
+            self._pipeline([(sftp_proto.CMD_CLOSE, (h,)) for h in handles], "close")
+            raise TransportError(failed)
+        requests: List[Tuple[int, Tuple[Any, ...]]] = []
+        owners: List[str] = []
+        for item, handle in zip(items, handles):
+            view = memoryview(item.data)
+            for offset in range(0, len(view), _REQUEST_SIZE):
+                chunk = bytes(view[offset:offset + _REQUEST_SIZE])
+                requests.append((sftp_proto.CMD_WRITE, (handle, sftp_proto.int64(offset), chunk)))
+                owners.append(f"write {item.tmp}")
+            attrs = paramiko.SFTPAttributes()
+            attrs.st_mode = item.mode & 0o7777  # exact bits, whatever the server's umask
+            if item.mtime is not None:
+                attrs.st_atime = attrs.st_mtime = item.mtime
+            requests.append((sftp_proto.CMD_FSETSTAT, (handle, attrs)))
+            owners.append(f"chmod {item.tmp}")
+            if fsync and self._has_fsync:
+                requests.append((sftp_proto.CMD_EXTENDED, ("fsync@openssh.com", handle)))
+                owners.append(f"fsync {item.tmp}")
+            requests.append((sftp_proto.CMD_CLOSE, (handle,)))
+            owners.append(f"close {item.tmp}")
+        for item in items:
+            requests.append((sftp_proto.CMD_EXTENDED, (
+                "posix-rename@openssh.com", self._remote(item.tmp), self._remote(item.target))))
+            owners.append(f"rename {item.tmp} to {item.target}")
+        for owner, reply in zip(owners, self._pipeline(requests, "write")):
+            code, text = _status(reply)
+            if code != sftp_proto.SFTP_OK:
+                raise TransportError(f"cannot {owner}: {text}")
+
+    def rename_many(self, pairs: List[Tuple[str, str]]) -> List[Optional[str]]:
+        """Pipelined renames that never replace (SFTPv3 RENAME); per pair None or the
+        server's error text (the caller sorts out "exists" from real failures)."""
+        requests = [(sftp_proto.CMD_RENAME, (self._remote(src), self._remote(dst)))
+                    for src, dst in pairs]
+        out: List[Optional[str]] = []
+        for reply in self._pipeline(requests, "rename"):
+            code, text = _status(reply)
+            out.append(None if code == sftp_proto.SFTP_OK else text)
+        return out
+
+    def make_dirs(self, paths: List[str], mode: int = 0o775) -> None:
+        """Pipelined ``mkdir``; failures (mostly: it exists) are ignored, a real one shows
+        up at the first use of the dir."""
+        attrs = paramiko.SFTPAttributes()
+        attrs.st_mode = mode & 0o7777
+        self._pipeline([(sftp_proto.CMD_MKDIR, (self._remote(p), attrs)) for p in paths], "mkdir")
+
+    def remove_dirs(self, paths: List[str]) -> None:
+        """Pipelined ``rmdir`` of empty dirs; failures are left to a later rmtree."""
+        self._pipeline([(sftp_proto.CMD_RMDIR, (self._remote(p),)) for p in paths], "rmdir")
 
     @property
     def supports_fsync(self) -> bool:
