@@ -1,12 +1,18 @@
 """Push benchmark: pyostree push (sftp and receive modes, paramiko and OpenSSH clients) vs
-``rsync -a`` of the repository, over the same loopback OpenSSH sshd.
+ostree-push 1.2.0 and ``rsync -a`` of the repository, over the same loopback OpenSSH sshd.
 
-Synthetic tree: 2,000 files, about 20 MB (half random, half text), committed by ``ostree``
-into an archive repo. Three pushes per tool into a fresh archive remote: full, 1%
-incremental (20 files changed), and no-op. Every run is a CLI subprocess, so start-up is
-counted for everyone. Prints wall times and the ratio pyostree / rsync.
+Trees: a synthetic one (2,000 files, about 20 MB, half random, half text) and the machine's
+``/usr/share/doc``, each committed by ``ostree`` into an archive repo. Three pushes per tool
+into a fresh archive remote: full, 1% incremental (1% of the files changed), and no-op;
+each case runs for every tool back to back. Every run is a CLI subprocess, so start-up is
+counted for everyone. Prints wall times, ratios vs rsync and ostree-push, and peak RSS of
+the client (``wait4``) and of the receiver (``/usr/bin/time`` around it) where there is one.
 
-    python benchmarks/bench_push.py [--files N] [--repeat N]
+ostree-push runs from a venv with ``--system-site-packages`` (it needs the system ``gi``
+with OSTree) cached in ``benchmarks/.work/``; its ``ostree-receive`` is started on the
+"remote" through a wrapper script given to ``--command``.
+
+    python benchmarks/bench_push.py [--files N] [--repeat N] [--trees synthetic,doc]
 """
 
 from __future__ import annotations
@@ -22,16 +28,69 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 
-def _run(cmd: Sequence[str], env: Optional[Dict[str, str]] = None) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, env=env)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr.decode()[-2000:]}")
-    return elapsed
+HERE = Path(__file__).resolve().parent
+WORK = HERE / ".work"
+OSTREE_PUSH_VERSION = "1.2.0"
+
+
+def _run(cmd: Sequence[str]) -> Tuple[float, int]:
+    """Wall time and peak RSS (KiB, from wait4) of one command, which must succeed."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"failed: {' '.join(cmd)}\n{err.read().decode()[-2000:]}")
+    return elapsed, usage.ru_maxrss
+
+
+def _peak_rss(path: Path) -> int:
+    """The %M figure /usr/bin/time wrote (KiB), 0 if none."""
+    try:
+        lines = path.read_text().split()
+    except OSError:
+        return 0
+    numbers = [int(word) for word in lines if word.isdigit()]
+    return max(numbers, default=0)
+
+
+def _setup_ostree_push() -> Tuple[Optional[Path], str]:
+    """(wrapper dir with ostree-push and the receive wrapper, '') or (None, why not)."""
+    venv = WORK / f"ostree-push-{OSTREE_PUSH_VERSION}"
+    python3 = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+    if not (venv / "bin" / "ostree-push").exists():
+        WORK.mkdir(parents=True, exist_ok=True)
+        made = subprocess.run([python3, "-m", "venv", "--system-site-packages", str(venv)],
+                              capture_output=True)
+        if made.returncode != 0:
+            return None, f"cannot create a venv: {made.stderr.decode().strip()[-200:]}"
+        pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps",
+                              f"ostree-push=={OSTREE_PUSH_VERSION}"], capture_output=True)
+        if pip.returncode != 0:
+            shutil.rmtree(venv, ignore_errors=True)
+            return None, f"pip install failed: {pip.stderr.decode().strip()[-200:]}"
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import gi; gi.require_version('OSTree', '1.0'); "
+                            "from gi.repository import OSTree; import yaml"], capture_output=True)
+    if probe.returncode != 0:
+        last = (probe.stderr.decode().strip().splitlines() or ["?"])[-1]
+        return None, ("the system python3 lacks gi with OSTree 1.0 or yaml (python3-gi, "
+                      f"gir1.2-ostree-1.0, python3-yaml): {last}")
+    conf = WORK / "ostree-receive.conf"
+    conf.write_text("update: true\n")  # isolated from ~/.config and /etc
+    wrapper = WORK / "ostree-receive-bench"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'OSTREE_RECEIVE_CONF="{conf}" exec "{venv / "bin" / "ostree-receive"}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return venv, ""
 
 
 def _make_tree(root: Path, files: int, seed: int = 42) -> None:
@@ -48,11 +107,44 @@ def _make_tree(root: Path, files: int, seed: int = 42) -> None:
         (directory / f"f{index:05}.dat").write_bytes(data)
 
 
-def _touch_one_percent(root: Path, files: int) -> None:
+def _regular_files(root: Path) -> List[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _touch_one_percent(root: Path) -> int:
+    files = _regular_files(root)
     rng = random.Random(7)
-    for index in rng.sample(range(files), max(1, files // 100)):
-        path = root / f"d{index % 40:02}" / f"e{index % 7}" / f"f{index:05}.dat"
+    chosen = rng.sample(files, max(1, len(files) // 100))
+    for path in chosen:
         path.write_bytes(path.read_bytes()[::-1] + b"changed")
+    return len(chosen)
+
+
+def _commit(repo: Path, tree: Path) -> None:
+    subprocess.run(["ostree", "commit", f"--repo={repo}", "-b", "main", f"--tree=dir={tree}",
+                    "--owner-uid=0", "--owner-gid=0"], check=True, capture_output=True)
+
+
+def _prepare_tree(base: Path, kind: str, files: int) -> Tuple[Path, Path, str]:
+    """Two source repos (before and after the 1% change) and a description."""
+    tree = base / f"tree-{kind}"
+    if kind == "synthetic":
+        _make_tree(tree, files)
+    else:
+        subprocess.run(["cp", "-a", "/usr/share/doc", str(tree)], check=True)
+        for path in tree.rglob("*"):  # the remote must be able to read everything
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+    count = len(_regular_files(tree))
+    size = sum(p.stat().st_size for p in _regular_files(tree))
+    src1, src2 = base / f"src1-{kind}", base / f"src2-{kind}"
+    subprocess.run(["ostree", "init", "--mode=archive", f"--repo={src1}"], check=True)
+    _commit(src1, tree)
+    shutil.copytree(src1, src2, symlinks=True)
+    changed = _touch_one_percent(tree)
+    _commit(src2, tree)
+    name = "synthetic" if kind == "synthetic" else "/usr/share/doc"
+    return src1, src2, f"{name}: {count} files, {size / 1e6:.1f} MB, {changed} changed for the 1% case"
 
 
 class Sshd:
@@ -100,73 +192,119 @@ class Sshd:
         self.proc.wait()
 
 
+CASES = ("full", "1% incr", "no-op")
+
+
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--trees", default="synthetic,doc", help="synthetic and/or doc")
+    parser.add_argument("--tools", default="", help="only tools whose name contains one of "
+                        "these comma-separated words")
     args = parser.parse_args(argv)
     for tool in ("ostree", "rsync", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
             print(f"skipped: {tool} not installed")
             return 0
+    timer = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
+    ostree_push, why_not = _setup_ostree_push()
+    if ostree_push is None:
+        print(f"ostree-push {OSTREE_PUSH_VERSION} left out: {why_not}")
     base = Path(tempfile.mkdtemp(prefix="bench-push-"))
     server: Optional[Sshd] = None
     try:
-        tree = base / "tree"
-        _make_tree(tree, args.files)
-        size = sum(p.stat().st_size for p in tree.rglob("*") if p.is_file())
-        src1, src2 = base / "src1", base / "src2"
-        subprocess.run(["ostree", "init", "--mode=archive", f"--repo={src1}"], check=True)
-        subprocess.run(["ostree", "commit", f"--repo={src1}", "-b", "main", f"--tree=dir={tree}",
-                        "--owner-uid=0", "--owner-gid=0"], check=True, capture_output=True)
-        shutil.copytree(src1, src2, symlinks=True)
-        _touch_one_percent(tree, args.files)
-        subprocess.run(["ostree", "commit", f"--repo={src2}", "-b", "main", f"--tree=dir={tree}",
-                        "--owner-uid=0", "--owner-gid=0"], check=True, capture_output=True)
-        print(f"tree: {args.files} files, {size / 1e6:.1f} MB; sshd on 127.0.0.1, archive -> archive")
         server = Sshd(base / "sshd")
         user = os.environ.get("USER", "root")
-        pyostree = [sys.executable, "-m", "pyostree"]
-        receive = f"{sys.executable} -m pyostree receive"
-
-        def pyostree_push(via: str, vendor: str) -> Tuple[List[str], List[str]]:
-            common = ["push", "-q", f"--via={via}", f"--ssh={vendor}", "-p", str(server.port),
-                      "-i", str(server.key), "-o", f"UserKnownHostsFile={server.known_hosts}",
-                      "-o", "IdentitiesOnly=yes", f"--receive-command={receive}"]
-            return ([*pyostree, f"--repo={src1}", *common], [*pyostree, f"--repo={src2}", *common])
-
-        tools: Dict[str, Tuple[List[str], List[str]]] = {
-            "pyostree sftp (paramiko)": pyostree_push("sftp", "paramiko"),
-            "pyostree receive (paramiko)": pyostree_push("receive", "paramiko"),
-            "pyostree sftp (openssh)": pyostree_push("sftp", "openssh"),
-            "pyostree receive (openssh)": pyostree_push("receive", "openssh"),
-            "rsync -a": (["rsync", "-a", "-e", server.ssh_command(), f"{src1}/"],
-                         ["rsync", "-a", "-e", server.ssh_command(), f"{src2}/"]),
-        }
-        results: Dict[str, Dict[str, float]] = {}
-        for name, (first, second) in tools.items():
-            samples: Dict[str, List[float]] = {"full": [], "1% incremental": [], "no-op": []}
-            for attempt in range(args.repeat):
-                remote = base / f"remote-{len(results)}-{attempt}"
-                subprocess.run(["ostree", "init", "--mode=archive", f"--repo={remote}"], check=True)
-                dest = f"{user}@127.0.0.1:{remote}" + ("/" if name.startswith("rsync") else "")
-                samples["full"].append(_run([*first, dest]))
-                samples["1% incremental"].append(_run([*second, dest]))
-                samples["no-op"].append(_run([*second, dest]))
-                check = subprocess.run(["ostree", "fsck", f"--repo={remote}"], capture_output=True)
-                if check.returncode != 0:
-                    raise SystemExit(f"{name}: remote fails ostree fsck")
-            results[name] = {k: statistics.median(v) for k, v in samples.items()}
-        rsync = results["rsync -a"]
-        print(f"{'tool':30} {'full':>8} {'1% incr':>8} {'no-op':>8}   ratios vs rsync")
-        for name, times in results.items():
-            ratio = " ".join(f"{times[k] / rsync[k]:.2f}x" for k in times)
-            print(f"{name:30} " + " ".join(f"{times[k]:7.2f}s" for k in times) + f"   {ratio}")
+        ssh_opts = ["-o", f"IdentityFile={server.key}", "-o", f"UserKnownHostsFile={server.known_hosts}",
+                    "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+        print(f"sshd on 127.0.0.1, archive -> archive; load average {os.getloadavg()[0]:.1f}")
+        for kind in args.trees.split(","):
+            src1, src2, description = _prepare_tree(base, kind, args.files)
+            print(f"\ntree {description}")
+            _bench_tree(args, base / kind, src1, src2, server, user, ssh_opts, ostree_push, timer)
         return 0
     finally:
         if server is not None:
             server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+Command = Callable[[Path, str, Path], List[str]]
+
+
+def _bench_tree(args: argparse.Namespace, work: Path, src1: Path, src2: Path, server: Sshd,
+                user: str, ssh_opts: List[str], ostree_push: Optional[Path],
+                timer: Optional[str]) -> None:
+    pyostree = [sys.executable, "-m", "pyostree"]
+    work.mkdir(parents=True, exist_ok=True)
+
+    def pyostree_push(via: str, vendor: str) -> Command:
+        def command(src: Path, dest: str, rss_file: Path) -> List[str]:
+            receive = f"{sys.executable} -m pyostree receive"
+            if timer is not None:
+                receive = f"{timer} -o {rss_file} -f %M {receive}"
+            return [*pyostree, f"--repo={src}", "push", "-q", f"--via={via}", f"--ssh={vendor}",
+                    "-p", str(server.port), "-i", str(server.key), "-o",
+                    f"UserKnownHostsFile={server.known_hosts}", "-o", "IdentitiesOnly=yes",
+                    f"--receive-command={receive}", dest]
+        return command
+
+    def otpush(src: Path, dest: str, rss_file: Path) -> List[str]:
+        assert ostree_push is not None
+        return [str(ostree_push / "bin" / "ostree-push"), "-q", f"--repo={src}",
+                "-p", str(server.port), *ssh_opts,
+                f"--command={WORK / 'ostree-receive-bench'}", dest, "main"]
+
+    def rsync(src: Path, dest: str, rss_file: Path) -> List[str]:
+        return ["rsync", "-a", "-e", server.ssh_command(), f"{src}/", dest + "/"]
+
+    tools: Dict[str, Command] = {
+        "pyostree receive (openssh)": pyostree_push("receive", "openssh"),
+        "pyostree receive (paramiko)": pyostree_push("receive", "paramiko"),
+        "pyostree sftp (openssh)": pyostree_push("sftp", "openssh"),
+        "pyostree sftp (paramiko)": pyostree_push("sftp", "paramiko"),
+    }
+    if ostree_push is not None:
+        tools["ostree-push 1.2.0"] = otpush
+    tools["rsync -a"] = rsync
+    if args.tools:
+        wanted = args.tools.split(",")
+        tools = {n: c for n, c in tools.items()
+                 if n == "rsync -a" or any(w in n for w in wanted)}
+    samples: Dict[str, Dict[str, List[float]]] = {n: {c: [] for c in CASES} for n in tools}
+    rss: Dict[str, List[int]] = {n: [0, 0] for n in tools}  # client, receiver (KiB)
+    for attempt in range(args.repeat):
+        remotes = {}
+        for index, name in enumerate(tools):
+            remote = work / f"remote-{index}-{attempt}"
+            subprocess.run(["ostree", "init", "--mode=archive", f"--repo={remote}"], check=True)
+            remotes[name] = remote
+        for case, src in zip(CASES, (src1, src2, src2)):
+            for index, (name, command) in enumerate(tools.items()):
+                rss_file = work / f"rss-{index}"
+                rss_file.unlink(missing_ok=True)
+                elapsed, client_rss = _run(command(src, f"{user}@127.0.0.1:{remotes[name]}", rss_file))
+                samples[name][case].append(elapsed)
+                rss[name][0] = max(rss[name][0], client_rss)
+                rss[name][1] = max(rss[name][1], _peak_rss(rss_file))
+        for name, remote in remotes.items():
+            check = subprocess.run(["ostree", "fsck", f"--repo={remote}"], capture_output=True)
+            if check.returncode != 0:
+                raise SystemExit(f"{name}: remote fails ostree fsck")
+            shutil.rmtree(remote, ignore_errors=True)
+    results = {n: {c: statistics.median(v) for c, v in s.items()} for n, s in samples.items()}
+    peer = results.get("ostree-push 1.2.0")
+    base_rsync = results["rsync -a"]
+    print(f"{'tool':28} {'full':>7} {'1% incr':>7} {'no-op':>7}  {'vs rsync (full/incr/no-op)':27}"
+          f" {'vs ostree-push':>15}  peak RSS client/receiver")
+    for name, times in results.items():
+        ratio = "/".join(f"{times[c] / base_rsync[c]:.2f}x" for c in CASES)
+        versus = "/".join(f"{times[c] / peer[c]:.2f}x" for c in CASES[:2]) if peer else "-"
+        client, receiver = rss[name]
+        print(f"{name:28} " + " ".join(f"{times[c]:6.2f}s" for c in CASES)
+              + f"  {ratio:27} {versus:>15}  {client / 1024:.0f}/"
+              + (f"{receiver / 1024:.0f} MB" if receiver else "- MB"))
 
 
 if __name__ == "__main__":
