@@ -92,14 +92,26 @@ def _check_tree_names(tree: DirTree, path: str) -> None:
 
 def _check_names(names: List[str], path: str) -> None:
     """Every name of one directory is safe and appears once (files and dirs together)."""
-    if len(set(names)) != len(names):
+    unique = set(names)
+    if len(unique) != len(names):
         seen: Set[str] = set()
         for name in names:
             if name in seen:
                 raise CheckoutError(f"refusing to check out {path}: name {name!r} appears twice")
             seen.add(name)
-    for name in names:
-        check_entry_name(name)
+    # The whole directory at once; check_entry_name then finds and words any problem.
+    joined = "".join(names)
+    try:
+        joined.encode("utf-8")
+        suspect = "/" in joined or "\0" in joined or bool(unique & _BAD_NAMES)
+    except UnicodeEncodeError:
+        suspect = True
+    if suspect:
+        for name in names:
+            check_entry_name(name)
+
+
+_BAD_NAMES = frozenset({"", ".", ".."})
 
 
 class _Counts:
@@ -157,7 +169,7 @@ class _Writer:
         self.workers = max(1, workers)
         # Cached per object by link_sources below, not by the stat function.
         self.fast_stat = stat_function(repo, cache=False) if self.hardlinkable else None
-        self.link_sources: Dict[str, str] = {}  # checksum -> object path, "" if not linkable
+        self.link_sources: Dict[bytes, str] = {}  # raw digest -> object path, "" if not linkable
         self.files = 0
         self.directories = 0
         self.hardlinks = 0
@@ -265,19 +277,18 @@ class _Writer:
             self.dirmetas[checksum] = meta
         return meta
 
-    def _entries(self, entry: TreeEntry) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str, str]]]:
-        """(name, checksum) of the files and (name, tree, meta) of the subdirectories,
+    def _entries(self, entry: TreeEntry) -> Tuple[List[Tuple[str, bytes]], List[Tuple[str, str, str]]]:
+        """(name, raw digest) of the files and (name, tree, meta) of the subdirectories,
         names checked: nothing that could escape or alias inside the directory."""
         lists = self.repo.store.read_dirtree_lists(entry.checksum)
         if lists is None:
             tree = self.repo.load_dirtree(entry.checksum)
             _check_tree_names(tree, entry.path)
-            return ([(f.name, f.checksum) for f in tree.files],
+            return ([(f.name, bytes.fromhex(f.checksum)) for f in tree.files],
                     [(d.name, d.tree_checksum, d.meta_checksum) for d in tree.dirs])
         raw_files, raw_dirs = lists
         _check_names([name for name, _ in raw_files] + [name for name, _, _ in raw_dirs], entry.path)
-        return ([(name, raw.hex()) for name, raw in raw_files],
-                [(name, tree.hex(), meta.hex()) for name, tree, meta in raw_dirs])
+        return raw_files, [(name, tree.hex(), meta.hex()) for name, tree, meta in raw_dirs]
 
     def _make_and_fill(self, parent_fd: int, components: Tuple[str, ...],
                        entry: TreeEntry) -> Tuple[int, _DirResult]:
@@ -304,8 +315,8 @@ class _Writer:
             if self.fast_stat is not None and not self.options.union:
                 self._link_files(fd, files, prefix, counts)
             else:
-                for file_name, checksum in files:
-                    self.file(fd, file_name, checksum, prefix + file_name, counts)
+                for file_name, raw in files:
+                    self.file(fd, file_name, raw.hex(), prefix + file_name, counts)
         except BaseException:
             os.close(fd)
             raise
@@ -314,7 +325,7 @@ class _Writer:
             for dir_name, tree, dir_meta in dirs)
         return fd, _DirResult(components, meta if created else None, subdirs, counts, entry.path)
 
-    def _link_files(self, dir_fd: int, files: List[Tuple[str, str]], prefix: str,
+    def _link_files(self, dir_fd: int, files: List[Tuple[str, bytes]], prefix: str,
                     counts: _Counts) -> None:
         """Hardlink a directory's files: one ``linkat`` per file in the common case.
 
@@ -325,10 +336,10 @@ class _Writer:
         sources = self.link_sources
         link = os.link
         linked = 0
-        for file_name, checksum in files:
-            source = sources.get(checksum)
+        for file_name, raw in files:
+            source = sources.get(raw)
             if source is None:
-                source = sources[checksum] = self._link_source(checksum)
+                source = sources[raw] = self._link_source(raw.hex())
             if source:
                 try:
                     link(source, file_name, dst_dir_fd=dir_fd, follow_symlinks=False)
@@ -336,7 +347,7 @@ class _Writer:
                     continue
                 except OSError:
                     pass  # the general path below retries, falls back or words the error
-            self.file(dir_fd, file_name, checksum, prefix + file_name, counts)
+            self.file(dir_fd, file_name, raw.hex(), prefix + file_name, counts)
         counts.files += linked
         counts.hardlinks += linked
 
@@ -403,9 +414,10 @@ class _Writer:
 
     def _try_fast_hardlink(self, dir_fd: int, name: str, checksum: str, path: str) -> bool:
         """The common case without opening a reader: a plain, readable, non-empty file."""
-        source = self.link_sources.get(checksum)
+        raw = bytes.fromhex(checksum)
+        source = self.link_sources.get(raw)
         if source is None:
-            source = self.link_sources[checksum] = self._link_source(checksum)
+            source = self.link_sources[raw] = self._link_source(checksum)
         return bool(source) and self._hardlink(dir_fd, name, checksum, path)
 
     def _hardlink(self, dir_fd: int, name: str, checksum: str, path: str) -> bool:
