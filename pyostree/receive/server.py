@@ -113,7 +113,7 @@ def _parse_updates(value: Dict[str, object]) -> Tuple[List[RefUpdateRequest], Op
 
 SMALL_OBJECT = 4 << 20
 """Content objects up to this size are read whole and staged by a worker thread."""
-STAGER_THREADS = 4
+STAGER_THREADS = 2
 STAGER_MAX_BYTES = 32 << 20
 """Bytes of read-ahead objects waiting for a worker: the receiver's memory bound."""
 

@@ -1,0 +1,80 @@
+"""Pipelined sftp batches (sftp-mode push): many small files, renames and dirs per round
+trip, with the same results and errors as the one-by-one operations."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from sshd import embedded, real_sshd  # noqa: F401
+from test_transport_contract import Remote, remote  # noqa: F401
+
+from pyostree.errors import TransportError
+from pyostree.transport.sftp import WriteItem
+
+
+@pytest.fixture
+def sftp(remote: Remote) -> Remote:  # noqa: F811
+    if not hasattr(remote.files, "write_files"):
+        pytest.skip("not an sftp transport")
+    return remote
+
+
+def test_write_files_creates_renames_and_sets_modes(sftp: Remote) -> None:
+    files = sftp.files
+    files.mkdir("d")
+    items = [
+        WriteItem(f"d/t{i}", f"d/f{i}", bytes([i]) * (i * 10_000), 0o644 if i % 2 else 0o755,
+                  0 if i % 3 == 0 else None)
+        for i in range(20)
+    ]
+    files.write_files(items, fsync=True)  # type: ignore[attr-defined]
+    for i in range(20):
+        path = sftp.disk / "d" / f"f{i}"
+        assert path.read_bytes() == bytes([i]) * (i * 10_000)
+        info = os.lstat(path)
+        assert stat.S_IMODE(info.st_mode) == (0o644 if i % 2 else 0o755)
+        if i % 3 == 0:
+            assert info.st_mtime == 0
+        assert not (sftp.disk / "d" / f"t{i}").exists()
+
+
+def test_write_files_replaces_the_target_and_refuses_an_existing_temp(sftp: Remote) -> None:
+    files = sftp.files
+    (sftp.disk / "target").write_bytes(b"old")
+    files.write_files([WriteItem("tmp1", "target", b"new")], fsync=False)  # type: ignore[attr-defined]
+    assert (sftp.disk / "target").read_bytes() == b"new"
+    (sftp.disk / "tmp2").write_bytes(b"someone else's")
+    with pytest.raises(TransportError, match="cannot create tmp2"):
+        files.write_files([WriteItem("tmpa", "a", b"1"), WriteItem("tmp2", "b", b"2")],  # type: ignore[attr-defined]
+                          fsync=False)
+    assert (sftp.disk / "tmp2").read_bytes() == b"someone else's"
+    assert not (sftp.disk / "b").exists()
+
+
+def test_write_files_into_a_missing_dir_fails(sftp: Remote) -> None:
+    with pytest.raises(TransportError):
+        sftp.files.write_files([WriteItem("nodir/t", "nodir/f", b"x")], fsync=False)  # type: ignore[attr-defined]
+
+
+def test_rename_many_never_replaces(sftp: Remote) -> None:
+    for name in ("a", "b", "c", "taken"):
+        (sftp.disk / name).write_bytes(name.encode())
+    errors = sftp.files.rename_many([("a", "a2"), ("b", "taken"), ("missing", "m2"), ("c", "c2")])  # type: ignore[attr-defined]
+    assert errors[0] is None and errors[3] is None
+    assert errors[1] is not None and errors[2] is not None
+    assert (sftp.disk / "taken").read_bytes() == b"taken"
+    assert (sftp.disk / "b").exists()
+    assert (sftp.disk / "a2").read_bytes() == b"a" and (sftp.disk / "c2").read_bytes() == b"c"
+
+
+def test_make_and_remove_dirs(sftp: Remote) -> None:
+    (sftp.disk / "exists").mkdir()
+    sftp.files.make_dirs(["exists", "x", "y", "x/z"])  # type: ignore[attr-defined]
+    assert all((sftp.disk / p).is_dir() for p in ("exists", "x", "y", "x/z"))
+    (sftp.disk / "y" / "file").write_bytes(b"")
+    sftp.files.remove_dirs(["x/z", "x", "y"])  # type: ignore[attr-defined]
+    assert not (sftp.disk / "x").exists()
+    assert (sftp.disk / "y").is_dir()  # not empty: left alone, no error
