@@ -201,9 +201,13 @@ class CuttingProxy:
                     break
         except OSError:
             pass
-        for sock in pair:  # abortive close: the peers see a reset, like a dropped link
+        for sock in pair:  # cut both ways at once, like a dropped link
             with contextlib.suppress(OSError):
+                # shutdown first: close() alone would not wake the other pump's blocked
+                # recv(), and the far side would never notice (a half-open connection)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 sock.close()
 
     def close(self) -> None:
