@@ -14,6 +14,7 @@ import struct
 from typing import Any, Dict, List, Optional, Tuple
 
 from pyostree.gvariant import fastpaths
+from pyostree.gvariant._framing import normal_table, offset_width, pack_table, table_width, total_size
 from pyostree.gvariant.decoder import get_decoder, variant_child
 from pyostree.gvariant.encoder import encode_variant
 from pyostree.gvariant.normal import get_checker
@@ -22,7 +23,6 @@ from pyostree.gvariant.types import bounded_put
 COMMIT_TYPE = "(a{sv}aya(say)sstayay)"
 
 _TABLE6 = {2: struct.Struct("<6H"), 4: struct.Struct("<6I"), 8: struct.Struct("<6Q")}
-_TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _U64 = struct.Struct("<Q")
 _PACK_U64 = _U64.pack
 _UNPACK_U64 = _U64.unpack_from
@@ -34,59 +34,25 @@ across commits"""
 _PADS = [b"\x00" * n for n in range(8)]
 
 
-_table_readers: Dict[int, Any] = {}
-
-
-def _table_reader(count: int, width: int) -> Any:
-    """unpack_from of a framing table of ``count`` entries (Struct objects kept for reuse)."""
-    key = count * 8 + width
-    reader = _table_readers.get(key)
-    if reader is None:
-        reader = struct.Struct("<%d%s" % (count, _TABLE_FMT[width])).unpack_from
-        if count <= 64:
-            bounded_put(_table_readers, key, reader, 1024)
-    return reader
-
-
-def _min_size(body: int, count: int) -> int:
-    """Size of a container with this body and ``count`` offsets at the minimal width (§4.1)."""
-    if body + count <= 0xFF:
-        return body + count
-    if body + 2 * count <= 0xFFFF:
-        return body + 2 * count
-    if body + 4 * count <= 0xFFFFFFFF:
-        return body + 4 * count
-    return body + 8 * count
-
-
 def decode_strings_normal(data: bytes, start: int, end: int) -> Optional[List[str]]:
     """``as`` if normal, else None (at a depth where its elements are below the limit).
 
     The strings end exactly at the table's entries and hold no other NUL, so the body is one
     UTF-8 text split at NULs: UTF-8 is valid per string iff it is valid for the whole body.
     """
-    size = end - start
-    if size == 0:
+    if start == end:
         return []
-    if size <= 0xFF:
-        width = 1
-        last = data[end - 1]
-    else:
-        width = 2 if size <= 0xFFFF else (4 if size <= 0xFFFFFFFF else 8)
-        last = int.from_bytes(data[end - width:end], "little")
-    if last > size or (size - last) % width:
+    found = normal_table(data, start, end)
+    if found is None:
         return None
-    count = (size - last) // width
-    if count == 0 or _min_size(last, count) != size:
-        return None
-    ends = _table_reader(count, width)(data, start + last)
+    last, ends = found
     prev = 0
     for item_end in ends:
         if item_end <= prev or item_end > last or data[start + item_end - 1] != 0:
             return None  # empty, out of order, into the table, or not NUL-terminated
         prev = item_end
     # the final entry is last; each string's final byte is a NUL: are there no others?
-    if data.count(0, start, start + last) != count:
+    if data.count(0, start, start + last) != len(ends):
         return None
     try:
         text = data[start:start + last].decode("utf-8")
@@ -100,21 +66,12 @@ def decode_strings_normal(data: bytes, start: int, end: int) -> Optional[List[st
 def decode_vardict_normal(data: bytes, start: int, end: int, depth: int) -> Optional[Dict[str, Any]]:
     """``a{sv}`` at ``depth`` (< 125) if normal, else None: _normal_vardict and
     _decode_vardict in one pass."""
-    size = end - start
-    if size == 0:
+    if start == end:
         return {}
-    if size <= 0xFF:
-        width = 1
-        last = data[end - 1]
-    else:
-        width = 2 if size <= 0xFFFF else (4 if size <= 0xFFFFFFFF else 8)
-        last = int.from_bytes(data[end - width:end], "little")
-    if last > size or (size - last) % width:
+    table = normal_table(data, start, end)
+    if table is None:
         return None
-    count = (size - last) // width
-    if count == 0 or _min_size(last, count) != size:
-        return None
-    ends = _table_reader(count, width)(data, start + last)
+    last, ends = table
     out: Dict[str, Any] = {}
     prev = 0
     value_depth = depth + 2
@@ -133,9 +90,9 @@ def decode_vardict_normal(data: bytes, start: int, end: int, depth: int) -> Opti
             entry_width = 1
             key_end = data[b - 1]
         else:
-            entry_width = 2 if entry_size <= 0xFFFF else (4 if entry_size <= 0xFFFFFFFF else 8)
+            entry_width = offset_width(entry_size)
             key_end = int.from_bytes(data[b - entry_width:b], "little")
-            if _min_size(entry_size - entry_width, 1) != entry_size:
+            if total_size(entry_size - entry_width, 1) != entry_size:
                 return None
         value_end = b - entry_width
         key_stop = a + key_end
@@ -203,10 +160,10 @@ def decode_commit_normal(data: bytes) -> Optional[Tuple[Any, ...]]:
         width = 1
         e5, e4, e3, e2, e1, e0 = data[size - 6:]
     else:
-        width = 2 if size <= 0xFFFF else (4 if size <= 0xFFFFFFFF else 8)
+        width = offset_width(size)
         e5, e4, e3, e2, e1, e0 = _TABLE6[width].unpack_from(data, size - 6 * width)
     table = size - 6 * width
-    if _min_size(table, 6) != size:
+    if total_size(table, 6) != size:
         return None
     t_start = (e4 + 7) & ~7
     t_end = t_start + 8
@@ -235,30 +192,6 @@ def decode_commit_normal(data: bytes) -> Optional[Tuple[Any, ...]]:
             data[t_end:e5], data[e5:table])
 
 
-_table_packers: Dict[int, Any] = {}
-
-
-def _table(body: int, ends: List[int]) -> bytes:
-    """The framing table of minimal width for a body of this size (Struct objects reused)."""
-    count = len(ends)
-    if body + count <= 0xFF:
-        return bytes(ends)
-    if body + 2 * count <= 0xFFFF:
-        width = 2
-    elif body + 4 * count <= 0xFFFFFFFF:
-        width = 4
-    else:
-        width = 8
-    key = count * 8 + width
-    pack = _table_packers.get(key)
-    if pack is None:
-        pack = struct.Struct("<%d%s" % (count, _TABLE_FMT[width])).pack
-        if count <= 64:
-            bounded_put(_table_packers, key, pack, 1024)
-    raw: bytes = pack(*ends)
-    return raw
-
-
 def encode_strings(items: List[Any]) -> Optional[bytes]:
     """``as`` in normal form, None for anything but a list of plain strings."""
     if not items:
@@ -276,7 +209,7 @@ def encode_strings(items: List[Any]) -> Optional[bytes]:
             ends.append(total)
     except UnicodeEncodeError:
         return None
-    parts.append(bytes(ends) if total + len(ends) <= 0xFF else _table(total, ends))
+    parts.append(bytes(ends) if total + len(ends) <= 0xFF else pack_table(total, ends))
     return b"\x00".join(parts)
 
 
@@ -341,12 +274,7 @@ def encode_vardict(value: Any) -> Optional[bytes]:
                 parts_append(b"%s%s%s%s%c" % (pads[entry_pad], key_bytes, raw, suffix, key_end))
                 total += entry_pad + body + 1
             else:
-                if body + 2 <= 0xFFFF:
-                    tail = key_end.to_bytes(2, "little")
-                elif body + 4 <= 0xFFFFFFFF:
-                    tail = key_end.to_bytes(4, "little")
-                else:
-                    tail = key_end.to_bytes(8, "little")
+                tail = key_end.to_bytes(table_width(body, 1), "little")
                 parts_append(b"%s%s%s%s%s" % (pads[entry_pad], key_bytes, raw, suffix, tail))
                 total += entry_pad + body + len(tail)
             ends_append(total)
@@ -355,7 +283,7 @@ def encode_vardict(value: Any) -> Optional[bytes]:
     if total + len(ends) <= 0xFF:
         parts_append(bytes(ends))
     else:
-        parts_append(_table(total, ends))
+        parts_append(pack_table(total, ends))
     return b"".join(parts)
 
 
@@ -397,6 +325,6 @@ def encode_commit(value: Any) -> Optional[bytes]:
     e5 = e4 + pad + 8 + len(tree)
     body_size = e5 + len(meta)
     table = (bytes((e5, e4, e3, e2, e1, e0)) if body_size + 6 <= 0xFF
-             else _table(body_size, [e5, e4, e3, e2, e1, e0]))
+             else pack_table(body_size, [e5, e4, e3, e2, e1, e0]))
     return b"".join((raw_meta, parent, raw_related, raw_subject, b"\x00", raw_body, b"\x00",
                      _PADS[pad], _PACK_U64(timestamp), tree, meta, table))

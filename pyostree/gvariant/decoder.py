@@ -13,6 +13,7 @@ import struct
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from pyostree.gvariant import fastpaths, tuplegen
+from pyostree.gvariant._framing import array_table, offset_width
 from pyostree.gvariant.types import (
     CodecCache,
     bounded_put,
@@ -35,7 +36,6 @@ UNIT_VARIANT: Tuple[str, Tuple[()]] = ("()", ())
 _INF = 1 << 70
 _OBJECT_PATH = re.compile(r"/(?:[A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)*)?")
 _NUMERIC = {"n": "h", "q": "H", "i": "i", "u": "I", "h": "i", "x": "q", "t": "Q", "d": "d"}
-_TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 _compiled = CodecCache(2048)
 _COMPILED_MAX = 2048
@@ -44,25 +44,6 @@ _SPECIALISED: Dict[str, DecodeFn] = {
     "a(say)": fastpaths.decode_file_list,
     "a(sayay)": fastpaths.decode_dir_list,
 }
-
-
-def offset_width(size: int) -> int:
-    """Framing-offset width a reader derives from a container's size (§4.1)."""
-    if size == 0:
-        return 0
-    if size <= 0xFF:
-        return 1
-    if size <= 0xFFFF:
-        return 2
-    if size <= 0xFFFFFFFF:
-        return 4
-    return 8
-
-
-def read_offset(data: bytes, pos: int, width: int) -> int:
-    if width == 1:
-        return data[pos]
-    return int.from_bytes(data[pos:pos + width], "little")
 
 
 def default_value(node: TypeNode, memo: Memo) -> Any:
@@ -358,17 +339,11 @@ def _compile_variable_array(node: TypeNode) -> DecodeFn:
 def _variable_items(data: bytes, start: int, end: int, depth: int, memo: Memo,
                     dec_elem: DecodeFn, elem: TypeNode, mask: int) -> List[Any]:
     """Elements of a variable-size array (§7.6), with GLib's out-of-order cut-off."""
-    size = end - start
-    if size == 0:
+    found = array_table(data, start, end)
+    if found is None:
         return []
-    width = offset_width(size)
-    last = read_offset(data, end - width, width)
-    if last > size or (size - last) % width:
-        return []
-    count = (size - last) // width
-    if count == 0:
-        return []
-    ends = struct.unpack_from("<%d%s" % (count, _TABLE_FMT[width]), data, start + last)
+    last, ends = found
+    count = len(ends)
     items: List[Any] = []
     append = items.append
     prev = 0
@@ -479,7 +454,7 @@ def _decode_vardict(data: bytes, start: int, end: int, depth: int, memo: Memo) -
     Entry of size S, width W, key end e0: the key is valid iff 0 < e0 <= S - W; the value
     is the variant at [round8(e0), S - W) if that is non-empty, else the unit.
     """
-    found = fastpaths.array_table(data, start, end)
+    found = array_table(data, start, end)
     if found is None:
         return {}
     last, ends = found

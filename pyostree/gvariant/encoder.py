@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from pyostree.gvariant import fastpaths
+from pyostree.gvariant._framing import pack_table, table_width
 from pyostree.gvariant.decoder import is_object_path
 from pyostree.gvariant.errors import GVariantError
 from pyostree.gvariant.types import (
@@ -64,16 +65,7 @@ def get_encoder(node: TypeNode) -> EncodeFn:
 
 def append_offsets(buf: bytearray, start: int, ends: Sequence[int]) -> None:
     """Append a framing table with the smallest width that fits body plus table (§4.1)."""
-    count = len(ends)
-    body = len(buf) - start
-    if body + count <= 0xFF:
-        buf += bytes(ends)
-    elif body + 2 * count <= 0xFFFF:
-        buf += struct.pack("<%dH" % count, *ends)
-    elif body + 4 * count <= 0xFFFFFFFF:
-        buf += struct.pack("<%dI" % count, *ends)
-    else:
-        buf += struct.pack("<%dQ" % count, *ends)
+    buf += pack_table(len(buf) - start, ends)
 
 
 def _type_error(node: TypeNode, value: Any, expected: str) -> GVariantError:
@@ -255,12 +247,8 @@ def _compile_vardict(node: TypeNode) -> EncodeFn:
             body = len(buf) - entry
             if body < 0xFF:
                 buf.append(key_end)
-            elif body + 2 <= 0xFFFF:
-                buf += key_end.to_bytes(2, "little")
-            elif body + 4 <= 0xFFFFFFFF:
-                buf += key_end.to_bytes(4, "little")
             else:
-                buf += key_end.to_bytes(8, "little")
+                buf += key_end.to_bytes(table_width(body, 1), "little")
             ends.append(len(buf) - start)
         append_offsets(buf, start, ends)
     return enc

@@ -8,22 +8,18 @@ fall back to the generic path on any bad value, which then raises the precise er
 
 from __future__ import annotations
 
-import struct
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-_TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+from pyostree.gvariant._framing import (
+    array_table,
+    normal_table,
+    offset_width,
+    pack_table,
+    total_size,
+)
+
 _EMPTY_FILE = ("", b"")
 _EMPTY_DIR = ("", b"", b"")
-
-
-def _width(size: int) -> int:
-    if size <= 0xFF:
-        return 1
-    if size <= 0xFFFF:
-        return 2
-    if size <= 0xFFFFFFFF:
-        return 4
-    return 8
 
 
 def name_or_empty(data: bytes, start: int, end: int) -> str:
@@ -37,21 +33,6 @@ def name_or_empty(data: bytes, start: int, end: int) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return ""
-
-
-def array_table(data: bytes, start: int, end: int) -> Optional[tuple[int, tuple[int, ...]]]:
-    """(start of the table, element ends) of a variable-size array, or None if empty/broken."""
-    size = end - start
-    if size == 0:
-        return None
-    width = _width(size)
-    last = data[end - 1] if width == 1 else int.from_bytes(data[end - width:end], "little")
-    if last > size or (size - last) % width:
-        return None
-    count = (size - last) // width
-    if count == 0:
-        return None
-    return last, struct.unpack_from("<%d%s" % (count, _TABLE_FMT[width]), data, start + last)
 
 
 def decode_file_list(data: bytes, start: int, end: int, depth: int, memo: Any) -> List[Any]:
@@ -76,7 +57,7 @@ def decode_file_list(data: bytes, start: int, end: int, depth: int, memo: Any) -
                 width = 1
                 e0 = data[b - 1]
             else:
-                width = _width(size)
+                width = offset_width(size)
                 e0 = int.from_bytes(data[b - width:b], "little")
             # member 0 valid iff 0 < e0 <= size - W; member 1 is whatever lies between
             text = name(data, a, a + e0) if 0 < e0 <= size - width else ""
@@ -105,7 +86,7 @@ def decode_dir_list(data: bytes, start: int, end: int, depth: int, memo: Any) ->
             a = start + prev
             b = start + item_end
             size = item_end - prev
-            width = 1 if size <= 0xFF else _width(size)
+            width = 1 if size <= 0xFF else offset_width(size)
             if width == 1:
                 e0 = data[b - 1]
             else:
@@ -134,17 +115,6 @@ def decode_dir_list(data: bytes, start: int, end: int, depth: int, memo: Any) ->
     return out
 
 
-def _table_bytes(body: int, ends: Sequence[int]) -> bytes:
-    count = len(ends)
-    if body + count <= 0xFF:
-        return bytes(ends)
-    if body + 2 * count <= 0xFFFF:
-        return struct.pack("<%dH" % count, *ends)
-    if body + 4 * count <= 0xFFFFFFFF:
-        return struct.pack("<%dI" % count, *ends)
-    return struct.pack("<%dQ" % count, *ends)
-
-
 def encode_file_list(items: Sequence[Any]) -> Optional[bytes]:
     """``a(say)`` in normal form, or None to let the generic encoder handle (and reject) it."""
     parts = []
@@ -171,7 +141,7 @@ def encode_file_list(items: Sequence[Any]) -> Optional[bytes]:
         return None
     if not parts:
         return b""
-    parts.append(_table_bytes(total, ends))
+    parts.append(pack_table(total, ends))
     return b"".join(parts)
 
 
@@ -204,7 +174,7 @@ def encode_dir_list(items: Sequence[Any]) -> Optional[bytes]:
         return None
     if not parts:
         return b""
-    parts.append(_table_bytes(total, ends))
+    parts.append(pack_table(total, ends))
     return b"".join(parts)
 
 
@@ -221,16 +191,6 @@ def _check_name(data: bytes, start: int, end: int) -> bool:
     return True
 
 
-def _min_size(body: int, count: int) -> int:
-    if body + count <= 0xFF:
-        return body + count
-    if body + 2 * count <= 0xFFFF:
-        return body + 2 * count
-    if body + 4 * count <= 0xFFFFFFFF:
-        return body + 4 * count
-    return body + 8 * count
-
-
 def _normal_array(data: bytes, start: int, end: int, depth: int,
                   element: Callable[[bytes, int, int], bool]) -> bool:
     if depth >= 128:
@@ -240,14 +200,10 @@ def _normal_array(data: bytes, start: int, end: int, depth: int,
         return True
     if depth + 2 >= 128:  # the element's members would sit at depth >= 128
         return False
-    width = _width(size)
-    last = data[end - 1] if width == 1 else int.from_bytes(data[end - width:end], "little")
-    if last > size or (size - last) % width:
+    found = normal_table(data, start, end)
+    if found is None:
         return False
-    count = (size - last) // width
-    if count == 0 or _min_size(last, count) != size:
-        return False
-    ends = struct.unpack_from("<%d%s" % (count, _TABLE_FMT[width]), data, start + last)
+    last, ends = found
     prev = 0
     for item_end in ends:
         if item_end < prev or item_end > last:
@@ -262,17 +218,17 @@ def _normal_file(data: bytes, a: int, b: int) -> bool:
     size = b - a
     if size == 0:
         return False
-    width = 1 if size <= 0xFF else _width(size)
+    width = 1 if size <= 0xFF else offset_width(size)
     e0 = data[b - 1] if width == 1 else int.from_bytes(data[b - width:b], "little")
     body = size - width
-    return (e0 <= body and _min_size(body, 1) == size and _check_name(data, a, a + e0))
+    return (e0 <= body and total_size(body, 1) == size and _check_name(data, a, a + e0))
 
 
 def _normal_dir(data: bytes, a: int, b: int) -> bool:
     size = b - a
     if size == 0:
         return False
-    width = 1 if size <= 0xFF else _width(size)
+    width = 1 if size <= 0xFF else offset_width(size)
     if 2 * width > size:
         return False
     if width == 1:
@@ -282,7 +238,7 @@ def _normal_dir(data: bytes, a: int, b: int) -> bool:
         e0 = int.from_bytes(data[b - width:b], "little")
         e1 = int.from_bytes(data[b - 2 * width:b - width], "little")
     body = size - 2 * width
-    return (e0 <= e1 <= body and _min_size(body, 2) == size
+    return (e0 <= e1 <= body and total_size(body, 2) == size
             and _check_name(data, a, a + e0))
 
 
@@ -296,40 +252,11 @@ def normal_dir_list(data: bytes, start: int, end: int, depth: int) -> bool:
 
 # ---------------------------------------------------------------------------- one-pass checked
 
-_table_readers: Dict[int, Callable[[bytes, int], Tuple[int, ...]]] = {}
-
-
-def _ends(data: bytes, start: int, end: int) -> Optional[Tuple[int, Tuple[int, ...]]]:
-    """(last, element ends) of a non-empty variable-size array whose table is normal
-    (whole entries, at least one, minimal width), else None."""
-    size = end - start
-    if size <= 0xFF:
-        width = 1
-        last = data[end - 1]
-    else:
-        width = _width(size)
-        last = int.from_bytes(data[end - width:end], "little")
-    if last > size or (size - last) % width:
-        return None
-    count = (size - last) // width
-    if count == 0 or _min_size(last, count) != size:
-        return None
-    if width == 1:
-        return last, tuple(data[start + last:end])
-    key = count * 8 + width
-    reader = _table_readers.get(key)
-    if reader is None:
-        reader = struct.Struct("<%d%s" % (count, _TABLE_FMT[width])).unpack_from
-        if count <= 64:
-            _table_readers[key] = reader  # few distinct small counts: bounded
-    return last, reader(data, start + last)
-
-
 def decode_file_list_normal(data: bytes, start: int, end: int) -> Optional[List[Any]]:
     """``a(say)`` if normal (as normal_file_list), else None: value and check in one pass."""
     if start == end:
         return []
-    found = _ends(data, start, end)
+    found = normal_table(data, start, end)
     if found is None:
         return None
     last, ends = found
@@ -347,9 +274,9 @@ def decode_file_list_normal(data: bytes, start: int, end: int) -> Optional[List[
             width = 1
             e0 = data[b - 1]
         else:
-            width = _width(size)
+            width = offset_width(size)
             e0 = int.from_bytes(data[b - width:b], "little")
-            if _min_size(size - width, 1) != size:
+            if total_size(size - width, 1) != size:
                 return None
         # the name: [a, a + e0) with its only NUL at the end, within the body
         if not 0 < e0 <= size - width or find(0, a, a + e0) != a + e0 - 1:
@@ -367,7 +294,7 @@ def decode_dir_list_normal(data: bytes, start: int, end: int) -> Optional[List[A
     """``a(sayay)`` if normal (as normal_dir_list), else None: value and check in one pass."""
     if start == end:
         return []
-    found = _ends(data, start, end)
+    found = normal_table(data, start, end)
     if found is None:
         return None
     last, ends = found
@@ -388,10 +315,10 @@ def decode_dir_list_normal(data: bytes, start: int, end: int) -> Optional[List[A
             e0 = data[b - 1]
             e1 = data[b - 2]
         else:
-            width = _width(size)
+            width = offset_width(size)
             e0 = int.from_bytes(data[b - width:b], "little")
             e1 = int.from_bytes(data[b - 2 * width:b - width], "little")
-            if _min_size(size - 2 * width, 2) != size:
+            if total_size(size - 2 * width, 2) != size:
                 return None
         body = b - 2 * width
         if not 0 < e0 <= e1 <= size - 2 * width or find(0, a, a + e0) != a + e0 - 1:
@@ -414,10 +341,10 @@ def decode_dirtree_normal(data: bytes) -> Optional[Tuple[List[Any], List[Any]]]:
         width = 1
         e0 = data[size - 1]
     else:
-        width = _width(size)
+        width = offset_width(size)
         e0 = int.from_bytes(data[size - width:], "little")
     table = size - width
-    if e0 > table or _min_size(table, 1) != size:
+    if e0 > table or total_size(table, 1) != size:
         return None
     files = decode_file_list_normal(data, 0, e0)
     if files is None:

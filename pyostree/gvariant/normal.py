@@ -6,17 +6,11 @@ form for zero-length tuples, and dicts collapse duplicate keys.
 
 from __future__ import annotations
 
-import struct
 from typing import Any, Callable, Dict
 
 from pyostree.gvariant import fastpaths
-from pyostree.gvariant.decoder import (
-    decode_string,
-    is_object_path,
-    offset_width,
-    read_offset,
-    variant_child,
-)
+from pyostree.gvariant._framing import normal_table, offset_width, read_offset, total_size
+from pyostree.gvariant.decoder import decode_string, is_object_path, variant_child
 from pyostree.gvariant.types import (
     CodecCache,
     bounded_put,
@@ -32,24 +26,12 @@ from pyostree.gvariant.types import (
 
 NormalFn = Callable[[bytes, int, int, int], bool]
 
-_TABLE_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _compiled = CodecCache(2048)
 _SPECIALISED: Dict[str, NormalFn] = {
     "a(say)": fastpaths.normal_file_list,
     "a(sayay)": fastpaths.normal_dir_list,
 }
 _COMPILED_MAX = 2048
-
-
-def total_size(body: int, count: int) -> int:
-    """Container size the writer picks for a body and ``count`` framing offsets (§4.1)."""
-    if body + count <= 0xFF:
-        return body + count
-    if body + 2 * count <= 0xFFFF:
-        return body + 2 * count
-    if body + 4 * count <= 0xFFFFFFFF:
-        return body + 4 * count
-    return body + 8 * count
 
 
 def is_normal(type_string: str, data: Any) -> bool:
@@ -85,14 +67,10 @@ def _normal_vardict(data: bytes, start: int, end: int, depth: int) -> bool:
         return True
     if depth + 2 >= MAX_DEPTH:
         return False  # entries and their members would sit too deep
-    width = offset_width(size)
-    last = read_offset(data, end - width, width)
-    if last > size or (size - last) % width:
+    found = normal_table(data, start, end)
+    if found is None:
         return False
-    count = (size - last) // width
-    if count == 0 or total_size(last, count) != size:
-        return False
-    ends = struct.unpack_from("<%d%s" % (count, _TABLE_FMT[width]), data, start + last)
+    last, ends = found
     offset = 0
     value_depth = depth + 2
     for item_end in ends:
@@ -248,14 +226,10 @@ def _compile_variable_array(node: TypeNode) -> NormalFn:
         size = end - start
         if size == 0:
             return True
-        width = offset_width(size)
-        last = read_offset(data, end - width, width)
-        if last > size or (size - last) % width:
+        found = normal_table(data, start, end)
+        if found is None:
             return False
-        count = (size - last) // width
-        if count == 0 or total_size(last, count) != size:
-            return False
-        ends = struct.unpack_from("<%d%s" % (count, _TABLE_FMT[width]), data, start + last)
+        last, ends = found
         offset = 0
         child_depth = depth + 1
         for item_end in ends:

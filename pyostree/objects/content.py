@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Iterator, Optional, Tuple
 
 from pyostree.errors import ObjectError
+from pyostree.gvariant._framing import offset_width, table_width
 from pyostree.objects._common import BytesLike, decode_metadata
 from pyostree.objects._endian import swap32, swap64
-from pyostree.objects._framing import encode_xattrs, offset_width, parse_xattrs, read_width
+from pyostree.objects._framing import encode_xattrs, parse_xattrs
 from pyostree.objects.dirmeta import decode_uuua, encode_uuua
 from pyostree.objects.modes import bare_user_only_mode, validate_file_mode, validate_u32
 from pyostree.objects.xattrs import Xattrs, validate_xattrs, xattrs_from_value
@@ -99,7 +100,7 @@ class FileHeader:
             raise ObjectError(f"file header: cannot serialise: {err}") from None
         target_end = len(fixed) + len(target)
         body = target_end + len(xattrs)
-        width = offset_width(body, 1)
+        width = table_width(body, 1)
         return b"".join((fixed, target, xattrs, target_end.to_bytes(width, "little")))
 
     def to_bytes(self) -> bytes:
@@ -153,7 +154,7 @@ def _fast_header(data: bytes, archive: bool) -> Optional[Tuple[FileHeader, int]]
     total = len(data)
     if total < fixed.size + 2:
         return None
-    width = read_width(total)
+    width = offset_width(total)
     target_end = int.from_bytes(data[total - width:], "little")
     if not fixed.size < target_end <= total - width or data[target_end - 1] != 0:
         return None
