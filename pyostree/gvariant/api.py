@@ -28,28 +28,28 @@ _ENCODERS: Dict[str, Callable[[Any], Optional[bytes]]] = {
 }
 
 
-def decode(type_string: str, data: Any) -> Any:
-    """Decode ``data`` as GLib would for untrusted bytes; raises only for a bad type string."""
+def _fast_value(type_string: str, data: Any) -> Optional[Any]:
+    """The value by the type's whole-type fast path if it has one and the bytes are provably
+    normal, else None (then the generic code answers)."""
     if type(type_string) is str:
         fast = _NORMAL_DECODERS.get(type_string)
         if fast is not None:
-            if type(data) is not bytes:
-                data = as_bytes(data)
-            value = fast(data)
-            if value is not None:
-                return value
+            return fast(data if type(data) is bytes else as_bytes(data))
+    return None
+
+
+def decode(type_string: str, data: Any) -> Any:
+    """Decode ``data`` as GLib would for untrusted bytes; raises only for a bad type string."""
+    value = _fast_value(type_string, data)
+    if value is not None:
+        return value
     return decode_node(parse_type(type_string), data)
 
 
 def is_normal(type_string: str, data: Any) -> bool:
     """True iff GLib calls these bytes the normal form of a value of this type."""
-    if type(type_string) is str:
-        fast = _NORMAL_DECODERS.get(type_string)
-        if fast is not None:
-            if type(data) is not bytes:
-                data = as_bytes(data)
-            if fast(data) is not None:
-                return True
+    if _fast_value(type_string, data) is not None:
+        return True
     return is_normal_node(parse_type(type_string), data)
 
 
@@ -59,14 +59,9 @@ def decode_checked(type_string: str, data: Any) -> Tuple[Any, bool]:
     Normal commits, dirtrees and ``a{sv}`` are read once; otherwise the type is parsed once
     and the generic decoder and checker both run.
     """
-    if type(type_string) is str:
-        fast = _NORMAL_DECODERS.get(type_string)
-        if fast is not None:
-            if type(data) is not bytes:
-                data = as_bytes(data)
-            value = fast(data)
-            if value is not None:
-                return value, True
+    value = _fast_value(type_string, data)
+    if value is not None:
+        return value, True
     node = parse_type(type_string)
     data = as_bytes(data)
     return decode_node(node, data), is_normal_node(node, data)
