@@ -18,6 +18,7 @@ import pytest
 
 from pyostree.gvariant import decode, encode, is_normal
 from pyostree.gvariant.types import TypeNode, parse_type
+from test_gvariant_props import same
 
 ORACLE = pathlib.Path(__file__).with_name("glib_oracle.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -78,21 +79,6 @@ def untag(tagged: Any) -> Any:
             return (inner[0], untag(inner[1]))
         raise AssertionError(f"unknown tag {tag}")
     return tagged
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equality that also checks Python types and float bits (NaN payloads, -0.0)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return struct.pack("<d", a) == struct.pack("<d", b)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return len(a) == len(b) and all(
-            same(ka, kb) and same(va, vb)
-            for (ka, va), (kb, vb) in zip(a.items(), b.items()))
-    return bool(a == b)
 
 
 class RandomValues:

@@ -79,6 +79,7 @@ def values_for(node: TypeNode, draw: Any, depth: int = 3) -> Any:
 
 
 def same(a: Any, b: Any) -> bool:
+    """Equality that also checks Python types and float bits (NaN payloads, -0.0)."""
     if type(a) is not type(b):
         return False
     if isinstance(a, float):
