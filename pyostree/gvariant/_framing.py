@@ -1,4 +1,5 @@
-"""Framing offsets (spec gvariant.md §4.1): the one definition of their widths, reads and tables.
+"""Framing offsets (spec gvariant.md §4.1): the one definition of their widths, reads and tables,
+and of reading a NUL-terminated string (§7.3), the leaf every framed container holds.
 
 Readers derive the offset width from a container's size (``offset_width``); writers pick the
 smallest width that fits body plus table (``table_width``, ``total_size``, ``pack_table``).
@@ -12,8 +13,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from pyostree.gvariant.types import bounded_put
 
-__all__ = ["TABLE_CODES", "array_table", "normal_table", "offset_width", "pack_table",
-           "read_offset", "table_reader", "table_width", "total_size"]
+__all__ = ["TABLE_CODES", "array_table", "decode_string", "normal_table", "offset_width",
+           "pack_table", "read_offset", "table_reader", "table_width", "total_size"]
 
 TABLE_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 """struct code of a framing offset of each width"""
@@ -127,3 +128,15 @@ def pack_table(body: int, ends: Sequence[int]) -> bytes:
     raw: bytes = pack(*ends)
     return raw
 
+
+def decode_string(data: bytes, start: int, end: int) -> Optional[str]:
+    """A GLib-valid string in the region, or None (empty, no final NUL, NUL inside, bad UTF-8)."""
+    if end <= start or data[end - 1] != 0:
+        return None
+    raw = data[start:end - 1]
+    if b"\x00" in raw:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

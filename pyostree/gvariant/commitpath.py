@@ -14,7 +14,13 @@ import struct
 from typing import Any, Dict, List, Optional, Tuple
 
 from pyostree.gvariant import fastpaths
-from pyostree.gvariant._framing import normal_table, offset_width, pack_table, table_width, total_size
+from pyostree.gvariant._framing import (
+    normal_table,
+    offset_width,
+    pack_table,
+    table_width,
+    total_size,
+)
 from pyostree.gvariant.decoder import get_decoder, variant_child
 from pyostree.gvariant.encoder import encode_variant
 from pyostree.gvariant.normal import get_checker

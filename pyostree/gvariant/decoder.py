@@ -13,7 +13,7 @@ import struct
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from pyostree.gvariant import fastpaths, tuplegen
-from pyostree.gvariant._framing import array_table, offset_width
+from pyostree.gvariant._framing import array_table, decode_string, offset_width
 from pyostree.gvariant.types import (
     CodecCache,
     bounded_put,
@@ -78,19 +78,6 @@ def default_value(node: TypeNode, memo: Memo) -> Any:
         value = tuple(default_value(m, memo) for m in node.members)
     memo[node] = value
     return value
-
-
-def decode_string(data: bytes, start: int, end: int) -> Optional[str]:
-    """A GLib-valid string in the region, or None (empty, no final NUL, NUL inside, bad UTF-8)."""
-    if end <= start or data[end - 1] != 0:
-        return None
-    raw = data[start:end - 1]
-    if b"\x00" in raw:
-        return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def is_object_path(text: str) -> bool:

@@ -12,6 +12,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from pyostree.gvariant._framing import (
     array_table,
+    decode_string,
     normal_table,
     offset_width,
     pack_table,
@@ -20,19 +21,6 @@ from pyostree.gvariant._framing import (
 
 _EMPTY_FILE = ("", b"")
 _EMPTY_DIR = ("", b"", b"")
-
-
-def name_or_empty(data: bytes, start: int, end: int) -> str:
-    """The string in data[start:end] if GLib-valid, else ''."""
-    if data[end - 1] != 0:
-        return ""
-    raw = data[start:end - 1]
-    if b"\x00" in raw:
-        return ""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return ""
 
 
 def decode_file_list(data: bytes, start: int, end: int, depth: int, memo: Any) -> List[Any]:
@@ -44,7 +32,7 @@ def decode_file_list(data: bytes, start: int, end: int, depth: int, memo: Any) -
     out: List[Any] = []
     append = out.append
     prev = 0
-    name = name_or_empty
+    name = decode_string
     for item_end in ends:
         if item_end < prev:
             out.extend([_EMPTY_FILE] * (len(ends) - len(out)))
@@ -60,7 +48,7 @@ def decode_file_list(data: bytes, start: int, end: int, depth: int, memo: Any) -
                 width = offset_width(size)
                 e0 = int.from_bytes(data[b - width:b], "little")
             # member 0 valid iff 0 < e0 <= size - W; member 1 is whatever lies between
-            text = name(data, a, a + e0) if 0 < e0 <= size - width else ""
+            text = (name(data, a, a + e0) or "") if 0 < e0 <= size - width else ""
             append((text, data[a + e0:b - width]))
         else:
             append(_EMPTY_FILE)
@@ -77,7 +65,7 @@ def decode_dir_list(data: bytes, start: int, end: int, depth: int, memo: Any) ->
     out: List[Any] = []
     append = out.append
     prev = 0
-    name = name_or_empty
+    name = decode_string
     for item_end in ends:
         if item_end < prev:
             out.extend([_EMPTY_DIR] * (len(ends) - len(out)))
@@ -93,7 +81,7 @@ def decode_dir_list(data: bytes, start: int, end: int, depth: int, memo: Any) ->
                 e0 = int.from_bytes(data[b - width:b], "little")
             if 2 * width > size:
                 # one-byte element: only the name's bounds can be read, and its byte is the table
-                text = name(data, a, a + e0) if 0 < e0 <= size else ""
+                text = (name(data, a, a + e0) or "") if 0 < e0 <= size else ""
                 append((text, b"", b""))
             else:
                 if width == 1:
@@ -101,7 +89,7 @@ def decode_dir_list(data: bytes, start: int, end: int, depth: int, memo: Any) ->
                 else:
                     e1 = int.from_bytes(data[b - 2 * width:b - width], "little")
                 body = size - 2 * width
-                text = name(data, a, a + e0) if 0 < e0 <= body else ""
+                text = (name(data, a, a + e0) or "") if 0 < e0 <= body else ""
                 tree = data[a + e0:a + e1] if e0 < e1 <= body else b""
                 # member 2 is cut off when member 1 is out of order (but not when member 0 is)
                 if e1 < body and not (e0 <= size and e0 > e1):
@@ -178,19 +166,6 @@ def encode_dir_list(items: Sequence[Any]) -> Optional[bytes]:
     return b"".join(parts)
 
 
-def _check_name(data: bytes, start: int, end: int) -> bool:
-    if end <= start or data[end - 1] != 0:
-        return False
-    raw = data[start:end - 1]
-    if b"\x00" in raw:
-        return False
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def _normal_array(data: bytes, start: int, end: int, depth: int,
                   element: Callable[[bytes, int, int], bool]) -> bool:
     if depth >= 128:
@@ -221,7 +196,8 @@ def _normal_file(data: bytes, a: int, b: int) -> bool:
     width = 1 if size <= 0xFF else offset_width(size)
     e0 = data[b - 1] if width == 1 else int.from_bytes(data[b - width:b], "little")
     body = size - width
-    return (e0 <= body and total_size(body, 1) == size and _check_name(data, a, a + e0))
+    return (e0 <= body and total_size(body, 1) == size
+            and decode_string(data, a, a + e0) is not None)
 
 
 def _normal_dir(data: bytes, a: int, b: int) -> bool:
@@ -239,7 +215,7 @@ def _normal_dir(data: bytes, a: int, b: int) -> bool:
         e1 = int.from_bytes(data[b - 2 * width:b - width], "little")
     body = size - 2 * width
     return (e0 <= e1 <= body and total_size(body, 2) == size
-            and _check_name(data, a, a + e0))
+            and decode_string(data, a, a + e0) is not None)
 
 
 def normal_file_list(data: bytes, start: int, end: int, depth: int) -> bool:

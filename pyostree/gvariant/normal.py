@@ -9,8 +9,14 @@ from __future__ import annotations
 from typing import Any, Callable, Dict
 
 from pyostree.gvariant import fastpaths
-from pyostree.gvariant._framing import normal_table, offset_width, read_offset, total_size
-from pyostree.gvariant.decoder import decode_string, is_object_path, variant_child
+from pyostree.gvariant._framing import (
+    decode_string,
+    normal_table,
+    offset_width,
+    read_offset,
+    total_size,
+)
+from pyostree.gvariant.decoder import is_object_path, variant_child
 from pyostree.gvariant.types import (
     CodecCache,
     bounded_put,
