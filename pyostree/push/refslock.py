@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, List, Optional
 
 from pyostree.errors import PushError
 from pyostree.transport import FileTransport, RemoteExistsError, RemoteNotFoundError
@@ -42,20 +42,36 @@ def _try_create(files: FileTransport) -> bool:
     return True
 
 
-def _is_stale(files: FileTransport) -> bool:
-    """Older than STALE_LOCK_SECS, or written by a process of this boot that is gone (a
-    killed receiver must not block every push for two minutes)."""
+INCOMPLETE_LOCK_SECS = 5.0
+"""A lock file still without its closing newline after this long lost its writer."""
+
+
+def _read_lock(files: FileTransport) -> Optional[str]:
     try:
-        fields = files.read_bytes(REFS_LOCK, 128).decode("ascii", "replace").split()
+        return files.read_bytes(REFS_LOCK, 128).decode("ascii", "replace")
     except RemoteNotFoundError:
-        return False  # released meanwhile: just try again
+        return None
+
+
+def _is_stale(text: str, incomplete_since: List[float]) -> bool:
+    """Older than STALE_LOCK_SECS, or written by a process of this boot that is gone (a
+    killed receiver must not block every push for two minutes). A lock whose content is
+    not complete yet is being written by its creator right now: never stale (reading it
+    as time 0 let a second pusher break a live lock and both moved the same ref)."""
+    if not text.endswith("\n"):
+        now = time.monotonic()
+        if not incomplete_since:
+            incomplete_since.append(now)
+        return now - incomplete_since[0] > INCOMPLETE_LOCK_SECS
+    incomplete_since.clear()
+    fields = text.split()
     try:
         stamp = int(fields[0])
     except (IndexError, ValueError):
-        stamp = 0
+        return True  # complete but not ours: garbage
     if time.time() - stamp > STALE_LOCK_SECS:
         return True
-    if len(fields) >= 3 and fields[1].isdigit() and fields[2] and fields[2] == _boot_id():
+    if len(fields) >= 3 and fields[1].isdigit() and fields[2] == _boot_id():
         try:
             os.kill(int(fields[1]), 0)
         except ProcessLookupError:
@@ -73,8 +89,12 @@ def refs_lock(
     ``wait`` seconds, a stale one (see ``_is_stale``) is broken at once."""
     files.mkdir("tmp", exist_ok=True)
     deadline = time.monotonic() + wait
+    incomplete_since: List[float] = []
     while not _try_create(files):
-        if _is_stale(files):
+        text = _read_lock(files)
+        if text is not None and _is_stale(text, incomplete_since) and _read_lock(files) == text:
+            # (re-read just before removing: a breaker that lost the race must not remove
+            # the lock the winner has just created)
             log("removing a stale refs lock left by a crashed push")
             try:
                 files.remove(REFS_LOCK)
