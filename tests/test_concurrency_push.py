@@ -137,3 +137,32 @@ def test_http_pulls_during_pushes_never_miss_an_object(tmp_path: Path) -> None:
     assert all("404" in msg for msg in failed), failed[:3]  # only "not there (yet)"
     assert sum(1 for status, _m in pulls if status == 0) >= 2, pulls[-3:]
     shutil.rmtree(client)
+
+
+LOCK_WORKER = r"""
+import sys, time
+from pyostree.push.refslock import refs_lock
+from pyostree.transport import LocalFileTransport
+root, rounds = sys.argv[1], int(sys.argv[2])
+files = LocalFileTransport(root)
+counter = root + "/counter"
+for _ in range(rounds):
+    with refs_lock(files, lambda message: None, wait=60):
+        value = int(open(counter).read())
+        time.sleep(0.001)  # widen the read-modify-write window
+        with open(counter, "w") as handle:
+            handle.write(str(value + 1))
+"""
+
+
+def test_refs_lock_is_mutually_exclusive(tmp_path: Path) -> None:
+    """The lock every pusher takes around "read refs, move refs, write summary": processes
+    incrementing a counter under it never lose an increment (a lock read while its creator
+    was still writing it used to look stale and was broken)."""
+    (tmp_path / "counter").write_text("0")
+    workers, rounds = 6, 40
+    procs = [F.start([F.PY, "-c", LOCK_WORKER, str(tmp_path), str(rounds)]) for _ in range(workers)]
+    for proc in procs:
+        status, _out, err = F.finish(proc)
+        assert status == 0, err
+    assert int((tmp_path / "counter").read_text()) == workers * rounds
