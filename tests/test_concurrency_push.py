@@ -144,7 +144,19 @@ import sys, time
 from pyostree.push.refslock import refs_lock
 from pyostree.transport import LocalFileTransport
 root, rounds = sys.argv[1], int(sys.argv[2])
-files = LocalFileTransport(root)
+
+
+class SftpLike(LocalFileTransport):
+    # create and write are two round trips over sftp: the lock exists empty for a moment
+
+    def open_write(self, path, mode=0o644):
+        handle = super().open_write(path, mode)
+        if path.endswith("refs.lock"):
+            time.sleep(0.002)
+        return handle
+
+
+files = SftpLike(root)
 counter = root + "/counter"
 for _ in range(rounds):
     with refs_lock(files, lambda message: None, wait=60):
