@@ -116,9 +116,15 @@ def normal_table(data: bytes, start: int, end: int) -> Optional[Tuple[int, Tuple
 def pack_table(body: int, ends: Sequence[int]) -> bytes:
     """The framing table of minimal width for a body of this size."""
     count = len(ends)
+    # table_width's ladder inline: this runs twice per commit encode
     if body + count <= 0xFF:
         return bytes(ends)
-    width = table_width(body, count)
+    if body + 2 * count <= 0xFFFF:
+        width = 2
+    elif body + 4 * count <= 0xFFFFFFFF:
+        width = 4
+    else:
+        width = 8
     key = count * 8 + width
     pack = _table_packers.get(key)
     if pack is None:

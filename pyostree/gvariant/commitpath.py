@@ -15,9 +15,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from pyostree.gvariant import fastpaths
 from pyostree.gvariant._framing import (
-    normal_table,
     offset_width,
     pack_table,
+    table_reader,
     table_width,
     total_size,
 )
@@ -46,19 +46,29 @@ def decode_strings_normal(data: bytes, start: int, end: int) -> Optional[List[st
     The strings end exactly at the table's entries and hold no other NUL, so the body is one
     UTF-8 text split at NULs: UTF-8 is valid per string iff it is valid for the whole body.
     """
-    if start == end:
+    # normal_table() inline, with table_reader(): two calls fewer per commit decode
+    size = end - start
+    if size == 0:
         return []
-    found = normal_table(data, start, end)
-    if found is None:
+    if size <= 0xFF:
+        width = 1
+        last = data[end - 1]
+    else:
+        width = 2 if size <= 0xFFFF else (4 if size <= 0xFFFFFFFF else 8)
+        last = int.from_bytes(data[end - width:end], "little")
+    if last > size or (size - last) % width:
         return None
-    last, ends = found
+    count = (size - last) // width
+    if count == 0 or total_size(last, count) != size:
+        return None
+    ends = table_reader(count, width)(data, start + last)
     prev = 0
     for item_end in ends:
         if item_end <= prev or item_end > last or data[start + item_end - 1] != 0:
             return None  # empty, out of order, into the table, or not NUL-terminated
         prev = item_end
     # the final entry is last; each string's final byte is a NUL: are there no others?
-    if data.count(0, start, start + last) != len(ends):
+    if data.count(0, start, start + last) != count:
         return None
     try:
         text = data[start:start + last].decode("utf-8")
@@ -72,12 +82,22 @@ def decode_strings_normal(data: bytes, start: int, end: int) -> Optional[List[st
 def decode_vardict_normal(data: bytes, start: int, end: int, depth: int) -> Optional[Dict[str, Any]]:
     """``a{sv}`` at ``depth`` (< 125) if normal, else None: _normal_vardict and
     _decode_vardict in one pass."""
-    if start == end:
+    # normal_table() inline, with table_reader(): two calls fewer per commit decode
+    size = end - start
+    if size == 0:
         return {}
-    table = normal_table(data, start, end)
-    if table is None:
+    if size <= 0xFF:
+        width = 1
+        last = data[end - 1]
+    else:
+        width = 2 if size <= 0xFFFF else (4 if size <= 0xFFFFFFFF else 8)
+        last = int.from_bytes(data[end - width:end], "little")
+    if last > size or (size - last) % width:
         return None
-    last, ends = table
+    count = (size - last) // width
+    if count == 0 or total_size(last, count) != size:
+        return None
+    ends = table_reader(count, width)(data, start + last)
     out: Dict[str, Any] = {}
     prev = 0
     value_depth = depth + 2
@@ -166,7 +186,7 @@ def decode_commit_normal(data: bytes) -> Optional[Tuple[Any, ...]]:
         width = 1
         e5, e4, e3, e2, e1, e0 = data[size - 6:]
     else:
-        width = offset_width(size)
+        width = 2 if size <= 0xFFFF else (4 if size <= 0xFFFFFFFF else 8)  # offset_width inline
         e5, e4, e3, e2, e1, e0 = _TABLE6[width].unpack_from(data, size - 6 * width)
     table = size - 6 * width
     if total_size(table, 6) != size:
