@@ -45,12 +45,6 @@ MUST_FAIL: Dict[str, FrozenSet[str]] = {
     "push-sftp": ALL - ODD_BUT_SAFE,
 }
 
-#: sftp mode uploads local objects as stored, unverified (the remote runs no code to check
-#: them, and the client does not re-hash): a corrupt or hostile local repo is published.
-#: Reported to the push owner; these flip to passing once the client verifies what it sends.
-SFTP_UNVERIFIED = ALL - ODD_BUT_SAFE - {"missing-file", "non-normal-dirtree", "non-normal-commit"}
-SFTP_GAP = pytest.mark.xfail(strict=False, reason="push --via=sftp publishes objects without verifying them")
-
 #: the path ``cat`` asks for in each tree case (hostile names as paths where they can be)
 CAT_PATHS = {"name-dotdot-path": "/../escaped", "name-dotdot-dir": "/../escaped",
              "nested-dotdot-dir": "/sub/../escaped", "symlink-then-dir": "/x/planted",
@@ -176,8 +170,7 @@ def test_pull_local_leaves_destination_unchanged(repos: Dict[str, Path], tmp_pat
         _assert_dest_untouched(dest, before)
 
 
-PUSHES = [pytest.param(case, via, marks=[SFTP_GAP] if via == "sftp" and case in SFTP_UNVERIFIED else [])
-          for case in SMALL for via in ("receive", "sftp")]
+PUSHES = [(case, via) for case in SMALL for via in ("receive", "sftp")]
 
 
 @pytest.mark.parametrize("case,via", PUSHES)
@@ -205,8 +198,7 @@ def _guarded(argv: Sequence[str]) -> Tuple[int, str]:
     return done.returncode, done.stderr
 
 
-BOMB_COMMANDS = ["checkout", "cat", "ls", "fsck", "pull-local", "push-receive",
-                 pytest.param("push-sftp", marks=SFTP_GAP)]
+BOMB_COMMANDS = ["checkout", "cat", "ls", "fsck", "pull-local", "push-receive", "push-sftp"]
 
 
 @pytest.mark.parametrize("command", BOMB_COMMANDS)

@@ -21,16 +21,17 @@ import stat
 import tempfile
 from typing import IO, TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Union
 
-from pyostree.errors import PushError, RepoError
+from pyostree.errors import ObjectError, PushError, RepoError
 from pyostree.objects.checksum import is_checksum
 from pyostree.objects.content import CHUNK_SIZE
 from pyostree.objects.types import ObjectType
-from pyostree.push.convert import check_bare_user_only, iter_filez
+from pyostree.push.convert import check_bare_user_only
 from pyostree.push.plan import ObjectName, RefUpdate
 from pyostree.push.progress import LogFn, ProgressTracker
 from pyostree.push.publisher import Publisher, RemoteInfo
 from pyostree.push.refslock import REFS_LOCK, refs_lock
 from pyostree.push.summary import summary_is_stale, write_summary
+from pyostree.push.verify import HashingChunks, corrupt, verify_metadata, write_verified_filez
 from pyostree.repo.config import RepoConfig, RepoMode
 from pyostree.transport import FileTransport, RemoteExistsError, RemoteNotFoundError
 
@@ -238,6 +239,7 @@ class SftpPublisher(Publisher):
         an :class:`_Upload` if it is small and should join the current batch."""
         if objtype.is_meta:
             data = repo.read_metadata_bytes(checksum, objtype)
+            verify_metadata(checksum, objtype, data)  # nothing runs remotely to check it
             if staged_size == len(data) and objtype is not ObjectType.COMMIT_META:
                 return False
             if self._batched and len(data) <= BATCH_BYTES:
@@ -246,9 +248,8 @@ class SftpPublisher(Publisher):
             return True
         if self.archive:
             with tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY) as spool:
-                try:
-                    for chunk in iter_filez(repo, checksum):
-                        spool.write(chunk)
+                try:  # verified while spooled: a corrupt object raises before any upload
+                    write_verified_filez(repo, checksum, spool.write)
                 except OSError as err:  # a missing or unreadable local object, not the remote
                     raise RepoError(f"cannot read local object {checksum}: {err.strerror or err}") from None
                 size = spool.tell()
@@ -259,12 +260,25 @@ class SftpPublisher(Publisher):
                     return _Upload(target, spool.read())
                 self._upload_stream(spool, target, tracker)
             return True
+        try:
+            return self._stage_bare_user_only(repo, checksum, target, staged_size, tracker)
+        except ObjectError as err:
+            raise corrupt(checksum, objtype, str(err)) from None
+
+    def _stage_bare_user_only(
+        self, repo: Repo, checksum: str, target: str, staged_size: Optional[int],
+        tracker: ProgressTracker,
+    ) -> Union[bool, _Upload]:
+        """A content object as a plain file (or symlink), hashed while it is read: a
+        mismatch raises before the staged name exists (only a ``.part-`` file may stay)."""
         with repo.open_content(checksum) as reader:
             header = reader.header
             check_bare_user_only(header, checksum)
+            hashing = HashingChunks(checksum, header)
             if header.is_symlink:
                 if staged_size == -1:
                     return False
+                hashing.verify()
                 tmp = f"{target}{_PART}{secrets.token_hex(4)}"
                 self.files.symlink(header.symlink_target, tmp)
                 self.files.rename(tmp, target, replace=True)
@@ -272,13 +286,15 @@ class SftpPublisher(Publisher):
             if staged_size == reader.size:
                 return False
             if self._batched and reader.size <= BATCH_BYTES:
-                data = b"".join(reader.iter_chunks())
+                data = b"".join(hashing.wrap(reader.iter_chunks()))
+                hashing.verify()
                 return _Upload(target, data, header.mode & 0o7777, 0)
             tmp = f"{target}{_PART}{secrets.token_hex(4)}"
             with self.files.open_write(tmp, mode=0o644) as handle:
-                for chunk in reader.iter_chunks():
+                for chunk in hashing.wrap(reader.iter_chunks()):
                     handle.write(chunk)
                     tracker.add_bytes(len(chunk))
+            hashing.verify()
             self.files.chmod(tmp, header.mode & 0o7777)
             self.files.utime(tmp, (0, 0))
             self._fsync(tmp)

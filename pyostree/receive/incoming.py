@@ -31,6 +31,7 @@ __all__ = [
     "read_whole_object",
     "receive_object",
     "stage_content",
+    "validate_metadata",
 ]
 
 MAX_METADATA_SIZE = 128 * 1024 * 1024
@@ -105,7 +106,7 @@ def _read_metadata(incoming: IncomingObject, size: int) -> bytes:
     return data
 
 
-def _validate_metadata(objtype: ObjectType, data: bytes) -> None:
+def validate_metadata(objtype: ObjectType, data: bytes) -> None:
     """Normal form and libostree's structural checks, as an untrusted pull does."""
     from pyostree import objects, gvariant
 
@@ -197,7 +198,7 @@ def receive_object(
             )
         incoming = IncomingObject(reader, codec, header)
         data = _read_metadata(incoming, header.size)
-        _validate_metadata(objtype, data)
+        validate_metadata(objtype, data)
         if objtype is ObjectType.COMMIT_META:
             txn.write_commitmeta(header.checksum, data)
         else:
