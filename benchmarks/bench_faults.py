@@ -105,8 +105,8 @@ class Bench:
 
     def kill_local(self, via: str, victim: str, tally: Tally, rng: random.Random) -> bool:
         remote = F.fresh_remote(self.source, self._path("kill"))
-        outcome = F.kill_case(tally.case, self.source, F.local_target(remote), via,
-                              rng.uniform(0.1, self.push_seconds + 0.1), victim)
+        delay = rng.uniform(0.0, self.push_seconds / 2) if victim == "receiver" else rng.uniform(0.1, self.push_seconds + 0.1)
+        outcome = F.kill_case(tally.case, self.source, F.local_target(remote), via, delay, victim)
         try:
             return self._judge(outcome, tally)
         finally:
@@ -117,8 +117,9 @@ class Bench:
         F.fresh_remote(self.source, self.ssh.served / name)
         target = F.ssh_target(self.ssh, name)
         try:
-            outcome = F.kill_case(tally.case, self.source, target, via,
-                                  rng.uniform(0.2, self.push_seconds + 0.4), victim)
+            delay = (rng.uniform(0.0, self.push_seconds / 2) if victim == "receiver"
+                     else rng.uniform(0.2, self.push_seconds + 0.4))
+            outcome = F.kill_case(tally.case, self.source, target, via, delay, victim)
             return self._judge(outcome, tally)
         finally:
             shutil.rmtree(self.ssh.served / name, ignore_errors=True)

@@ -62,7 +62,7 @@ def test_kill_receiver_local(source: F.Source, push_seconds: float, tmp_path: Pa
     for index in range(ITERATIONS):
         remote = F.fresh_remote(source, tmp_path / f"r{index}")
         outcome = F.kill_case("kill-receiver-local", source, F.local_target(remote), "receive",
-                              rng.uniform(0.15, push_seconds), "receiver")
+                              rng.uniform(0.0, push_seconds / 2), "receiver")
         check(outcome)
         if outcome.fault_hit:
             hits += 1
@@ -86,8 +86,8 @@ def test_kill_over_embedded_ssh(embedded: EmbeddedSetup, source: F.Source, push_
         name = f"fault-{uuid.uuid4().hex[:8]}"
         F.fresh_remote(source, embedded.served / name)
         target = F.ssh_target(embedded, name)
-        outcome = F.kill_case(f"kill-{victim}-ssh", source, target, via,
-                              rng.uniform(0.2, push_seconds + 0.4), victim)
+        delay = rng.uniform(0.0, push_seconds / 2) if victim == "receiver" else rng.uniform(0.2, push_seconds + 0.4)
+        outcome = F.kill_case(f"kill-{victim}-ssh", source, target, via, delay, victim)
         check(outcome)
 
 

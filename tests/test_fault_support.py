@@ -392,12 +392,18 @@ def after_fault(case: str, source: Source, target: Target, via: str, started: fl
 
 def kill_case(case: str, source: Source, target: Target, via: str, delay: float,
               victim: str) -> Outcome:
-    """Start the push CLI, SIGKILL the client or the receiver after DELAY seconds."""
+    """Start the push CLI, SIGKILL the client DELAY seconds after its start, or the
+    receiver DELAY seconds after the receiver appeared."""
     started = time.monotonic()
     proc = start(push_argv(source, target.dest, via, *target.cli_extra), env=target.env)
     parent = target.receiver_parent or proc.pid
-    deadline = time.monotonic() + delay
     seen: Set[int] = set()
+    if victim == "receiver":
+        limit = time.monotonic() + WAIT
+        while not seen and proc.poll() is None and time.monotonic() < limit:
+            seen.update(receivers(parent))
+            time.sleep(0.002)
+    deadline = time.monotonic() + delay
     while time.monotonic() < deadline and proc.poll() is None:
         seen.update(receivers(parent))
         time.sleep(0.002)
