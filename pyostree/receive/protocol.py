@@ -272,24 +272,37 @@ class FrameWriter:
 
 
 class DataCodec:
-    """Encodes and decodes DATA payloads; zstd (lazily imported) only where it pays."""
+    """Encodes and decodes DATA payloads; zstd only where it pays.
+
+    zstandard is imported lazily, at the first chunk worth compressing or the first
+    compressed frame: the core must import without it, and a push that moves no
+    compressible data (a no-op, say) never pays for the import on either side."""
 
     def __init__(self, zstd: bool) -> None:
         self._compressor: Optional[object] = None
         self._decompressor: Optional[object] = None
         self.zstd = zstd
-        if zstd:
+
+    def _get_compressor(self) -> object:
+        if self._compressor is None:
             import zstandard  # lazy: the core must import without it
 
             self._compressor = zstandard.ZstdCompressor(level=3)
+        return self._compressor
+
+    def _get_decompressor(self) -> object:
+        if self._decompressor is None:
+            import zstandard
+
             self._decompressor = zstandard.ZstdDecompressor()
+        return self._decompressor
 
     def encode(self, chunk: bytes, *, compress: bool) -> bytes:
         """Flag byte + chunk; compressed when asked, enabled, and actually smaller."""
         if len(chunk) > CHUNK_SIZE:
             raise ProtocolError(f"DATA chunk of {len(chunk)} bytes exceeds {CHUNK_SIZE}")
-        if compress and self._compressor is not None and len(chunk) >= 256:
-            packed: bytes = self._compressor.compress(chunk)  # type: ignore[attr-defined]
+        if compress and self.zstd and len(chunk) >= 256:
+            packed: bytes = self._get_compressor().compress(chunk)  # type: ignore[attr-defined]
             if len(packed) + 64 < len(chunk):
                 return bytes([DATA_ZSTD]) + packed
         return bytes([DATA_RAW]) + chunk
@@ -303,8 +316,9 @@ class DataCodec:
             if len(body) > CHUNK_SIZE:
                 raise ProtocolError(f"DATA chunk of {len(body)} bytes exceeds {CHUNK_SIZE}")
             return body
-        if flag != DATA_ZSTD or self._decompressor is None:
+        if flag != DATA_ZSTD or not self.zstd:
             raise ProtocolError(f"DATA frame uses an unnegotiated encoding {flag}")
+        decompressor = self._get_decompressor()
         import zstandard
 
         try:
@@ -314,7 +328,7 @@ class DataCodec:
         if declared < 0 or declared > CHUNK_SIZE:
             raise ProtocolError("zstd DATA frame must declare a size of at most 1 MiB")
         try:
-            out: bytes = self._decompressor.decompress(  # type: ignore[attr-defined]
+            out: bytes = decompressor.decompress(  # type: ignore[attr-defined]
                 body, max_output_size=CHUNK_SIZE
             )
         except zstandard.ZstdError:
