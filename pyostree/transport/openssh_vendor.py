@@ -2,6 +2,8 @@
 
 ssh does its own config, known_hosts, agent and key handling; we only pass -p/-l/-i/-o/-F
 through and always add BatchMode=yes (unless given) because nobody can answer a prompt.
+paramiko (its SFTP client) is imported only when an sftp session is opened: an exec
+(receive mode) never pays for it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ import subprocess
 import threading
 from typing import IO, BinaryIO, Deque, List, Optional, cast
 
-import paramiko  # type: ignore[import-untyped]
-
 from ..errors import TransportError
 from .base import ExecChannel, FileTransport
 from .destination import Destination
-from .sftp import ExtensionAwareSFTPClient, SftpFileTransport
 from .ssh import SshConnection
 from .ssh_options import SshOptions, parse_ssh_option
 
@@ -180,6 +179,10 @@ class OpenSshConnection(SshConnection):
         self._closers: List[FileTransport] = []
 
     def open_files(self, root: str) -> FileTransport:
+        import paramiko  # type: ignore[import-untyped]  # lazy: exec alone never needs it
+
+        from .sftp import ExtensionAwareSFTPClient, SftpFileTransport
+
         proc = _spawn(self._base + ["-s", "--", self._host, "sftp"])
         stderr = _StderrCollector(cast(IO[bytes], proc.stderr))
         stderr.start()
