@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
+from . import _paramiko  # noqa: F401,I001  # first: paramiko without invoke
 import paramiko  # type: ignore[import-untyped]
 
 from ..errors import TransportError

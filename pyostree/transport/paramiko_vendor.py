@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from . import _paramiko  # noqa: F401,I001  # first: paramiko without invoke
 import paramiko  # type: ignore[import-untyped]
 
 
@@ -100,6 +101,8 @@ def _load_config(opts: SshOptions, host: str) -> Dict[str, Any]:
             text = f.read()
         if opts.home is not None:
             text = _pin_home(text, opts.home)
+        if "exec" in text.lower():  # perhaps a Match exec: paramiko needs invoke for it
+            _paramiko.enable_match_exec()
         config = paramiko.SSHConfig.from_text(text)
         return dict(config.lookup(host))
     except (OSError, UnicodeDecodeError, paramiko.ConfigParseError, paramiko.SSHException) as err:

@@ -9,6 +9,7 @@ import stat as statmod
 import struct
 from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
+from . import _paramiko  # noqa: F401,I001  # first: paramiko without invoke
 import paramiko  # type: ignore[import-untyped]
 from paramiko import sftp as sftp_proto
 

@@ -1,0 +1,96 @@
+"""Start-up cost of pushes: what each side imports (checked in fresh interpreters).
+
+The OpenSSH vendor's exec path (receive mode) never imports paramiko; the receiver never
+imports paramiko, and zstandard only once a compressed frame arrives; the paramiko vendor
+loads paramiko without ``invoke`` (``paramiko.config`` wants it for ``Match exec`` only),
+and a config file with ``Match exec`` still works.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+from ostree_tool import needs_ostree
+from test_push_support import commit, init, make_tree
+
+from pyostree.push import PushOptions, push
+from pyostree.repo import Repo
+
+HEAVY = ("paramiko", "invoke", "zstandard", "cryptography")
+
+RECEIVER = """
+import atexit, runpy, sys
+path = sys.argv[1]
+def dump():
+    with open(path, "w") as out:
+        out.write("\\n".join(sorted({m.split(".")[0] for m in sys.modules})))
+atexit.register(dump)
+sys.argv = ["pyostree", "receive"]
+runpy.run_module("pyostree", run_name="__main__", alter_sys=True)
+"""
+
+
+def _loaded_after(code: str) -> List[str]:
+    """The heavy top-level modules a fresh interpreter holds after running ``code``."""
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.split()
+
+
+def test_openssh_exec_path_does_not_import_paramiko() -> None:
+    code = (
+        "from pyostree.push import push\n"
+        "from pyostree.push.receive_client import ReceiveClient\n"
+        "from pyostree.transport import Destination, SshOptions, connect\n"
+        "conn = connect(Destination('ssh', 'repo', host='127.0.0.1'), SshOptions(vendor='openssh'))\n"
+        "conn.close()\n"
+    )
+    assert _loaded_after(code) == []
+
+
+def test_receive_help_imports_nothing_heavy() -> None:
+    assert _loaded_after("import contextlib, io\n"
+                         "from pyostree.cli.main import main\n"
+                         "with contextlib.redirect_stdout(io.StringIO()):\n"
+                         "    try:\n        main(['receive', '--help'])\n"
+                         "    except SystemExit:\n        pass") == []
+
+
+def test_paramiko_vendor_skips_invoke() -> None:
+    assert _loaded_after("import pyostree.transport.paramiko_vendor") == ["paramiko", "cryptography"]
+
+
+def test_paramiko_vendor_still_evaluates_match_exec(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text('Match exec "true"\n    Port 2222\nHost *\n    User someone\n')
+    code = (
+        "from pyostree.transport import Destination, SshOptions\n"
+        "from pyostree.transport.paramiko_vendor import resolve\n"
+        f"r = resolve(Destination('ssh', 'repo', host='example.invalid'), SshOptions(config_file={str(config)!r}))\n"
+        "print(r.port, r.user)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2222", "someone"]
+
+
+def _receiver_modules(src: Path, dst: Path, tmp_path: Path) -> List[str]:
+    out = tmp_path / "modules.txt"
+    out.unlink(missing_ok=True)
+    command = (sys.executable, "-c", RECEIVER, str(out))
+    push(Repo.open(src), str(dst), (), PushOptions(via="receive", receive_command=command))
+    return [m for m in out.read_text().split() if m in HEAVY]
+
+
+@needs_ostree
+def test_receiver_imports_zstandard_only_for_compressed_frames(tmp_path: Path) -> None:
+    src = init(tmp_path / "src", "bare-user")  # sends the canonical stream: compressible
+    tree = make_tree(tmp_path / "tree")
+    (tree / "text.txt").write_bytes(b"compressible text\n" * 10_000)
+    commit(src, tree)
+    dst = init(tmp_path / "dst", "archive")
+    assert _receiver_modules(src, dst, tmp_path) == ["zstandard"]  # a full push: zstd frames
+    assert _receiver_modules(src, dst, tmp_path) == []  # a no-op push: no data at all
