@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import stat
 import struct
+import tracemalloc
 import zlib
 from typing import Callable, List
 
@@ -223,3 +224,16 @@ def test_last_chunk_is_only_released_after_the_end_checks(stream: bytes, problem
     chunks = iter_inflate(_reader(stream), 5)
     with pytest.raises(ObjectError, match=problem):
         next(chunks)
+
+
+@pytest.mark.parametrize("parse", [FileHeader.from_bytes, FileHeader.from_archive_bytes])
+def test_oversized_header_is_refused_before_it_is_copied(parse: Callable[..., object]) -> None:
+    data = bytearray(8 * MAX_HEADER_SIZE)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ObjectError, match="exceeds the limit"):
+            parse(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MAX_HEADER_SIZE

@@ -126,12 +126,14 @@ class FileHeader:
     @classmethod
     def from_bytes(cls, data: BytesLike, *, verify: bool = True) -> FileHeader:
         """Parse ``(uuuusa(ayay))`` (no length prefix)."""
+        _check_header_size(len(data))
         header, _ = _parse_header(bytes(data), archive=False, verify=verify)
         return header
 
     @classmethod
     def from_archive_bytes(cls, data: BytesLike, *, verify: bool = True) -> Tuple[FileHeader, int]:
         """Parse ``(tuuuusa(ayay))`` (no length prefix); returns the header and payload size."""
+        _check_header_size(len(data))
         return _parse_header(bytes(data), archive=True, verify=verify)
 
     def canonical_bare_user_only(self) -> FileHeader:
