@@ -51,6 +51,16 @@ def test_openssh_exec_path_does_not_import_paramiko() -> None:
     assert _loaded_after(code) == []
 
 
+def test_openssh_sftp_path_skips_invoke() -> None:
+    code = (
+        "from pyostree.errors import TransportError\n"
+        "from pyostree.transport import Destination, SshOptions, connect\n"
+        "conn = connect(Destination('ssh', 'repo', host='127.0.0.1'), SshOptions(port=1, vendor='openssh'))\n"
+        "try:\n    conn.open_files('repo')\nexcept TransportError:\n    pass\n"  # nothing listens on port 1
+    )
+    assert _loaded_after(code) == ["paramiko", "cryptography"]
+
+
 def test_receive_help_imports_nothing_heavy() -> None:
     assert _loaded_after("import contextlib, io\n"
                          "from pyostree.cli.main import main\n"

@@ -179,7 +179,8 @@ class OpenSshConnection(SshConnection):
         self._closers: List[FileTransport] = []
 
     def open_files(self, root: str) -> FileTransport:
-        import paramiko  # type: ignore[import-untyped]  # lazy: exec alone never needs it
+        from . import _paramiko  # noqa: F401,I001  # lazy (exec never needs it), without invoke
+        import paramiko  # type: ignore[import-untyped]
 
         from .sftp import ExtensionAwareSFTPClient, SftpFileTransport
 
