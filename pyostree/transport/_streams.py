@@ -11,13 +11,28 @@ if TYPE_CHECKING:
 __all__ = ["CallableReader", "CallableWriter"]
 
 
-class CallableReader(io.RawIOBase):
+class _CallableStream(io.RawIOBase):
+    """Runs an optional ``close`` callable once, when the stream is closed."""
+
+    def __init__(self, close: Optional[Callable[[], None]]) -> None:
+        super().__init__()
+        self._close = close
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                if self._close is not None:
+                    self._close()
+            finally:
+                super().close()
+
+
+class CallableReader(_CallableStream):
     """A raw reader over ``read(n) -> bytes`` (b"" at EOF)."""
 
     def __init__(self, read: Callable[[int], bytes], close: Optional[Callable[[], None]] = None):
-        super().__init__()
+        super().__init__(close)
         self._read = read
-        self._close = close
 
     def readable(self) -> bool:
         return True
@@ -28,22 +43,13 @@ class CallableReader(io.RawIOBase):
         view[: len(data)] = data
         return len(data)
 
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                if self._close is not None:
-                    self._close()
-            finally:
-                super().close()
 
-
-class CallableWriter(io.RawIOBase):
+class CallableWriter(_CallableStream):
     """A raw writer over ``write(bytes)`` that writes everything it is given."""
 
     def __init__(self, write: Callable[[bytes], None], close: Optional[Callable[[], None]] = None):
-        super().__init__()
+        super().__init__(close)
         self._write = write
-        self._close = close
 
     def writable(self) -> bool:
         return True
@@ -52,11 +58,3 @@ class CallableWriter(io.RawIOBase):
         chunk = bytes(data)
         self._write(chunk)
         return len(chunk)
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                if self._close is not None:
-                    self._close()
-            finally:
-                super().close()

@@ -12,7 +12,7 @@ from ..errors import TransportError
 from ._errors import oserror_to_transport, translate_oserror
 from .base import ExecChannel, FileTransport, RemoteExistsError, RemoteStat, check_relpath
 
-__all__ = ["LocalFileTransport", "local_exec", "LocalExecChannel"]
+__all__ = ["LocalFileTransport", "local_exec", "LocalExecChannel", "SubprocessExecChannel"]
 
 
 class LocalFileTransport(FileTransport):
@@ -148,8 +148,8 @@ class LocalFileTransport(FileTransport):
         self._closed = True
 
 
-class LocalExecChannel(ExecChannel):
-    """A subprocess with piped stdio."""
+class SubprocessExecChannel(ExecChannel):
+    """A subprocess with piped stdio; closing kills it if it still runs, and reaps it."""
 
     def __init__(self, proc: "subprocess.Popen[bytes]") -> None:
         self._proc = proc
@@ -169,6 +169,9 @@ class LocalExecChannel(ExecChannel):
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
+
+
+LocalExecChannel = SubprocessExecChannel
 
 
 def local_exec(argv: List[str]) -> ExecChannel:

@@ -19,6 +19,7 @@ from typing import IO, BinaryIO, Deque, List, Optional, cast
 from ..errors import TransportError
 from .base import ExecChannel, FileTransport
 from .destination import Destination
+from .local import SubprocessExecChannel
 from .ssh import SshConnection
 from .ssh_options import SshOptions, parse_ssh_option
 
@@ -145,27 +146,8 @@ def _spawn(argv: List[str]) -> "subprocess.Popen[bytes]":
         raise TransportError(f"cannot run {argv[0]}: {err.strerror or err}") from err
 
 
-class OpenSshExecChannel(ExecChannel):
+class OpenSshExecChannel(SubprocessExecChannel):
     """``ssh host -- command``: the command's stdio is ssh's stdio; ssh errors exit 255."""
-
-    def __init__(self, proc: "subprocess.Popen[bytes]") -> None:
-        self._proc = proc
-        self.stdin = cast(BinaryIO, proc.stdin)
-        self.stdout = cast(BinaryIO, proc.stdout)
-        self.stderr = cast(BinaryIO, proc.stderr)
-
-    def wait(self) -> int:
-        return self._proc.wait()
-
-    def close(self) -> None:
-        for stream in (self.stdin, self.stdout, self.stderr):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
 
 
 class OpenSshConnection(SshConnection):
