@@ -14,12 +14,18 @@ from pyostree.errors import PyOstreeError
 
 NAME = "receive"
 SUMMARY = "Receive a push on stdin/stdout (server side of 'pyostree push --via=receive')"
+DEFAULT_IDLE_TIMEOUT = 600.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root", metavar="DIR",
         help="only allow repositories under DIR (relative paths are taken from DIR)",
+    )
+    parser.add_argument(
+        "--idle-timeout", metavar="SECONDS", type=float, default=DEFAULT_IDLE_TIMEOUT,
+        help="give up when the client sends nothing for SECONDS (releasing the repo lock; "
+        f"staged objects are kept for a resumed push); 0 waits forever (default: {DEFAULT_IDLE_TIMEOUT:g})",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log decisions to stderr")
 
@@ -31,8 +37,12 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose:
             print(f"receive: {message}", file=sys.stderr, flush=True)
 
+    if not args.idle_timeout >= 0:  # also refuses nan
+        print("error: --idle-timeout must be 0 or a positive number of seconds", file=sys.stderr)
+        return 2
+    config = ReceiveConfig(root=args.root, idle_timeout=args.idle_timeout or None)
     try:
-        serve(sys.stdin.buffer, sys.stdout.buffer, ReceiveConfig(root=args.root), log=log)
+        serve(sys.stdin.buffer, sys.stdout.buffer, config, log=log)
     except PyOstreeError as err:
         # Already sent to the client as an ERROR frame; stderr is for the server's log.
         print(f"error: {err}", file=sys.stderr)

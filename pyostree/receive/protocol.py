@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import select
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
 from pyostree.errors import PyOstreeError
 from pyostree.objects.checksum import to_hex, to_raw
@@ -41,6 +43,8 @@ __all__ = [
     "encode_object_header",
     "FrameReader",
     "FrameWriter",
+    "IdleTimeoutError",
+    "IdleTimeoutReader",
     "DataCodec",
     "zstd_available",
 ]
@@ -193,10 +197,71 @@ def decode_have_reply(payload: bytes, expected: int) -> List[bool]:
     return [b == 1 for b in payload]
 
 
+class IdleTimeoutError(ProtocolError):
+    """Nothing arrived from the peer for longer than the idle timeout."""
+
+
+class ByteSource(Protocol):
+    """What :class:`FrameReader` reads from: ``read(n)`` returns 1..n bytes, b"" at EOF."""
+
+    def read(self, __size: int) -> bytes: ...
+
+
+class IdleTimeoutReader:
+    """Reads a file descriptor through its own buffer and gives up with
+    :class:`IdleTimeoutError` when no byte arrives for ``timeout`` seconds.
+
+    Every ``os.read`` is preceded by one ``poll`` on the fd, nothing else: a half-open
+    connection (the peer vanished without FIN or RST) cannot block the reader forever.
+    The fd must not have been read through another buffer before (``sys.stdin.buffer``
+    would hold bytes the poll cannot see)."""
+
+    def __init__(self, fd: int, timeout: float, buffer_size: int = 256 << 10) -> None:
+        if timeout <= 0:
+            raise ValueError("the idle timeout must be positive")
+        self._fd = fd
+        self.timeout = timeout
+        self._timeout_ms = max(1, int(min(timeout, 2_000_000.0) * 1000))  # poll takes an int
+        self._buffer_size = buffer_size
+        self._buffer = b""
+        self._pos = 0
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN | select.POLLPRI)
+
+    def _wait(self) -> None:
+        # poll is retried after a signal with the remaining time (PEP 475)
+        if not self._poll.poll(self._timeout_ms):
+            raise IdleTimeoutError(
+                f"no data from the client for {self.timeout:g} s (idle timeout): "
+                "connection abandoned"
+            )
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes (at least one), or b"" at end of stream."""
+        if size <= 0:
+            return b""
+        if self._pos < len(self._buffer):
+            data = self._buffer[self._pos:self._pos + size]
+            self._pos += len(data)
+            return data
+        while True:
+            self._wait()
+            try:
+                if size >= self._buffer_size:
+                    return os.read(self._fd, size)
+                chunk = os.read(self._fd, self._buffer_size)
+            except BlockingIOError:
+                continue  # a non-blocking fd woke up without data: wait again
+            if len(chunk) <= size:
+                return chunk
+            self._buffer, self._pos = chunk, size
+            return chunk[:size]
+
+
 class FrameReader:
     """Reads frames from a byte stream, enforcing each kind's size limit first."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: Union[BinaryIO, ByteSource]) -> None:
         self._stream = stream
 
     def _read_exactly(self, size: int) -> bytes:

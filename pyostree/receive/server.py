@@ -15,7 +15,9 @@ import os
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Callable, Deque, Dict, List, Optional, Set, Tuple
+from typing import (
+    TYPE_CHECKING, BinaryIO, Callable, Deque, Dict, List, Optional, Set, Tuple, Union,
+)
 
 from pyostree.errors import PushError, PyOstreeError, RefError
 from pyostree.objects.checksum import validate_checksum
@@ -35,6 +37,7 @@ from pyostree.receive.protocol import (
     FrameKind,
     FrameReader,
     FrameWriter,
+    IdleTimeoutReader,
     ProtocolError,
     decode_have,
     decode_json,
@@ -57,9 +60,12 @@ LogFn = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ReceiveConfig:
-    """Server-side policy: ``root`` confines which repos a client may open."""
+    """Server-side policy: ``root`` confines which repos a client may open;
+    ``idle_timeout`` (seconds, None = wait forever) ends a session whose client has sent
+    nothing for that long, releasing the repo lock and the staging dir."""
 
     root: Optional[str] = None
+    idle_timeout: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -401,9 +407,17 @@ def serve(
     *,
     log: Optional[LogFn] = None,
 ) -> None:
-    """Run one receive session; raises the error that ended it (already sent as ERROR)."""
+    """Run one receive session; raises the error that ended it (already sent as ERROR).
+
+    With ``config.idle_timeout``, ``stdin`` is read through its file descriptor (it must
+    not have been read before); a stream without one is read without a timeout."""
     writer = FrameWriter(stdout)
-    session = _Session(FrameReader(stdin), writer, config, log or (lambda _msg: None))
+    source: Union[BinaryIO, IdleTimeoutReader] = stdin
+    if config.idle_timeout:
+        fd = _fileno(stdin)
+        if fd is not None:
+            source = IdleTimeoutReader(fd, config.idle_timeout)
+    session = _Session(FrameReader(source), writer, config, log or (lambda _msg: None))
     try:
         try:
             session.handshake()
@@ -432,6 +446,13 @@ def serve(
     except BaseException:
         session.abort()
         raise
+
+
+def _fileno(stream: BinaryIO) -> Optional[int]:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
 
 
 def _message(err: BaseException) -> str:
