@@ -159,6 +159,44 @@ def test_publication_is_children_first(tmp_path: Path, monkeypatch: pytest.Monke
 # ---- refs -----------------------------------------------------------------------------
 
 
+def test_publish_objects_then_refs_in_a_second_step(tmp_path: Path) -> None:
+    """``publish_objects`` makes objects visible under the repo lock, refs wait for commit."""
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    commit = simple_commit(txn, b"two steps\n")
+    txn.publish_objects()
+    assert repo.has_object(commit, ObjectType.COMMIT)  # visible now...
+    assert repo.read_ref("main") is None               # ...its ref not yet
+    assert not [p for p in (tmp_path / "r/tmp").iterdir() if p.name.startswith("staging-")]
+    with pytest.raises(LockError):  # the shared repo lock is still held
+        RepoLock(str(repo.path), timeout_secs=0).acquire(exclusive=True)
+    with pytest.raises(TransactionError, match="already published"):
+        txn.write_content(HEADER, [b"late"])
+    txn.publish_objects()  # idempotent
+    txn.commit()
+    assert repo.read_ref("main") == commit
+    lock = RepoLock(str(repo.path), timeout_secs=0)
+    lock.acquire(exclusive=True)  # released by commit
+    lock.release()
+    run_ostree("fsck", repo=tmp_path / "r")
+
+
+def test_abort_after_publish_objects_keeps_objects_moves_no_ref(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    commit = simple_commit(txn, b"published, never referenced\n")
+    txn.publish_objects()
+    txn.abort()
+    assert repo.has_object(commit, ObjectType.COMMIT)
+    assert repo.read_ref("main") is None
+    lock = RepoLock(str(repo.path), timeout_secs=0)
+    lock.acquire(exclusive=True)  # released
+    lock.release()
+    run_ostree("fsck", repo=tmp_path / "r")
+
+
 def test_ref_cas_detects_a_moved_ref(tmp_path: Path) -> None:
     repo = new_repo(tmp_path / "r")
     with repo.transaction() as txn:

@@ -303,8 +303,16 @@ class _Session:
         wrote_summary = False
         files = LocalFileTransport(repo.path)
         try:
+            # Objects first, under the shared repo lock only: a big publish must not keep
+            # other pushers waiting for the refs lock (they give up after LOCK_WAIT_SECS).
+            # Objects visible before their refs is what every reader expects anyway.
+            try:
+                txn.publish_objects()
+            except PyOstreeError as err:
+                raise PushError(f"refs not updated: {err}") from None
             # The repo lock is shared between pushers: without this lock two receivers can
-            # both pass the compare-and-swap and one update is lost (sftp pushers take it too).
+            # both pass the compare-and-swap and one update is lost (sftp pushers take it
+            # too). Each ref is re-read and compared with its expected value under it.
             with refs_lock(files, self.log) if updates else contextlib.nullcontext():
                 try:
                     txn.commit()

@@ -79,6 +79,7 @@ class Transaction:
         self._refs: List[Tuple[str, str, Optional[str], object]] = []
         self._clear_partial: Set[str] = set()
         self._state = "new"
+        self._published = False  # publish_objects() done: objects visible, staging gone
         self._present: Set[str] = set()  # relpaths known to exist in objects/ or staging
         self._thread_tmp = threading.local()
         self._tmp_counter = itertools.count()
@@ -121,6 +122,12 @@ class Transaction:
             raise TransactionError("transaction is not open")
         return self._staging
 
+    def _require_staging(self) -> StagingDir:
+        staging = self._require_open()
+        if self._published:
+            raise TransactionError("objects already published: nothing more can be staged")
+        return staging
+
     def abort(self) -> None:
         """Drop the lock; staged objects stay for a later transaction of this boot to reuse."""
         if self._state != "open":
@@ -130,9 +137,15 @@ class Transaction:
             self._staging.release()
         self._lock.release()
 
-    def commit(self) -> None:
-        """Make staged objects durable and visible, then update refs (spec §1.7 steps 4–8)."""
+    def publish_objects(self) -> None:
+        """The first half of :meth:`commit`: make staged objects durable and visible
+        (children first) and drop the staging dir, still holding the repo lock; refs are
+        left for :meth:`commit` (or :meth:`abort`). A caller that serialises ref updates
+        with a lock of its own can so keep that lock off the long part. After this,
+        nothing more can be staged."""
         staging = self._require_open()
+        if self._published:
+            return
         try:
             self._publish_objects(staging)
             _empty_dir_parallel(staging.path)
@@ -143,18 +156,31 @@ class Transaction:
                     os.unlink(os.path.join(self.root, "state", f"{checksum}.commitpartial"))
                 except FileNotFoundError:
                     pass
+        except BaseException:
+            self._fail()
+            raise
+        self._published = True
+
+    def commit(self) -> None:
+        """Make staged objects durable and visible, then update refs (spec §1.7 steps 4–8)."""
+        self._require_open()
+        self.publish_objects()
+        try:
             self._write_refs()
             try:
                 os.unlink(os.path.join(self.root, "transaction"))
             except FileNotFoundError:
                 pass
         except BaseException:
-            self._state = "aborted"
-            if self._staging is not None:
-                self._staging.release()
-            self._lock.release()
+            self._fail()
             raise
         self._state = "committed"
+        self._lock.release()
+
+    def _fail(self) -> None:
+        self._state = "aborted"
+        if self._staging is not None:
+            self._staging.release()
         self._lock.release()
 
     # ---- paths and existence ---------------------------------------------------------
@@ -183,7 +209,7 @@ class Transaction:
         """A named temp file in a per-thread dir of the staging dir, so parallel writers do
         not serialise on one directory's lock (libostree uses ``O_TMPFILE``, which measured
         no faster here; leftovers die with the staging dir)."""
-        staging = self._require_open()
+        staging = self._require_staging()
         directory = getattr(self._thread_tmp, "path", None)
         if directory is None or not directory.startswith(staging.path):
             directory = os.path.join(staging.path, f"{_TMP_PREFIX}{threading.get_ident():x}")
@@ -203,7 +229,7 @@ class Transaction:
 
     def _install(self, tmp: TmpFile, checksum: str, objtype: ObjectType) -> None:
         """Give a complete temp object its final name inside the staging dir (closes it)."""
-        staging = self._require_open()
+        staging = self._require_staging()
         rel = self._relpath(checksum, objtype)
         staging.object_dir(checksum[:2])
         target = os.path.join(staging.path, rel)
@@ -212,7 +238,7 @@ class Transaction:
         self._record(rel, checksum, objtype)
 
     def _install_path(self, path: str, checksum: str, objtype: ObjectType) -> None:
-        staging = self._require_open()
+        staging = self._require_staging()
         rel = self._relpath(checksum, objtype)
         staging.object_dir(checksum[:2])
         os.rename(path, os.path.join(staging.path, rel))
@@ -415,7 +441,7 @@ class Transaction:
                 raise
             self._install(tmp, checksum, ObjectType.FILE)
             return
-        staging = self._require_open()
+        staging = self._require_staging()
         tmp_path = os.path.join(staging.path, "tmplink." + secrets.token_hex(8))
         os.symlink(header.symlink_target, tmp_path)
         try:  # ostree 2022.7 leaves a symlink object's mtime alone (unlike regular files)
