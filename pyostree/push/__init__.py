@@ -92,6 +92,14 @@ def _receive_argv(dest: Destination, options: PushOptions) -> List[str]:
     return list(DEFAULT_RECEIVE_COMMAND)
 
 
+def _remote_name(dest: Destination) -> str:
+    """How errors name the remote repository: ``[user@]host:path`` or the local path."""
+    if dest.kind == "local" or not dest.host:
+        return dest.path
+    user = f"{dest.user}@" if dest.user else ""
+    return f"{user}{dest.host}:{dest.path}"
+
+
 def _open_publisher(
     dest: Destination, options: PushOptions, log: LogFn
 ) -> Tuple[Publisher, Callable[[], None], str]:
@@ -141,7 +149,7 @@ def _open_publisher(
             finally:
                 close()
 
-        return SftpPublisher(files, log=log), close_all, "sftp"
+        return SftpPublisher(files, log=log, remote=_remote_name(dest)), close_all, "sftp"
     except BaseException:
         close()
         raise

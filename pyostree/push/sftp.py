@@ -14,14 +14,15 @@ of which sftp offers (use receive mode for those).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 import secrets
 import stat
 import tempfile
-from typing import IO, TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Union
+from typing import IO, TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
-from pyostree.errors import ObjectError, PushError, RepoError
+from pyostree.errors import ObjectError, PushError, PyOstreeError, RepoError, TransportError
 from pyostree.objects.checksum import is_checksum
 from pyostree.objects.content import CHUNK_SIZE
 from pyostree.objects.types import ObjectType
@@ -77,8 +78,11 @@ def _relpath(checksum: str, objtype: ObjectType, archive: bool) -> str:
 class SftpPublisher(Publisher):
     """A push into a remote repository through a :class:`FileTransport`."""
 
-    def __init__(self, files: FileTransport, *, log: Optional[LogFn] = None) -> None:
+    def __init__(
+        self, files: FileTransport, *, log: Optional[LogFn] = None, remote: Optional[str] = None
+    ) -> None:
         self.files = files
+        self._label = f"remote {remote}" if remote else "remote"
         self.log: LogFn = log or (lambda _m: None)
         self.mode_name, mode = self._read_mode()
         if mode not in (RepoMode.ARCHIVE, RepoMode.BARE_USER_ONLY):
@@ -106,6 +110,45 @@ class SftpPublisher(Publisher):
         self.collection_id = config.get("core", "collection-id")
         name = config.get("core", "mode") or "bare"
         return name, RepoMode.parse(name)
+
+    @contextlib.contextmanager
+    def _remote_io(self, op: str, path: str) -> Iterator[None]:
+        """Name the remote side and the operation in a remote write's error: a bare
+        OSError (local transport) and a plain TransportError (sftp) alike."""
+        try:
+            yield
+        except TransportError as err:
+            if type(err) is not TransportError:  # RemoteExistsError etc.: callers branch on them
+                raise
+            raise TransportError(f"{self._label}: {err}") from None
+        except PyOstreeError:
+            raise
+        except OSError as err:
+            raise TransportError(f"{self._label}: {op} {path}: {err.strerror or err}") from None
+
+    def _write_file(self, tmp: str, chunks: Iterable[bytes],
+                    tracker: Optional[ProgressTracker] = None) -> None:
+        """Create ``tmp`` remotely and write ``chunks`` (produced locally: their own
+        errors are not blamed on the remote) into it."""
+        with self._remote_io("creating", tmp):
+            handle = self.files.open_write(tmp, mode=0o644)
+        done = False
+        try:
+            for chunk in chunks:
+                with self._remote_io("writing", tmp):
+                    handle.write(chunk)
+                if tracker is not None:
+                    tracker.add_bytes(len(chunk))
+            done = True
+        finally:
+            if done:
+                with self._remote_io("writing", tmp):
+                    handle.close()
+            else:
+                try:
+                    handle.close()
+                except (OSError, PyOstreeError):
+                    pass  # the first error is the one to report
 
     def _fsync(self, path: str) -> None:
         if self.fsync:
@@ -229,7 +272,8 @@ class SftpPublisher(Publisher):
         from pyostree.transport.sftp import WriteItem
 
         items = [WriteItem(u.tmp, u.target, u.data, u.mode, u.mtime) for u in batch]
-        self.files.write_files(items, fsync=self.fsync)  # type: ignore[attr-defined]
+        with self._remote_io("writing", f"{len(items)} files"):
+            self.files.write_files(items, fsync=self.fsync)  # type: ignore[attr-defined]
 
     def _stage_one(
         self, repo: Repo, checksum: str, objtype: ObjectType, target: str,
@@ -290,36 +334,28 @@ class SftpPublisher(Publisher):
                 hashing.verify()
                 return _Upload(target, data, header.mode & 0o7777, 0)
             tmp = f"{target}{_PART}{secrets.token_hex(4)}"
-            with self.files.open_write(tmp, mode=0o644) as handle:
-                for chunk in hashing.wrap(reader.iter_chunks()):
-                    handle.write(chunk)
-                    tracker.add_bytes(len(chunk))
+            self._write_file(tmp, hashing.wrap(reader.iter_chunks()), tracker)
             hashing.verify()
-            self.files.chmod(tmp, header.mode & 0o7777)
-            self.files.utime(tmp, (0, 0))
-            self._fsync(tmp)
-            self.files.rename(tmp, target, replace=True)
+            with self._remote_io("writing", tmp):
+                self.files.chmod(tmp, header.mode & 0o7777)
+                self.files.utime(tmp, (0, 0))
+                self._fsync(tmp)
+                self.files.rename(tmp, target, replace=True)
             return True
 
     def _upload_bytes(self, data: bytes, target: str, tracker: ProgressTracker) -> None:
         tmp = f"{target}{_PART}{secrets.token_hex(4)}"
-        with self.files.open_write(tmp, mode=0o644) as handle:
-            handle.write(data)
-        tracker.add_bytes(len(data))
-        self._fsync(tmp)
-        self.files.rename(tmp, target, replace=True)
+        self._write_file(tmp, [data], tracker)
+        with self._remote_io("writing", tmp):
+            self._fsync(tmp)
+            self.files.rename(tmp, target, replace=True)
 
     def _upload_stream(self, source: IO[bytes], target: str, tracker: ProgressTracker) -> None:
         tmp = f"{target}{_PART}{secrets.token_hex(4)}"
-        with self.files.open_write(tmp, mode=0o644) as handle:
-            while True:
-                chunk = source.read(CHUNK_SIZE)
-                if not chunk:
-                    break
-                handle.write(chunk)
-                tracker.add_bytes(len(chunk))
-        self._fsync(tmp)
-        self.files.rename(tmp, target, replace=True)
+        self._write_file(tmp, iter(lambda: source.read(CHUNK_SIZE), b""), tracker)
+        with self._remote_io("writing", tmp):
+            self._fsync(tmp)
+            self.files.rename(tmp, target, replace=True)
 
     # -- publishing -----------------------------------------------------------------
 
@@ -333,8 +369,9 @@ class SftpPublisher(Publisher):
             if update_summary is True or (update_summary is None and self.info.has_summary):
                 refs = self._list_heads()
                 if updates or summary_is_stale(self.files, refs):
-                    write_summary(self.files, refs, self.mode_name, "tmp",
-                                  collection_id=self.collection_id)
+                    with self._remote_io("writing", "summary"):
+                        write_summary(self.files, refs, self.mode_name, "tmp",
+                                      collection_id=self.collection_id)
                     wrote = True
         if self._staging is not None:
             if self._batched and self._staging_dirs:
@@ -408,10 +445,10 @@ class SftpPublisher(Publisher):
         for depth in range(3, len(parts) + 1):
             self.files.mkdir("/".join(parts[:depth]), exist_ok=True)
         tmp = f"tmp/{STAGING_PREFIX}ref-{secrets.token_hex(6)}"
-        with self.files.open_write(tmp, mode=0o644) as handle:
-            handle.write(f"{update.new}\n".encode("ascii"))
-        self._fsync(tmp)
-        self.files.rename(tmp, path, replace=True)
+        self._write_file(tmp, [f"{update.new}\n".encode("ascii")])
+        with self._remote_io("writing", tmp):
+            self._fsync(tmp)
+            self.files.rename(tmp, path, replace=True)
         self.log(f"{update.ref} -> {update.new}")
 
     def abort(self) -> None:
