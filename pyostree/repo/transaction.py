@@ -336,6 +336,20 @@ class Transaction:
         self._install(tmp, checksum, ObjectType.FILE)
         return checksum
 
+    def stage_content_bytes(self, checksum: str, stored: bytes, header: FileHeader) -> None:
+        """Stage a regular file whose checksum the caller computed from the logical stream and
+        whose ``stored`` bytes are already in this repo's form (``.filez`` bytes in archive
+        mode, the payload otherwise): one write, then the mode's owner/mode/xattrs. For a
+        builder that read a small file whole; :meth:`write_content` is the streaming path."""
+        tmp = self._new_tmp()
+        try:
+            write_all(tmp.fd, stored)
+            apply_file_metadata(tmp.fd, header, self.settings.mode_name)
+        except BaseException:
+            tmp.discard()
+            raise
+        self._install(tmp, checksum, ObjectType.FILE)
+
     def write_raw(self, checksum: str, objtype: ObjectType, source: Union[bytes, Callable[[int], bytes]]) -> str:
         """Import an object in its archive (wire) form, verified before it becomes visible:
         metadata bytes (``.commitmeta`` is stored as given), or a ``.filez`` read through

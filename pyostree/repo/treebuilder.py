@@ -36,8 +36,7 @@ from pyostree.objects.modes import bare_user_only_mode
 from pyostree.objects.names import validate_filename
 from pyostree.objects.types import ObjectType
 from pyostree.objects.xattrs import Xattrs, canonical_xattrs
-from pyostree.repo.fsutil import write_all
-from pyostree.repo.modewrite import apply_file_metadata, check_header_for_mode
+from pyostree.repo.modewrite import check_header_for_mode
 from pyostree.repo.transaction import Transaction
 
 __all__ = ["TreeBuildError", "TreeBuilder", "TreeOptions"]
@@ -405,14 +404,7 @@ class TreeBuilder:
         level = self._zlib_level
         if level is not None:
             data = header.to_archive_bytes(size) + zlib.compress(data, level, -15)
-        tmp = txn._new_tmp()
-        try:
-            write_all(tmp.fd, data)
-            apply_file_metadata(tmp.fd, header, self._mode_name)
-        except BaseException:
-            tmp.discard()
-            raise
-        txn._install(tmp, checksum, ObjectType.FILE)
+        txn.stage_content_bytes(checksum, data, header)
         return checksum
 
     # ---- trees already in the repo ----------------------------------------------------
