@@ -7,7 +7,7 @@ if it does not match (nothing becomes visible under a wrong name).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, List
+from typing import TYPE_CHECKING, Iterator
 
 from pyostree.errors import ObjectError
 from pyostree.objects.content import CHUNK_SIZE, parse_content_header
@@ -37,7 +37,21 @@ __all__ = [
 MAX_METADATA_SIZE = 128 * 1024 * 1024
 
 
-class IncomingObject:
+class _ChunkedReader:
+    """``chunks()`` over a subclass's ``read(size)``."""
+
+    def read(self, size: int = CHUNK_SIZE) -> bytes:
+        raise NotImplementedError
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            chunk = self.read(CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk
+
+
+class IncomingObject(_ChunkedReader):
     """``read(n)`` over the DATA frames of one object; never yields more than announced."""
 
     def __init__(self, reader: FrameReader, codec: DataCodec, header: ObjectHeader) -> None:
@@ -75,13 +89,6 @@ class IncomingObject:
         out, self._buffer = self._buffer[:size], self._buffer[size:]
         return out
 
-    def chunks(self) -> Iterator[bytes]:
-        while True:
-            chunk = self.read(CHUNK_SIZE)
-            if not chunk:
-                return
-            yield chunk
-
     def drain(self) -> None:
         """Consume the rest of an object whose bytes are not needed."""
         while self.read(CHUNK_SIZE):
@@ -94,13 +101,7 @@ class IncomingObject:
 
 
 def _read_metadata(incoming: IncomingObject, size: int) -> bytes:
-    parts: List[bytes] = []
-    while True:
-        chunk = incoming.read(CHUNK_SIZE)
-        if not chunk:
-            break
-        parts.append(chunk)
-    data = b"".join(parts)
+    data = b"".join(incoming.chunks())
     if len(data) != size:
         raise ProtocolError("metadata object shorter than announced")
     return data
@@ -121,7 +122,7 @@ def validate_metadata(objtype: ObjectType, data: bytes) -> None:
             raise ObjectError("commitmeta is not a normal-form a{sv}")
 
 
-class BufferedObject:
+class BufferedObject(_ChunkedReader):
     """A small content object already read whole (and size-checked): the same ``read`` /
     ``chunks`` / ``drain`` / ``finish`` as :class:`IncomingObject`, for a worker thread."""
 
@@ -134,13 +135,6 @@ class BufferedObject:
         chunk = bytes(self._view[self._pos:self._pos + size])
         self._pos += len(chunk)
         return chunk
-
-    def chunks(self) -> Iterator[bytes]:
-        while True:
-            chunk = self.read(CHUNK_SIZE)
-            if not chunk:
-                return
-            yield chunk
 
     def drain(self) -> None:
         self._pos = len(self._view)
@@ -160,13 +154,7 @@ def read_whole_object(reader: FrameReader, codec: DataCodec, header: ObjectHeade
     against the announcement as for streaming, so memory is bounded by ``header.size``."""
     _check_content_encoding(header)
     incoming = IncomingObject(reader, codec, header)
-    parts: List[bytes] = []
-    while True:
-        chunk = incoming.read(CHUNK_SIZE)
-        if not chunk:
-            break
-        parts.append(chunk)
-    return BufferedObject(header.checksum, b"".join(parts))
+    return BufferedObject(header.checksum, b"".join(incoming.chunks()))
 
 
 def stage_content(source: "IncomingObject | BufferedObject", header: ObjectHeader, txn: Transaction) -> None:
