@@ -104,9 +104,12 @@ def _split(path: str) -> List[str]:
     return parts
 
 
-def _xattrs_of_fd(fd: int) -> Xattrs:
+def _disk_xattrs(target: Union[int, str]) -> Xattrs:
+    """xattrs of an open fd or, without following a final symlink, of a path; OSError is left
+    to the walk, which names the file."""
+    nofollow: Dict[str, bool] = {} if isinstance(target, int) else {"follow_symlinks": False}
     try:
-        names = os.listxattr(fd)
+        names = os.listxattr(target, **nofollow)
     except OSError as err:
         if err.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
             return ()
@@ -116,26 +119,7 @@ def _xattrs_of_fd(fd: int) -> Xattrs:
     pairs = []
     for name in names:
         try:
-            pairs.append((name, os.getxattr(fd, name)))
-        except OSError as err:
-            if err.errno != errno.ENODATA:
-                raise
-    return canonical_xattrs(pairs)
-
-
-def _xattrs_of_path(path: str) -> Xattrs:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError as err:
-        if err.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            return ()
-        raise
-    if not names:
-        return ()
-    pairs = []
-    for name in names:
-        try:
-            pairs.append((name, os.getxattr(path, name, follow_symlinks=False)))
+            pairs.append((name, os.getxattr(target, name, **nofollow)))
         except OSError as err:
             if err.errno != errno.ENODATA:
                 raise
@@ -305,7 +289,7 @@ class TreeBuilder:
             raise TreeBuildError(f"cannot read {err.filename or top}: {err.strerror}") from None
 
     def _disk_dir_meta(self, path: str, st: os.stat_result) -> DirMeta:
-        xattrs = () if self.options.no_xattrs or self.options.canonical_permissions else _xattrs_of_path(path)
+        xattrs = () if self.options.no_xattrs or self.options.canonical_permissions else _disk_xattrs(path)
         return self._meta(st.st_uid, st.st_gid, st.st_mode, xattrs)
 
     def _walk(self, path: str, node: _Dir) -> None:
@@ -358,7 +342,7 @@ class TreeBuilder:
         if is_link:
             st = os.lstat(path)
             target = os.readlink(path)
-            xattrs = () if skip_xattrs else _xattrs_of_path(path)
+            xattrs = () if skip_xattrs else _disk_xattrs(path)
             header = self._header(st.st_uid, st.st_gid, st.st_mode, xattrs, target)
             checksum = self.txn.write_content(header)
         else:
@@ -367,7 +351,7 @@ class TreeBuilder:
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode):
                     raise TreeBuildError(f"not a regular file or symlink: {path}")
-                xattrs = () if skip_xattrs else _xattrs_of_fd(fd)
+                xattrs = () if skip_xattrs else _disk_xattrs(fd)
                 key = (st.st_uid, st.st_gid, st.st_mode, xattrs)
                 known = self._headers.get(key)
                 if known is None:
