@@ -461,3 +461,30 @@ def test_ostree_resumes_our_aborted_staging_dir(tmp_path: Path) -> None:
     run_ostree("fsck", repo=repo.path)
     assert repo.read_ref("main") == commit
     verify_all_objects(repo)
+
+
+@pytest.mark.parametrize("dest_mode", ["bare-user", "archive"])
+def test_write_raw_known_absent_never_replaces_an_existing_object(tmp_path: Path, dest_mode: str) -> None:
+    """A wrong ``known_absent`` only stages a redundant file; the existing object stays."""
+    src = new_repo(tmp_path / "src")
+    with src.transaction() as txn:
+        commit = simple_commit(txn, b"present already\n")
+    loaded = src.load_commit(commit)
+    file_checksum = src.load_dirtree(loaded.root_tree).files[0].checksum
+    dest = new_repo(tmp_path / "dest", dest_mode)
+    with dest.transaction() as txn:
+        simple_commit(txn, b"present already\n")
+    raw = [(file_checksum, ObjectType.FILE, src.object_path(file_checksum, ObjectType.FILE).read_bytes())]
+    raw += [(c, t, src.read_metadata_bytes(c, t)) for c, t in
+            ((loaded.root_tree, ObjectType.DIR_TREE), (loaded.root_meta, ObjectType.DIR_META))]
+    inodes = {c: dest.object_path(c, t).stat().st_ino for c, t, _ in raw}
+    with dest.transaction() as txn:
+        for checksum, objtype, data in raw * 2:  # twice: a duplicate within the transaction too
+            assert txn.write_raw(checksum, objtype, data, known_absent=True) == checksum
+            staged = Path(txn.staging_path) / checksum[:2]
+            assert any(p.name.startswith(checksum[2:]) for p in staged.iterdir())  # no existence check
+        with pytest.raises(Exception, match="checksum"):
+            txn.write_raw("f" * 64, ObjectType.FILE, raw[0][2], known_absent=True)
+    assert {c: dest.object_path(c, t).stat().st_ino for c, t, _ in raw} == inodes
+    run_ostree("fsck", repo=dest.path)
+    assert [p.name for p in (dest.path / "tmp").iterdir()] == ["cache"]

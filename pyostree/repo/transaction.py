@@ -261,6 +261,11 @@ class Transaction:
 
     def write_metadata_bytes(self, objtype: ObjectType, data: bytes, expected_checksum: Optional[str] = None) -> str:
         """Stage already-serialised metadata; a given ``expected_checksum`` is verified first."""
+        return self._write_metadata_bytes(objtype, data, expected_checksum, True)
+
+    def _write_metadata_bytes(
+        self, objtype: ObjectType, data: bytes, expected_checksum: Optional[str], check: bool
+    ) -> str:
         if objtype not in (ObjectType.DIR_TREE, ObjectType.DIR_META, ObjectType.COMMIT):
             raise TransactionError(f"{objtype.name} objects are not content-addressed metadata")
         if len(data) > MAX_METADATA_SIZE:
@@ -270,7 +275,7 @@ class Transaction:
             raise ChecksumMismatchError(
                 f"corrupted {objtype.extension()} object: expected {expected_checksum}, actual {checksum}"
             )
-        if self.has_object(checksum, objtype):
+        if check and self.has_object(checksum, objtype):
             return checksum
         tmp = self._new_tmp()
         try:
@@ -311,12 +316,22 @@ class Transaction:
         ``size``, when given, must match the bytes in ``chunks`` (it is the stat size a tree
         builder saw; a file that changed while read is an error rather than a bad object).
         """
+        return self._write_content(header, chunks, size, expected_checksum, True)
+
+    def _write_content(
+        self,
+        header: FileHeader,
+        chunks: Iterable[bytes],
+        size: Optional[int],
+        expected_checksum: Optional[str],
+        check: bool,
+    ) -> str:
         check_header_for_mode(header, self.settings.mode_name)
         hasher = hashlib.sha256(header.framed())
         if header.is_symlink:
             checksum = hasher.hexdigest()
             self._verify(checksum, expected_checksum)
-            if not self.has_object(checksum, ObjectType.FILE):
+            if not (check and self.has_object(checksum, ObjectType.FILE)):
                 self._stage_symlink(header, checksum)
             return checksum
         tmp = self._new_tmp()
@@ -326,7 +341,7 @@ class Transaction:
                 raise ObjectError(f"file changed while being read: {total} bytes, expected {size}")
             checksum = hasher.hexdigest()
             self._verify(checksum, expected_checksum)
-            if self.has_object(checksum, ObjectType.FILE):
+            if check and self.has_object(checksum, ObjectType.FILE):
                 tmp.discard()
                 return checksum
             apply_file_metadata(tmp.fd, header, self.settings.mode_name)
@@ -350,33 +365,45 @@ class Transaction:
             raise
         self._install(tmp, checksum, ObjectType.FILE)
 
-    def write_raw(self, checksum: str, objtype: ObjectType, source: Union[bytes, Callable[[int], bytes]]) -> str:
+    def write_raw(
+        self,
+        checksum: str,
+        objtype: ObjectType,
+        source: Union[bytes, Callable[[int], bytes]],
+        *,
+        known_absent: bool = False,
+    ) -> str:
         """Import an object in its archive (wire) form, verified before it becomes visible:
         metadata bytes (``.commitmeta`` is stored as given), or a ``.filez`` read through
-        ``source(n)`` and inflated in chunks."""
+        ``source(n)`` and inflated in chunks.
+
+        ``known_absent``: the caller has just learnt the object is missing (a push's HAVE
+        answer), so skip the existence check. Should it be there after all, the cost is a
+        redundant staged file: publishing never replaces an existing object."""
         validate_checksum(checksum)
+        check = not known_absent
         if objtype is ObjectType.FILE:
             from pyostree.objects.content import iter_inflate, parse_archive_header
 
             read = source if callable(source) else BytesReader(source).read
             if self.settings.archive:
-                return self._store_filez_verbatim(checksum, read)
+                return self._store_filez_verbatim(checksum, read, check)
             header, size = parse_archive_header(read)
             chunks = iter_inflate(read, size) if header.is_regular else iter(())
-            return self.write_content(header, chunks, size=size, expected_checksum=checksum)
+            return self._write_content(header, chunks, size, checksum, check)
         if callable(source):
             raise TransactionError("metadata objects are passed as bytes")
         if objtype is ObjectType.COMMIT_META:
             self.write_commitmeta(checksum, source)
             return checksum
-        return self.write_metadata_bytes(objtype, source, expected_checksum=checksum)
+        return self._write_metadata_bytes(objtype, source, checksum, check)
 
-    def _store_filez_verbatim(self, checksum: str, read: Callable[[int], bytes]) -> str:
+    def _store_filez_verbatim(self, checksum: str, read: Callable[[int], bytes], check: bool) -> str:
         """Archive into archive: keep the sender's compressed bytes (no recompression), but
         only after inflating them and checking the content checksum."""
         from pyostree.objects.content import iter_inflate, parse_archive_header
 
-        if self.has_object(checksum, ObjectType.FILE):
+        if check and self.has_object(checksum, ObjectType.FILE):
             return checksum
         tmp = self._new_tmp()
 
