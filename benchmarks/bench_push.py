@@ -8,11 +8,18 @@ each case runs for every tool back to back. Every run is a CLI subprocess, so st
 counted for everyone. Prints wall times, ratios vs rsync and ostree-push, and peak RSS of
 the client (``wait4``) and of the receiver (``/usr/bin/time`` around it) where there is one.
 
+Fairness: file creation on an ext4 disk costs more for a while after many deletions, and a
+receiver that syncs flushes whatever the previous tool left dirty. So the disk is synced
+(untimed) before every timed command, the tool order rotates on each repeat, and no remote
+is deleted until the whole run is over. ``--cases`` times only some cases; the earlier
+cases a later one needs (the full push before a no-op) still run, untimed.
+
 ostree-push runs from a venv with ``--system-site-packages`` (it needs the system ``gi``
 with OSTree) cached in ``benchmarks/.work/``; its ``ostree-receive`` is started on the
 "remote" through a wrapper script given to ``--command``.
 
     python benchmarks/bench_push.py [--files N] [--repeat N] [--trees synthetic,doc]
+                                    [--tools WORDS] [--cases full,incr,no-op]
 """
 
 from __future__ import annotations
@@ -37,8 +44,11 @@ OSTREE_PUSH_VERSION = "1.2.0"
 
 
 def _run(cmd: Sequence[str]) -> Tuple[float, int]:
-    """Wall time and peak RSS (KiB, from wait4) of one command, which must succeed."""
+    """Wall time and peak RSS (KiB, from wait4) of one command, which must succeed.
+
+    The disk is synced first, outside the timing, so nobody pays for another's dirty pages."""
     with tempfile.TemporaryFile() as err:
+        os.sync()
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         _pid, status, usage = os.wait4(proc.pid, 0)
@@ -193,6 +203,24 @@ class Sshd:
 
 
 CASES = ("full", "1% incr", "no-op")
+_CASE_NAMES = {"full": "full", "incr": "1% incr", "1% incr": "1% incr", "no-op": "no-op", "noop": "no-op"}
+
+
+def _parse_cases(text: str) -> Tuple[str, ...]:
+    """The cases named in ``text`` (full, incr, no-op), in run order."""
+    wanted = set()
+    for word in text.split(","):
+        case = _CASE_NAMES.get(word.strip().lower())
+        if case is None:
+            raise SystemExit(f"unknown case {word!r} (expected full, incr or no-op)")
+        wanted.add(case)
+    return tuple(c for c in CASES if c in wanted)
+
+
+def _rotated(names: List[str], attempt: int) -> List[str]:
+    """``names`` starting at a different tool on each repeat, so nobody always goes first."""
+    shift = attempt % len(names) if names else 0
+    return names[shift:] + names[:shift]
 
 
 def main(argv: List[str]) -> int:
@@ -202,6 +230,9 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--trees", default="synthetic,doc", help="synthetic and/or doc")
     parser.add_argument("--tools", default="", help="only tools whose name contains one of "
                         "these comma-separated words")
+    parser.add_argument("--cases", default="full,incr,no-op", type=_parse_cases,
+                        help="cases to time, comma-separated: full, incr, no-op (earlier "
+                        "cases still run untimed to set up later ones)")
     args = parser.parse_args(argv)
     for tool in ("ostree", "rsync", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
@@ -272,19 +303,24 @@ def _bench_tree(args: argparse.Namespace, work: Path, src1: Path, src2: Path, se
         wanted = args.tools.split(",")
         tools = {n: c for n, c in tools.items()
                  if n == "rsync -a" or any(w in n for w in wanted)}
-    samples: Dict[str, Dict[str, List[float]]] = {n: {c: [] for c in CASES} for n in tools}
+    timed: Tuple[str, ...] = args.cases
+    samples: Dict[str, Dict[str, List[float]]] = {n: {c: [] for c in timed} for n in tools}
     rss: Dict[str, List[int]] = {n: [0, 0] for n in tools}  # client, receiver (KiB)
+    # Remotes are only deleted with the whole run: deletions slow down later file creation.
+    last = max(CASES.index(c) for c in timed)
     for attempt in range(args.repeat):
+        order = _rotated(list(tools), attempt)
         remotes = {}
-        for index, name in enumerate(tools):
-            remote = work / f"remote-{index}-{attempt}"
+        for name in order:
+            remote = work / f"remote-{list(tools).index(name)}-{attempt}"
             subprocess.run(["ostree", "init", "--mode=archive", f"--repo={remote}"], check=True)
             remotes[name] = remote
-        for case, src in zip(CASES, (src1, src2, src2)):
-            for index, (name, command) in enumerate(tools.items()):
-                rss_file = work / f"rss-{index}"
-                rss_file.unlink(missing_ok=True)
-                elapsed, client_rss = _run(command(src, f"{user}@127.0.0.1:{remotes[name]}", rss_file))
+        for case, src in list(zip(CASES, (src1, src2, src2)))[: last + 1]:
+            for name in order:
+                rss_file = work / f"rss-{list(tools).index(name)}-{attempt}-{CASES.index(case)}"
+                elapsed, client_rss = _run(tools[name](src, f"{user}@127.0.0.1:{remotes[name]}", rss_file))
+                if case not in timed:
+                    continue
                 samples[name][case].append(elapsed)
                 rss[name][0] = max(rss[name][0], client_rss)
                 rss[name][1] = max(rss[name][1], _peak_rss(rss_file))
@@ -292,17 +328,23 @@ def _bench_tree(args: argparse.Namespace, work: Path, src1: Path, src2: Path, se
             check = subprocess.run(["ostree", "fsck", f"--repo={remote}"], capture_output=True)
             if check.returncode != 0:
                 raise SystemExit(f"{name}: remote fails ostree fsck")
-            shutil.rmtree(remote, ignore_errors=True)
+    _print_results(samples, rss, timed)
+
+
+def _print_results(samples: Dict[str, Dict[str, List[float]]], rss: Dict[str, List[int]],
+                   timed: Tuple[str, ...]) -> None:
     results = {n: {c: statistics.median(v) for c, v in s.items()} for n, s in samples.items()}
     peer = results.get("ostree-push 1.2.0")
     base_rsync = results["rsync -a"]
-    print(f"{'tool':28} {'full':>7} {'1% incr':>7} {'no-op':>7}  {'vs rsync (full/incr/no-op)':27}"
+    ratio_title = f"vs rsync ({'/'.join(c.replace('1% ', '') for c in timed)})"
+    peer_cases = tuple(c for c in timed if c != "no-op")
+    print(f"{'tool':28} " + " ".join(f"{c:>7}" for c in timed) + f"  {ratio_title:27}"
           f" {'vs ostree-push':>15}  peak RSS client/receiver")
     for name, times in results.items():
-        ratio = "/".join(f"{times[c] / base_rsync[c]:.2f}x" for c in CASES)
-        versus = "/".join(f"{times[c] / peer[c]:.2f}x" for c in CASES[:2]) if peer else "-"
+        ratio = "/".join(f"{times[c] / base_rsync[c]:.2f}x" for c in timed)
+        versus = "/".join(f"{times[c] / peer[c]:.2f}x" for c in peer_cases) if peer and peer_cases else "-"
         client, receiver = rss[name]
-        print(f"{name:28} " + " ".join(f"{times[c]:6.2f}s" for c in CASES)
+        print(f"{name:28} " + " ".join(f"{times[c]:6.2f}s" for c in timed)
               + f"  {ratio:27} {versus:>15}  {client / 1024:.0f}/"
               + (f"{receiver / 1024:.0f} MB" if receiver else "- MB"))
 
