@@ -47,10 +47,9 @@ MAX_REF_SIZE = 1024
 MAX_REF_DEPTH = 32
 _PART = ".part-"
 _SPOOL_MEMORY = 8 << 20
-BATCH_FILES = 64
 BATCH_BYTES = 2 << 20
-"""Small uploads go in pipelined batches of this many files / bytes (where the transport
-can): the replies of one batch fit in a pipe buffer, so nothing can deadlock."""
+"""Objects up to this size go in the transport's pipelined stream of small files (where it
+has one); bigger ones are uploaded one by one, in chunks."""
 RENAME_BATCH = 512
 
 
@@ -243,8 +242,20 @@ class SftpPublisher(Publisher):
             made_dirs = {c[:2] for c, _t in names}
             self._staging_dirs = [f"{staging}/{prefix}" for prefix in sorted(made_dirs)]
             self.files.make_dirs(self._staging_dirs)  # type: ignore[attr-defined]
-        batch: List[_Upload] = []
-        batch_bytes = 0
+        uploads = self._stage_all(repo, names, staged, made_dirs, tracker)
+        if self._batched:
+            self._send_stream(uploads)
+        else:
+            for _none in uploads:  # _stage_one returns uploads only to batched transports
+                pass
+
+    def _stage_all(
+        self, repo: Repo, names: Sequence[ObjectName], staged: Dict[str, int],
+        made_dirs: Set[str], tracker: ProgressTracker,
+    ) -> Iterator[_Upload]:
+        """Stage every object; the small ones are yielded for the transport's stream (so
+        the next one is read while the earlier ones are on the wire)."""
+        staging = self._staging
         for checksum, objtype in names:
             rel = _relpath(checksum, objtype, self.archive)
             prefix = rel[:2]
@@ -254,26 +265,34 @@ class SftpPublisher(Publisher):
                 self._staging_dirs.append(f"{staging}/{prefix}")
             done = self._stage_one(repo, checksum, objtype, f"{staging}/{rel}", staged.get(rel), tracker)
             if isinstance(done, _Upload):
-                batch.append(done)
-                batch_bytes += len(done.data)
                 tracker.add_bytes(len(done.data))
-                if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
-                    self._write_batch(batch)
-                    batch, batch_bytes = [], 0
+                yield done
             elif not done:
                 tracker.object_reused()
             self._sent.append((checksum, objtype))
             tracker.object_done()
-        self._write_batch(batch)
 
-    def _write_batch(self, batch: List[_Upload]) -> None:
-        if not batch:
-            return
+    def _send_stream(self, uploads: Iterator[_Upload]) -> None:
+        """Hand the small uploads to the transport's stream; errors of our own producer
+        (a corrupt local object, a big upload) come out as they were raised."""
         from pyostree.transport.sftp import WriteItem
 
-        items = [WriteItem(u.tmp, u.target, u.data, u.mode, u.mtime) for u in batch]
-        with self._remote_io("writing", f"{len(items)} files"):
-            self.files.write_files(items, fsync=self.fsync)  # type: ignore[attr-defined]
+        own: List[BaseException] = []
+
+        def items() -> Iterator[WriteItem]:
+            try:
+                for u in uploads:
+                    yield WriteItem(u.tmp, u.target, u.data, u.mode, u.mtime)
+            except BaseException as err:
+                own.append(err)
+                raise
+
+        try:
+            self.files.write_files(items(), fsync=self.fsync)  # type: ignore[attr-defined]
+        except TransportError as err:
+            if (own and own[0] is err) or type(err) is not TransportError:
+                raise
+            raise TransportError(f"{self._label}: {err}") from None
 
     def _stage_one(
         self, repo: Repo, checksum: str, objtype: ObjectType, target: str,
