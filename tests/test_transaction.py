@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import pytest
 
@@ -25,6 +25,7 @@ from pyostree.repo.commitwrite import CommitRequest, write_commit
 from pyostree.repo.lock import RepoLock
 from pyostree.repo.refwrite import RefMovedError
 from pyostree.repo.staging import StagingDir, read_boot_id
+from pyostree.repo import transaction as transaction_module
 from pyostree.repo.transaction import Transaction, TransactionError
 from pyostree.repo.treebuilder import TreeBuilder
 
@@ -134,16 +135,25 @@ def test_existing_object_is_never_rewritten(tmp_path: Path) -> None:
     assert path.stat().st_ino == inode
 
 
-def test_publication_is_children_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("noreplace", [True, False], ids=["renameat2", "link-fallback"])
+def test_publication_is_children_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noreplace: bool) -> None:
     repo = new_repo(tmp_path / "r")
     order: List[str] = []
     real_link = os.link
+    real_rename = transaction_module.rename_noreplace
 
-    def spy(src: str, dst: str, **kwargs: object) -> None:
+    def spy_link(src: str, dst: str, **kwargs: object) -> None:
         order.append(str(dst).rpartition(".")[2])
         real_link(src, dst, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(os, "link", spy)
+    def spy_rename(src: str, dst: str) -> Optional[bool]:
+        if not noreplace:
+            return None  # as where renameat2 or RENAME_NOREPLACE is missing
+        order.append(dst.rpartition(".")[2])
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "link", spy_link)
+    monkeypatch.setattr(transaction_module, "rename_noreplace", spy_rename)
     with repo.transaction() as txn:
         builder = TreeBuilder(txn, workers=0)
         builder.add_dir("/")
@@ -153,7 +163,9 @@ def test_publication_is_children_first(tmp_path: Path, monkeypatch: pytest.Monke
         write_commit(txn, tree, meta, CommitRequest(branch="main", timestamp=0))
     rank = {"filez": 0, "dirmeta": 1, "dirtree": 2, "commit": 3}
     assert [rank[ext] for ext in order] == sorted(rank[ext] for ext in order)
-    assert order[-1] == "commit"
+    assert order[-1] == "commit" and len(order) == 7
+    run_ostree("fsck", repo=repo.path)
+    assert [p.name for p in (repo.path / "tmp").iterdir()] == ["cache"]
 
 
 # ---- refs -----------------------------------------------------------------------------

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
-from typing import Optional
+from typing import Callable, Optional
 
-__all__ = ["BytesReader", "TmpFile", "fsync_dir", "syncfs", "unlink_quietly", "write_all"]
+__all__ = [
+    "BytesReader",
+    "TmpFile",
+    "fsync_dir",
+    "process_umask",
+    "rename_noreplace",
+    "syncfs",
+    "unlink_quietly",
+    "write_all",
+]
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+# What a kernel, libc or file system without RENAME_NOREPLACE answers (ENOTSUP is EOPNOTSUPP on Linux).
+_NOREPLACE_UNSUPPORTED = frozenset((errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP))
+_STATUS_PATH = "/proc/self/status"
 
 
 def syncfs(fd: int) -> None:
@@ -42,13 +58,14 @@ class BytesReader:
 
 
 class TmpFile:
-    """An open temp object file in the staging dir."""
+    """An open temp object file in the staging dir; ``public`` once known to be mode 0644."""
 
-    __slots__ = ("fd", "path")
+    __slots__ = ("fd", "path", "public")
 
     def __init__(self, fd: int, path: str) -> None:
         self.fd = fd
         self.path = path
+        self.public = False
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -68,6 +85,66 @@ def _libc() -> ctypes.CDLL:
     if _LIBC is None:
         _LIBC = ctypes.CDLL(None, use_errno=True)
     return _LIBC
+
+
+_Renameat2 = Callable[[int, bytes, int, bytes, int], int]
+_RENAMEAT2: Optional[_Renameat2] = None
+_RENAMEAT2_LOOKED_UP = False
+
+
+def _renameat2() -> Optional[_Renameat2]:
+    """libc's ``renameat2`` (glibc ≥ 2.28), looked up once; None where there is none."""
+    global _RENAMEAT2, _RENAMEAT2_LOOKED_UP
+    if not _RENAMEAT2_LOOKED_UP:
+        try:
+            function = _libc().renameat2
+            function.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+            function.restype = ctypes.c_int
+            _RENAMEAT2 = function
+        except (OSError, AttributeError):
+            _RENAMEAT2 = None
+        _RENAMEAT2_LOOKED_UP = True
+    return _RENAMEAT2
+
+
+def rename_noreplace(source: str, target: str) -> Optional[bool]:
+    """Move ``source`` to ``target`` unless ``target`` exists, atomically (``renameat2``
+    with ``RENAME_NOREPLACE``): True when moved, False when ``target`` exists (``source``
+    stays), None when this system or file system cannot do it (nothing happened)."""
+    function = _renameat2()
+    if function is None:
+        return None
+    if function(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        return False
+    if err in _NOREPLACE_UNSUPPORTED:
+        return None
+    raise OSError(err, os.strerror(err), source, None, target)
+
+
+def process_umask() -> Optional[int]:
+    """The umask read from ``/proc/self/status`` (Linux ≥ 4.7), None if unreadable.
+
+    ``os.umask`` cannot read it without setting it, which races with other threads."""
+    try:
+        fd = os.open(_STATUS_PATH, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 1 << 16)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    for line in data.split(b"\n"):
+        if line.startswith(b"Umask:"):
+            try:
+                return int(line[6:].strip(), 8)
+            except ValueError:
+                return None
+    return None
 
 
 def unlink_quietly(path: str) -> None:

@@ -2,7 +2,8 @@
 
 Follows spec §1.6–1.8 so pyostree and libostree can write one repository at once: a
 shared OFD lock on ``.lock`` for the whole transaction, objects made complete in a locked
-``tmp/staging-BOOTID-XXXXXX`` dir, published with ``link`` (never replacing an object),
+``tmp/staging-BOOTID-XXXXXX`` dir, published by ``renameat2(RENAME_NOREPLACE)`` (or ``link``
+where that is missing; never replacing an object),
 directories fsynced, then refs by compare-and-swap.
 """
 
@@ -13,6 +14,7 @@ import hashlib
 import itertools
 import os
 import secrets
+import stat
 import threading
 import time
 import zlib
@@ -21,7 +23,16 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Set,
 from pyostree.errors import ChecksumMismatchError, ObjectError, RepoError
 from pyostree.objects.checksum import sha256_hex, validate_checksum
 from pyostree.objects.types import ObjectType
-from pyostree.repo.fsutil import BytesReader, TmpFile, fsync_dir, syncfs, write_all
+from pyostree.repo.fsutil import (
+    BytesReader,
+    TmpFile,
+    fsync_dir,
+    process_umask,
+    rename_noreplace,
+    syncfs,
+    unlink_quietly,
+    write_all,
+)
 from pyostree.repo.lock import RepoLock
 from pyostree.repo.modewrite import apply_file_metadata, check_header_for_mode, ostreemeta
 from pyostree.repo.refwrite import read_ref_file, ref_relpath, write_ref
@@ -37,9 +48,20 @@ __all__ = ["MAX_METADATA_SIZE", "Transaction", "TransactionError", "WriteSetting
 MAX_METADATA_SIZE = 128 * 1024 * 1024
 _COPY_CHUNK = 1 << 20
 _TMP_PREFIX = "tmpobj-"
+_PUBLIC = 0o644  # final mode of archive objects and of metadata in every mode
 
 # Publication order: children before parents (spec §1.8 rule 4).
 _PUBLISH_RANK = {"file": 0, "filez": 0, "dirmeta": 1, "dirtree": 2, "commit": 3, "tombstone-commit": 4, "commitmeta": 5}
+
+
+def _created_public(tmp: TmpFile) -> bool:
+    """Whether a file created 0644 really is: a default ACL or an odd file system may
+    ignore the umask (checked once per temp dir)."""
+    try:
+        return stat.S_IMODE(os.fstat(tmp.fd).st_mode) == _PUBLIC
+    except BaseException:
+        tmp.discard()
+        raise
 
 
 class TransactionError(RepoError):
@@ -83,6 +105,8 @@ class Transaction:
         self._present: Set[str] = set()  # relpaths known to exist in objects/ or staging
         self._thread_tmp = threading.local()
         self._tmp_counter = itertools.count()
+        self._public_tmp_mode = 0o600  # 0644 once begin() has seen a umask that keeps it
+        self._noreplace = True  # renameat2(RENAME_NOREPLACE) works here, until it says otherwise
         self.objects_written = 0
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -108,6 +132,9 @@ class Transaction:
             tmp_dir = os.path.join(self.root, "tmp")
             os.makedirs(os.path.join(tmp_dir, "cache"), 0o775, exist_ok=True)
             self._staging = StagingDir.acquire(tmp_dir)
+            umask = process_umask()
+            if umask is not None and umask & _PUBLIC == 0:
+                self._public_tmp_mode = _PUBLIC
         except BaseException:
             self._lock.release()
             raise
@@ -205,27 +232,52 @@ class Transaction:
             return True
         return False
 
-    def _new_tmp(self) -> TmpFile:
+    def _new_tmp(self, public: bool = False) -> TmpFile:
         """A named temp file in a per-thread dir of the staging dir, so parallel writers do
         not serialise on one directory's lock (libostree uses ``O_TMPFILE``, which measured
-        no faster here; leftovers die with the staging dir)."""
+        no faster here; leftovers die with the staging dir).
+
+        ``public``: the object ends up 0644; create it so when the umask allows, so that
+        :meth:`_make_public` has nothing left to do. The dir is 0700: only its owner can
+        reach the incomplete file either way."""
         staging = self._require_staging()
-        directory = getattr(self._thread_tmp, "path", None)
+        local = self._thread_tmp
+        directory = getattr(local, "path", None)
         if directory is None or not directory.startswith(staging.path):
             directory = os.path.join(staging.path, f"{_TMP_PREFIX}{threading.get_ident():x}")
             try:
                 os.mkdir(directory, 0o700)
             except FileExistsError:
                 pass
-            self._thread_tmp.path = directory
+            local.path = directory
+            local.mode_ok = None  # unknown until a file made there has been checked
+        mode = self._public_tmp_mode if public else 0o600
         for _ in range(100):
             path = os.path.join(directory, f"{next(self._tmp_counter):x}")
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
             except FileExistsError:
                 continue
-            return TmpFile(fd, path)
+            tmp = TmpFile(fd, path)
+            if mode == _PUBLIC:
+                if local.mode_ok is None:
+                    local.mode_ok = _created_public(tmp)
+                tmp.public = local.mode_ok
+            return tmp
         raise RepoError("cannot create a temporary file in the staging dir")
+
+    @staticmethod
+    def _make_public(tmp: TmpFile) -> None:
+        """Mode 0644 before the object gets its name; already so when created that way."""
+        if not tmp.public:
+            os.fchmod(tmp.fd, _PUBLIC)
+
+    def _finish_file(self, tmp: TmpFile, header: FileHeader) -> None:
+        """The mode's owner/mode/xattrs/mtime; in archive mode that is only the mode 0644."""
+        if self.settings.archive:
+            self._make_public(tmp)
+        else:
+            apply_file_metadata(tmp.fd, header, self.settings.mode_name)
 
     def _install(self, tmp: TmpFile, checksum: str, objtype: ObjectType) -> None:
         """Give a complete temp object its final name inside the staging dir (closes it)."""
@@ -277,10 +329,10 @@ class Transaction:
             )
         if check and self.has_object(checksum, objtype):
             return checksum
-        tmp = self._new_tmp()
+        tmp = self._new_tmp(public=True)
         try:
             write_all(tmp.fd, data)
-            os.fchmod(tmp.fd, 0o644)
+            self._make_public(tmp)
         except BaseException:
             tmp.discard()
             raise
@@ -292,10 +344,10 @@ class Transaction:
         validate_checksum(commit_checksum)
         if len(data) > MAX_METADATA_SIZE:
             raise ObjectError(f"commitmeta of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
-        tmp = self._new_tmp()
+        tmp = self._new_tmp(public=True)
         try:
             write_all(tmp.fd, data)
-            os.fchmod(tmp.fd, 0o644)
+            self._make_public(tmp)
         except BaseException:
             tmp.discard()
             raise
@@ -334,7 +386,7 @@ class Transaction:
             if not (check and self.has_object(checksum, ObjectType.FILE)):
                 self._stage_symlink(header, checksum)
             return checksum
-        tmp = self._new_tmp()
+        tmp = self._new_tmp(public=self.settings.archive)
         try:
             total = self._write_payload(tmp.fd, header, chunks, size, hasher)
             if size is not None and total != size:
@@ -344,7 +396,7 @@ class Transaction:
             if check and self.has_object(checksum, ObjectType.FILE):
                 tmp.discard()
                 return checksum
-            apply_file_metadata(tmp.fd, header, self.settings.mode_name)
+            self._finish_file(tmp, header)
         except BaseException:
             tmp.discard()
             raise
@@ -356,10 +408,10 @@ class Transaction:
         whose ``stored`` bytes are already in this repo's form (``.filez`` bytes in archive
         mode, the payload otherwise): one write, then the mode's owner/mode/xattrs. For a
         builder that read a small file whole; :meth:`write_content` is the streaming path."""
-        tmp = self._new_tmp()
+        tmp = self._new_tmp(public=self.settings.archive)
         try:
             write_all(tmp.fd, stored)
-            apply_file_metadata(tmp.fd, header, self.settings.mode_name)
+            self._finish_file(tmp, header)
         except BaseException:
             tmp.discard()
             raise
@@ -405,11 +457,19 @@ class Transaction:
 
         if check and self.has_object(checksum, ObjectType.FILE):
             return checksum
-        tmp = self._new_tmp()
+        tmp = self._new_tmp(public=True)
+        pending: List[bytes] = []
+        pending_len = 0
 
-        def tee(size: int) -> bytes:
+        def tee(size: int) -> bytes:  # batched: a small object is one write
+            nonlocal pending_len
             data = read(size)
-            write_all(tmp.fd, data)
+            pending.append(data)
+            pending_len += len(data)
+            if pending_len >= _COPY_CHUNK:
+                write_all(tmp.fd, b"".join(pending))
+                pending.clear()
+                pending_len = 0
             return data
 
         try:
@@ -422,7 +482,8 @@ class Transaction:
             elif tee(1):
                 raise ObjectError("archive symlink object has data after its header")
             self._verify(hasher.hexdigest(), checksum)
-            os.fchmod(tmp.fd, 0o644)
+            write_all(tmp.fd, b"".join(pending))
+            self._make_public(tmp)
         except BaseException:
             tmp.discard()
             raise
@@ -467,14 +528,14 @@ class Transaction:
     def _stage_symlink(self, header: FileHeader, checksum: str) -> None:
         mode_name = self.settings.mode_name
         if self.settings.archive or mode_name == "bare-user":
-            tmp = self._new_tmp()
+            tmp = self._new_tmp(public=True)
             try:
                 if self.settings.archive:
                     write_all(tmp.fd, header.to_archive_bytes(0))
-                    os.fchmod(tmp.fd, 0o644)
+                    self._make_public(tmp)
                 else:
                     write_all(tmp.fd, header.symlink_target.encode("utf-8") + b"\0")
-                    os.fchmod(tmp.fd, 0o644)
+                    self._make_public(tmp)
                     os.setxattr(tmp.fd, "user.ostreemeta", ostreemeta(header))
                     os.utime(tmp.fd, ns=(time.time_ns(), 0))
             except BaseException:
@@ -586,15 +647,7 @@ class Transaction:
             if rel.endswith(".commitmeta"):
                 os.replace(source, target)
                 continue
-            try:
-                os.link(source, target, follow_symlinks=False)
-            except FileExistsError:
-                pass  # never rewrite an existing object
-            except OSError as err:  # no hard links here: rename, still never over an object
-                if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-                    raise
-                if not os.path.lexists(target):
-                    os.rename(source, target)
+            self._publish_one(source, target)
             if rel.endswith(".commit"):
                 try:
                     os.unlink(target[: -len("commit")] + "tombstone-commit")
@@ -604,6 +657,33 @@ class Transaction:
             # Each fsync waits for the journal: overlapped, they share its commits.
             _parallel(fsync_dir, [os.path.join(objects_dir, prefix) for prefix in sorted(touched)])
             fsync_dir(objects_dir)
+
+    def _publish_one(self, source: str, target: str) -> None:
+        """Move a staged object to its name in ``objects/``, never over an object already
+        there (checkouts may hardlink it): then the staged duplicate is dropped. Without
+        ``RENAME_NOREPLACE``, link and leave the staged name to the staging dir's removal."""
+        if self._noreplace:
+            moved = rename_noreplace(source, target)
+            if moved is not None:
+                if not moved:
+                    unlink_quietly(source)
+                return
+            self._noreplace = False
+        _link_or_skip(source, target)
+
+
+def _link_or_skip(source: str, target: str) -> None:
+    """Publish by ``link`` (which never replaces); where there are no hard links, rename
+    when nothing is there."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        pass  # never rewrite an existing object
+    except OSError as err:
+        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if not os.path.lexists(target):
+            os.rename(source, target)
 
 
 _PARALLEL_IO = 8
@@ -623,6 +703,12 @@ def _parallel(function: Callable[[str], None], paths: List[str]) -> None:
 
 
 def _empty_subdir(path: str) -> None:
+    """``rmdir``, emptying the dir first only if it is not (published by link, leftovers)."""
+    try:
+        os.rmdir(path)
+        return
+    except OSError:
+        pass
     try:
         for name in os.listdir(path):
             try:
