@@ -619,19 +619,7 @@ class Transaction:
                 syncfs(dir_fd)
             finally:
                 os.close(dir_fd)
-        staged: List[Tuple[int, int, str]] = []
-        for prefix in os.listdir(staging.path):
-            prefix_dir = os.path.join(staging.path, prefix)
-            if len(prefix) != 2 or not os.path.isdir(prefix_dir):
-                continue
-            for name in os.listdir(prefix_dir):
-                ext = name.rpartition(".")[2]
-                rank = _PUBLISH_RANK.get(ext)
-                if rank is None:
-                    continue
-                rel = f"{prefix}/{name}"
-                staged.append((rank, self._sequence.get(rel, -1), rel))
-        staged.sort()
+        staged = self._staged_objects(staging)
         objects_dir = os.path.join(self.root, "objects")
         touched: Set[str] = set()
         for _rank, _seq, rel in staged:
@@ -658,6 +646,23 @@ class Transaction:
             _parallel(fsync_dir, [os.path.join(objects_dir, prefix) for prefix in sorted(touched)])
             fsync_dir(objects_dir)
 
+    def _staged_objects(self, staging: StagingDir) -> List[Tuple[int, int, str]]:
+        """(rank, write order, relpath) of every staged object, in publication order. A
+        fresh staging dir holds only what this transaction recorded (no one else writes a
+        locked dir); a resumed one is listed, as earlier runs staged objects there too."""
+        if staging.resumed:
+            rels: Iterable[str] = _list_staged(staging.path)
+        else:
+            with self._guard:
+                rels = list(self._sequence)
+        staged: List[Tuple[int, int, str]] = []
+        for rel in rels:
+            rank = _PUBLISH_RANK.get(rel.rpartition(".")[2])
+            if rank is not None:
+                staged.append((rank, self._sequence.get(rel, -1), rel))
+        staged.sort()
+        return staged
+
     def _publish_one(self, source: str, target: str) -> None:
         """Move a staged object to its name in ``objects/``, never over an object already
         there (checkouts may hardlink it): then the staged duplicate is dropped. Without
@@ -670,6 +675,17 @@ class Transaction:
                 return
             self._noreplace = False
         _link_or_skip(source, target)
+
+
+def _list_staged(path: str) -> List[str]:
+    """``XX/NAME`` of everything in a staging dir's fan-out dirs."""
+    rels: List[str] = []
+    for prefix in os.listdir(path):
+        prefix_dir = os.path.join(path, prefix)
+        if len(prefix) != 2 or not os.path.isdir(prefix_dir):
+            continue
+        rels.extend(f"{prefix}/{name}" for name in os.listdir(prefix_dir))
+    return rels
 
 
 def _link_or_skip(source: str, target: str) -> None:
@@ -703,12 +719,6 @@ def _parallel(function: Callable[[str], None], paths: List[str]) -> None:
 
 
 def _empty_subdir(path: str) -> None:
-    """``rmdir``, emptying the dir first only if it is not (published by link, leftovers)."""
-    try:
-        os.rmdir(path)
-        return
-    except OSError:
-        pass
     try:
         for name in os.listdir(path):
             try:
@@ -721,10 +731,18 @@ def _empty_subdir(path: str) -> None:
 
 
 def _empty_dir_parallel(path: str) -> None:
-    """Delete the fan-out dirs of a published staging dir in parallel (each ``rmdir``
-    waits on the disk); the caller's rmtree removes the rest."""
+    """Delete the fan-out dirs of a published staging dir: those left empty by renames at
+    once (in threads that measured slower), the ones still holding files (published by
+    link) emptied in parallel, as each ``unlink`` waits on the disk; the caller's rmtree
+    removes the rest."""
     try:
         subdirs = [entry.path for entry in os.scandir(path) if entry.is_dir(follow_symlinks=False)]
     except OSError:
         return
-    _parallel(_empty_subdir, subdirs)
+    full: List[str] = []
+    for subdir in subdirs:
+        try:
+            os.rmdir(subdir)
+        except OSError:
+            full.append(subdir)
+    _parallel(_empty_subdir, full)
