@@ -3,15 +3,19 @@
 The OpenSSH vendor's exec path (receive mode) never imports paramiko; the receiver never
 imports paramiko, and zstandard only once a compressed frame arrives; the paramiko vendor
 loads paramiko without ``invoke`` (``paramiko.config`` wants it for ``Match exec`` only),
-and a config file with ``Match exec`` still works.
+and a config file with ``Match exec`` still works; nor ``importlib.metadata`` (paramiko's
+``__version__``), whose version comes from the ``.dist-info`` name instead.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional
+
+import pytest
 
 from ostree_tool import needs_ostree
 from test_push_support import commit, init, make_tree
@@ -71,6 +75,48 @@ def test_receive_help_imports_nothing_heavy() -> None:
 
 def test_paramiko_vendor_skips_invoke() -> None:
     assert _loaded_after("import pyostree.transport.paramiko_vendor") == ["paramiko", "cryptography"]
+
+
+def test_paramiko_vendor_skips_importlib_metadata() -> None:
+    code = ("import sys\nimport pyostree.transport.paramiko_vendor\nimport paramiko\n"
+            "print(paramiko.__version__, paramiko.Transport._CLIENT_ID, "
+            "' '.join(m for m in ('importlib.metadata', 'email') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    version = importlib.metadata.version("paramiko")
+    assert done.stdout.split() == [version, f"paramiko_{version}"]
+
+
+def _package(root: Path, name: str, *dist_infos: str) -> None:
+    (root / name).mkdir(parents=True)
+    (root / name / "__init__.py").write_text("")
+    for dist_info in dist_infos:
+        (root / dist_info).mkdir()
+
+
+@pytest.mark.parametrize("dist_infos, expected", [
+    (("pkgv-1.2.3.dist-info",), "1.2.3"),
+    (("pkgv-1.2.3.dist-info", "pkgv_extra-0.1.dist-info", "pkgv-tools-2.0.dist-info"), "1.2.3"),
+    ((), None),  # no metadata beside it: the real importlib.metadata decides
+    (("pkgv-1.0.dist-info", "pkgv-2.0.dist-info"), None),  # two installs: ambiguous
+    (("pkgv-1.0 beta.dist-info",), None),  # not a plain version
+])
+def test_dist_info_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           dist_infos: tuple[str, ...], expected: Optional[str]) -> None:
+    from pyostree.transport._paramiko import _dist_info_version
+
+    _package(tmp_path, "pkgv", *dist_infos)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _dist_info_version("pkgv") == expected
+    assert _dist_info_version("no_such_package_here") is None
+
+
+def test_metadata_stand_in_answers_for_its_package_only() -> None:
+    from pyostree.transport._paramiko import _metadata_stand_in
+
+    stand_in = _metadata_stand_in("paramiko", "5.1.0")
+    assert stand_in.version("paramiko") == "5.1.0"
+    with pytest.raises(LookupError):
+        stand_in.version("cryptography")
 
 
 def test_paramiko_vendor_still_evaluates_match_exec(tmp_path: Path) -> None:

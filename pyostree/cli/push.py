@@ -10,6 +10,9 @@ from typing import Optional
 
 NAME = "push"
 SUMMARY = "Push refs to a remote repository (sftp or 'pyostree receive')"
+#: See pyostree.cli.main: a push that returned has closed its connection, joined its threads
+#: and committed (closed and synced) everything it wrote; the frame still checks for threads.
+FAST_EXIT = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

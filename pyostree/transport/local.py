@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat as statmod
-import subprocess
-from typing import IO, BinaryIO, List, Optional, Tuple, Union, cast
+from typing import IO, TYPE_CHECKING, BinaryIO, List, Optional, Tuple, Union, cast
 
 from ..errors import TransportError
 from ._errors import oserror_to_transport, translate_oserror
 from .base import ExecChannel, FileTransport, RemoteExistsError, RemoteStat, check_relpath
+
+if TYPE_CHECKING:
+    import subprocess  # imported where used: a paramiko push never needs it (nor shutil)
 
 __all__ = ["LocalFileTransport", "local_exec", "LocalExecChannel", "SubprocessExecChannel"]
 
@@ -111,6 +112,8 @@ class LocalFileTransport(FileTransport):
             return
         with translate_oserror("rmtree", path):
             if statmod.S_ISDIR(st.st_mode):
+                import shutil
+
                 shutil.rmtree(full)
             else:
                 os.unlink(full)
@@ -178,6 +181,8 @@ def local_exec(argv: List[str]) -> ExecChannel:
     """Run ``argv`` as a subprocess with piped stdio (no shell)."""
     if not argv:
         raise TransportError("cannot run an empty command")
+    import subprocess
+
     try:
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE

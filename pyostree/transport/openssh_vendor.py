@@ -117,6 +117,7 @@ class _PipeSocket:
             except OSError:
                 pass
         _finish(self._proc)
+        self._stderr.join(timeout=1.0)  # ssh is gone: its stderr is at EOF
 
     def failure(self) -> str:
         """Why ssh went away, for error messages."""

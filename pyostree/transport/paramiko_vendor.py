@@ -9,6 +9,7 @@ import pwd
 import re
 import shlex
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -33,6 +34,8 @@ LOG_CHANNEL = "pyostree.transport.ssh"
 logging.getLogger(LOG_CHANNEL).addHandler(logging.NullHandler())
 
 DEFAULT_CONNECT_TIMEOUT = 30.0
+#: How long close() waits for paramiko's transport thread once its socket is shut down.
+_THREAD_EXIT_SECONDS = 2.0
 #: Read (never written) after the user's known_hosts files, as OpenSSH does.
 GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts",)
 _DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -405,6 +408,17 @@ class ParamikoConnection(SshConnection):
         return ParamikoExecChannel(channel)
 
     def close(self) -> None:
-        self._transport.close()
+        """Close the session and wait for paramiko's thread to end.
+
+        Shutting the socket down first wakes that thread at once (a plain close leaves it
+        in recv until its 0.1 s poll); once it is gone, a command may end with ``os._exit``."""
+        transport = self._transport
+        try:
+            transport.sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass
+        transport.close()
+        if transport.is_alive() and transport is not threading.current_thread():
+            transport.join(_THREAD_EXIT_SECONDS)
 
 
