@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Iterator
 
 import pytest
 
@@ -83,3 +84,54 @@ def test_make_and_remove_dirs(sftp: Remote) -> None:
     sftp.files.remove_dirs(["x/z", "x", "y"])  # type: ignore[attr-defined]
     assert not (sftp.disk / "x").exists()
     assert (sftp.disk / "y").is_dir()  # not empty: left alone, no error
+
+
+def test_write_files_streams_from_a_generator_that_uses_the_transport(sftp: Remote) -> None:
+    files = sftp.files
+    files.mkdir("d")
+
+    def produce() -> Iterator[WriteItem]:
+        for i in range(300):
+            yield WriteItem(f"d/t{i}", f"d/f{i}", str(i).encode() * 100)
+            if i % 50 == 0:  # a plain call waits for the stream: f{i} is complete by now
+                info = files.stat(f"d/f{i}")
+                assert info is not None and info.size == len(str(i)) * 100
+    files.write_files(produce(), fsync=True)  # type: ignore[attr-defined]
+    assert sorted(os.listdir(sftp.disk / "d")) == sorted(f"f{i}" for i in range(300))
+    assert (sftp.disk / "d" / "f299").read_bytes() == b"299" * 100
+
+
+def test_write_files_lets_the_producers_error_through_and_stays_usable(sftp: Remote) -> None:
+    files = sftp.files
+
+    class Broken(Exception):
+        pass
+
+    def produce() -> Iterator[WriteItem]:
+        yield WriteItem("t0", "f0", b"zero")
+        raise Broken("local object unreadable")
+    with pytest.raises(Broken, match="local object unreadable"):
+        files.write_files(produce(), fsync=False)  # type: ignore[attr-defined]
+    files.write_files([WriteItem("t1", "f1", b"one")], fsync=False)  # type: ignore[attr-defined]
+    assert (sftp.disk / "f1").read_bytes() == b"one"
+    assert files.stat("f0") is not None or files.stat("t0") is not None
+
+
+def test_write_files_never_renames_a_file_whose_steps_failed(sftp: Remote) -> None:
+    files = sftp.files
+    with pytest.raises(TransportError, match="cannot rename t1 to nodir/f1"):
+        files.write_files([WriteItem("t0", "f0", b"0"), WriteItem("t1", "nodir/f1", b"1")],  # type: ignore[attr-defined]
+                          fsync=True)
+    assert (sftp.disk / "t1").read_bytes() == b"1"  # complete, but left under its temp name
+    (sftp.disk / "t3").write_bytes(b"someone else's")
+    items = [WriteItem(f"t{i}", f"f{i}", bytes([i]) * 70_000) for i in range(2, 6)]
+    with pytest.raises(TransportError, match="cannot create t3"):
+        files.write_files(items, fsync=True)  # type: ignore[attr-defined]
+    assert not (sftp.disk / "f3").exists() and (sftp.disk / "t3").read_bytes() == b"someone else's"
+    assert files.listdir("") is not None  # every reply was read: the session still works
+
+
+def test_write_files_after_close_fails(sftp: Remote) -> None:
+    sftp.files.close()
+    with pytest.raises(TransportError, match="closed"):
+        sftp.files.write_files([WriteItem("t", "f", b"x")], fsync=False)  # type: ignore[attr-defined]

@@ -79,6 +79,10 @@ _MAX_REPLY = 1 << 18
 _MAX_WAITING = 256
 #: write_files keeps at most this much file data whose OPEN is not answered yet.
 _MAX_HELD = 8 << 20
+#: write_files spreads files over this many sftp sessions where the carrier can open more:
+#: an OpenSSH sftp-server does one thing at a time, and an fsync is a wait for the disk.
+_SESSIONS = 2
+_SESSION_TIMEOUT = 30.0
 
 _Handler = Callable[[int, bytes], None]
 
@@ -164,20 +168,21 @@ class _Pipeline:
         self.flush()
         ready = getattr(self._sock, "recv_ready", None)
         while self._waiting and ready is not None and ready():
-            self._receive()
+            self.receive()
 
     def wait(self, until: Callable[[], bool]) -> None:
         """Send what is queued and handle replies until ``until()`` or none is due."""
         while self._waiting and not until():
             self.flush()
-            self._receive()
+            self.receive()
         self.flush()
 
     def drain(self) -> None:
         """Handle every reply still due."""
         self.wait(lambda: False)
 
-    def _receive(self) -> None:
+    def receive(self) -> None:
+        """Read once (blocking) and handle the replies that are complete."""
         chunk = self._sock.recv(_RECV_CHUNK)
         if not chunk:
             raise EOFError("the sftp channel is closed")
@@ -207,7 +212,7 @@ class _FileWriter:
 
     def __init__(self, pipe: _Pipeline, remote: Callable[[str], str], fsync: bool,
                  write_size: int) -> None:
-        self._pipe, self._remote = pipe, remote
+        self.pipe, self._remote = pipe, remote
         self._fsync, self._write_size = fsync, write_size
         self.failure: Optional[str] = None
         self.held = 0
@@ -219,7 +224,7 @@ class _FileWriter:
     def start(self, item: WriteItem) -> None:
         body = _path(self._remote(item.tmp)) + struct.pack(">I", _OPEN_CREATE_EXCL)
         self.held += len(item.data)
-        self._pipe.request(_FXP_OPEN, body + _attrs(item.mode),
+        self.pipe.request(_FXP_OPEN, body + _attrs(item.mode),
                            lambda kind, reply: self._opened(item, kind, reply))
 
     def _opened(self, item: WriteItem, kind: int, reply: bytes) -> None:
@@ -228,7 +233,7 @@ class _FileWriter:
         if handle is None:
             self._fail(f"cannot create {item.tmp}: {_status(kind, reply)[1]}")
             return
-        request, string = self._pipe.request, _string(handle)
+        request, string = self.pipe.request, _string(handle)
         if self.failure is not None:
             request(_FXP_CLOSE, string, lambda _k, _r: None)
             return
@@ -267,7 +272,7 @@ class _FileWriter:
             if code != sftp_proto.SFTP_OK:
                 self._fail(f"cannot rename {item.tmp} to {item.target}: {text}")
 
-        self._pipe.request(_FXP_EXTENDED, body, done)
+        self.pipe.request(_FXP_EXTENDED, body, done)
 
 class ExtensionAwareSFTPClient(paramiko.SFTPClient):  # type: ignore[misc]
     """An SFTPClient that remembers the extensions the server announced (fsync@openssh.com...)."""
@@ -304,17 +309,43 @@ def remote_root(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
+def paramiko_sessions(client: paramiko.SFTPClient) -> Optional[Callable[[], paramiko.SFTPClient]]:
+    """How to open more sftp sessions on the ssh connection of ``client``, if it runs on a
+    paramiko channel (None otherwise)."""
+    channel = getattr(client, "sock", None)
+    if not isinstance(channel, paramiko.Channel):
+        return None
+    transport = channel.get_transport()
+
+    def open_session() -> paramiko.SFTPClient:
+        more = transport.open_session(timeout=_SESSION_TIMEOUT)
+        try:
+            more.invoke_subsystem("sftp")
+            return ExtensionAwareSFTPClient(more)
+        except BaseException:
+            more.close()
+            raise
+
+    return open_session
+
+
 class SftpFileTransport(FileTransport):
-    """Remote files over sftp, rooted at ``root``; ``on_close`` releases the carrier."""
+    """Remote files over sftp, rooted at ``root``; ``on_close`` releases the carrier;
+    ``open_session`` opens another sftp session to the same server (paramiko channels:
+    found by itself), for :meth:`write_files`."""
 
     def __init__(
         self,
         client: paramiko.SFTPClient,
         root: str,
         on_close: Optional[Callable[[], None]] = None,
+        open_session: Optional[Callable[[], paramiko.SFTPClient]] = None,
     ) -> None:
         self._sftp = client
         self._pipe = _Pipeline(client)
+        self._open_session = open_session or paramiko_sessions(client)
+        self._lanes: Optional[List[_Pipeline]] = None  # opened by the first write_files
+        self._helpers: List[paramiko.SFTPClient] = []
         self._root = remote_root(root)
         self._on_close = on_close
         self._closed = False
@@ -554,10 +585,30 @@ class SftpFileTransport(FileTransport):
     @property
     def _client(self) -> paramiko.SFTPClient:
         """The paramiko client, once every pipelined request has had its reply."""
-        if len(self._pipe):
-            with self._errors("finish", ""):
-                self._pipe.drain()
+        for pipe in self._lanes or [self._pipe]:
+            if len(pipe):
+                with self._errors("finish", ""):
+                    pipe.drain()
         return self._sftp
+
+    def _write_lanes(self) -> List[_Pipeline]:
+        """Our session plus up to _SESSIONS - 1 more (fewer if they cannot be opened or
+        lack an extension we use: that only costs speed)."""
+        if self._lanes is not None:
+            return self._lanes
+        self._lanes = [self._pipe]
+        while self._open_session is not None and len(self._lanes) < _SESSIONS:
+            try:
+                helper = self._open_session()
+            except (paramiko.SSHException, OSError, EOFError, TransportError):
+                break
+            extensions: Dict[str, bytes] = getattr(helper, "server_extensions", {})
+            if self._has_fsync and "fsync@openssh.com" not in extensions:
+                helper.close()
+                break
+            self._helpers.append(helper)
+            self._lanes.append(_Pipeline(helper))
+        return self._lanes
 
     def _pipeline(self, requests: Iterable[Tuple[int, bytes]], what: str) -> List[Tuple[int, bytes]]:
         """Send the requests without waiting (at most _MAX_WAITING unanswered), return
@@ -585,30 +636,40 @@ class SftpFileTransport(FileTransport):
         that succeeded renamed (``posix-rename``) over its target, as with ``open_write``.
         ``items`` may be a generator: its next file is read while earlier ones are on the
         wire, and it may call other methods of this transport (they wait for the stream)."""
-        pipe = self._pipe
-        writer = _FileWriter(pipe, self._remote, fsync and self._has_fsync, _REQUEST_SIZE)
-
-        def room() -> bool:
-            return len(pipe) < _MAX_WAITING and writer.held < _MAX_HELD
-
+        with self._errors("start", "more sftp sessions"):
+            lanes = self._write_lanes()
+        writers = [_FileWriter(pipe, self._remote, fsync and self._has_fsync, _REQUEST_SIZE)
+                   for pipe in lanes]
         iterator = iter(items)
         try:
             for item in iterator:  # the producer's own errors pass through untouched
                 with self._errors("write", item.tmp):
-                    writer.start(item)
-                    if room():
-                        pipe.poll()
-                    else:
-                        pipe.wait(room)
-                if writer.failure is not None:
+                    min(writers, key=lambda w: len(w.pipe)).start(item)
+                    self._keep_up(writers)
+                if any(w.failure is not None for w in writers):
                     break
             with self._errors("write", "files"):
-                pipe.drain()
+                for pipe in lanes:
+                    pipe.drain()
         except BaseException:
-            self._abandon_stream(pipe)
+            for pipe in lanes:
+                self._abandon_stream(pipe)
             raise
-        if writer.failure is not None:
-            raise TransportError(writer.failure)
+        for writer in writers:
+            if writer.failure is not None:
+                raise TransportError(writer.failure)
+
+    @staticmethod
+    def _keep_up(writers: List[_FileWriter]) -> None:
+        """Handle the replies that are here; block (on the session owing the most) while
+        too many requests or too much data wait for replies."""
+        for writer in writers:
+            writer.pipe.poll()
+        while (sum(w.held for w in writers) >= _MAX_HELD
+               or any(len(w.pipe) >= _MAX_WAITING for w in writers)):
+            for writer in writers:
+                writer.pipe.flush()
+            max(writers, key=lambda w: len(w.pipe)).pipe.receive()
 
     @staticmethod
     def _abandon_stream(pipe: _Pipeline) -> None:
@@ -650,9 +711,11 @@ class SftpFileTransport(FileTransport):
             return
         self._closed = True
         try:
-            self._sftp.close()
-        except Exception:  # closing a dead connection is not an error worth reporting
-            pass
+            for client in [*self._helpers, self._sftp]:
+                try:
+                    client.close()
+                except Exception:  # closing a dead connection is not an error worth reporting
+                    pass
         finally:
             if self._on_close is not None:
                 self._on_close()
