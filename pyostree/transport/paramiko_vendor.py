@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import logging
 import os
@@ -39,6 +40,10 @@ _THREAD_EXIT_SECONDS = 2.0
 #: Read (never written) after the user's known_hosts files, as OpenSSH does.
 GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts",)
 _DEFAULT_KEY_NAMES = ("id_ed25519", "id_ecdsa", "id_rsa")
+#: Tried first, when the server offers them: AES-GCM needs no separate MAC and costs about
+#: half the CPU of paramiko's default aes128-ctr + hmac-sha2-256 per byte (110 MB over
+#: loopback: 0.15 s against 0.3 s), on the server as well. The rest keep paramiko's order.
+_CHEAPEST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 _TRUE = ("yes", "true")
 _FALSE = ("no", "false")
 
@@ -57,6 +62,7 @@ class ResolvedSsh:
     host_key_name: str  # name looked up in known_hosts
     host_key_policy: HostKeyPolicy
     connect_timeout: float
+    ciphers: Tuple[str, ...] = ()  # in preference order; () = paramiko's own
 
 
 def _expand(path: str, home: Optional[str]) -> str:
@@ -178,6 +184,7 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
         timeout = float(timeout_text)
 
     alias = first("HostKeyAlias") or config.get("hostkeyalias")
+    ciphers = cipher_order(first("Ciphers") or config.get("ciphers"), paramiko.Transport._preferred_ciphers)
     return ResolvedSsh(
         hostname=hostname,
         port=port,
@@ -191,7 +198,39 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
             known_hosts_files=known_files, strict=strict, global_files=GLOBAL_KNOWN_HOSTS
         ),
         connect_timeout=timeout,
+        ciphers=ciphers,
     )
+
+
+def cipher_order(spec: Optional[str], supported: Sequence[str]) -> Tuple[str, ...]:
+    """The ciphers to offer, best first, from an OpenSSH ``Ciphers`` value (or None).
+
+    Without one: the cheapest first, then the rest of ``supported``. A plain list is used as
+    given, ``+list`` appends to that default, ``-list`` removes from it (patterns allowed),
+    ``^list`` puts at its head; names paramiko does not know are skipped, as long as one is left.
+    """
+    default = tuple(c for c in _CHEAPEST_CIPHERS if c in supported)
+    default += tuple(c for c in supported if c not in default)
+    if spec is None:
+        return default
+    text = spec.strip()
+    prefix = text[:1] if text[:1] in "+-^" else ""
+    names = [n.strip() for n in text[len(prefix):].split(",") if n.strip()]
+    if not names or any(not n.isascii() or any(ch.isspace() for ch in n) for n in names):
+        raise TransportError(f"bad Ciphers value {spec!r}")
+    if prefix == "-":
+        chosen = tuple(c for c in default if not any(fnmatch.fnmatchcase(c, n) for n in names))
+    elif prefix == "+":
+        chosen = default + tuple(n for n in names if n in supported and n not in default)
+    elif prefix == "^":
+        head = tuple(n for n in names if n in supported)
+        chosen = head + tuple(c for c in default if c not in head)
+    else:
+        chosen = tuple(dict.fromkeys(n for n in names if n in supported))
+    if not chosen:
+        raise TransportError(f"no cipher left that paramiko supports in Ciphers {spec!r} "
+                             f"(it knows: {', '.join(supported)})")
+    return chosen
 
 
 class _SocketAgent(paramiko.agent.AgentSSH):  # type: ignore[misc]
@@ -288,6 +327,8 @@ def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection
     transport = paramiko.Transport(sock)
     transport.set_log_channel(LOG_CHANNEL)
     try:
+        if resolved.ciphers:
+            transport.get_security_options().ciphers = resolved.ciphers
         transport.banner_timeout = resolved.connect_timeout
         transport.auth_timeout = resolved.connect_timeout
         _order_host_key_types(transport, known.key_types(resolved.host_key_name))

@@ -27,6 +27,7 @@ PARAMIKO_OPTION_KEYS: Tuple[str, ...] = (
     "BatchMode",
     "ConnectTimeout",
     "HostKeyAlias",
+    "Ciphers",
 )
 
 

@@ -1,0 +1,78 @@
+"""Cipher choice of the paramiko vendor: AES-GCM first when the server offers it, the
+user's ``Ciphers`` (``-o`` or ~/.ssh/config, OpenSSH's +/-/^ forms) otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Tuple
+
+import pytest
+
+pytest.importorskip("paramiko")
+
+from sshd import Sshd, real_sshd, sshd_options  # noqa: E402,F401
+
+from pyostree.errors import TransportError  # noqa: E402
+from pyostree.transport import Destination, SshOptions, connect, parse_ssh_option  # noqa: E402
+from pyostree.transport.paramiko_vendor import ParamikoConnection, cipher_order, resolve  # noqa: E402
+
+SUPPORTED = ("aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-cbc",
+             "aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+DEFAULT = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes192-ctr",
+           "aes256-ctr", "aes128-cbc")
+
+
+@pytest.mark.parametrize("spec, expected", [
+    (None, DEFAULT),
+    ("aes256-ctr,aes128-ctr", ("aes256-ctr", "aes128-ctr")),
+    ("chacha20-poly1305@openssh.com,aes256-ctr", ("aes256-ctr",)),  # unknown to paramiko: skipped
+    ("aes256-ctr,aes256-ctr", ("aes256-ctr",)),
+    ("-*-cbc,aes192-ctr", ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr")),
+    ("^aes256-ctr", ("aes256-ctr",) + tuple(c for c in DEFAULT if c != "aes256-ctr")),
+    ("+aes128-ctr,3des-cbc", DEFAULT),
+])
+def test_cipher_order(spec: Optional[str], expected: Tuple[str, ...]) -> None:
+    assert cipher_order(spec, SUPPORTED) == expected
+
+
+@pytest.mark.parametrize("spec", ["", "+", ",", "aes128 ctr", "aes128-ctr,\u00e9"])
+def test_cipher_order_rejects_malformed(spec: str) -> None:
+    with pytest.raises(TransportError, match="Ciphers"):
+        cipher_order(spec, SUPPORTED)
+
+
+@pytest.mark.parametrize("spec", ["chacha20-poly1305@openssh.com", "-aes*"])
+def test_cipher_order_rejects_nothing_left(spec: str) -> None:
+    with pytest.raises(TransportError, match="no cipher left"):
+        cipher_order(spec, SUPPORTED)
+
+
+def test_ciphers_option_and_config(tmp_path: Path) -> None:
+    assert parse_ssh_option("ciphers=aes256-ctr") == ("Ciphers", "aes256-ctr")
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host box\n  Ciphers aes192-ctr\n")
+    dest = Destination("ssh", "r", host="box")
+    assert resolve(dest, SshOptions(home=str(tmp_path))).ciphers == ("aes192-ctr",)
+    cli = SshOptions(home=str(tmp_path), options=(("Ciphers", "aes256-ctr"),))
+    assert resolve(dest, cli).ciphers == ("aes256-ctr",)  # the command line wins
+    assert resolve(Destination("ssh", "r", host="other"), SshOptions(home=str(tmp_path))).ciphers[0] == \
+        "aes128-gcm@openssh.com"
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ((), "aes128-gcm@openssh.com"),
+    ((("Ciphers", "aes256-ctr"),), "aes256-ctr"),
+])
+def test_negotiated_cipher_with_openssh(real_sshd: Sshd, tmp_path: Path,
+                                        extra: Tuple[Tuple[str, str], ...], expected: str) -> None:
+    options = sshd_options(real_sshd, "paramiko", tmp_path / "home", *extra)
+    connection = connect(Destination("ssh", ".", host="127.0.0.1", user=real_sshd.user), options)
+    try:
+        assert isinstance(connection, ParamikoConnection)
+        transport = connection._transport
+        assert (transport.local_cipher, transport.remote_cipher) == (expected, expected)
+        channel = connection.exec(["echo", "ok"])
+        assert channel.stdout.read() == b"ok\n" and channel.wait() == 0
+        channel.close()
+    finally:
+        connection.close()
