@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, 
 
 from pyostree.errors import ObjectError, PushError, PyOstreeError, RepoError, TransportError
 from pyostree.objects.checksum import is_checksum
+from pyostree.objects.dirtree import DirTree
 from pyostree.objects.content import CHUNK_SIZE
 from pyostree.objects.types import ObjectType
 from pyostree.push.convert import check_bare_user_only
@@ -94,6 +95,7 @@ class SftpPublisher(Publisher):
         self._staging: Optional[str] = None
         self._sent: List[ObjectName] = []
         self._staging_dirs: List[str] = []
+        self._subtrees: Dict[str, List[str]] = {}  # dirtree -> its child dirtrees
         # Pipelined batches of small files, where the transport offers them (sftp).
         self._batched = callable(getattr(files, "write_files", None))
 
@@ -303,6 +305,9 @@ class SftpPublisher(Publisher):
         if objtype.is_meta:
             data = repo.read_metadata_bytes(checksum, objtype)
             verify_metadata(checksum, objtype, data)  # nothing runs remotely to check it
+            if objtype is ObjectType.DIR_TREE and self._batched:
+                tree = DirTree.from_bytes(data, verify=False)
+                self._subtrees[checksum] = [entry.tree_checksum for entry in tree.dirs]
             if staged_size == len(data) and objtype is not ObjectType.COMMIT_META:
                 return False
             if self._batched and len(data) <= BATCH_BYTES:
@@ -400,32 +405,58 @@ class SftpPublisher(Publisher):
 
     def _publish_objects(self) -> None:
         """Children first (the send order), the commit last; existing objects are kept."""
-        staging = self._staging
-        made: Set[str] = set()
         if self._batched:
-            made = {c[:2] for c, _t in self._sent}
-            self.files.make_dirs([f"objects/{p}" for p in sorted(made)])  # type: ignore[attr-defined]
-        leaves: List[str] = []  # files and dirmeta: nothing they need comes after them
+            self._publish_batched()
+            return
+        made: Set[str] = set()
         for checksum, objtype in self._sent:
             rel = _relpath(checksum, objtype, self.archive)
-            prefix = rel[:2]
-            if prefix not in made:
-                self.files.mkdir(f"objects/{prefix}", exist_ok=True)
-                made.add(prefix)
-            if self._batched and objtype in (ObjectType.FILE, ObjectType.DIR_META):
-                leaves.append(rel)
-                if len(leaves) >= RENAME_BATCH:
-                    self._publish_leaves(leaves)
-                    leaves = []
-                continue
-            self._publish_leaves(leaves)  # before any parent
-            leaves = []
-            source, target = f"{staging}/{rel}", f"objects/{rel}"
-            if objtype is ObjectType.COMMIT_META:
-                self.files.rename(source, target, replace=True)
-                continue
+            if rel[:2] not in made:
+                self.files.mkdir(f"objects/{rel[:2]}", exist_ok=True)
+                made.add(rel[:2])
+            self._publish_any(rel, objtype)
+
+    def _publish_any(self, rel: str, objtype: ObjectType) -> None:
+        if objtype is ObjectType.COMMIT_META:
+            self.files.rename(f"{self._staging}/{rel}", f"objects/{rel}", replace=True)
+        else:
             self._publish_one(rel)
-        self._publish_leaves(leaves)
+
+    def _publish_batched(self) -> None:
+        """Pipelined renames in waves: every file and dirmeta (they need nothing), then the
+        dirtrees by height (leaf dirs first; a wave starts once the one below is all in
+        place), then commits and the rest one by one in send order."""
+        self.files.make_dirs(  # type: ignore[attr-defined]
+            [f"objects/{p}" for p in sorted({c[:2] for c, _t in self._sent})])
+        leaves = [(c, t) for c, t in self._sent if t in (ObjectType.FILE, ObjectType.DIR_META)]
+        self._publish_leaves([_relpath(c, t, self.archive) for c, t in leaves])
+        for wave in self._tree_waves():
+            self._publish_leaves([_relpath(c, ObjectType.DIR_TREE, self.archive) for c in wave])
+        for checksum, objtype in self._sent:
+            if objtype not in (ObjectType.FILE, ObjectType.DIR_META, ObjectType.DIR_TREE):
+                self._publish_any(_relpath(checksum, objtype, self.archive), objtype)
+
+    def _tree_waves(self) -> List[List[str]]:
+        """The sent dirtrees grouped by height: wave 0 has no sent subtree, wave n only
+        subtrees in waves below n."""
+        sent = {c for c, t in self._sent if t is ObjectType.DIR_TREE}
+        height: Dict[str, int] = {}
+        for root in sent:
+            stack = [(root, False)]
+            while stack:
+                tree, expanded = stack.pop()
+                if tree in height:
+                    continue
+                below = [c for c in self._subtrees.get(tree, []) if c in sent and c != tree]
+                if expanded or all(c in height for c in below):
+                    height[tree] = 1 + max((height.get(c, -1) for c in below), default=-1)
+                    continue
+                stack.append((tree, True))
+                stack.extend((c, False) for c in below if c not in height)
+        waves: List[List[str]] = [[] for _ in range(1 + max(height.values(), default=-1))]
+        for tree, level in height.items():
+            waves[level].append(tree)
+        return waves
 
     def _publish_one(self, rel: str) -> None:
         source, target = f"{self._staging}/{rel}", f"objects/{rel}"
@@ -438,15 +469,15 @@ class SftpPublisher(Publisher):
                 raise PushError(f"staged object {rel} vanished before it was published") from None
 
     def _publish_leaves(self, rels: List[str]) -> None:
-        """Pipelined renames of objects no other object of the batch depends on; the few
+        """Pipelined renames of objects no other object of the list depends on; the few
         that fail (already present, say) are redone one by one with the full checks."""
-        if not rels:
-            return
-        pairs = [(f"{self._staging}/{rel}", f"objects/{rel}") for rel in rels]
-        errors = self.files.rename_many(pairs)  # type: ignore[attr-defined]
-        for rel, error in zip(rels, errors):
-            if error is not None:
-                self._publish_one(rel)
+        for start in range(0, len(rels), RENAME_BATCH):
+            part = rels[start:start + RENAME_BATCH]
+            pairs = [(f"{self._staging}/{rel}", f"objects/{rel}") for rel in part]
+            errors = self.files.rename_many(pairs)  # type: ignore[attr-defined]
+            for rel, error in zip(part, errors):
+                if error is not None:
+                    self._publish_one(rel)
 
     def _check_refs(self, updates: Sequence[RefUpdate]) -> None:
         for update in updates:
