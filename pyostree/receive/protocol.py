@@ -1,4 +1,4 @@
-"""The framed wire protocol between ``pyostree push`` and ``pyostree receive`` (version 1).
+"""The framed wire protocol between ``pyostree push`` and ``pyostree receive`` (versions 1, 2).
 
 Every frame is ``u8 kind | u32 BE length | payload``. Control payloads are UTF-8 JSON
 objects; object data is binary. Each kind has its own size limit, checked *before* the
@@ -21,6 +21,8 @@ from pyostree.objects.checksum import to_hex, to_raw
 from pyostree.objects.types import ObjectType
 
 __all__ = [
+    "BATCH_ENTRY_SIZE",
+    "BATCH_VERSION",
     "CHUNK_SIZE",
     "HAVE_BATCH",
     "MAGIC",
@@ -33,10 +35,13 @@ __all__ = [
     "ObjectHeader",
     "ProtocolError",
     "RemoteError",
+    "SmallObject",
+    "decode_batch",
     "decode_have",
     "decode_have_reply",
     "decode_json",
     "decode_object_header",
+    "encode_batch_entry",
     "encode_have",
     "encode_have_reply",
     "encode_json",
@@ -50,7 +55,9 @@ __all__ = [
 ]
 
 MAGIC = "pyostree-receive"
-PROTOCOL_VERSIONS: Tuple[int, ...] = (1,)
+PROTOCOL_VERSIONS: Tuple[int, ...] = (1, 2)
+BATCH_VERSION = 2
+"""The first version with OBJECTS frames."""
 CHUNK_SIZE = 1 << 20
 """Largest decoded payload of one DATA frame."""
 MAX_CONTROL_SIZE = 1 << 20
@@ -61,6 +68,9 @@ HAVE_BATCH = 4096
 _HAVE_ENTRY = 33
 _HEADER = struct.Struct(">BI")
 _OBJECT_HEADER = struct.Struct(">B32sBQ")
+_BATCH_ENTRY = struct.Struct(">B32sBI")
+BATCH_ENTRY_SIZE = _BATCH_ENTRY.size
+"""Bytes an OBJECTS entry adds in front of its object's data."""
 
 DATA_RAW = 0
 DATA_ZSTD = 1
@@ -91,6 +101,7 @@ class FrameKind(enum.IntEnum):
     DONE = 12        # S→C json {"refs", "objects", "summary"}
     ABORT = 13       # C→S empty
     ERROR = 14       # either way: json {"message"}
+    OBJECTS = 15     # C→S (v2) u8 flag (0 raw, 1 zstd) + entries, see decode_batch
 
 
 _LIMITS: Dict[FrameKind, int] = {kind: MAX_CONTROL_SIZE for kind in FrameKind}
@@ -98,6 +109,7 @@ _LIMITS[FrameKind.HAVE] = HAVE_BATCH * _HAVE_ENTRY
 _LIMITS[FrameKind.HAVE_REPLY] = HAVE_BATCH
 _LIMITS[FrameKind.OBJECT] = _OBJECT_HEADER.size
 _LIMITS[FrameKind.DATA] = MAX_DATA_SIZE
+_LIMITS[FrameKind.OBJECTS] = MAX_DATA_SIZE
 _LIMITS[FrameKind.END] = 0
 _LIMITS[FrameKind.COMMIT] = 0
 _LIMITS[FrameKind.ABORT] = 0
@@ -170,6 +182,43 @@ def decode_object_header(payload: bytes) -> ObjectHeader:
     except ValueError:
         raise ProtocolError(f"unknown object encoding {encoding}") from None
     return ObjectHeader(_objtype(objtype), to_hex(raw), enc, size)
+
+
+@dataclass(frozen=True)
+class SmallObject:
+    """One whole object from an OBJECTS frame: ``header.size == len(data)``."""
+
+    header: ObjectHeader
+    data: bytes
+
+
+def encode_batch_entry(objtype: ObjectType, checksum: str, encoding: Encoding, data: bytes) -> bytes:
+    """One OBJECTS entry: ``u8 type, 32-byte digest, u8 encoding, u32 BE size`` + data."""
+    return _BATCH_ENTRY.pack(int(objtype), to_raw(checksum), int(encoding), len(data)) + data
+
+
+def decode_batch(body: bytes) -> List[SmallObject]:
+    """The entries of a decoded OBJECTS body (at most CHUNK_SIZE bytes); every entry must
+    be complete and the body must hold nothing else."""
+    objects: List[SmallObject] = []
+    pos, end = 0, len(body)
+    if not end:
+        raise ProtocolError("empty OBJECTS frame")
+    while pos < end:
+        if end - pos < _BATCH_ENTRY.size:
+            raise ProtocolError("OBJECTS frame ends inside an entry header")
+        objtype, raw, encoding, size = _BATCH_ENTRY.unpack_from(body, pos)
+        pos += _BATCH_ENTRY.size
+        if size > end - pos:
+            raise ProtocolError(f"OBJECTS entry announces {size} bytes, {end - pos} left")
+        try:
+            enc = Encoding(encoding)
+        except ValueError:
+            raise ProtocolError(f"unknown object encoding {encoding}") from None
+        header = ObjectHeader(_objtype(objtype), to_hex(raw), enc, size)
+        objects.append(SmallObject(header, body[pos:pos + size]))
+        pos += size
+    return objects
 
 
 def encode_have(names: Sequence[Tuple[str, ObjectType]]) -> bytes:

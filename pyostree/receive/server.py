@@ -11,6 +11,7 @@ push to resume from, nothing appears in ``objects/`` or ``refs/``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections import deque
@@ -25,12 +26,13 @@ from pyostree.objects.names import validate_ref_name
 from pyostree.objects.types import ObjectType
 from pyostree.receive.incoming import (
     MAX_METADATA_SIZE,
-    BufferedObject,
     read_whole_object,
     receive_object,
     stage_content,
+    stage_small,
 )
 from pyostree.receive.protocol import (
+    BATCH_VERSION,
     MAGIC,
     PROTOCOL_VERSIONS,
     DataCodec,
@@ -39,6 +41,7 @@ from pyostree.receive.protocol import (
     FrameWriter,
     IdleTimeoutReader,
     ProtocolError,
+    decode_batch,
     decode_have,
     decode_json,
     decode_object_header,
@@ -50,7 +53,6 @@ if TYPE_CHECKING:
     from pyostree.repo import Repo
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from pyostree.receive.protocol import ObjectHeader
     from pyostree.repo.transaction import Transaction
 
 __all__ = ["ReceiveConfig", "RefUpdateRequest", "serve", "resolve_repo_path"]
@@ -117,6 +119,8 @@ def _parse_updates(value: Dict[str, object]) -> Tuple[List[RefUpdateRequest], Op
     return updates, summary
 
 
+ABSENT_LIMIT = 200_000
+"""Content names remembered from HAVE replies (~100 bytes each)."""
 SMALL_OBJECT = 4 << 20
 """Content objects up to this size are read whole and staged by a worker thread."""
 STAGER_THREADS = 2
@@ -125,12 +129,13 @@ STAGER_MAX_BYTES = 32 << 20
 
 
 class _Stager:
-    """Stages small content objects in worker threads while the main thread keeps reading
-    the socket: creating, writing and renaming files waits on the disk, inflating and
-    hashing release the GIL. The first failure is raised by the next ``submit``/``wait``."""
+    """Stages objects in worker threads while the main thread keeps reading the socket:
+    creating, writing and renaming files waits on the disk, inflating and hashing release
+    the GIL. A task is a whole OBJECTS frame (or one v1 small object), so the threads
+    hand-shake once per batch, not per object. The first failure is raised by the next
+    ``submit``/``wait``, and reported to the client at once by ``on_error``."""
 
-    def __init__(self, txn: Transaction, on_error: Callable[[BaseException], None]) -> None:
-        self._txn = txn
+    def __init__(self, on_error: Callable[[BaseException], None]) -> None:
         self._on_error = on_error
         self._pool: Optional[ThreadPoolExecutor] = None
         self._pending: Deque[Tuple[Future[None], int]] = deque()
@@ -138,9 +143,9 @@ class _Stager:
         self._lock = threading.Lock()
         self.failure: Optional[BaseException] = None
 
-    def _stage(self, source: BufferedObject, header: ObjectHeader) -> None:
+    def _run(self, task: Callable[[], None]) -> None:
         try:
-            stage_content(source, header, self._txn)
+            task()
         except BaseException as err:
             with self._lock:
                 first = self.failure is None
@@ -152,7 +157,9 @@ class _Stager:
                 self._on_error(err)
             raise
 
-    def submit(self, source: BufferedObject, header: ObjectHeader, size: int) -> None:
+    def submit(self, task: Callable[[], None], size: int) -> None:
+        """Run ``task`` (holding ``size`` bytes) in a worker, after waiting for older
+        tasks while more than STAGER_MAX_BYTES would be held."""
         if self.failure is not None:
             raise self.failure
         if self._pool is None:
@@ -163,7 +170,7 @@ class _Stager:
             self._bytes + size > STAGER_MAX_BYTES or self._pending[0][0].done()
         ):
             self._pop()
-        future = self._pool.submit(self._stage, source, header)
+        future = self._pool.submit(self._run, task)
         self._pending.append((future, size))
         self._bytes += size
 
@@ -200,6 +207,8 @@ class _Session:
         self.txn: Optional[Transaction] = None
         self.received = 0
         self.stager: Optional[_Stager] = None
+        self.version = 1
+        self.absent: Set[str] = set()  # content objects HAVE answered "absent" for
 
     # -- handshake ------------------------------------------------------------------
 
@@ -218,8 +227,9 @@ class _Session:
         wanted = hello.get("compression")
         zstd = isinstance(wanted, list) and "zstd" in wanted and zstd_available()
         self.codec = DataCodec(zstd)
+        self.version = max(common)
         self.writer.write_json(
-            FrameKind.WELCOME, {"version": max(common), "compression": "zstd" if zstd else None}
+            FrameKind.WELCOME, {"version": self.version, "compression": "zstd" if zstd else None}
         )
         self.writer.flush()
 
@@ -248,22 +258,24 @@ class _Session:
 
     def loop(self) -> None:
         txn = self._txn()
-        stager = self.stager = _Stager(txn, lambda err: _send_error(self.writer, _message(err)))
+        stager = self.stager = _Stager(lambda err: _send_error(self.writer, _message(err)))
+        kinds: Tuple[FrameKind, ...] = (
+            FrameKind.HAVE, FrameKind.OBJECT, FrameKind.UPDATE, FrameKind.ABORT)
+        if self.version >= BATCH_VERSION:
+            kinds += (FrameKind.OBJECTS,)
         while True:
-            frame = self.reader.expect(
-                FrameKind.HAVE, FrameKind.OBJECT, FrameKind.UPDATE, FrameKind.ABORT
-            )
-            if frame.kind is FrameKind.HAVE:
+            frame = self.reader.expect(*kinds)
+            if frame.kind is FrameKind.OBJECTS:
+                self.receive_batch(frame.payload, txn, stager)
+            elif frame.kind is FrameKind.HAVE:
                 stager.wait()  # answers include every object received so far
-                names = decode_have(frame.payload)
-                present = [txn.has_object(csum, objtype) for csum, objtype in names]
-                self.writer.write(FrameKind.HAVE_REPLY, encode_have_reply(present))
-                self.writer.flush()
+                self.answer_have(frame.payload, txn)
             elif frame.kind is FrameKind.OBJECT:
                 header = decode_object_header(frame.payload)
                 if header.objtype is ObjectType.FILE and header.size <= SMALL_OBJECT:
                     source = read_whole_object(self.reader, self.codec, header)
-                    stager.submit(source, header, header.size)
+                    stager.submit(functools.partial(stage_content, source, header, txn),
+                                  header.size)
                 else:
                     receive_object(self.reader, self.codec, header, txn)
                 self.received += 1
@@ -279,6 +291,33 @@ class _Session:
                 stager.close()
                 self.commit(updates, summary)
                 return
+
+    def answer_have(self, payload: bytes, txn: Transaction) -> None:
+        """One HAVE_REPLY; absent content names are remembered (up to ABSENT_LIMIT) so
+        their objects are staged without asking the file system again."""
+        names = decode_have(payload)
+        present = [txn.has_object(csum, objtype) for csum, objtype in names]
+        room = ABSENT_LIMIT - len(self.absent)
+        if room > 0:
+            absent = [csum for (csum, objtype), flag in zip(names, present)
+                      if not flag and objtype is ObjectType.FILE]
+            self.absent.update(absent[:room])
+        self.writer.write(FrameKind.HAVE_REPLY, encode_have_reply(present))
+        self.writer.flush()
+
+    def receive_batch(self, payload: bytes, txn: Transaction, stager: _Stager) -> None:
+        """Decode one OBJECTS frame here (framing errors are the main thread's), stage
+        its objects in one worker task."""
+        body = self.codec.decode(payload)
+        objects = decode_batch(body)
+        absent = self.absent
+
+        def task() -> None:
+            for obj in objects:
+                stage_small(obj, txn, known_absent=obj.header.checksum in absent)
+
+        stager.submit(task, len(body))
+        self.received += len(objects)
 
     def _txn(self) -> Transaction:
         if self.txn is None:
