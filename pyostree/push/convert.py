@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from pyostree.errors import PushError
 from pyostree.objects.content import CHUNK_SIZE, FileHeader, iter_archive
@@ -22,11 +22,13 @@ if TYPE_CHECKING:
     from pyostree.repo import Repo
 
 __all__ = [
+    "WholeWireObject",
     "WireObject",
     "iter_file_chunks",
     "iter_filez",
     "local_size_hint",
     "open_wire_object",
+    "read_whole_wire_object",
     "check_bare_user_only",
 ]
 
@@ -41,6 +43,59 @@ class WireObject:
     compressible: bool
 
 
+@dataclass(frozen=True)
+class WholeWireObject:
+    """A small object read whole, for an OBJECTS frame: ``data`` in ``encoding``."""
+
+    encoding: Encoding
+    data: bytes
+    compressible: bool
+
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _read_small_file(path: str, limit: int) -> Optional[bytes]:
+    """The whole file if it has at most ``limit`` bytes (one open, fstat, read), else None."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            return None
+        parts = []
+        left = size
+        while left:  # a regular file reads whole in one call; loop for safety
+            chunk = os.read(fd, left)
+            if not chunk:
+                raise PushError(f"local object {path} shrank while being read")
+            parts.append(chunk)
+            left -= len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def read_whole_wire_object(
+    repo: Repo, checksum: str, objtype: ObjectType, limit: int
+) -> Optional[WholeWireObject]:
+    """The object as :func:`open_wire_object` would stream it, read whole, if its wire
+    form has at most ``limit`` bytes; None for a bigger object (stream it instead)."""
+    if objtype.is_meta:
+        data = repo.read_metadata_bytes(checksum, objtype)
+        return WholeWireObject(Encoding.METADATA, data, True) if len(data) <= limit else None
+    if repo.mode is RepoMode.ARCHIVE:
+        filez = _read_small_file(repo.store.object_str(checksum, objtype), limit)
+        return None if filez is None else WholeWireObject(Encoding.FILEZ, filez, False)
+    with repo.open_content(checksum) as reader:
+        framed = reader.header.framed()
+        if len(framed) + reader.size > limit:
+            return None
+        data = b"".join([framed, *reader.iter_chunks()])
+    if len(data) != len(framed) + reader.size:
+        raise PushError(f"local object {checksum} changed while being read")
+    return WholeWireObject(Encoding.CONTENT, data, True)
+
+
 def iter_file_chunks(path: "os.PathLike[str] | str") -> Iterator[bytes]:
     with open(path, "rb") as handle:
         while True:
@@ -53,7 +108,7 @@ def iter_file_chunks(path: "os.PathLike[str] | str") -> Iterator[bytes]:
 def local_size_hint(repo: Repo, checksum: str, objtype: ObjectType) -> int:
     """Bytes the object occupies locally: the progress estimate of what will travel."""
     try:
-        return os.lstat(repo.object_path(checksum, objtype)).st_size
+        return os.lstat(repo.store.object_str(checksum, objtype)).st_size
     except OSError:
         return 0
 

@@ -1,7 +1,10 @@
 """Receive mode: stream objects to ``pyostree receive`` over an exec channel.
 
-One HAVE round trip per 4096 objects, then every object back to back with no reply
-(the receiver only speaks again on error or at the end), then UPDATE + COMMIT.
+HELLO and OPEN go out together (one round trip), then one HAVE round trip per 4096
+objects, then every object back to back with no reply (the receiver only speaks again on
+error or at the end), then UPDATE + COMMIT. With protocol v2 small objects travel whole,
+many to an OBJECTS frame; bigger ones (and every object to a v1 receiver) as OBJECT,
+DATA..., END.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import threading
 from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence
 
 from pyostree.errors import PushError, PyOstreeError, RepoError
-from pyostree.push.convert import open_wire_object
+from pyostree.push.convert import WholeWireObject, open_wire_object, read_whole_wire_object
 from pyostree.push.plan import ObjectName, RefUpdate
 from pyostree.push.progress import ProgressTracker
 from pyostree.push.publisher import Publisher, RemoteInfo
 from pyostree.receive.protocol import (
+    BATCH_ENTRY_SIZE,
+    BATCH_VERSION,
     CHUNK_SIZE,
     HAVE_BATCH,
     MAGIC,
@@ -29,12 +34,14 @@ from pyostree.receive.protocol import (
     RemoteError,
     decode_have_reply,
     decode_json,
+    encode_batch_entry,
     encode_have,
     encode_object_header,
     zstd_available,
 )
 from pyostree.repo.config import RepoMode
 from pyostree.objects.checksum import validate_checksum
+from pyostree.objects.types import ObjectType
 
 if TYPE_CHECKING:
     from pyostree.repo import Repo
@@ -69,6 +76,41 @@ def _local_chunks(chunks: Iterator[bytes], checksum: str) -> Iterator[bytes]:
 _STDERR_LIMIT = 64 << 10
 HAVE_WINDOW = 4
 """HAVE frames in flight: 4 replies (16 KiB) always fit in a pipe buffer."""
+BATCH_TARGET = 512 << 10
+"""Body bytes an OBJECTS frame is filled to: big enough that the receiver's threads
+hand-shake rarely, small enough to keep its read and staging overlapped."""
+BATCH_OBJECT_MAX = CHUNK_SIZE - BATCH_ENTRY_SIZE
+"""Largest object that travels in an OBJECTS frame (alone, if need be)."""
+
+
+class _Batch:
+    """The OBJECTS frame being filled; compressible objects (metadata, content streams)
+    and incompressible ones (``.filez``) never share a frame."""
+
+    def __init__(self) -> None:
+        self.entries: List[bytes] = []
+        self.size = 0
+        self.objects = 0
+        self.compressible = False
+
+    def fits(self, obj: WholeWireObject) -> bool:
+        if not self.entries:
+            return True
+        return (obj.compressible == self.compressible
+                and self.size + BATCH_ENTRY_SIZE + len(obj.data) <= BATCH_TARGET)
+
+    def add(self, checksum: str, objtype: ObjectType, obj: WholeWireObject) -> None:
+        if not self.entries:
+            self.compressible = obj.compressible
+        entry = encode_batch_entry(objtype, checksum, obj.encoding, obj.data)
+        self.entries.append(entry)
+        self.size += len(entry)
+        self.objects += 1
+
+    def take(self) -> bytes:
+        body = b"".join(self.entries)
+        self.entries, self.size, self.objects = [], 0, 0
+        return body
 
 
 class ReceiveClient(Publisher):
@@ -82,9 +124,15 @@ class ReceiveClient(Publisher):
         self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
         self._stderr_thread.start()
         self._finished = False
+        self.version = 1
         try:
-            self.codec = self._handshake(compress and zstd_available())
-            self.info = self._open(repo_path)
+            # HELLO and OPEN back to back: OPEN does not depend on the answer to HELLO,
+            # and a receiver reads them in order (one round trip instead of two).
+            self._send_hello(compress and zstd_available())
+            self._writer.write_json(FrameKind.OPEN, {"repo": repo_path})
+            self._writer.flush()
+            self.codec = self._welcome()
+            self.info = self._repo_info()
         except (ProtocolError, RemoteError, OSError, ValueError) as err:
             raise self._failure(err) from None
 
@@ -109,21 +157,22 @@ class ReceiveClient(Publisher):
         detail = f": {text[-1]}" if text else ""
         return PushError(f"receive connection failed ({err}){detail}")
 
-    def _handshake(self, compress: bool) -> DataCodec:
+    def _send_hello(self, compress: bool) -> None:
         self._writer.write_json(FrameKind.HELLO, {
             "magic": MAGIC,
             "versions": list(PROTOCOL_VERSIONS),
             "compression": ["zstd"] if compress else [],
         })
-        self._writer.flush()
+
+    def _welcome(self) -> DataCodec:
         welcome = decode_json(self._reader.expect(FrameKind.WELCOME))
-        if welcome.get("version") not in PROTOCOL_VERSIONS:
-            raise ProtocolError(f"receiver chose unknown protocol version {welcome.get('version')}")
+        version = welcome.get("version")
+        if not isinstance(version, int) or version not in PROTOCOL_VERSIONS:
+            raise ProtocolError(f"receiver chose unknown protocol version {version}")
+        self.version = version
         return DataCodec(welcome.get("compression") == "zstd")
 
-    def _open(self, repo_path: str) -> RemoteInfo:
-        self._writer.write_json(FrameKind.OPEN, {"repo": repo_path})
-        self._writer.flush()
+    def _repo_info(self) -> RemoteInfo:
         info = decode_json(self._reader.expect(FrameKind.REPO))
         mode, refs = info.get("mode"), info.get("refs")
         if not isinstance(mode, str) or not isinstance(refs, dict):
@@ -157,18 +206,11 @@ class ReceiveClient(Publisher):
 
     def send_objects(self, repo: Repo, names: Sequence[ObjectName], tracker: ProgressTracker) -> None:
         try:
-            for checksum, objtype in names:
-                with contextlib.ExitStack() as stack:
-                    with _local_read(checksum):
-                        wire = stack.enter_context(open_wire_object(repo, checksum, objtype))
-                    self._writer.write(FrameKind.OBJECT, encode_object_header(
-                        ObjectHeader(objtype, checksum, wire.encoding, wire.size)))
-                    for chunk in _rechunk(_local_chunks(wire.chunks, checksum)):
-                        payload = self.codec.encode(chunk, compress=wire.compressible)
-                        self._writer.write(FrameKind.DATA, payload)
-                        tracker.add_bytes(len(payload))
-                    self._writer.write(FrameKind.END)
-                tracker.object_done()
+            if self.version >= BATCH_VERSION:
+                self._send_batched(repo, names, tracker)
+            else:
+                for checksum, objtype in names:
+                    self._stream_object(repo, checksum, objtype, tracker)
             self._writer.flush()
         except PyOstreeError:
             # A local problem (a corrupt object, say): the receiver is still waiting for
@@ -176,6 +218,46 @@ class ReceiveClient(Publisher):
             raise
         except (OSError, ValueError) as err:
             raise self._error_after_write(err) from None
+
+    def _send_batched(self, repo: Repo, names: Sequence[ObjectName], tracker: ProgressTracker) -> None:
+        """Small objects whole in OBJECTS frames, bigger ones streamed (v2)."""
+        batch = _Batch()
+        for checksum, objtype in names:
+            with _local_read(checksum):
+                whole = read_whole_wire_object(repo, checksum, objtype, BATCH_OBJECT_MAX)
+            if whole is None:
+                self._flush_batch(batch, tracker)
+                self._stream_object(repo, checksum, objtype, tracker)
+                continue
+            if not batch.fits(whole):
+                self._flush_batch(batch, tracker)
+            batch.add(checksum, objtype, whole)
+        self._flush_batch(batch, tracker)
+
+    def _flush_batch(self, batch: _Batch, tracker: ProgressTracker) -> None:
+        if not batch.entries:
+            return
+        count, compressible = batch.objects, batch.compressible
+        payload = self.codec.encode(batch.take(), compress=compressible)
+        self._writer.write(FrameKind.OBJECTS, payload)
+        tracker.add_bytes(len(payload))
+        for _ in range(count):
+            tracker.object_done()
+
+    def _stream_object(self, repo: Repo, checksum: str, objtype: ObjectType,
+                       tracker: ProgressTracker) -> None:
+        """OBJECT, DATA..., END: any size, and the only form a v1 receiver knows."""
+        with contextlib.ExitStack() as stack:
+            with _local_read(checksum):
+                wire = stack.enter_context(open_wire_object(repo, checksum, objtype))
+            self._writer.write(FrameKind.OBJECT, encode_object_header(
+                ObjectHeader(objtype, checksum, wire.encoding, wire.size)))
+            for chunk in _rechunk(_local_chunks(wire.chunks, checksum)):
+                payload = self.codec.encode(chunk, compress=wire.compressible)
+                self._writer.write(FrameKind.DATA, payload)
+                tracker.add_bytes(len(payload))
+            self._writer.write(FrameKind.END)
+        tracker.object_done()
 
     def _error_after_write(self, err: BaseException) -> PyOstreeError:
         """The receiver stops reading when it rejects something; its ERROR frame says why."""
