@@ -7,17 +7,10 @@ if it does not match (nothing becomes visible under a wrong name).
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Iterator
 
-from pyostree.errors import ChecksumMismatchError, ObjectError
-from pyostree.objects.content import (
-    CHUNK_SIZE,
-    FileHeader,
-    iter_inflate,
-    parse_archive_header,
-    parse_content_header,
-)
+from pyostree.errors import ObjectError
+from pyostree.objects.content import CHUNK_SIZE, parse_content_header
 from pyostree.objects.types import ObjectType
 from pyostree.receive.protocol import (
     DataCodec,
@@ -28,8 +21,6 @@ from pyostree.receive.protocol import (
     ProtocolError,
     SmallObject,
 )
-from pyostree.repo.fsutil import BytesReader
-from pyostree.repo.modewrite import check_header_for_mode
 
 if TYPE_CHECKING:
     from pyostree.repo.transaction import Transaction
@@ -42,7 +33,6 @@ __all__ = [
     "receive_object",
     "stage_content",
     "stage_small",
-    "verify_filez",
     "validate_metadata",
 ]
 
@@ -184,26 +174,6 @@ def stage_content(source: "IncomingObject | BufferedObject", header: ObjectHeade
     source.finish()
 
 
-def verify_filez(data: bytes, checksum: str, mode_name: str) -> FileHeader:
-    """The checks ``Transaction.write_raw`` makes on a ``.filez`` (header, bounded inflate,
-    no trailing bytes, storable in ``mode_name``, content checksum), on bytes in memory."""
-    read = BytesReader(data).read
-    header, size = parse_archive_header(read)
-    check_header_for_mode(header, mode_name)
-    hasher = hashlib.sha256(header.framed())
-    if header.is_regular:
-        for chunk in iter_inflate(read, size):
-            hasher.update(chunk)
-    elif read(1):
-        raise ObjectError("archive symlink object has data after its header")
-    actual = hasher.hexdigest()
-    if actual != checksum:
-        raise ChecksumMismatchError(
-            f"corrupted file object: checksum expected={checksum} actual={actual}"
-        )
-    return header
-
-
 def _stage_metadata(header: ObjectHeader, data: bytes, txn: Transaction) -> None:
     if header.encoding is not Encoding.METADATA:
         raise ProtocolError(f"{header.objtype.name} must use the METADATA encoding")
@@ -217,9 +187,10 @@ def _stage_metadata(header: ObjectHeader, data: bytes, txn: Transaction) -> None
 def stage_small(obj: SmallObject, txn: Transaction, *, known_absent: bool = False) -> None:
     """Verify and stage one whole object of an OBJECTS frame (thread-safe on ``txn``).
 
-    An archive ``.filez`` for an archive repo is verified in memory and written in one
-    go; ``known_absent`` (this receiver answered "absent" to a HAVE for it) skips the
-    existence check: staging a duplicate is harmless, publishing never replaces."""
+    ``known_absent`` (this receiver answered "absent" to a HAVE for it) skips the
+    existence check of an archive ``.filez``: a duplicate staged meanwhile is harmless,
+    publishing never replaces an object. Into other modes a ``.filez`` goes the streamed
+    way, which also refuses bytes after a symlink's header."""
     header, data = obj.header, obj.data
     if header.objtype.is_meta:
         _stage_metadata(header, data, txn)
@@ -228,10 +199,8 @@ def stage_small(obj: SmallObject, txn: Transaction, *, known_absent: bool = Fals
     if header.encoding is Encoding.CONTENT or not txn.settings.archive:
         stage_content(BufferedObject(header.checksum, data), header, txn)
         return
-    if not known_absent and txn.has_object(header.checksum, ObjectType.FILE):
-        return  # already there (e.g. staged by an interrupted push)
-    file_header = verify_filez(data, header.checksum, txn.settings.mode_name)
-    txn.stage_content_bytes(header.checksum, data, file_header)
+    # Inflated and hashed in memory, then written in one go if it matches.
+    txn.write_raw(header.checksum, ObjectType.FILE, data, known_absent=known_absent)
 
 
 def receive_object(
