@@ -1,8 +1,10 @@
 """Cipher choice of the paramiko vendor: AES-GCM first when the server offers it, the
-user's ``Ciphers`` (``-o`` or ~/.ssh/config, OpenSSH's +/-/^ forms) otherwise."""
+user's ``Ciphers`` (``-o`` or ~/.ssh/config, OpenSSH's +/-/^ forms) otherwise; and its
+socket sends small packets at once (TCP_NODELAY), as OpenSSH's does."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -71,6 +73,7 @@ def test_negotiated_cipher_with_openssh(real_sshd: Sshd, tmp_path: Path,
         assert isinstance(connection, ParamikoConnection)
         transport = connection._transport
         assert (transport.local_cipher, transport.remote_cipher) == (expected, expected)
+        assert transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         channel = connection.exec(["echo", "ok"])
         assert channel.stdout.read() == b"ok\n" and channel.wait() == 0
         channel.close()

@@ -315,6 +315,16 @@ def _order_host_key_types(transport: paramiko.Transport, known: Sequence[str]) -
     options.key_types = preferred + [a for a in current if a not in preferred]
 
 
+def _no_delay(sock: socket.socket) -> None:
+    """Send small packets at once, as OpenSSH does for sessions: with Nagle's algorithm a
+    request written while an earlier one is unacknowledged waits for the peer's delayed
+    ACK (up to 40 ms, several times per push; a no-op push took 0.25 s instead of 0.18)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass  # not TCP (a unix socket, say): nothing to tune
+
+
 def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection":
     """Connect, check the host key before sending anything, then authenticate by public key."""
     resolved = resolve(dest, opts)
@@ -324,6 +334,7 @@ def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection
         sock = socket.create_connection((resolved.hostname, resolved.port), timeout=resolved.connect_timeout)
     except OSError as err:
         raise TransportError(f"cannot connect to {shown}: {err.strerror or err}") from err
+    _no_delay(sock)
     transport = paramiko.Transport(sock)
     transport.set_log_channel(LOG_CHANNEL)
     try:
