@@ -18,6 +18,7 @@ from sshd import EmbeddedSetup, Sshd, embedded, real_sshd, sshd_options  # noqa:
 from test_push_support import commit, init, make_tree  # noqa: E402
 
 from pyostree.transport import Destination, connect  # noqa: E402
+from pyostree.transport.paramiko_vendor import ParamikoConnection  # noqa: E402
 
 RECEIVE = f"{sys.executable} -m pyostree receive"
 
@@ -27,14 +28,15 @@ def _threads() -> List[str]:
 
 
 def test_paramiko_close_ends_the_transport_thread(embedded: EmbeddedSetup) -> None:
-    before = _threads()
     connection = connect(Destination("ssh", ".", host="127.0.0.1"), embedded.options())
+    assert isinstance(connection, ParamikoConnection)
+    transport = connection._transport  # the client's thread (the server's lives here too)
     files = connection.open_files(".")
     assert files.stat(".") is not None
-    assert len(_threads()) > len(before)  # paramiko's transport thread is running
+    assert transport.is_alive()
     files.close()
     connection.close()
-    assert _threads() == before
+    assert not transport.is_alive()
 
 
 def test_paramiko_close_twice_is_harmless(embedded: EmbeddedSetup) -> None:
@@ -46,13 +48,13 @@ def test_paramiko_close_twice_is_harmless(embedded: EmbeddedSetup) -> None:
 @needs_ostree
 def test_openssh_sftp_close_ends_the_stderr_thread(real_sshd: Sshd, tmp_path: Path) -> None:
     repo = init(tmp_path / "remote", "archive")
-    before = _threads()
     options = sshd_options(real_sshd, "openssh", tmp_path / "home")
     connection = connect(Destination("ssh", str(repo), host="127.0.0.1", user=real_sshd.user), options)
     files = connection.open_files(str(repo))
     assert files.stat("config") is not None
+    assert "ssh-stderr" in _threads()
     connection.close()
-    assert _threads() == before
+    assert "ssh-stderr" not in _threads()
 
 
 @needs_ostree
