@@ -448,3 +448,39 @@ def test_random_batches_never_crash_the_receiver(
             kinds.append(frame.kind)
         assert kinds[-1] is FrameKind.ERROR
     assert not any((fuzz_repo / "refs" / "heads").iterdir())
+
+
+@pytest.mark.parametrize("kept", [16 << 20, 0], ids=["in-memory", "read-back"])
+@pytest.mark.parametrize("missing", [ObjectType.FILE, ObjectType.DIR_META, ObjectType.DIR_TREE])
+def test_commit_missing_an_object_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          kept: int, missing: ObjectType) -> None:
+    """The completeness check at COMMIT walks dirtrees kept in memory from OBJECTS
+    frames (or read back from the staging dir past the bound) and finds what is missing."""
+    from pyostree.receive import server as server_module
+
+    monkeypatch.setattr(server_module, "RECEIVED_META_BYTES", kept)
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree", files=20))
+    dst = init(tmp_path / "dst", "archive")
+    head, entries = _repo_entries(src)
+    # the first entry of the type that is not the root dirtree (entries are children first)
+    victim = next(i for i, e in enumerate(entries) if e[0] == int(missing))
+    kept_entries = entries[:victim] + entries[victim + 1:]
+    update = json.dumps({"refs": [{"ref": "main", "old": None, "new": head}], "summary": False})
+    frames = [
+        (FrameKind.HELLO, b'{"magic":"%s","versions":[1,2],"compression":[]}' % MAGIC.encode()),
+        (FrameKind.OPEN, b'{"repo":"%s"}' % str(dst).encode()),
+        (FrameKind.OBJECTS, b"\x00" + b"".join(kept_entries)),
+        (FrameKind.UPDATE, update.encode()),
+        (FrameKind.COMMIT, b""),
+    ]
+    stream = b"".join(struct.pack(">BI", int(k), len(p)) + p for k, p in frames)
+    with pytest.raises(PyOstreeError, match="incomplete"):
+        serve(io.BytesIO(stream), io.BytesIO())
+    assert not (dst / "refs" / "heads" / "main").exists()
+    assert object_files(dst) == []
+    # and the whole set passes
+    frames[2] = (FrameKind.OBJECTS, b"\x00" + b"".join(entries))
+    stream = b"".join(struct.pack(">BI", int(k), len(p)) + p for k, p in frames)
+    serve(io.BytesIO(stream), io.BytesIO())
+    assert rev_parse(dst, "main") == head

@@ -79,6 +79,9 @@ HAVE_WINDOW = 4
 BATCH_TARGET = 512 << 10
 """Body bytes an OBJECTS frame is filled to: big enough that the receiver's threads
 hand-shake rarely, small enough to keep its read and staging overlapped."""
+BATCH_OBJECTS = 64
+"""Objects an OBJECTS frame holds at most: the receiver stages a frame as one task, so
+highly compressible trees must still make enough tasks to keep its workers busy."""
 BATCH_OBJECT_MAX = CHUNK_SIZE - BATCH_ENTRY_SIZE
 """Largest object that travels in an OBJECTS frame (alone, if need be)."""
 
@@ -97,6 +100,7 @@ class _Batch:
         if not self.entries:
             return True
         return (obj.compressible == self.compressible
+                and self.objects < BATCH_OBJECTS
                 and self.size + BATCH_ENTRY_SIZE + len(obj.data) <= BATCH_TARGET)
 
     def add(self, checksum: str, objtype: ObjectType, obj: WholeWireObject) -> None:

@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import (
-    TYPE_CHECKING, BinaryIO, Callable, Deque, Dict, List, Optional, Set, Tuple, Union,
+    TYPE_CHECKING, BinaryIO, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple, Union,
 )
 
 from pyostree.errors import PushError, PyOstreeError, RefError
@@ -41,6 +41,7 @@ from pyostree.receive.protocol import (
     FrameWriter,
     IdleTimeoutReader,
     ProtocolError,
+    SmallObject,
     decode_batch,
     decode_have,
     decode_json,
@@ -119,6 +120,8 @@ def _parse_updates(value: Dict[str, object]) -> Tuple[List[RefUpdateRequest], Op
     return updates, summary
 
 
+RECEIVED_META_BYTES = 16 << 20
+"""Dirtree and commit bytes kept in memory for the completeness check at COMMIT."""
 ABSENT_LIMIT = 200_000
 """Content names remembered from HAVE replies (~100 bytes each)."""
 SMALL_OBJECT = 4 << 20
@@ -209,6 +212,9 @@ class _Session:
         self.stager: Optional[_Stager] = None
         self.version = 1
         self.absent: Set[str] = set()  # content objects HAVE answered "absent" for
+        self.received_meta: Dict[Tuple[str, ObjectType], bytes] = {}
+        self._received_meta_bytes = 0
+        self._received_meta_lock = threading.Lock()
 
     # -- handshake ------------------------------------------------------------------
 
@@ -315,9 +321,20 @@ class _Session:
         def task() -> None:
             for obj in objects:
                 stage_small(obj, txn, known_absent=obj.header.checksum in absent)
+                if obj.header.objtype in (ObjectType.DIR_TREE, ObjectType.COMMIT):
+                    self.keep_metadata(obj)
 
         stager.submit(task, len(body))
         self.received += len(objects)
+
+    def keep_metadata(self, obj: SmallObject) -> None:
+        """Remember a staged (so verified) dirtree or commit for the check at COMMIT,
+        up to RECEIVED_META_BYTES in all."""
+        with self._received_meta_lock:
+            if self._received_meta_bytes + len(obj.data) > RECEIVED_META_BYTES:
+                return
+            self._received_meta_bytes += len(obj.data)
+            self.received_meta[(obj.header.checksum, obj.header.objtype)] = obj.data
 
     def _txn(self) -> Transaction:
         if self.txn is None:
@@ -336,7 +353,7 @@ class _Session:
         txn = self._txn()
         repo = self._repo()
         for update in updates:
-            check_commit_complete(repo, txn, update.new)
+            check_commit_complete(repo, txn, update.new, self.received_meta)
             txn.set_ref(update.ref, update.new, expected_old=update.old)
         had_summary = (repo.path / "summary").exists()
         wrote_summary = False
@@ -377,10 +394,12 @@ class _Session:
             self.txn.abort()
 
 
-def _meta_bytes(repo: Repo, txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
-    """Metadata from ``objects/`` or, if only staged so far, from the staging dir."""
-    if repo.has_object(checksum, objtype):
-        return repo.read_metadata_bytes(checksum, objtype)
+ReceivedMetadata = Mapping[Tuple[str, ObjectType], bytes]
+"""Verified dirtrees and commits this session staged, by (checksum, type)."""
+
+
+def _staged_meta(txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
+    """Metadata staged in this transaction's dir; a missing one was never sent."""
     rel = os.path.join(checksum[:2], f"{checksum[2:]}.{objtype.extension()}")
     path = os.path.join(txn.staging_path, rel)
     try:
@@ -395,15 +414,24 @@ def _meta_bytes(repo: Repo, txn: Transaction, checksum: str, objtype: ObjectType
     return data
 
 
-def check_commit_complete(repo: Repo, txn: Transaction, commit: str) -> None:
+def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
+                          received: Optional[ReceivedMetadata] = None) -> None:
     """Every object the commit reaches must be in ``objects/`` or staged now.
 
     A dirtree already in ``objects/`` is trusted to be complete below it (publishing
-    is children-first), so an incremental push only walks what changed.
+    is children-first), so an incremental push only walks what changed. Metadata in
+    ``received`` (staged by this session, kept in memory) is not read back from disk.
     """
     from pyostree.objects import Commit, DirTree
 
-    commit_obj = Commit.from_bytes(_meta_bytes(repo, txn, commit, ObjectType.COMMIT), verify=False)
+    received = received or {}
+    data = received.get((commit, ObjectType.COMMIT))
+    if data is None:
+        if repo.has_object(commit, ObjectType.COMMIT):
+            data = repo.read_metadata_bytes(commit, ObjectType.COMMIT)
+        else:
+            data = _staged_meta(txn, commit, ObjectType.COMMIT)
+    commit_obj = Commit.from_bytes(data, verify=False)
     pending: List[Tuple[str, str]] = [(commit_obj.root_tree, commit_obj.root_meta)]
     seen: Set[str] = set()
     while pending:
@@ -413,9 +441,12 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str) -> None:
         if tree in seen:
             continue
         seen.add(tree)
-        if repo.has_object(tree, ObjectType.DIR_TREE):
-            continue
-        dirtree = DirTree.from_bytes(_meta_bytes(repo, txn, tree, ObjectType.DIR_TREE), verify=False)
+        data = received.get((tree, ObjectType.DIR_TREE))
+        if data is None:
+            if repo.has_object(tree, ObjectType.DIR_TREE):
+                continue
+            data = _staged_meta(txn, tree, ObjectType.DIR_TREE)
+        dirtree = DirTree.from_bytes(data, verify=False)
         for entry in dirtree.files:
             if not txn.has_object(entry.checksum, ObjectType.FILE):
                 raise PushError(
