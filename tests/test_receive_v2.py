@@ -484,3 +484,27 @@ def test_commit_missing_an_object_refused(tmp_path: Path, monkeypatch: pytest.Mo
     stream = b"".join(struct.pack(">BI", int(k), len(p)) + p for k, p in frames)
     serve(io.BytesIO(stream), io.BytesIO())
     assert rev_parse(dst, "main") == head
+
+
+def test_receiver_widens_its_stdin_pipe(tmp_path: Path) -> None:
+    """Fewer wake-ups per frame: serve() asks for a 1 MiB stdin pipe (capped by the
+    system's pipe-max-size; a non-pipe is left alone)."""
+    import fcntl
+    import os
+
+    from pyostree.receive import server as server_module
+
+    dst = init(tmp_path / "dst", "archive")
+    read_end, write_end = os.pipe()
+    frames = [
+        (FrameKind.HELLO, b'{"magic":"%s","versions":[1,2],"compression":[]}' % MAGIC.encode()),
+        (FrameKind.OPEN, b'{"repo":"%s"}' % str(dst).encode()),
+        (FrameKind.ABORT, b""),
+    ]
+    os.write(write_end, b"".join(struct.pack(">BI", int(k), len(p)) + p for k, p in frames))
+    os.close(write_end)
+    with os.fdopen(read_end, "rb", buffering=0) as stdin:
+        serve(stdin, io.BytesIO(), server_module.ReceiveConfig(idle_timeout=30))
+        size = fcntl.fcntl(stdin.fileno(), fcntl.F_GETPIPE_SZ)
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    assert size == min(server_module.PIPE_SIZE, limit)

@@ -491,10 +491,11 @@ def serve(
     not have been read before); a stream without one is read without a timeout."""
     writer = FrameWriter(stdout)
     source: Union[BinaryIO, IdleTimeoutReader] = stdin
-    if config.idle_timeout:
-        fd = _fileno(stdin)
-        if fd is not None:
-            source = IdleTimeoutReader(fd, config.idle_timeout)
+    fd = _fileno(stdin)
+    if fd is not None:
+        _widen_pipe(fd)
+    if config.idle_timeout and fd is not None:
+        source = IdleTimeoutReader(fd, config.idle_timeout, buffer_size=PIPE_SIZE)
     session = _Session(FrameReader(source), writer, config, log or (lambda _msg: None))
     try:
         try:
@@ -524,6 +525,21 @@ def serve(
     except BaseException:
         session.abort()
         raise
+
+
+PIPE_SIZE = 1 << 20
+"""Bytes the receiver asks its stdin pipe to hold (Linux default 64 KiB): fewer wake-ups
+per frame on both ends while objects stream in."""
+
+
+def _widen_pipe(fd: int) -> None:
+    """Best effort: only a pipe can be resized, and the system may cap the size."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except (OSError, AttributeError):
+        pass
 
 
 def _fileno(stream: BinaryIO) -> Optional[int]:
