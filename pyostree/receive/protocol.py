@@ -368,6 +368,10 @@ class FrameWriter:
         if len(payload) > _LIMITS[kind]:
             raise ProtocolError(f"{kind.name} frame of {len(payload)} bytes is too large")
         self._buffer += _HEADER.pack(int(kind), len(payload))
+        if len(payload) >= self._buffer_size:  # a big payload is not copied again
+            self._drain()
+            self._stream.write(payload)
+            return
         self._buffer += payload
         if len(self._buffer) >= self._buffer_size:
             self._drain()
