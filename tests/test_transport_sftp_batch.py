@@ -135,3 +135,17 @@ def test_write_files_after_close_fails(sftp: Remote) -> None:
     sftp.files.close()
     with pytest.raises(TransportError, match="closed"):
         sftp.files.write_files([WriteItem("t", "f", b"x")], fsync=False)  # type: ignore[attr-defined]
+
+
+def test_rename_many_over_the_write_sessions_keeps_each_answer_in_its_place(sftp: Remote) -> None:
+    files = sftp.files
+    files.mkdir("s")
+    files.mkdir("d")
+    files.write_files([WriteItem(f"s/t{i}", f"s/f{i}", b"%d" % i) for i in range(40)],  # type: ignore[attr-defined]
+                      fsync=False)
+    (sftp.disk / "d" / "f7").write_bytes(b"taken")
+    pairs = [(f"s/f{i}", f"d/f{i}") for i in range(40)] + [("s/missing", "d/missing")]
+    errors = files.rename_many(pairs)  # type: ignore[attr-defined]
+    assert [i for i, error in enumerate(errors) if error is not None] == [7, 40]
+    assert (sftp.disk / "d" / "f7").read_bytes() == b"taken" and (sftp.disk / "s" / "f7").exists()
+    assert all((sftp.disk / "d" / f"f{i}").read_bytes() == b"%d" % i for i in range(40) if i != 7)

@@ -618,11 +618,13 @@ class SftpFileTransport(FileTransport):
             self._lanes.append(_Pipeline(helper))
         return self._lanes
 
-    def _pipeline(self, requests: Iterable[Tuple[int, bytes]], what: str) -> List[Tuple[int, bytes]]:
-        """Send the requests without waiting (at most _MAX_WAITING unanswered), return
-        their replies (type, body) in request order."""
+    def _pipeline(self, requests: Iterable[Tuple[int, bytes]], what: str, *,
+                  spread: bool = False) -> List[Tuple[int, bytes]]:
+        """Send the requests without waiting (at most _MAX_WAITING unanswered per session),
+        return their replies (type, body) in request order. They run in order on our
+        session, or, with ``spread``, in any order over the sessions write_files opened."""
         replies: List[Tuple[int, bytes]] = []
-        pipe = self._pipe
+        lanes = (self._lanes or [self._pipe]) if spread else [self._pipe]
 
         def keep(index: int) -> _Handler:
             def handler(kind: int, body: bytes) -> None:
@@ -631,11 +633,17 @@ class SftpFileTransport(FileTransport):
 
         with self._errors(what, ""):
             for kind, body in requests:
+                pipe = lanes[len(replies) % len(lanes)]
                 replies.append((-1, b""))
                 pipe.request(kind, body, keep(len(replies) - 1))
                 if len(pipe) >= _MAX_WAITING:
+                    for other in lanes:
+                        other.flush()
                     pipe.wait(lambda: len(pipe) < _MAX_WAITING // 2)
-            pipe.drain()
+            for pipe in lanes:
+                pipe.flush()
+            for pipe in lanes:
+                pipe.drain()
         return replies
 
     def write_files(self, items: Iterable[WriteItem], *, fsync: bool) -> None:
@@ -689,12 +697,13 @@ class SftpFileTransport(FileTransport):
             pass
 
     def rename_many(self, pairs: List[Tuple[str, str]]) -> List[Optional[str]]:
-        """Pipelined renames that never replace (SFTPv3 RENAME); per pair None or the
-        server's error text (the caller sorts out "exists" from real failures)."""
+        """Pipelined renames that never replace (SFTPv3 RENAME), in any order (spread over
+        the sessions); per pair None or the server's error text (the caller sorts out
+        "exists" from real failures)."""
         requests = ((_FXP_RENAME, _path(self._remote(src)) + _path(self._remote(dst)))
                     for src, dst in pairs)
         out: List[Optional[str]] = []
-        for kind, body in self._pipeline(requests, "rename"):
+        for kind, body in self._pipeline(requests, "rename", spread=True):
             code, text = _status(kind, body)
             out.append(None if code == sftp_proto.SFTP_OK else text)
         return out
