@@ -43,6 +43,12 @@ WORK = HERE / ".work"
 OSTREE_PUSH_VERSION = "1.2.0"
 
 
+#: Timed commands start as installed ones do, from cached bytecode: with
+#: PYTHONDONTWRITEBYTECODE set, every source edited since its .pyc was written would be
+#: compiled again on each run (the receiver, started by sshd, never sees the variable).
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _run(cmd: Sequence[str]) -> Tuple[float, int]:
     """Wall time and peak RSS (KiB, from wait4) of one command, which must succeed.
 
@@ -50,7 +56,7 @@ def _run(cmd: Sequence[str]) -> Tuple[float, int]:
     with tempfile.TemporaryFile() as err:
         os.sync()
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_ENV)
         _pid, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)

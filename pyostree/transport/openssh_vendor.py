@@ -117,7 +117,9 @@ class _PipeSocket:
             except OSError:
                 pass
         _finish(self._proc)
-        self._stderr.join(timeout=1.0)  # ssh is gone: its stderr is at EOF
+        # ssh is gone, so its stderr is at EOF (unless a child it left, a ControlPersist
+        # master say, still holds it: then the thread stays and the process exits normally).
+        self._stderr.join(timeout=0.5)
 
     def failure(self) -> str:
         """Why ssh went away, for error messages."""
