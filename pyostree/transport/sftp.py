@@ -1,4 +1,12 @@
-"""FileTransport over a paramiko SFTPClient (whatever carries it: a paramiko channel or ssh pipes)."""
+"""FileTransport over a paramiko SFTPClient (whatever carries it: a paramiko channel or ssh pipes).
+
+Single operations go through paramiko. The bulk paths (``write_files``, ``rename_many``,
+``make_dirs``, ``remove_dirs``) frame their requests themselves (:class:`_Pipeline`): many
+requests per SSH packet, many replies per read, a bounded number unanswered. ``write_files``
+is a stream spread over up to _SESSIONS sftp sessions, so that one server's fsync does not
+stall the rest; a file is renamed over its target only after its writes, mode, fsync and
+close all succeeded.
+"""
 
 from __future__ import annotations
 
