@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import os
+import re
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import _paramiko  # noqa: F401,I001  # first: paramiko without invoke
 import paramiko  # type: ignore[import-untyped]
@@ -23,6 +25,25 @@ _STRICT_VALUES: Dict[str, str] = {
     "no": "no",
     "off": "no",
 }
+
+
+_FIELD_SEPARATOR = re.compile("[ \t]")
+
+
+def _listed(name: str, patterns: Sequence[str]) -> bool:
+    """Whether the hosts field of a line names ``name``: plainly or hashed (``|1|salt|hash``),
+    exactly as paramiko matches them (no wildcards, no negation)."""
+    for pattern in patterns:
+        if pattern == name:
+            return True
+        if pattern.startswith("|1|") and not name.startswith("|1|"):
+            try:
+                hashed = paramiko.HostKeys.hash_host(name, pattern)
+            except (ValueError, TypeError, IndexError, AssertionError):
+                continue  # a malformed salt
+            if hmac.compare_digest(hashed.encode(), pattern.encode()):
+                return True
+    return False
 
 
 def parse_strict(value: str) -> str:
@@ -54,17 +75,50 @@ class HostKeyPolicy:
 
 
 class KnownHosts:
-    """The keys of every readable known_hosts file (missing files are simply empty)."""
+    """The keys of every readable known_hosts file (missing files are simply empty).
 
-    def __init__(self, files: Sequence[str]) -> None:
+    Given ``names``, only the lines for those names are kept: paramiko's own loader builds a
+    key object for every line and checks each against all the others (about 70 us a line;
+    a 1,000-line file took 120 ms), then every lookup hashes the name again for each
+    hashed line. For the first line of each key type per name, as paramiko kept before.
+    """
+
+    def __init__(self, files: Sequence[str], names: Optional[Sequence[str]] = None) -> None:
         self._keys = paramiko.HostKeys()
         for path in files:
             if not os.path.isfile(path):
                 continue
             try:
-                self._keys.load(path)
+                if names is None:
+                    self._keys.load(path)
+                else:
+                    self._load_lines_for(path, names)
             except (OSError, UnicodeDecodeError) as err:
                 raise TransportError(f"cannot read known_hosts file {path}: {err}") from err
+
+    def _load_lines_for(self, path: str, names: Sequence[str]) -> None:
+        with open(path, encoding="utf-8") as f:
+            for lineno, raw in enumerate(f, 1):
+                line = raw.strip()
+                if not line or line.startswith("#"):
+                    continue
+                patterns = _FIELD_SEPARATOR.split(line, maxsplit=1)[0].split(",")
+                matched = [name for name in names if _listed(name, patterns)]
+                if matched:
+                    self._add_line(line, lineno, matched)
+
+    def _add_line(self, line: str, lineno: int, names: Sequence[str]) -> None:
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
+        except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey, ValueError):
+            return  # unreadable, as paramiko's own loader skips it
+        if entry is None or entry.key is None:
+            return
+        key_type = entry.key.get_name()
+        for name in names:
+            known = self._keys.lookup(name)
+            if known is None or key_type not in known:
+                self._keys.add(name, key_type, entry.key)
 
     def key_types(self, name: str) -> List[str]:
         """Key types recorded for ``name`` (used to ask the server for a key we can check)."""

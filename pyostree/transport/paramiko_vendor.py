@@ -329,7 +329,7 @@ def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection
     """Connect, check the host key before sending anything, then authenticate by public key."""
     resolved = resolve(dest, opts)
     shown = f"{resolved.hostname}:{resolved.port}"
-    known = KnownHosts(resolved.host_key_policy.all_files)
+    known = KnownHosts(resolved.host_key_policy.all_files, names=(resolved.host_key_name,))
     try:
         sock = socket.create_connection((resolved.hostname, resolved.port), timeout=resolved.connect_timeout)
     except OSError as err:
