@@ -245,3 +245,30 @@ def test_accept_new_without_user_file_never_writes_global(embedded: EmbeddedSetu
     )
     with pytest.raises(HostKeyError, match="no known_hosts file configured"):
         connect(DEST, opts)
+
+
+def test_default_keys_load_only_when_their_turn_comes(tmp_path: Path) -> None:
+    from pyostree.transport.paramiko_vendor import _file_keys, resolve
+
+    ssh_dir = tmp_path / ".ssh"
+    ssh_dir.mkdir()
+    write_private_key(generate_key(), str(ssh_dir / "id_ed25519"))
+    (ssh_dir / "id_rsa").write_text("-----BEGIN NONSENSE-----\nxx\n")
+    resolved = resolve(DEST, SshOptions(home=str(tmp_path)))
+    notes: list[str] = []
+    keys = _file_keys(resolved, notes)
+    assert next(keys)[0] == str(ssh_dir / "id_ed25519")
+    assert notes == []  # id_rsa not read yet: the first key may be accepted
+    assert list(keys) == []
+    assert notes == [f"{ssh_dir / 'id_rsa'} unreadable"]
+
+
+def test_explicit_keys_are_checked_before_any_is_tried(tmp_path: Path) -> None:
+    from pyostree.transport.paramiko_vendor import _file_keys, resolve
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    write_private_key(generate_key(), str(good))
+    bad.write_text("-----BEGIN NONSENSE-----\nxx\n")
+    resolved = resolve(DEST, SshOptions(identity_files=(str(good), str(bad)), home=str(tmp_path)))
+    with pytest.raises(TransportError, match="cannot load identity file"):
+        _file_keys(resolved, [])
