@@ -16,7 +16,7 @@ from typing import List, Optional
 import pytest
 
 from ostree_tool import make_sample_tree, needs_ostree, run_ostree
-from pyostree.errors import LockError, RefError
+from pyostree.errors import LockError, ObjectError, RefError
 from pyostree.objects import DirMeta, DirTree, FileEntry
 from pyostree.objects.content import FileHeader
 from pyostree.objects.types import ObjectType
@@ -454,6 +454,22 @@ def test_write_raw_imports_archive_objects_verified(tmp_path: Path, dest_mode: s
     if dest_mode == "archive":  # stored verbatim: the source's level-1 stream, not recompressed
         ours = dest.object_path(file_checksum, ObjectType.FILE).read_bytes()
         assert ours == src.object_path(file_checksum, ObjectType.FILE).read_bytes()
+
+
+@pytest.mark.parametrize("dest_mode", ["bare-user", "bare-user-only", "archive"])
+def test_write_raw_refuses_data_after_an_archive_symlink_header(tmp_path: Path, dest_mode: str) -> None:
+    """A symlink's ``.filez`` is its header alone: trailing bytes are refused in every mode."""
+    src = new_repo(tmp_path / "src")
+    with src.transaction() as txn:
+        link = txn.write_content(FileHeader(0, 0, 0o120777, 0, "target"))
+    good = src.object_path(link, ObjectType.FILE).read_bytes()
+    dest = new_repo(tmp_path / "dest", dest_mode)
+    with dest.transaction() as txn:
+        for junk in (b"\0", b"junk after the header"):
+            with pytest.raises(ObjectError, match="data after its header"):
+                txn.write_raw(link, ObjectType.FILE, good + junk, known_absent=True)
+        assert txn.write_raw(link, ObjectType.FILE, good) == link
+    run_ostree("fsck", repo=dest.path)
 
 
 def test_ostree_resumes_our_aborted_staging_dir(tmp_path: Path) -> None:

@@ -441,7 +441,12 @@ class Transaction:
             if self.settings.archive:
                 return self._store_filez_verbatim(checksum, read, check)
             header, size = parse_archive_header(read)
-            chunks = iter_inflate(read, size) if header.is_regular else iter(())
+            if header.is_regular:
+                chunks: Iterable[bytes] = iter_inflate(read, size)
+            elif read(1):
+                raise ObjectError("archive symlink object has data after its header")
+            else:
+                chunks = ()
             return self._write_content(header, chunks, size, checksum, check)
         if callable(source):
             raise TransactionError("metadata objects are passed as bytes")
