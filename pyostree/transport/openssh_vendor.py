@@ -3,7 +3,9 @@
 ssh does its own config, known_hosts, agent and key handling; we only pass -p/-l/-i/-o/-F
 through and always add BatchMode=yes (unless given) because nobody can answer a prompt.
 paramiko (its SFTP client) is imported only when an sftp session is opened: an exec
-(receive mode) never pays for it.
+(receive mode) never pays for it. ``write_files`` may ask for more sftp sessions: each is
+another ssh process with the same options (so a ControlMaster the user configured carries
+them, and none is set up otherwise), started together so their handshakes overlap.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import select
 import shlex
 import subprocess
 import threading
-from typing import IO, BinaryIO, Deque, List, Optional, cast
+from typing import IO, TYPE_CHECKING, BinaryIO, Deque, List, Optional, cast
 
 from ..errors import TransportError
 from .base import ExecChannel, FileTransport
@@ -23,11 +25,17 @@ from .local import SubprocessExecChannel
 from .ssh import SshConnection
 from .ssh_options import SshOptions, parse_ssh_option
 
+if TYPE_CHECKING:
+    from .sftp import ExtensionAwareSFTPClient
+
 __all__ = ["OpenSshConnection", "ssh_base_argv", "connect_openssh"]
 
 #: How long close() waits for ssh to exit after EOF before killing it.
 _EXIT_GRACE_SECONDS = 10.0
 _STDERR_KEEP = 64 * 1024
+#: An extra sftp session whose ssh has not answered by then is given up (the stream goes on
+#: with the sessions it has); one normally takes 0.2 s (0.01 s through a ControlMaster).
+_EXTRA_HANDSHAKE_SECONDS = 15.0
 
 
 def ssh_base_argv(dest: Destination, opts: SshOptions, ssh_binary: str = "ssh") -> List[str]:
@@ -90,6 +98,7 @@ class _PipeSocket:
         self._stderr = stderr
         self._in = cast(IO[bytes], proc.stdin)
         self._out = cast(IO[bytes], proc.stdout)
+        self._timeout: Optional[float] = None
 
     def send(self, data: bytes) -> int:
         try:
@@ -98,6 +107,10 @@ class _PipeSocket:
             raise EOFError("ssh exited") from None
 
     def recv(self, n: int) -> bytes:
+        if self._timeout is not None:
+            ready, _, _ = select.select([self._out], [], [], self._timeout)
+            if not ready:
+                raise TimeoutError(f"no answer from ssh within {self._timeout:g} s")
         return os.read(self._out.fileno(), n)
 
     def recv_ready(self) -> bool:
@@ -105,7 +118,7 @@ class _PipeSocket:
         return bool(ready)
 
     def settimeout(self, timeout: Optional[float]) -> None:
-        return None
+        self._timeout = timeout
 
     def get_name(self) -> str:
         return "openssh"
@@ -120,6 +133,12 @@ class _PipeSocket:
         # ssh is gone, so its stderr is at EOF (unless a child it left, a ControlPersist
         # master say, still holds it: then the thread stays and the process exits normally).
         self._stderr.join(timeout=0.5)
+
+    def kill(self) -> None:
+        """End ssh at once: it failed, or was started for a session nobody wants now."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self.close()
 
     def failure(self) -> str:
         """Why ssh went away, for error messages."""
@@ -138,6 +157,74 @@ def _finish(proc: "subprocess.Popen[bytes]") -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _start_pipe(argv: List[str]) -> _PipeSocket:
+    """ssh running ``argv`` (an sftp subsystem), its stderr drained by a thread."""
+    proc = _spawn(argv)
+    stderr = _StderrCollector(cast(IO[bytes], proc.stderr))
+    stderr.start()
+    return _PipeSocket(proc, stderr)
+
+
+def _sftp_client(pipe: _PipeSocket, host: str, timeout: Optional[float]) -> "ExtensionAwareSFTPClient":
+    """The sftp handshake over ``pipe``; on any failure (or interrupt) ssh is ended."""
+    from . import _paramiko  # noqa: F401,I001  # lazy (exec never needs it), without invoke
+    import paramiko  # type: ignore[import-untyped]
+
+    from .sftp import ExtensionAwareSFTPClient
+
+    pipe.settimeout(timeout)
+    try:
+        client = ExtensionAwareSFTPClient(pipe)
+    except (paramiko.SSHException, OSError, EOFError) as err:
+        pipe.kill()
+        reason = str(err) if isinstance(err, TimeoutError) else pipe.failure()
+        raise TransportError(f"ssh to {host} failed: {reason}") from err
+    except BaseException:
+        pipe.kill()
+        raise
+    pipe.settimeout(None)
+    return client
+
+
+class _ExtraSessions:
+    """More sftp sessions for ``write_files``: ssh processes started all at the first request
+    (their handshakes overlap), handed out one per request. They never prompt (BatchMode=yes
+    first, whatever the user's options: several prompts at once would be a mess, and the
+    first session already answered any); a failure ends those not handed out yet."""
+
+    def __init__(self, argv: List[str], host: str, count: int,
+                 timeout: float = _EXTRA_HANDSHAKE_SECONDS) -> None:
+        self._argv = argv[:1] + ["-oBatchMode=yes"] + argv[1:]
+        self._host = host
+        self._count = count
+        self._timeout = timeout
+        self._waiting: Optional[List[_PipeSocket]] = None  # started, not handed out
+
+    def open(self) -> "ExtensionAwareSFTPClient":
+        if self._waiting is None:
+            self._waiting = []
+            try:
+                for _ in range(self._count):
+                    self._waiting.append(_start_pipe(self._argv))
+            except BaseException:
+                self.close()
+                raise
+        if not self._waiting:
+            raise TransportError("no more sftp sessions")
+        pipe = self._waiting.pop(0)
+        try:
+            return _sftp_client(pipe, self._host, self._timeout)
+        except BaseException:
+            self.close()  # the others would most likely fail alike
+            raise
+
+    def close(self) -> None:
+        """End the ssh processes nobody took (those handed out close with their client)."""
+        waiting, self._waiting = self._waiting or [], []
+        for pipe in waiting:
+            pipe.kill()
 
 
 def _spawn(argv: List[str]) -> "subprocess.Popen[bytes]":
@@ -164,21 +251,12 @@ class OpenSshConnection(SshConnection):
         self._closers: List[FileTransport] = []
 
     def open_files(self, root: str) -> FileTransport:
-        from . import _paramiko  # noqa: F401,I001  # lazy (exec never needs it), without invoke
-        import paramiko  # type: ignore[import-untyped]
+        from .sftp import _SESSIONS, SftpFileTransport
 
-        from .sftp import ExtensionAwareSFTPClient, SftpFileTransport
-
-        proc = _spawn(self._base + ["-s", "--", self._host, "sftp"])
-        stderr = _StderrCollector(cast(IO[bytes], proc.stderr))
-        stderr.start()
-        pipe = _PipeSocket(proc, stderr)
-        try:
-            client = ExtensionAwareSFTPClient(pipe)
-        except (paramiko.SSHException, OSError, EOFError) as err:
-            pipe.close()
-            raise TransportError(f"ssh to {self._host} failed: {pipe.failure()}") from err
-        files = SftpFileTransport(client, root)
+        argv = self._base + ["-s", "--", self._host, "sftp"]
+        client = _sftp_client(_start_pipe(argv), self._host, None)
+        extra = _ExtraSessions(argv, self._host, _SESSIONS - 1)
+        files = SftpFileTransport(client, root, on_close=extra.close, open_session=extra.open)
         self._closers.append(files)
         return files
 
