@@ -18,10 +18,10 @@ from pyostree.errors import TransportError  # noqa: E402
 from pyostree.transport import Destination, SshOptions, connect, parse_ssh_option  # noqa: E402
 from pyostree.transport.paramiko_vendor import ParamikoConnection, cipher_order, resolve  # noqa: E402
 
-SUPPORTED = ("aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-cbc",
+SUPPORTED = ("aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-cbc", "3des-cbc",
              "aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 DEFAULT = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes192-ctr",
-           "aes256-ctr", "aes128-cbc")
+           "aes256-ctr")  # no CBC, no 3DES: as OpenSSH, only on request
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -31,7 +31,11 @@ DEFAULT = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "ae
     ("aes256-ctr,aes256-ctr", ("aes256-ctr",)),
     ("-*-cbc,aes192-ctr", ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr")),
     ("^aes256-ctr", ("aes256-ctr",) + tuple(c for c in DEFAULT if c != "aes256-ctr")),
-    ("+aes128-ctr,3des-cbc", DEFAULT),
+    ("+aes128-ctr,blowfish-cbc", DEFAULT),
+    ("+3des-cbc,aes128-cbc", DEFAULT + ("3des-cbc", "aes128-cbc")),
+    ("aes128-cbc,aes256-ctr", ("aes128-cbc", "aes256-ctr")),
+    ("^aes128-cbc", ("aes128-cbc",) + DEFAULT),
+    ("-3des-cbc", DEFAULT),
 ])
 def test_cipher_order(spec: Optional[str], expected: Tuple[str, ...]) -> None:
     assert cipher_order(spec, SUPPORTED) == expected
@@ -47,6 +51,22 @@ def test_cipher_order_rejects_malformed(spec: str) -> None:
 def test_cipher_order_rejects_nothing_left(spec: str) -> None:
     with pytest.raises(TransportError, match="no cipher left"):
         cipher_order(spec, SUPPORTED)
+
+
+def test_cipher_order_refuses_to_fall_back_to_cbc_alone() -> None:
+    with pytest.raises(TransportError, match="no cipher but CBC or 3DES"):
+        cipher_order(None, ("aes128-cbc", "3des-cbc"))
+    assert cipher_order("3des-cbc", ("aes128-cbc", "3des-cbc")) == ("3des-cbc",)
+
+
+def test_paramiko_default_offers_no_cbc_or_3des(tmp_path: Path) -> None:
+    import paramiko  # type: ignore[import-untyped]
+
+    assert "3des-cbc" in paramiko.Transport._preferred_ciphers  # what we filter out
+    offered = resolve(Destination("ssh", "r", host="box"), SshOptions(home=str(tmp_path))).ciphers
+    assert offered and not any("cbc" in c or "3des" in c for c in offered)
+    asked = SshOptions(home=str(tmp_path), options=(("Ciphers", "+aes256-cbc"),))
+    assert resolve(Destination("ssh", "r", host="box"), asked).ciphers[-1] == "aes256-cbc"
 
 
 def test_ciphers_option_and_config(tmp_path: Path) -> None:
@@ -73,6 +93,7 @@ def test_negotiated_cipher_with_openssh(real_sshd: Sshd, tmp_path: Path,
         assert isinstance(connection, ParamikoConnection)
         transport = connection._transport
         assert (transport.local_cipher, transport.remote_cipher) == (expected, expected)
+        assert not any("cbc" in c for c in transport.get_security_options().ciphers)
         assert transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         channel = connection.exec(["echo", "ok"])
         assert channel.stdout.read() == b"ok\n" and channel.wait() == 0
