@@ -177,10 +177,12 @@ def _sftp_client(pipe: _PipeSocket, host: str, timeout: Optional[float]) -> "Ext
     pipe.settimeout(timeout)
     try:
         client = ExtensionAwareSFTPClient(pipe)
-    except (paramiko.SSHException, OSError, EOFError) as err:
+    except TimeoutError as err:
         pipe.kill()
-        reason = str(err) if isinstance(err, TimeoutError) else pipe.failure()
-        raise TransportError(f"ssh to {host} failed: {reason}") from err
+        raise TransportError(f"ssh to {host} failed: {err}") from err
+    except (paramiko.SSHException, OSError, EOFError) as err:
+        pipe.close()  # ssh has gone, or goes at EOF, leaving its last words on stderr
+        raise TransportError(f"ssh to {host} failed: {pipe.failure()}") from err
     except BaseException:
         pipe.kill()
         raise
