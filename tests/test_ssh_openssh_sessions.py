@@ -5,6 +5,7 @@ prompt or a hang; every process is reaped, every stderr thread ended, at close."
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import threading
 from pathlib import Path
@@ -170,3 +171,19 @@ def test_extra_sessions_never_prompt() -> None:
     # ssh takes the first value of an option: ours comes before the user's.
     assert sessions._argv[:3] == ["ssh", "-oBatchMode=yes", "-T"]
     sessions.close()
+
+
+def test_an_interrupt_during_the_handshake_kills_every_extra_ssh(tmp_path: Path) -> None:
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    sessions = _ExtraSessions([_fake_ssh(tmp_path, "exec sleep 30"), "box"], "box", 3, timeout=30.0)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            sessions.open()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert _children("sleep") == []
