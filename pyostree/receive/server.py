@@ -347,38 +347,27 @@ class _Session:
         return self.repo
 
     def commit(self, updates: List[RefUpdateRequest], summary: Optional[bool]) -> None:
-        from pyostree.push.refslock import refs_lock
-        from pyostree.transport import LocalFileTransport
-
         txn = self._txn()
         repo = self._repo()
         for update in updates:
             check_commit_complete(repo, txn, update.new, self.received_meta)
             txn.set_ref(update.ref, update.new, expected_old=update.old)
         had_summary = (repo.path / "summary").exists()
-        wrote_summary = False
-        files = LocalFileTransport(repo.path)
+        want_summary = summary is True or (summary is None and had_summary)
+        # Objects first, under the shared repo lock only: a big publish must not keep
+        # other pushers waiting for the refs lock (they give up after LOCK_WAIT_SECS).
+        # Objects visible before their refs is what every reader expects anyway.
         try:
-            # Objects first, under the shared repo lock only: a big publish must not keep
-            # other pushers waiting for the refs lock (they give up after LOCK_WAIT_SECS).
-            # Objects visible before their refs is what every reader expects anyway.
-            try:
-                txn.publish_objects()
-            except PyOstreeError as err:
-                raise PushError(f"refs not updated: {err}") from None
-            # The repo lock is shared between pushers: without this lock two receivers can
-            # both pass the compare-and-swap and one update is lost (sftp pushers take it
-            # too). Each ref is re-read and compared with its expected value under it.
-            with refs_lock(files, self.log) if updates else contextlib.nullcontext():
-                try:
-                    txn.commit()
-                except PyOstreeError as err:
-                    raise PushError(f"refs not updated: {err}") from None
-                if summary is True or (summary is None and had_summary):
-                    wrote_summary = regenerate_summary(repo, self.log, only_if_stale=not updates,
-                                                       locked=bool(updates))
-        finally:
-            files.close()
+            txn.publish_objects()
+        except PyOstreeError as err:
+            raise PushError(f"refs not updated: {err}") from None
+        if updates:
+            wrote_summary = self._commit_refs(want_summary)
+        else:
+            # Nothing to move, so no refs lock (nor its imports) unless the summary needs
+            # a look: that repairs one an interrupted push left stale.
+            self._commit_txn()
+            wrote_summary = want_summary and regenerate_summary(repo, self.log, only_if_stale=True)
         self.log(f"received {self.received} objects, updated {len(updates)} refs")
         self.writer.write_json(FrameKind.DONE, {
             "refs": {u.ref: u.new for u in updates},
@@ -386,6 +375,30 @@ class _Session:
             "summary": wrote_summary,
         })
         self.writer.flush()
+
+    def _commit_refs(self, want_summary: bool) -> bool:
+        """Move the refs, and write the summary if wanted, under the refs lock.
+
+        The repo lock is shared between pushers: without this lock two receivers can both
+        pass the compare-and-swap and one update is lost (sftp pushers take it too). Each
+        ref is re-read and compared with its expected value under it."""
+        from pyostree.push.refslock import refs_lock
+        from pyostree.transport import LocalFileTransport
+
+        repo = self._repo()
+        files = LocalFileTransport(repo.path)
+        try:
+            with refs_lock(files, self.log):
+                self._commit_txn()
+                return want_summary and regenerate_summary(repo, self.log, locked=True)
+        finally:
+            files.close()
+
+    def _commit_txn(self) -> None:
+        try:
+            self._txn().commit()
+        except PyOstreeError as err:
+            raise PushError(f"refs not updated: {err}") from None
 
     def abort(self) -> None:
         if self.stager is not None:
