@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Callable, List, Mapping, Optional, Sequence, T
 
 from pyostree.errors import PushError, PyOstreeError
 from pyostree.objects.names import validate_ref_name
-from pyostree.push.convert import local_size_hint
-from pyostree.push.plan import RefUpdate, decide_updates, missing_objects
-from pyostree.push.progress import LogFn, Progress, ProgressFn, ProgressTracker
-from pyostree.push.publisher import Publisher, RemoteInfo
 
 if TYPE_CHECKING:
+    from pyostree.push.plan import RefUpdate
+    from pyostree.push.progress import LogFn, Progress, ProgressFn
+    from pyostree.push.publisher import Publisher, RemoteInfo
     from pyostree.repo import Repo
     from pyostree.transport import Destination, ExecChannel, FileTransport, SshOptions
 
@@ -34,6 +33,24 @@ __all__ = [
     "push_with",
     "select_refs",
 ]
+
+_LAZY = {
+    "Progress": "pyostree.push.progress",
+    "RefUpdate": "pyostree.push.plan",
+    "RemoteInfo": "pyostree.push.publisher",
+}
+"""Re-exports loaded on first use: ``pyostree receive`` imports ``pyostree.push.refslock``
+(so this package) to commit, and needs none of the planning and sending modules."""
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 VIA_CHOICES = ("auto", "sftp", "receive")
 DEFAULT_RECEIVE_COMMAND = ("pyostree", "receive")
@@ -194,6 +211,10 @@ def push_with(
     on_log: Optional[LogFn] = None,
 ) -> PushResult:
     """The push itself over an open publisher (``local``: ref -> commit); aborts it on error."""
+    from pyostree.push.convert import local_size_hint
+    from pyostree.push.plan import decide_updates, missing_objects
+    from pyostree.push.progress import ProgressTracker
+
     log: LogFn = on_log or (lambda _message: None)
     try:
         info = publisher.info

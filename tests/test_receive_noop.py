@@ -1,0 +1,72 @@
+"""What ``pyostree receive`` loads: a no-op push to a remote without a summary takes no
+refs lock (nor imports it), and committing never loads the client's planning modules."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+from ostree_tool import needs_ostree, run_ostree
+from test_push_support import commit, init, make_tree, rev_parse
+
+from pyostree.push import PushOptions, push
+from pyostree.repo import Repo
+
+pytestmark = needs_ostree
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Tuple[Path, str, str]:
+    """main = c1, then c2 changing a file deep down and adding one at the top."""
+    tree = make_tree(tmp_path / "tree", files=40)
+    src = init(tmp_path / "src", "archive")
+    c1 = commit(src, tree, subject="one")
+    (tree / "sub" / "deeper" / "file2.txt").write_bytes(b"changed\n")
+    (tree / "new.txt").write_bytes(b"new\n")
+    c2 = commit(src, tree, subject="two")
+    return src, c1, c2
+
+
+_RECEIVER = """
+import atexit, runpy, sys
+path = sys.argv[1]
+def dump():
+    with open(path, "w") as out:
+        out.write("\\n".join(sorted(sys.modules)))
+atexit.register(dump)
+sys.argv = ["pyostree", "receive"]
+runpy.run_module("pyostree", run_name="__main__", alter_sys=True)
+"""
+
+
+def _receiver_modules(src: Path, dst: Path, tmp_path: Path, *refs: str) -> List[str]:
+    out = tmp_path / "modules.txt"
+    out.unlink(missing_ok=True)
+    command = (sys.executable, "-c", _RECEIVER, str(out))
+    push(Repo.open(src), str(dst), refs, PushOptions(via="receive", receive_command=command))
+    return out.read_text().split()
+
+
+def test_receiver_loads_only_what_the_push_needs(
+    tmp_path: Path, history: Tuple[Path, str, str]
+) -> None:
+    """A no-op push to a remote without a summary takes no refs lock (nor imports it); a
+    ref update does, without the client's planning and sending modules."""
+    src, _c1, c2 = history
+    dst = init(tmp_path / "dst", "archive")
+    moved = _receiver_modules(src, dst, tmp_path, "main")
+    assert rev_parse(dst, "main") == c2
+    assert "pyostree.push.refslock" in moved
+    assert not {"pyostree.push.plan", "pyostree.push.convert", "pyostree.push.publisher"} & set(moved)
+    noop = _receiver_modules(src, dst, tmp_path, "main")
+    assert not {"pyostree.push", "pyostree.push.refslock", "pyostree.transport"} & set(noop)
+    run_ostree("summary", "-u", repo=dst)
+    stale = (dst / "summary").read_bytes()
+    run_ostree("refs", "--create=extra", c2, repo=dst)
+    (dst / "summary").write_bytes(stale)  # a summary that misses a ref: the no-op repairs it
+    repaired = _receiver_modules(src, dst, tmp_path, "main")
+    assert "pyostree.push.refslock" in repaired
+    assert "* extra" in run_ostree("summary", "-v", repo=dst)
