@@ -1,6 +1,7 @@
 """The OpenSSH vendor's extra sftp sessions for ``write_files``: more ssh processes with the
-same options, started together; one that fails (host key, hang) costs only speed, never a
-prompt or a hang; every process is reaped, every stderr thread ended, at close."""
+same options, started together, by default only through the user's ControlMaster; one that
+fails (host key, hang) costs only speed, never a prompt or a hang; every process is reaped,
+every stderr thread ended, at close."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from sshd import Sshd, real_sshd  # noqa: E402,F401
 
 from pyostree.errors import TransportError  # noqa: E402
 from pyostree.transport import Destination, SshOptions, connect  # noqa: E402
-from pyostree.transport.openssh_vendor import _ExtraSessions  # noqa: E402
+from pyostree.transport.openssh_vendor import OpenSshConnection, _ExtraSessions  # noqa: E402
 from pyostree.transport.sftp import SftpFileTransport, WriteItem  # noqa: E402
 
 
@@ -63,11 +64,18 @@ def _accepted(server: Sshd) -> int:
     return (Path(server.workdir) / "sshd.log").read_text().count("Accepted publickey")
 
 
+def _unconditional(connection: object) -> None:
+    """Extra sessions even without a ControlMaster (each does its own handshake)."""
+    assert isinstance(connection, OpenSshConnection)
+    connection.extra_sessions_need_master = False
+
+
 def test_write_files_spreads_over_four_ssh_processes(real_sshd: Sshd, tmp_path: Path) -> None:
     (tmp_path / "r").mkdir()
     options = _options(real_sshd, tmp_path / "known_hosts")
     before = _stderr_threads()
     connection = connect(Destination("ssh", str(tmp_path / "r"), host="127.0.0.1"), options)
+    _unconditional(connection)
     try:
         files = connection.open_files(str(tmp_path / "r"))
         assert len(_children("ssh")) == 1  # no extra session until something is written
@@ -87,6 +95,7 @@ def test_extra_sessions_refused_host_key_costs_only_speed(real_sshd: Sshd, tmp_p
     known_hosts = tmp_path / "known_hosts"
     options = _options(real_sshd, known_hosts, ("BatchMode", "no"), ("StrictHostKeyChecking", "ask"))
     connection = connect(Destination("ssh", str(tmp_path / "r"), host="127.0.0.1"), options)
+    _unconditional(connection)
     try:
         files = connection.open_files(str(tmp_path / "r"))
         # The host key changes after the first session: the others must fail, not ask.
@@ -125,18 +134,26 @@ def test_extra_sessions_ride_the_users_control_master(real_sshd: Sshd, tmp_path:
         os.rmdir(short)
 
 
-def test_without_a_control_master_each_session_connects(real_sshd: Sshd, tmp_path: Path) -> None:
+@pytest.mark.parametrize("need_master, connections", [(True, 1), (False, 4)])
+def test_without_a_control_master_no_extra_handshakes_by_default(
+    real_sshd: Sshd, tmp_path: Path, need_master: bool, connections: int
+) -> None:
     (tmp_path / "r").mkdir()
     accepted = _accepted(real_sshd)
     connection = connect(Destination("ssh", str(tmp_path / "r"), host="127.0.0.1"),
                          _options(real_sshd, tmp_path / "known_hosts"))
+    assert isinstance(connection, OpenSshConnection)
+    connection.extra_sessions_need_master = need_master
     try:
         files = connection.open_files(str(tmp_path / "r"))
         assert isinstance(files, SftpFileTransport)
         _write(files, 20)
+        assert len(_children("ssh")) == connections
     finally:
         connection.close()
-    assert _accepted(real_sshd) == accepted + 4
+    assert _children("ssh") == []
+    assert _accepted(real_sshd) == accepted + connections
+    assert len(list((tmp_path / "r").iterdir())) == 20
 
 
 def _fake_ssh(tmp_path: Path, body: str) -> str:

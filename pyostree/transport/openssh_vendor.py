@@ -4,8 +4,11 @@ ssh does its own config, known_hosts, agent and key handling; we only pass -p/-l
 through and always add BatchMode=yes (unless given) because nobody can answer a prompt.
 paramiko (its SFTP client) is imported only when an sftp session is opened: an exec
 (receive mode) never pays for it. ``write_files`` may ask for more sftp sessions: each is
-another ssh process with the same options (so a ControlMaster the user configured carries
-them, and none is set up otherwise), started together so their handshakes overlap.
+another ssh process with the same options, started together so their handshakes overlap.
+They are opened only when the user's own ControlMaster carries them (``ssh -O check``):
+then one costs ~20 ms; a handshake of its own costs ~0.25 s that a small push never wins
+back (sftp.py asks for them at the start of every stream, whatever its size). We never turn
+multiplexing on ourselves.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ _STDERR_KEEP = 64 * 1024
 #: An extra sftp session whose ssh has not answered by then is given up (the stream goes on
 #: with the sessions it has); one normally takes 0.2 s (0.01 s through a ControlMaster).
 _EXTRA_HANDSHAKE_SECONDS = 15.0
+#: ``ssh -O check`` only talks to a local socket; anything slower is treated as "no master".
+_CHECK_SECONDS = 5.0
 
 
 def ssh_base_argv(dest: Destination, opts: SshOptions, ssh_binary: str = "ssh") -> List[str]:
@@ -197,16 +202,20 @@ class _ExtraSessions:
     first session already answered any); a failure ends those not handed out yet."""
 
     def __init__(self, argv: List[str], host: str, count: int,
-                 timeout: float = _EXTRA_HANDSHAKE_SECONDS) -> None:
+                 timeout: float = _EXTRA_HANDSHAKE_SECONDS,
+                 check_argv: Optional[List[str]] = None) -> None:
         self._argv = argv[:1] + ["-oBatchMode=yes"] + argv[1:]
         self._host = host
         self._count = count
         self._timeout = timeout
+        self._check_argv = check_argv  # None: open them without asking
         self._waiting: Optional[List[_PipeSocket]] = None  # started, not handed out
 
     def open(self) -> "ExtensionAwareSFTPClient":
         if self._waiting is None:
             self._waiting = []
+            if self._check_argv is not None and not _master_running(self._check_argv):
+                raise TransportError(f"no ssh ControlMaster for {self._host}: one sftp session")
             try:
                 for _ in range(self._count):
                     self._waiting.append(_start_pipe(self._argv))
@@ -229,6 +238,16 @@ class _ExtraSessions:
             pipe.kill()
 
 
+def _master_running(argv: List[str]) -> bool:
+    """Whether ``ssh -O check`` finds a multiplexing master (the user's) for the destination."""
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=_CHECK_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
 def _spawn(argv: List[str]) -> "subprocess.Popen[bytes]":
     try:
         return subprocess.Popen(
@@ -243,7 +262,12 @@ class OpenSshExecChannel(SubprocessExecChannel):
 
 
 class OpenSshConnection(SshConnection):
-    """Not one connection but a recipe: every sftp session and exec is its own ssh process."""
+    """Not one connection but a recipe: every sftp session and exec is its own ssh process.
+
+    ``extra_sessions_need_master``: open extra sftp sessions only through a running
+    ControlMaster (see the module docstring); False opens them in any case."""
+
+    extra_sessions_need_master = True
 
     def __init__(self, dest: Destination, opts: SshOptions, ssh_binary: str = "ssh") -> None:
         if dest.host is None:
@@ -257,7 +281,8 @@ class OpenSshConnection(SshConnection):
 
         argv = self._base + ["-s", "--", self._host, "sftp"]
         client = _sftp_client(_start_pipe(argv), self._host, None)
-        extra = _ExtraSessions(argv, self._host, _SESSIONS - 1)
+        check = self._base + ["-O", "check", "--", self._host] if self.extra_sessions_need_master else None
+        extra = _ExtraSessions(argv, self._host, _SESSIONS - 1, check_argv=check)
         files = SftpFileTransport(client, root, on_close=extra.close, open_session=extra.open)
         self._closers.append(files)
         return files
