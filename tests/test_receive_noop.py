@@ -10,7 +10,7 @@ from typing import List, Tuple
 import pytest
 
 from ostree_tool import needs_ostree, run_ostree
-from test_push_support import commit, init, make_tree, rev_parse
+from test_push_support import commit, init, make_tree, receive_process, rev_parse
 
 from pyostree.push import PushOptions, push
 from pyostree.repo import Repo
@@ -70,3 +70,38 @@ def test_receiver_loads_only_what_the_push_needs(
     repaired = _receiver_modules(src, dst, tmp_path, "main")
     assert "pyostree.push.refslock" in repaired
     assert "* extra" in run_ostree("summary", "-v", repo=dst)
+
+
+@pytest.mark.parametrize("already_there", [False, True])
+def test_receiver_exits_zero_after_a_clean_session(
+    tmp_path: Path, history: Tuple[Path, str, str], already_there: bool
+) -> None:
+    """A clean session ends with a fast exit (no interpreter teardown): DONE and the exit
+    status still reach the client, and everything written is in place."""
+    from pyostree.push import push_with
+    from pyostree.push.receive_client import ReceiveClient
+    from pyostree.transport.local import SubprocessExecChannel
+
+    src, _c1, c2 = history
+    dst = init(tmp_path / "dst", "archive")
+    if already_there:
+        push(Repo.open(src), str(dst), ("main",), PushOptions(via="receive"))
+    proc = receive_process()
+    client = ReceiveClient(SubprocessExecChannel(proc), str(dst))
+    result = push_with(client, Repo.open(src), {"main": c2}, PushOptions(via="receive"))
+    client.close()
+    assert proc.returncode == 0
+    assert bool(result.updates) is not already_there
+    assert rev_parse(dst, "main") == c2
+    run_ostree("fsck", repo=dst)
+    assert not list((dst / "tmp").glob("staging-*"))
+
+
+def test_receiver_exits_one_after_a_refused_session(tmp_path: Path) -> None:
+    dst = init(tmp_path / "dst", "archive")
+    proc = receive_process()
+    hello = b'{"magic":"not-pyostree","versions":[1,2]}'
+    out, err = proc.communicate(bytes([1]) + len(hello).to_bytes(4, "big") + hello, timeout=60)
+    assert proc.returncode == 1
+    assert b"not a pyostree push client" in out and err.startswith(b"error: ")
+    assert not (dst / "refs" / "heads" / "main").exists()
