@@ -3,6 +3,7 @@ refs lock (nor imports it), and committing never loads the client's planning mod
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Tuple
@@ -12,7 +13,9 @@ import pytest
 from ostree_tool import needs_ostree, run_ostree
 from test_push_support import commit, init, make_tree, receive_process, rev_parse
 
+from pyostree.objects.types import ObjectType
 from pyostree.push import PushOptions, push
+from pyostree.repo.lock import ofd_lock
 from pyostree.repo import Repo
 
 pytestmark = needs_ostree
@@ -94,7 +97,44 @@ def test_receiver_exits_zero_after_a_clean_session(
     assert bool(result.updates) is not already_there
     assert rev_parse(dst, "main") == c2
     run_ostree("fsck", repo=dst)
-    assert not list((dst / "tmp").glob("staging-*"))
+    staging = [p for p in (dst / "tmp").glob("staging-*") if p.is_dir()]
+    if already_there:
+        # nothing was published: the transaction was aborted, its staging dir kept empty
+        assert len(staging) == 1 and not list(staging[0].iterdir())
+        assert _lock_is_free(dst / ".lock") and _lock_is_free(Path(f"{staging[0]}-lock"))
+    else:
+        assert not staging
+
+
+def _lock_is_free(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        return ofd_lock(fd, True, wait=False)
+    finally:
+        os.close(fd)
+
+
+def test_noop_after_an_interrupted_push_keeps_its_staged_objects(
+    tmp_path: Path, history: Tuple[Path, str, str]
+) -> None:
+    """A no-op publishes nothing: objects an interrupted push staged wait for the push that
+    resumes it, and the next real push publishes them with its own."""
+    src, c1, c2 = history
+    dst = init(tmp_path / "dst", "archive")
+    run_ostree("refs", "--create=one", c1, repo=src)
+    push(Repo.open(src), str(dst), ("one",), PushOptions(via="receive"))
+    repo = Repo.open(dst)
+    txn = repo.transaction()
+    txn.begin()
+    data = Repo.open(src).read_metadata_bytes(c2, ObjectType.COMMIT)
+    txn.write_metadata_bytes(ObjectType.COMMIT, data, expected_checksum=c2)
+    txn.abort()  # as an interrupted push leaves it
+    result = push(Repo.open(src), str(dst), ("one",), PushOptions(via="receive"))
+    assert result.up_to_date == ("one",)
+    assert not repo.has_object(c2, ObjectType.COMMIT)
+    push(Repo.open(src), str(dst), ("main",), PushOptions(via="receive"))
+    assert rev_parse(dst, "main") == c2
+    run_ostree("fsck", repo=dst)
 
 
 def test_receiver_exits_one_after_a_refused_session(tmp_path: Path) -> None:

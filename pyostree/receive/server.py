@@ -354,20 +354,25 @@ class _Session:
             txn.set_ref(update.ref, update.new, expected_old=update.old)
         had_summary = (repo.path / "summary").exists()
         want_summary = summary is True or (summary is None and had_summary)
-        # Objects first, under the shared repo lock only: a big publish must not keep
-        # other pushers waiting for the refs lock (they give up after LOCK_WAIT_SECS).
-        # Objects visible before their refs is what every reader expects anyway.
-        try:
-            txn.publish_objects()
-        except PyOstreeError as err:
-            raise PushError(f"refs not updated: {err}") from None
         if updates:
+            self._publish_objects(txn)
             wrote_summary = self._commit_refs(want_summary)
         else:
-            # Nothing to move, so no refs lock (nor its imports) unless the summary needs
-            # a look: that repairs one an interrupted push left stale.
-            self._commit_txn()
+            if self.received:
+                self._publish_objects(txn)
+                self._commit_txn()
+            else:
+                # Nothing to publish: abort, which keeps the staging dir (empty, or what
+                # an interrupted push staged) for the next push to resume. Publishing
+                # would syncfs the whole file system: a wait for everyone else's dirty
+                # data (~15 ms measured on a busy disk).
+                txn.abort()
+            # No refs lock (nor its imports) unless the summary needs a look: that
+            # repairs one an interrupted push left stale.
             wrote_summary = want_summary and regenerate_summary(repo, self.log, only_if_stale=True)
+        self._done(updates, wrote_summary)
+
+    def _done(self, updates: List[RefUpdateRequest], wrote_summary: bool) -> None:
         self.log(f"received {self.received} objects, updated {len(updates)} refs")
         self.writer.write_json(FrameKind.DONE, {
             "refs": {u.ref: u.new for u in updates},
@@ -393,6 +398,16 @@ class _Session:
                 return want_summary and regenerate_summary(repo, self.log, locked=True)
         finally:
             files.close()
+
+    @staticmethod
+    def _publish_objects(txn: Transaction) -> None:
+        """Objects first, under the shared repo lock only: a big publish must not keep
+        other pushers waiting for the refs lock (they give up after LOCK_WAIT_SECS).
+        Objects visible before their refs is what every reader expects anyway."""
+        try:
+            txn.publish_objects()
+        except PyOstreeError as err:
+            raise PushError(f"refs not updated: {err}") from None
 
     def _commit_txn(self) -> None:
         try:
