@@ -99,6 +99,17 @@ def test_push_while_ostree_commit_writes_the_same_repo(tmp_path: Path) -> None:
     assert F.ostree("rev-parse", f"--repo={remote}", "other").stdout.strip() == their_commits[-1]
 
 
+def _wait_for_pulls(pulls: List[Tuple[int, str]], count: int, puller: threading.Thread) -> None:
+    """Until the puller has finished COUNT pulls. Each round waits for a pull that started
+    after its push, so every pushed state is pulled however slow pulls are next to pushes
+    (leaving it to relative speed, a loaded machine could finish all the pushes within one
+    or two pulls and fail "at least two pulls succeeded"). A hung pull times out in the
+    puller (``F.ostree``) and ends the thread: that fails here instead of waiting."""
+    while len(pulls) < count:
+        assert puller.is_alive(), f"the puller thread died: {pulls[-3:]}"
+        time.sleep(0.01)
+
+
 def test_http_pulls_during_pushes_never_miss_an_object(tmp_path: Path) -> None:
     remote = _repo(tmp_path / "remote")
     source = _repo(tmp_path / "source")
@@ -127,6 +138,8 @@ def test_http_pulls_during_pushes_never_miss_an_object(tmp_path: Path) -> None:
                 status, _out, err = F.finish(F.start([F.PY, "-m", "pyostree", "push", f"--repo={source}",
                                                       f"--via={via}", "-q", "--update-summary", str(remote), "main"]))
                 assert status == 0, err
+                # the pull in flight may predate this push; the one after it cannot
+                _wait_for_pulls(pulls, len(pulls) + 2, thread)
         finally:
             stop.set()
             thread.join(F.WAIT)
