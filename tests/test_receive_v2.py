@@ -308,6 +308,12 @@ def test_non_normal_form_metadata_refused(remote: Path) -> None:
     assert _snapshot(remote) == before
 
 
+REFUSAL_IDLE_TIMEOUT = "60"
+"""``--idle-timeout`` of a receiver the test client waits on for an ERROR: one that wrongly
+accepts the batch answers nothing, and the client would wait for the 600 s default (it
+ends with an "idle timeout" message instead of the refusal); a minute is ample to refuse."""
+
+
 @pytest.mark.parametrize("remote_mode", ["archive", "bare-user", "bare-user-only"])
 @pytest.mark.parametrize(
     ("case", "message"),
@@ -335,7 +341,7 @@ def test_hostile_filez_in_a_batch(tmp_path: Path, remote_mode: str, case: str, m
         name = hashlib.sha256(link.framed()).hexdigest()
         data = link.to_archive_bytes(0) + b"\x03\x00"
     before = _snapshot(dst)
-    client = V2Client()
+    client = V2Client("--idle-timeout", REFUSAL_IDLE_TIMEOUT)
     client.hello_v2(dst)
     good_name, good = _content(1)
     client.send_batch([
@@ -343,7 +349,7 @@ def test_hostile_filez_in_a_batch(tmp_path: Path, remote_mode: str, case: str, m
         encode_batch_entry(ObjectType.FILE, name, Encoding.FILEZ, data),
     ])
     error = client.error()
-    assert message in error, error
+    assert message in error, f"{error} (an idle timeout: the receiver accepted the hostile object)"
     assert _snapshot(dst) == before
     if case != "symlink-data" or remote_mode == "archive":
         # (a bare* remote may keep the verified symlink staged: junk after it is refused)
