@@ -11,13 +11,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import pytest
 
 from ostree_tool import make_sample_tree, needs_ostree, run_ostree
 from pyostree.errors import LockError, ObjectError, RefError
-from pyostree.objects import DirMeta, DirTree, FileEntry
+from pyostree.objects import DirEntry, DirMeta, DirTree, FileEntry
+from pyostree.objects.checksum import sha256_hex
 from pyostree.objects.content import FileHeader
 from pyostree.objects.types import ObjectType
 from pyostree.repo import Repo
@@ -516,3 +517,71 @@ def test_write_raw_known_absent_never_replaces_an_existing_object(tmp_path: Path
     assert {c: dest.object_path(c, t).stat().st_ino for c, t, _ in raw} == inodes
     run_ostree("fsck", repo=dest.path)
     assert [p.name for p in (dest.path / "tmp").iterdir()] == ["cache"]
+
+
+def _tree_family() -> List[Tuple[str, bytes, List[str]]]:
+    """(checksum, bytes, child dirtree checksums) of a branching tree 6 levels deep, root last."""
+    meta = sha256_hex(ROOT_META.to_bytes())
+    family: List[Tuple[str, bytes, List[str]]] = []
+    level: List[str] = []
+    for depth in range(6):
+        made = []
+        for width in range(2):
+            dirs = tuple(DirEntry(f"d{i}", child, meta) for i, child in enumerate(level))
+            data = DirTree((FileEntry(f"n{depth}-{width}", "a" * 64),), dirs).to_bytes()
+            checksum = sha256_hex(data)
+            family.append((checksum, data, list(level)))
+            made.append(checksum)
+        level = made
+    return family
+
+
+def _record_publish_order(monkeypatch: pytest.MonkeyPatch) -> List[str]:
+    """Names moved into objects/, in order, whichever publish primitive the system has."""
+    import pyostree.repo.transaction as transaction_module
+
+    order: List[str] = []
+    real_rename, real_link = transaction_module.rename_noreplace, transaction_module._link_or_skip
+
+    def rename(source: str, target: str) -> Optional[bool]:
+        order.append(os.path.basename(target))
+        return real_rename(source, target)
+
+    def link(source: str, target: str) -> None:
+        order.append(os.path.basename(target))
+        real_link(source, target)
+
+    monkeypatch.setattr(transaction_module, "rename_noreplace", rename)
+    monkeypatch.setattr(transaction_module, "_link_or_skip", link)
+    return order
+
+
+def _assert_children_first(order: List[str], family: List[Tuple[str, bytes, List[str]]]) -> None:
+    position = {name.split(".")[0]: index for index, name in enumerate(order) if name.endswith(".dirtree")}
+    assert len(position) == len({c for c, _d, _k in family})
+    for checksum, _data, children in family:
+        for child in children:
+            assert position[child[2:]] < position[checksum[2:]], "a dirtree was published before its child"
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_dirtrees_are_published_children_first_whatever_the_staging_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resumed: bool
+) -> None:
+    """Parallel stagers (or a resumed dir) stage parents before children; a crash
+    mid-publish must still never leave a dirtree in objects/ without its subtree."""
+    family = _tree_family()
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    for checksum, data, _children in reversed(family):  # root first: the worst order
+        txn.write_metadata_bytes(ObjectType.DIR_TREE, data, expected_checksum=checksum)
+    if resumed:
+        txn.abort()
+        txn = repo.transaction()
+        txn.begin()
+    order = _record_publish_order(monkeypatch)
+    txn.commit()
+    _assert_children_first(order, family)
+    for checksum, _data, _children in family:
+        assert repo.has_object(checksum, ObjectType.DIR_TREE)

@@ -666,6 +666,10 @@ class Transaction:
             if rank is not None:
                 staged.append((rank, self._sequence.get(rel, -1), rel))
         staged.sort()
+        trees = [rel for rank, _seq, rel in staged if rank == _DIRTREE_RANK]
+        if len(trees) > 1:
+            order = {rel: index for index, rel in enumerate(_children_first(staging.path, trees))}
+            staged.sort(key=lambda item: (item[0], order.get(item[2], item[1])))
         return staged
 
     def _publish_one(self, source: str, target: str) -> None:
@@ -680,6 +684,43 @@ class Transaction:
                 return
             self._noreplace = False
         _link_or_skip(source, target)
+
+
+_DIRTREE_RANK = _PUBLISH_RANK["dirtree"]
+
+
+def _children_first(staging_path: str, trees: List[str]) -> List[str]:
+    """Staged dirtrees (``XX/NAME.dirtree``) ordered so each comes after the staged
+    dirtrees it names. Staging order is not enough: parallel writers finish out of order,
+    and a resumed dir has none. A crash mid-publish must never leave a dirtree in
+    ``objects/`` whose subtree is not, since a dirtree found there is trusted complete."""
+    from pyostree.objects import DirTree
+
+    staged = set(trees)
+    children: Dict[str, List[str]] = {}
+    for rel in trees:
+        with open(os.path.join(staging_path, rel), "rb") as handle:
+            data = handle.read(MAX_METADATA_SIZE + 1)
+        subdirs = DirTree.from_bytes(data, verify=False).dirs
+        names = (f"{d.tree_checksum[:2]}/{d.tree_checksum[2:]}.dirtree" for d in subdirs)
+        children[rel] = [name for name in names if name in staged]
+    ordered: List[str] = []
+    done: Set[str] = set()
+    for root in trees:  # iterative post-order: a hostile depth cannot hit the recursion limit
+        if root in done:
+            continue
+        stack = [(root, iter(children[root]))]
+        done.add(root)
+        while stack:
+            rel, pending = stack[-1]
+            child = next((c for c in pending if c not in done), None)
+            if child is None:
+                stack.pop()
+                ordered.append(rel)
+            else:
+                done.add(child)
+                stack.append((child, iter(children[child])))
+    return ordered
 
 
 def _list_staged(path: str) -> List[str]:
