@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import time
 from typing import Callable, Iterator, List, Optional
 
@@ -33,17 +34,28 @@ def _boot_id() -> str:
 
 
 def _try_create(files: FileTransport) -> bool:
+    """Write the whole line to a temp file, then rename it to the lock's name without
+    replacing: the lock never exists without its content, so no stall of ours (between
+    creating and writing) can make a live lock look abandoned to another pusher."""
+    temp = f"{REFS_LOCK}.{secrets.token_hex(8)}"
+    with files.open_write(temp, mode=0o644) as handle:
+        # "time pid boot": a holder on this very boot can be checked for life
+        handle.write(f"{int(time.time())} {os.getpid()} {_boot_id()}\n".encode("ascii"))
     try:
-        with files.open_write(REFS_LOCK, mode=0o644) as handle:
-            # "time pid boot": a holder on this very boot can be checked for life
-            handle.write(f"{int(time.time())} {os.getpid()} {_boot_id()}\n".encode("ascii"))
+        files.rename(temp, REFS_LOCK, replace=False)
     except RemoteExistsError:
         return False
+    finally:
+        try:
+            files.remove(temp)
+        except RemoteNotFoundError:
+            pass
     return True
 
 
 INCOMPLETE_LOCK_SECS = 5.0
-"""A lock file still without its closing newline after this long lost its writer."""
+"""A lock file still without its closing newline after this long lost its writer (only
+pushers before the rename-into-place lock write one in place)."""
 
 
 def _read_lock(files: FileTransport) -> Optional[str]:
