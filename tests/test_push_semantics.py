@@ -460,3 +460,22 @@ def test_fresh_summary_of_a_collection_repo_names_its_collection(
     shown = run_ostree("summary", "-v", repo=dst)
     assert "* (org.example.Push, main)" in shown and c2 in shown
     assert "Collection ID (ostree.summary.collection-id): org.example.Push" in shown
+
+
+def test_auto_does_not_route_around_a_receiver_that_refuses(
+    tmp_path: Path, two_commits: Tuple[Path, str, str]
+) -> None:
+    """A receiver that runs and refuses (here: the repo is outside its --root) ends the
+    push; only a receiver that cannot be started sends ``auto`` to sftp."""
+    src, _c1, _c2 = two_commits
+    dst = init(tmp_path / "dst", "archive")
+    elsewhere = tmp_path / "allowed"
+    elsewhere.mkdir()
+    refusing = (sys.executable, "-m", "pyostree", "receive", "--root", str(elsewhere))
+    with pytest.raises(PushError, match="outside the allowed root"):
+        do_push(src, dst, via="auto", receive_command=refusing)
+    assert _objects_of(dst) == set()
+    assert not (dst / "refs" / "heads" / "main").exists()
+    result = do_push(src, dst, via="auto", receive_command=("false",))
+    assert result.via == "sftp"
+    assert rev_parse(dst, "main") == rev_parse(src, "main")

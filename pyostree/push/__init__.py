@@ -124,7 +124,7 @@ def _open_publisher(
 
     Over ssh only the channel the mode needs is opened (no sftp session for receive).
     """
-    from pyostree.push.receive_client import ReceiveClient
+    from pyostree.push.receive_client import ReceiveClient, ReceiverRefusedError
     from pyostree.push.sftp import SftpPublisher
     from pyostree.transport import LocalFileTransport, SshOptions, connect, local_exec
 
@@ -155,8 +155,8 @@ def _open_publisher(
             except PyOstreeError as err:
                 if channel is not None:
                     channel.close()
-                if options.via == "receive":
-                    raise
+                if options.via == "receive" or isinstance(err, ReceiverRefusedError):
+                    raise  # auto falls back only when no receiver answers
                 log(f"receive mode unavailable ({err}); falling back to sftp")
         files = open_files()
 

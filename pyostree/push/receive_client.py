@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from pyostree.repo import Repo
     from pyostree.transport import ExecChannel
 
-__all__ = ["ReceiveClient"]
+__all__ = ["ReceiveClient", "ReceiverRefusedError"]
 
 
 @contextlib.contextmanager
@@ -72,6 +72,11 @@ def _local_chunks(chunks: Iterator[bytes], checksum: str) -> Iterator[bytes]:
         except OSError as err:
             raise RepoError(f"cannot read local object {checksum}: {err.strerror or err}") from None
         yield chunk
+
+class ReceiverRefusedError(PushError):
+    """The receiver runs and said no (an ERROR frame): ``--via=auto`` must not route
+    around its decision (a ``--root`` confinement, say) by falling back to sftp."""
+
 
 _STDERR_LIMIT = 64 << 10
 HAVE_WINDOW = 4
@@ -155,7 +160,7 @@ class ReceiveClient(Publisher):
     def _failure(self, err: BaseException) -> PyOstreeError:
         """A dead channel usually means the receiver failed to start: show its stderr."""
         if isinstance(err, RemoteError):
-            return PushError(f"remote: {err}")
+            return ReceiverRefusedError(f"remote: {err}")
         self._stderr_thread.join(timeout=2)
         text = self._stderr.decode("utf-8", "replace").strip().splitlines()
         detail = f": {text[-1]}" if text else ""
