@@ -84,8 +84,11 @@ _MAX_REPLY = 1 << 18
 #: read must always fit in the return path without our help: the pipe from ssh (64 KiB on
 #: Linux; the ssh client buffers up to its 2 MiB channel window on top) or paramiko's
 #: channel buffer (read by its own thread, up to the 2 MiB window). A reply here is at most
-#: ~70 bytes (OpenSSH's status texts are short), and at most _MAX_WAITING requests plus one
-#: file's burst (its writes of <= 2 MiB: 64 + 4) wait for theirs: ~23 KiB, far below.
+#: ~70 bytes (OpenSSH's status texts are short). In steady state at most _MAX_WAITING
+#: requests plus one file's burst (its writes of <= 2 MiB: 64 + 4) wait for theirs: ~23 KiB.
+#: The bound that really holds is looser: several OPEN replies read at once each release
+#: a whole file's writes, up to _MAX_HELD of data (~1,500 replies, ~100 KiB). That can
+#: exceed a bare 64 KiB pipe, but not the 2 MiB channel window ssh and paramiko buffer.
 _MAX_WAITING = 256
 #: write_files keeps at most this much file data whose OPEN is not answered yet.
 _MAX_HELD = 8 << 20
