@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO, List, Set, Tuple
+from typing import BinaryIO, List, Sequence, Set, Tuple
 
 import pytest
 
@@ -479,3 +479,23 @@ def test_auto_does_not_route_around_a_receiver_that_refuses(
     result = do_push(src, dst, via="auto", receive_command=("false",))
     assert result.via == "sftp"
     assert rev_parse(dst, "main") == rev_parse(src, "main")
+
+
+def test_plan_asks_once_and_refuses_a_short_answer(two_commits: Tuple[Path, str, str]) -> None:
+    """Every candidate goes to the publisher in one ``have`` call (it batches and
+    pipelines itself); an answer of the wrong length is an error, never a silent skip."""
+    from pyostree.push.plan import RefUpdate, missing_objects
+
+    src, _c1, c2 = two_commits
+    repo = Repo.open(src)
+    calls: List[int] = []
+
+    def nothing_there(names: Sequence[Tuple[str, ObjectType]]) -> List[bool]:
+        calls.append(len(names))
+        return [False] * len(names)
+
+    update = RefUpdate("main", None, c2, False)
+    names = missing_objects(repo, [update], [], nothing_there)
+    assert calls == [len(names)] and len(names) > 30
+    with pytest.raises(PushError, match="answered 3 of"):
+        missing_objects(repo, [update], [], lambda names: [False] * 3)

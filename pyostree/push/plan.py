@@ -137,10 +137,10 @@ def missing_objects(
     updates: Sequence[RefUpdate],
     remote_commits: Iterable[str],
     have: HaveFn,
-    *,
-    batch: int = 4096,
 ) -> List[ObjectName]:
-    """Objects the remote lacks for ``updates``, children first."""
+    """Objects the remote lacks for ``updates``, children first. ``have`` gets every
+    candidate in one call: publishers batch and pipeline their queries themselves (HAVE
+    frames in flight, one listing per fan-out dir)."""
     seen: Set[ObjectName] = set()
     for commit in set(remote_commits):
         if repo.has_object(commit, ObjectType.COMMIT) and not repo.is_commit_partial(commit):
@@ -149,10 +149,11 @@ def missing_objects(
     for update in updates:
         candidates.extend(reachable(repo, update.new, seen))
     missing: List[ObjectName] = []
-    for start in range(0, len(candidates), batch):
-        group = candidates[start:start + batch]
-        for name, present in zip(group, have(group)):
-            # commitmeta is not content-addressed: always resend it with its commit
-            if not present or name[1] is ObjectType.COMMIT_META:
-                missing.append(name)
+    answers = have(candidates) if candidates else []
+    if len(answers) != len(candidates):
+        raise PushError(f"the remote answered {len(answers)} of {len(candidates)} object queries")
+    for name, present in zip(candidates, answers):
+        # commitmeta is not content-addressed: always resend it with its commit
+        if not present or name[1] is ObjectType.COMMIT_META:
+            missing.append(name)
     return order_children_first(missing)
