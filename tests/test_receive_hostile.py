@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from pathlib import Path
-from typing import Dict, Optional, Set
+from typing import Dict, Optional, Set, Tuple
 
 import pytest
 
@@ -300,26 +300,40 @@ def _filez(header: FileHeader, payload: bytes, size: Optional[int] = None) -> by
     return header.to_archive_bytes(len(payload) if size is None else size) + body
 
 
-@pytest.mark.parametrize("remote_mode", ["archive", "bare-user"])
-@pytest.mark.parametrize(
-    ("case", "message"),
-    [("wrong-name", "checksum"), ("bomb", "inflates beyond"), ("trailing", "trailing"),
-     ("short", "compressed payload is")],
-)
-def test_hostile_filez(tmp_path: Path, remote_mode: str, case: str, message: str) -> None:
-    dst = init(tmp_path / "dst", remote_mode)
-    before = _snapshot(dst)
+HOSTILE_FILEZ = [
+    ("wrong-name", "checksum"), ("bomb", "inflates beyond"), ("trailing", "trailing"),
+    ("short", "compressed payload is"), ("truncated", "truncated"), ("symlink-data", "data after"),
+]
+"""(case, what the receiver's error says) for :func:`hostile_filez`."""
+
+
+def hostile_filez(case: str) -> Tuple[str, bytes]:
+    """(announced checksum, ``.filez`` bytes) of one hostile content object."""
     header = FileHeader(uid=0, gid=0, mode=0o100644)
     payload = b"A" * 100_000
     name = hashlib.sha256(header.framed() + payload).hexdigest()
     if case == "wrong-name":
-        data = _filez(header, b"B" * 100_000)
-    elif case == "bomb":
-        data = _filez(header, b"\0" * (8 << 20), size=len(payload))
-    elif case == "trailing":
-        data = _filez(header, payload) + b"junk"
-    else:
-        data = _filez(header, payload, size=len(payload) + 5)
+        return name, _filez(header, b"B" * 100_000)
+    if case == "bomb":
+        return name, _filez(header, b"\0" * (8 << 20), size=len(payload))
+    if case == "trailing":
+        return name, _filez(header, payload) + b"junk"
+    if case == "short":
+        return name, _filez(header, payload, size=len(payload) + 5)
+    if case == "truncated":
+        return name, _filez(header, payload)[:-20]
+    if case == "symlink-data":
+        link = FileHeader(uid=0, gid=0, mode=0o120777, symlink_target="x")
+        return hashlib.sha256(link.framed()).hexdigest(), link.to_archive_bytes(0) + b"\x03\x00"
+    raise ValueError(case)
+
+
+@pytest.mark.parametrize("remote_mode", ["archive", "bare-user"])
+@pytest.mark.parametrize(("case", "message"), HOSTILE_FILEZ)
+def test_hostile_filez(tmp_path: Path, remote_mode: str, case: str, message: str) -> None:
+    dst = init(tmp_path / "dst", remote_mode)
+    before = _snapshot(dst)
+    name, data = hostile_filez(case)
     client = RawClient()
     client.hello(dst)
     client.send_object(ObjectType.FILE, name, Encoding.FILEZ, data)
