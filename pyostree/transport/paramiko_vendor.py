@@ -429,7 +429,8 @@ class ParamikoExecChannel(ExecChannel):
         try:
             self._channel.sendall(memoryview(data))
         except (OSError, paramiko.SSHException, EOFError) as err:
-            raise TransportError(f"cannot write to remote command: {err}") from err
+            detail = str(err) or "connection closed"  # paramiko raises a bare EOFError
+            raise TransportError(f"cannot write to remote command: {detail}") from err
 
     def _shutdown_write(self) -> None:
         try:
