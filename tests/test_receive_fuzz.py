@@ -38,6 +38,21 @@ def _stream(repo: Path, frames: List[Tuple[int, bytes]]) -> bytes:
     return bytes(out)
 
 
+def serve_or_refuse(stream: bytes) -> None:
+    """One receive session over ``stream``: it either succeeds or fails with a
+    PyOstreeError whose ERROR frame is the last thing it wrote (never another exception)."""
+    stdout = io.BytesIO()
+    try:
+        serve(io.BytesIO(stream), stdout)
+    except PyOstreeError:
+        stdout.seek(0)
+        reader = FrameReader(stdout)
+        kinds = []
+        while (frame := reader.read()) is not None:
+            kinds.append(frame.kind)
+        assert kinds[-1] is FrameKind.ERROR
+
+
 @pytest.fixture(scope="module")
 def fuzz_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return init(tmp_path_factory.mktemp("fuzz") / "repo", "archive")
@@ -46,15 +61,6 @@ def fuzz_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frames=_frames)
 def test_random_frames_never_crash_the_receiver(fuzz_repo: Path, frames: List[Tuple[int, bytes]]) -> None:
-    stdout = io.BytesIO()
-    try:
-        serve(io.BytesIO(_stream(fuzz_repo, frames)), stdout)
-    except PyOstreeError:
-        stdout.seek(0)
-        reader = FrameReader(stdout)
-        kinds = []
-        while (frame := reader.read()) is not None:
-            kinds.append(frame.kind)
-        assert kinds[-1] is FrameKind.ERROR
+    serve_or_refuse(_stream(fuzz_repo, frames))
     assert not any((fuzz_repo / "refs" / "heads").iterdir())
     assert not any((fuzz_repo / "objects").iterdir())

@@ -15,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ostree_tool import needs_ostree, run_ostree
+from ostree_tool import needs_ostree
 from test_push_support import commit, do_push, init, make_tree, object_files, ostree_fsck, rev_parse
-from test_receive_hostile import (
-    HOSTILE_FILEZ, RawClient, _commit_bytes, _filez, _snapshot, _staged_names, hostile_filez,
+from test_receive_fuzz import serve_or_refuse
+from test_receive_hostile import (  # remote: the seeded remote fixture, shared
+    HOSTILE_FILEZ, RawClient, _commit_bytes, _filez, _snapshot, _staged_names, hostile_filez, remote,
 )
 
 from pyostree.errors import PyOstreeError
@@ -33,7 +34,6 @@ from pyostree.receive.protocol import (
     DataCodec,
     Encoding,
     FrameKind,
-    FrameReader,
     SmallObject,
     decode_batch,
     decode_have_reply,
@@ -191,16 +191,6 @@ def test_objects_already_present_or_resent_are_harmless(tmp_path: Path) -> None:
 
 def _entry_header(objtype: int, encoding: int, size: int, digest: bytes = b"\0" * 32) -> bytes:
     return struct.pack(">B32sBI", objtype, digest, encoding, size)
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    dst = init(tmp_path / "remote", "archive")
-    src = init(tmp_path / "seed", "archive")
-    first = commit(src, make_tree(tmp_path / "seedtree"), subject="seed")
-    run_ostree("pull-local", str(src), first, repo=dst)
-    run_ostree("refs", "--create=main", first, repo=dst)
-    return dst
 
 
 def _refused(remote: Path, payload: bytes, message: str, *, zstd: bool = False) -> None:
@@ -414,17 +404,7 @@ def test_random_batches_never_crash_the_receiver(
     ]
     if commit_after:
         frames += [(FrameKind.UPDATE, b'{"refs":[],"summary":false}'), (FrameKind.COMMIT, b"")]
-    stream = b"".join(struct.pack(">BI", int(k), len(p)) + p for k, p in frames)
-    stdout = io.BytesIO()
-    try:
-        serve(io.BytesIO(stream), stdout)
-    except PyOstreeError:
-        stdout.seek(0)
-        reader = FrameReader(stdout)
-        kinds = []
-        while (frame := reader.read()) is not None:
-            kinds.append(frame.kind)
-        assert kinds[-1] is FrameKind.ERROR
+    serve_or_refuse(b"".join(struct.pack(">BI", int(k), len(p)) + p for k, p in frames))
     assert not any((fuzz_repo / "refs" / "heads").iterdir())
 
 
