@@ -293,6 +293,7 @@ class _FileWriter:
 
         self.pipe.request(_FXP_EXTENDED, body, done)
 
+
 class ExtensionAwareSFTPClient(paramiko.SFTPClient):  # type: ignore[misc]
     """An SFTPClient that remembers the extensions the server announced (fsync@openssh.com...)."""
 
