@@ -329,6 +329,18 @@ class Transaction:
             )
         if check and self.has_object(checksum, objtype):
             return checksum
+        self._stage_public_bytes(data, checksum, objtype)
+        return checksum
+
+    def write_commitmeta(self, commit_checksum: str, data: bytes) -> None:
+        """Detached metadata is named after its commit and is replaced, not deduplicated."""
+        validate_checksum(commit_checksum)
+        if len(data) > MAX_METADATA_SIZE:
+            raise ObjectError(f"commitmeta of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
+        self._stage_public_bytes(data, commit_checksum, ObjectType.COMMIT_META)
+
+    def _stage_public_bytes(self, data: bytes, checksum: str, objtype: ObjectType) -> None:
+        """Stage bytes stored as they are, mode 0644 (metadata in every mode)."""
         tmp = self._new_tmp(public=True)
         try:
             write_all(tmp.fd, data)
@@ -337,21 +349,6 @@ class Transaction:
             tmp.discard()
             raise
         self._install(tmp, checksum, objtype)
-        return checksum
-
-    def write_commitmeta(self, commit_checksum: str, data: bytes) -> None:
-        """Detached metadata is named after its commit and is replaced, not deduplicated."""
-        validate_checksum(commit_checksum)
-        if len(data) > MAX_METADATA_SIZE:
-            raise ObjectError(f"commitmeta of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
-        tmp = self._new_tmp(public=True)
-        try:
-            write_all(tmp.fd, data)
-            self._make_public(tmp)
-        except BaseException:
-            tmp.discard()
-            raise
-        self._install(tmp, commit_checksum, ObjectType.COMMIT_META)
 
     # ---- content ---------------------------------------------------------------------
 
