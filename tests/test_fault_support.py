@@ -574,17 +574,10 @@ def check_race(round_: RaceRound) -> None:
 def logged_http_server(directory: Path, log: Path) -> Iterator[str]:
     """``python -m http.server`` on 127.0.0.1 serving DIRECTORY, its access log in LOG (to
     tell a 404 on an object from a 404 on a ref that does not exist yet)."""
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen([PY, "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-                                 str(directory), "0"], stdout=subprocess.PIPE, stderr=log_file)
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().decode()
-            port = int(line.split(" port ")[1].split()[0])
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            proc.kill()
-            proc.wait()
+    from test_push_support import http_server
+
+    with http_server(directory, log) as url:
+        yield url
 
 
 MISSING_OBJECT = re.compile(r'"GET /objects/[0-9a-f]{2}/[0-9a-f]{62}\.(commit|dirtree|dirmeta|filez) HTTP/1\.[01]" 404')

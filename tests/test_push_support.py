@@ -68,21 +68,23 @@ def object_files(repo: Path) -> List[str]:
 
 
 @contextlib.contextmanager
-def http_server(directory: Path) -> Iterator[str]:
-    """``python -m http.server`` on 127.0.0.1, an ephemeral port; yields its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-         str(directory), "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
-        port = int(line.split(" port ")[1].split()[0])
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
+def http_server(directory: Path, log: Optional[Path] = None) -> Iterator[str]:
+    """``python -m http.server`` on 127.0.0.1, an ephemeral port; yields its base URL.
+    With ``log``, its access log (stderr) goes there."""
+    with open(log, "wb") if log is not None else contextlib.nullcontext() as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+             str(directory), "0"],
+            stdout=subprocess.PIPE, stderr=log_file if log_file is not None else subprocess.DEVNULL,
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().decode()
+            port = int(line.split(" port ")[1].split()[0])
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.kill()
+            proc.wait()
 
 
 def pull_over_http(remote: Path, ref: str, into: Path, mode: str = "bare-user") -> str:
