@@ -12,9 +12,9 @@ import stat
 import struct
 import zlib
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
-from pyostree.errors import ObjectError
+from pyostree.errors import ChecksumMismatchError, ObjectError
 from pyostree.gvariant._framing import offset_width, table_width
 from pyostree.objects._common import BytesLike, decode_metadata
 from pyostree.objects._endian import swap32, swap64
@@ -39,6 +39,7 @@ __all__ = [
     "parse_archive_header",
     "parse_content_header",
     "parse_ostreemeta",
+    "verify_filez_bytes",
 ]
 
 CHUNK_SIZE = 1 << 20
@@ -346,6 +347,73 @@ def iter_inflate(read: ReadFn, expected_size: int) -> Iterator[bytes]:
         raise ObjectError("trailing data after the compressed payload")
     if held:
         yield held
+
+
+WHOLE_INFLATE_LIMIT = 8 << 20
+"""A ``.filez`` whose payload inflates beyond this is verified in chunks, not whole."""
+
+FilezHeaderCache = Dict[bytes, Tuple[FileHeader, bytes]]
+"""Parsed and validated archive headers by their bytes after the size field, with the
+framed plain header each one hashes as: a tree's files share a few owner/mode pairs."""
+
+_HEADER_CACHE_LIMIT = 4096
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+
+
+def verify_filez_bytes(data: bytes, expected: str,
+                       cache: Optional[FilezHeaderCache] = None) -> Optional[FileHeader]:
+    """Check a whole ``.filez`` held in memory, as ``parse_archive_header`` plus
+    ``iter_inflate`` do in a stream: normal-form header, exact inflated size, no trailing
+    bytes, content checksum ``expected``. One inflate call for the payload.
+
+    Returns the header, or None (nothing checked beyond the header) when the payload
+    inflates beyond WHOLE_INFLATE_LIMIT: that one goes the streaming way."""
+    total = len(data)
+    if total < 8:
+        raise ObjectError(f"archive file header: truncated, {total} of 8 bytes")
+    (header_size,) = _U32.unpack_from(data)
+    _check_header_size(header_size)
+    end = 8 + header_size
+    if total < end:
+        raise ObjectError(f"archive file header: truncated, {total - 8} of {header_size} bytes")
+    key = data[16:end]
+    entry = cache.get(key) if cache is not None else None
+    if entry is None:
+        header, size = _parse_header(data[8:end], archive=True, verify=True)
+        entry = (header, header.framed())
+        if cache is not None and len(cache) < _HEADER_CACHE_LIMIT and header_size >= 8:
+            cache[key] = entry
+    else:
+        header = entry[0]
+        (size,) = _U64.unpack_from(data, 8)
+        if header.is_symlink and size != 0:
+            raise ObjectError(f"archive file header: symlink with payload size {size}")
+    hasher = hashlib.sha256(entry[1])
+    if header.is_regular:
+        if size > WHOLE_INFLATE_LIMIT:
+            return None
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(memoryview(data)[end:], size + 1)
+        except zlib.error as err:
+            raise ObjectError(f"compressed payload is corrupt: {err}") from None
+        if len(out) > size:
+            raise ObjectError(f"compressed payload inflates beyond its size {size}")
+        if not inflater.eof:
+            raise ObjectError(f"compressed payload truncated after {len(out)} of {size} bytes")
+        if len(out) != size:
+            raise ObjectError(f"compressed payload is {len(out)} bytes, header says {size}")
+        if inflater.unused_data:
+            raise ObjectError("trailing data after the compressed payload")
+        hasher.update(out)
+    elif total != end:
+        raise ObjectError("archive symlink object has data after its header")
+    actual = hasher.hexdigest()
+    if actual != expected:
+        raise ChecksumMismatchError(
+            f"corrupted file object: checksum expected={expected} actual={actual}")
+    return header
 
 
 class ArchiveDeflater:
