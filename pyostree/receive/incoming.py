@@ -7,6 +7,7 @@ if it does not match (nothing becomes visible under a wrong name).
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Iterator
 
 from pyostree.errors import ObjectError
@@ -27,8 +28,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_METADATA_SIZE",
+    "Ahead",
     "BufferedObject",
     "IncomingObject",
+    "check_ahead",
     "read_whole_object",
     "receive_object",
     "stage_content",
@@ -200,7 +203,29 @@ def stage_small(obj: SmallObject, txn: Transaction, *, known_absent: bool = Fals
         stage_content(BufferedObject(header.checksum, data), header, txn)
         return
     # Inflated and hashed in memory, then written in one go if it matches.
-    txn.write_raw(header.checksum, ObjectType.FILE, data, known_absent=known_absent)
+    txn.write_filez_bytes(header.checksum, data, known_absent=known_absent)
+
+
+class Ahead(enum.Enum):
+    """What :func:`check_ahead` left for the worker to do with an object."""
+
+    STAGE = "verify and stage it (stage_small)"
+    WRITE = "write it: its bytes are verified (Transaction.stage_checked_filez)"
+    SKIP = "nothing: the repo has it"
+
+
+def check_ahead(obj: SmallObject, txn: Transaction, *, known_absent: bool) -> Ahead:
+    """The part of staging ``obj`` that can run on the thread reading the stream: an
+    archive ``.filez`` into an archive repo is verified here (inflate and hash, mostly
+    outside the GIL), so the worker only writes it and the two overlap."""
+    header = obj.header
+    if header.encoding is not Encoding.FILEZ or not txn.settings.archive:
+        return Ahead.STAGE
+    if header.objtype is not ObjectType.FILE:
+        return Ahead.STAGE  # refused by stage_small
+    if not known_absent and txn.has_object(header.checksum, ObjectType.FILE):
+        return Ahead.SKIP
+    return Ahead.WRITE if txn.check_filez_bytes(header.checksum, obj.data) else Ahead.STAGE
 
 
 def receive_object(

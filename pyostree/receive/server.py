@@ -26,6 +26,8 @@ from pyostree.objects.names import validate_ref_name
 from pyostree.objects.types import ObjectType
 from pyostree.receive.incoming import (
     MAX_METADATA_SIZE,
+    Ahead,
+    check_ahead,
     read_whole_object,
     receive_object,
     stage_content,
@@ -126,7 +128,9 @@ ABSENT_LIMIT = 200_000
 """Content names remembered from HAVE replies (~100 bytes each)."""
 SMALL_OBJECT = 4 << 20
 """Content objects up to this size are read whole and staged by a worker thread."""
-STAGER_THREADS = 2
+STAGER_THREADS = 1
+"""One writer: the reading thread verifies ``.filez`` ahead of it, and a second writer
+measured slower (GIL hand-offs on every syscall, and ext4 serialises much of it)."""
 STAGER_MAX_BYTES = 32 << 20
 """Bytes of read-ahead objects waiting for a worker: the receiver's memory bound."""
 
@@ -312,17 +316,23 @@ class _Session:
         self.writer.flush()
 
     def receive_batch(self, payload: bytes, txn: Transaction, stager: _Stager) -> None:
-        """Decode one OBJECTS frame here (framing errors are the main thread's), stage
-        its objects in one worker task."""
+        """Decode one OBJECTS frame here (framing errors are the main thread's) and
+        verify its archive ``.filez`` (inflating and hashing overlap the worker's file
+        writes), then write or stage its objects in one worker task."""
         body = self.codec.decode(payload)
         objects = decode_batch(body)
         absent = self.absent
+        ahead = [check_ahead(obj, txn, known_absent=obj.header.checksum in absent)
+                 for obj in objects]
 
         def task() -> None:
-            for obj in objects:
-                stage_small(obj, txn, known_absent=obj.header.checksum in absent)
-                if obj.header.objtype in (ObjectType.DIR_TREE, ObjectType.COMMIT):
-                    self.keep_metadata(obj)
+            for obj, left in zip(objects, ahead):
+                if left is Ahead.WRITE:
+                    txn.stage_checked_filez(obj.header.checksum, obj.data)
+                elif left is Ahead.STAGE:
+                    stage_small(obj, txn, known_absent=obj.header.checksum in absent)
+                    if obj.header.objtype in (ObjectType.DIR_TREE, ObjectType.COMMIT):
+                        self.keep_metadata(obj)
 
         stager.submit(task, len(body))
         self.received += len(objects)

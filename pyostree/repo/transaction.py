@@ -40,6 +40,7 @@ from pyostree.repo.staging import StagingDir, cleanup_tmp
 from pyostree.repo.writesettings import WriteSettings
 
 if TYPE_CHECKING:
+    from pyostree.objects.content import FilezHeaderCache
     from pyostree.objects import Commit, DirMeta, DirTree, FileHeader
     from pyostree.repo import Repo
 
@@ -107,6 +108,7 @@ class Transaction:
         self._tmp_counter = itertools.count()
         self._public_tmp_mode = 0o600  # 0644 once begin() has seen a umask that keeps it
         self._noreplace = True  # renameat2(RENAME_NOREPLACE) works here, until it says otherwise
+        self._filez_headers: FilezHeaderCache = {}
         self.objects_written = 0
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -451,6 +453,33 @@ class Transaction:
             self.write_commitmeta(checksum, source)
             return checksum
         return self._write_metadata_bytes(objtype, source, checksum, check)
+
+    def write_filez_bytes(self, checksum: str, data: bytes, *, known_absent: bool = False) -> None:
+        """Archive mode: stage a whole ``.filez`` held in memory, as :meth:`write_raw`
+        would, on the short path: header checks cached per owner/mode, one inflate call,
+        one write. A payload too large to inflate whole goes :meth:`write_raw`'s way."""
+        if not known_absent and self.has_object(checksum, ObjectType.FILE):
+            return
+        if self.check_filez_bytes(checksum, data):
+            self.stage_checked_filez(checksum, data)
+        else:
+            self.write_raw(checksum, ObjectType.FILE, data, known_absent=True)
+
+    def check_filez_bytes(self, checksum: str, data: bytes) -> bool:
+        """The verification half of :meth:`write_filez_bytes` (thread-safe, no file
+        touched), so a caller can verify on one thread and write on another. Raises for
+        bad bytes; False when the payload is too large to check whole."""
+        if not self.settings.archive:
+            raise TransactionError("a .filez is stored as it is only in archive repos")
+        from pyostree.objects.content import verify_filez_bytes
+
+        validate_checksum(checksum)
+        return verify_filez_bytes(data, checksum, self._filez_headers) is not None
+
+    def stage_checked_filez(self, checksum: str, data: bytes) -> None:
+        """The writing half: ``data`` must be bytes :meth:`check_filez_bytes` passed
+        under this ``checksum``."""
+        self._stage_public_bytes(data, checksum, ObjectType.FILE)
 
     def _store_filez_verbatim(self, checksum: str, read: Callable[[int], bytes], check: bool) -> str:
         """Archive into archive: keep the sender's compressed bytes (no recompression), but
