@@ -7,7 +7,7 @@ import io
 import stat
 import struct
 import zlib
-from typing import Optional
+from typing import List, Optional
 
 import pytest
 from hypothesis import given, settings
@@ -147,7 +147,8 @@ def test_agrees_with_the_streaming_path(payload: bytes, symlink: bool, cut: int,
         reference: Optional[str] = _streaming(bytes(data))
     except ObjectError:
         reference = None
-    for cache in (None, {}):
+    caches: List[Optional[FilezHeaderCache]] = [None, {}]
+    for cache in caches:
         try:
             verify_filez_bytes(bytes(data), expected_sum, cache)
             ours: Optional[str] = expected_sum
