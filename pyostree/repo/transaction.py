@@ -109,6 +109,8 @@ class Transaction:
         self._public_tmp_mode = 0o600  # 0644 once begin() has seen a umask that keeps it
         self._noreplace = True  # renameat2(RENAME_NOREPLACE) works here, until it says otherwise
         self._filez_headers: FilezHeaderCache = {}
+        self._kept_trees: Dict[str, bytes] = {}  # staged dirtree relpath -> bytes
+        self._kept_tree_bytes = 0
         self.objects_written = 0
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -332,7 +334,17 @@ class Transaction:
         if check and self.has_object(checksum, objtype):
             return checksum
         self._stage_public_bytes(data, checksum, objtype)
+        if objtype is ObjectType.DIR_TREE:
+            self._keep_tree(checksum, bytes(data))
         return checksum
+
+    def _keep_tree(self, checksum: str, data: bytes) -> None:
+        """Remember a staged dirtree's bytes (up to _KEPT_TREE_BYTES in all) so that
+        publishing orders the dirtrees children-first without reading them back."""
+        with self._guard:
+            if self._kept_tree_bytes + len(data) <= _KEPT_TREE_BYTES:
+                self._kept_tree_bytes += len(data)
+                self._kept_trees[self._relpath(checksum, ObjectType.DIR_TREE)] = data
 
     def write_commitmeta(self, commit_checksum: str, data: bytes) -> None:
         """Detached metadata is named after its commit and is replaced, not deduplicated."""
@@ -694,7 +706,8 @@ class Transaction:
         staged.sort()
         trees = [rel for rank, _seq, rel in staged if rank == _DIRTREE_RANK]
         if len(trees) > 1:
-            order = {rel: index for index, rel in enumerate(_children_first(staging.path, trees))}
+            ordered = _children_first(staging.path, trees, self._kept_trees)
+            order = {rel: index for index, rel in enumerate(ordered)}
             staged.sort(key=lambda item: (item[0], order.get(item[2], item[1])))
         return staged
 
@@ -713,9 +726,11 @@ class Transaction:
 
 
 _DIRTREE_RANK = _PUBLISH_RANK["dirtree"]
+_KEPT_TREE_BYTES = 16 << 20
 
 
-def _children_first(staging_path: str, trees: List[str]) -> List[str]:
+def _children_first(staging_path: str, trees: List[str],
+                    kept: Optional[Dict[str, bytes]] = None) -> List[str]:
     """Staged dirtrees (``XX/NAME.dirtree``) ordered so each comes after the staged
     dirtrees it names. Staging order is not enough: parallel writers finish out of order,
     and a resumed dir has none. A crash mid-publish must never leave a dirtree in
@@ -725,8 +740,10 @@ def _children_first(staging_path: str, trees: List[str]) -> List[str]:
     staged = set(trees)
     children: Dict[str, List[str]] = {}
     for rel in trees:
-        with open(os.path.join(staging_path, rel), "rb") as handle:
-            data = handle.read(MAX_METADATA_SIZE + 1)
+        data = kept.get(rel) if kept else None
+        if data is None:
+            with open(os.path.join(staging_path, rel), "rb") as handle:
+                data = handle.read(MAX_METADATA_SIZE + 1)
         subdirs = DirTree.from_bytes(data, verify=False).dirs
         names = (f"{d.tree_checksum[:2]}/{d.tree_checksum[2:]}.dirtree" for d in subdirs)
         children[rel] = [name for name in names if name in staged]
