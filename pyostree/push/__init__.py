@@ -16,7 +16,7 @@ from pyostree.errors import PushError, PyOstreeError
 from pyostree.objects.names import validate_ref_name
 
 if TYPE_CHECKING:
-    from pyostree.push.plan import RefUpdate
+    from pyostree.push.plan import RefUpdate, TreePrefetch
     from pyostree.push.progress import LogFn, Progress, ProgressFn
     from pyostree.push.publisher import Publisher, RemoteInfo
     from pyostree.repo import Repo
@@ -118,11 +118,13 @@ def _remote_name(dest: Destination) -> str:
 
 
 def _open_publisher(
-    dest: Destination, options: PushOptions, log: LogFn
+    dest: Destination, options: PushOptions, log: LogFn,
+    on_connected: Callable[[], None] = lambda: None,
 ) -> Tuple[Publisher, Callable[[], None], str]:
     """Connect and pick the mode: receive when asked or when ``auto`` can start it.
 
     Over ssh only the channel the mode needs is opened (no sftp session for receive).
+    ``on_connected`` runs once the ssh handshake is done, before the remote side starts.
     """
     from pyostree.push.receive_client import ReceiveClient, ReceiverRefusedError
     from pyostree.push.sftp import SftpPublisher
@@ -143,6 +145,7 @@ def _open_publisher(
 
         def open_files() -> FileTransport:
             return connection.open_files(dest.path)
+    on_connected()
     try:
         if options.via in ("receive", "auto"):
             argv = _receive_argv(dest, options)
@@ -182,6 +185,7 @@ def push(
     on_log: Optional[LogFn] = None,
 ) -> PushResult:
     """Push ``refs`` (default: every local head) of ``repo`` to ``destination``."""
+    from pyostree.push.plan import TreePrefetch
     from pyostree.transport import parse_destination
 
     log: LogFn = on_log or (lambda _message: None)
@@ -189,15 +193,19 @@ def push(
         raise PushError(f"unknown --via {options.via!r} (expected sftp, receive or auto)")
     local = select_refs(repo, refs)
     dest = parse_destination(destination)
-    publisher, close, via = _open_publisher(dest, options, log)
+    prefetch = TreePrefetch(repo, local.values())
     try:
-        return push_with(publisher, repo, local, options, via=via,
-                         on_progress=on_progress, on_log=log)
-    finally:
+        publisher, close, via = _open_publisher(dest, options, log, prefetch.start)
         try:
-            publisher.close()
+            return push_with(publisher, repo, local, options, via=via,
+                             on_progress=on_progress, on_log=log, prefetch=prefetch)
         finally:
-            close()
+            try:
+                publisher.close()
+            finally:
+                close()
+    finally:
+        prefetch.finish()
 
 
 def push_with(
@@ -209,8 +217,10 @@ def push_with(
     via: str = "",
     on_progress: Optional[ProgressFn] = None,
     on_log: Optional[LogFn] = None,
+    prefetch: Optional[TreePrefetch] = None,
 ) -> PushResult:
-    """The push itself over an open publisher (``local``: ref -> commit); aborts it on error."""
+    """The push itself over an open publisher (``local``: ref -> commit); aborts it on
+    error. ``prefetch``: dirtrees loaded ahead (see :class:`TreePrefetch`)."""
     from pyostree.push.convert import local_size_hint
     from pyostree.push.plan import decide_updates, missing_objects
     from pyostree.push.progress import ProgressTracker
@@ -225,7 +235,10 @@ def push_with(
         for update in updates:
             verb = "forced update" if update.forced else ("update" if update.old else "new ref")
             log(f"{update.ref}: {verb} {update.old or '(none)'} -> {update.new}")
-        names = missing_objects(repo, updates, info.refs.values(), publisher.have) if updates else []
+        if prefetch is not None:
+            prefetch.finish()  # done by now, or it would compete with the walk below
+        names = (missing_objects(repo, updates, info.refs.values(), publisher.have, prefetch)
+                 if updates else [])
         total = sum(local_size_hint(repo, c, t) for c, t in names)
         log(f"{len(names)} objects to send (~{total} bytes)")
         tracker = ProgressTracker(on_progress, len(names), total)

@@ -7,8 +7,11 @@ ordered children first so the commit is the last object a reader could ever see.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import (
+    TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple,
+)
 
 from pyostree.errors import PushError
 from pyostree.objects.types import ObjectType
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ObjectName",
     "RefUpdate",
+    "TreePrefetch",
     "decide_updates",
     "is_ancestor",
     "missing_objects",
@@ -29,6 +33,8 @@ __all__ = [
 
 ObjectName = Tuple[str, ObjectType]
 HaveFn = Callable[[Sequence[ObjectName]], List[bool]]
+TreeLinks = Tuple[List[str], List[Tuple[str, str]]]
+"""A dirtree's file checksums and (subtree, dirmeta) pairs: what a walk needs of it."""
 
 _RANK = {
     ObjectType.FILE: 0,
@@ -98,7 +104,66 @@ def decide_updates(
     return updates, current
 
 
-def reachable(repo: Repo, commit: str, seen: Set[ObjectName]) -> List[ObjectName]:
+def _tree_links(repo: Repo, checksum: str) -> TreeLinks:
+    tree = repo.load_dirtree(checksum)
+    return [f.checksum for f in tree.files], [(d.tree_checksum, d.meta_checksum) for d in tree.dirs]
+
+
+class TreePrefetch:
+    """Loads, on a background thread, the dirtrees of the commits a push will walk: the
+    pushed heads and their parents (the usual remote value). It runs while the client
+    connects and the remote receiver starts, time the client otherwise spends waiting;
+    the walks then find the trees parsed. Anything it did not get to is loaded as usual."""
+
+    MAX_TREES = 100_000
+    """Dirtrees kept at most (a few hundred bytes each, plus their checksum strings)."""
+
+    def __init__(self, repo: Repo, commits: Iterable[str]) -> None:
+        self._repo = repo
+        self._commits = list(dict.fromkeys(commits))
+        self._links: Dict[str, TreeLinks] = {}
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="tree-prefetch", daemon=True)
+
+    def start(self) -> None:
+        """Begin loading; call it once the client has only waiting left to do (after the
+        ssh handshake: the loader would take the GIL from it)."""
+        if self._thread.ident is None:
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            roots: List[str] = []
+            for commit in self._commits:
+                commit_obj = self._repo.load_commit(commit)
+                roots.append(commit_obj.root_tree)
+                parent = commit_obj.parent
+                if parent is not None and self._repo.has_object(parent, ObjectType.COMMIT):
+                    roots.append(self._repo.load_commit(parent).root_tree)
+            stack = roots
+            while stack and not self._stop and len(self._links) < self.MAX_TREES:
+                tree = stack.pop()
+                if tree in self._links:
+                    continue
+                links = _tree_links(self._repo, tree)
+                self._links[tree] = links
+                stack.extend(sub for sub, _meta in links[1])
+        except Exception:  # noqa: BLE001 - a guess only: the walk itself reports errors
+            pass
+
+    def load(self, repo: Repo, checksum: str) -> TreeLinks:
+        links = self._links.get(checksum)
+        return links if links is not None else _tree_links(repo, checksum)
+
+    def finish(self) -> None:
+        """Stop early if still running and wait for the thread (it is between two files)."""
+        self._stop = True
+        if self._thread.ident is not None:
+            self._thread.join()
+
+
+def reachable(repo: Repo, commit: str, seen: Set[ObjectName],
+              prefetch: Optional[TreePrefetch] = None) -> List[ObjectName]:
     """Objects of ``commit`` (itself, commitmeta, tree) not in ``seen``; updates ``seen``.
 
     A dirtree already in ``seen`` prunes its whole subtree: that is what makes an
@@ -107,9 +172,8 @@ def reachable(repo: Repo, commit: str, seen: Set[ObjectName]) -> List[ObjectName
     found: List[ObjectName] = []
     commit_obj = repo.load_commit(commit)
 
-    def load_dirtree(checksum: str) -> Tuple[List[str], List[Tuple[str, str]]]:
-        tree = repo.load_dirtree(checksum)
-        return [f.checksum for f in tree.files], [(d.tree_checksum, d.meta_checksum) for d in tree.dirs]
+    def load_dirtree(checksum: str) -> TreeLinks:
+        return prefetch.load(repo, checksum) if prefetch is not None else _tree_links(repo, checksum)
 
     found.extend(walk_tree(
         commit_obj.root_tree, commit_obj.root_meta, load_dirtree=load_dirtree, seen=seen
@@ -137,6 +201,7 @@ def missing_objects(
     updates: Sequence[RefUpdate],
     remote_commits: Iterable[str],
     have: HaveFn,
+    prefetch: Optional[TreePrefetch] = None,
 ) -> List[ObjectName]:
     """Objects the remote lacks for ``updates``, children first. ``have`` gets every
     candidate in one call: publishers batch and pipeline their queries themselves (HAVE
@@ -144,10 +209,10 @@ def missing_objects(
     seen: Set[ObjectName] = set()
     for commit in set(remote_commits):
         if repo.has_object(commit, ObjectType.COMMIT) and not repo.is_commit_partial(commit):
-            reachable(repo, commit, seen)
+            reachable(repo, commit, seen, prefetch)
     candidates: List[ObjectName] = []
     for update in updates:
-        candidates.extend(reachable(repo, update.new, seen))
+        candidates.extend(reachable(repo, update.new, seen, prefetch))
     missing: List[ObjectName] = []
     answers = have(candidates) if candidates else []
     if len(answers) != len(candidates):
