@@ -585,3 +585,68 @@ def test_dirtrees_are_published_children_first_whatever_the_staging_order(
     _assert_children_first(order, family)
     for checksum, _data, _children in family:
         assert repo.has_object(checksum, ObjectType.DIR_TREE)
+
+
+def _staged_file(txn: Transaction, payload: bytes) -> str:
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    return txn.write_content(header, [payload])
+
+
+def test_large_staging_syncs_early_in_the_background(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every EARLY_SYNC_BYTES staged, a background syncfs starts (one at a time), and
+    publishing still does its own syncfs before any rename."""
+    calls: List[str] = []
+    release = threading.Event()
+
+    def fake_syncfs(fd: int) -> None:
+        name = threading.current_thread().name
+        calls.append(name)
+        if name == "early-syncfs":
+            release.wait(5)
+
+    monkeypatch.setattr(transaction_module, "syncfs", fake_syncfs)
+    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1000)
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    _staged_file(txn, os.urandom(600))
+    assert calls == []  # below the threshold
+    _staged_file(txn, os.urandom(600))
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == ["early-syncfs"]
+    for _ in range(3):  # one early sync at a time: these wait for the running one
+        _staged_file(txn, os.urandom(1200))
+    assert calls == ["early-syncfs"]
+    release.set()
+    txn.commit()
+    assert calls[-1] == threading.current_thread().name  # the final, blocking syncfs
+    assert verify_all_objects(repo) == 5
+
+
+def test_a_failing_early_sync_is_left_to_the_final_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_syncfs(fd: int) -> None:
+        if threading.current_thread().name == "early-syncfs":
+            raise OSError(5, "Input/output error")
+        raise OSError(5, "Input/output error (final)")
+
+    monkeypatch.setattr(transaction_module, "syncfs", failing_syncfs)
+    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 100)
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    checksum = _staged_file(txn, os.urandom(500))
+    with pytest.raises(OSError, match="final"):
+        txn.commit()
+    assert not repo.has_object(checksum, ObjectType.FILE)
+
+
+def test_no_early_sync_without_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: List[int] = []
+    monkeypatch.setattr(transaction_module, "syncfs", lambda fd: calls.append(fd))
+    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 100)
+    repo = new_repo(tmp_path / "r", fsync="false")
+    with repo.transaction() as txn:
+        _staged_file(txn, os.urandom(5000))
+    assert calls == []

@@ -111,6 +111,8 @@ class Transaction:
         self._filez_headers: FilezHeaderCache = {}
         self._kept_trees: Dict[str, bytes] = {}  # staged dirtree relpath -> bytes
         self._kept_tree_bytes = 0
+        self._unsynced = 0  # bytes staged since the last early syncfs began
+        self._early_sync_running = False
         self.objects_written = 0
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -309,6 +311,33 @@ class Transaction:
         if self._on_object is not None:
             self._on_object(checksum, objtype)
 
+    def _staged_bytes(self, size: int) -> None:
+        """Start writing staged data back early: every EARLY_SYNC_BYTES staged, a
+        background ``syncfs`` (one at a time), so the ``syncfs`` that must precede
+        publishing finds little left to do. Errors are left to that final one."""
+        if not self.settings.fsync:
+            return
+        with self._guard:
+            self._unsynced += size
+            if self._unsynced < EARLY_SYNC_BYTES or self._early_sync_running:
+                return
+            self._unsynced = 0
+            self._early_sync_running = True
+        threading.Thread(target=self._early_sync, name="early-syncfs", daemon=True).start()
+
+    def _early_sync(self) -> None:
+        try:
+            dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                syncfs(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
+        finally:
+            with self._guard:
+                self._early_sync_running = False
+
     # ---- metadata --------------------------------------------------------------------
 
     def write_metadata(self, obj: Union[DirMeta, DirTree, Commit]) -> str:
@@ -363,6 +392,7 @@ class Transaction:
             tmp.discard()
             raise
         self._install(tmp, checksum, objtype)
+        self._staged_bytes(len(data))
 
     # ---- content ---------------------------------------------------------------------
 
@@ -412,6 +442,7 @@ class Transaction:
             tmp.discard()
             raise
         self._install(tmp, checksum, ObjectType.FILE)
+        self._staged_bytes(total)
         return checksum
 
     def stage_content_bytes(self, checksum: str, stored: bytes, header: FileHeader) -> None:
@@ -427,6 +458,7 @@ class Transaction:
             tmp.discard()
             raise
         self._install(tmp, checksum, ObjectType.FILE)
+        self._staged_bytes(len(stored))
 
     def write_raw(
         self,
@@ -503,12 +535,14 @@ class Transaction:
         tmp = self._new_tmp(public=True)
         pending: List[bytes] = []
         pending_len = 0
+        copied = 0
 
         def tee(size: int) -> bytes:  # batched: a small object is one write
-            nonlocal pending_len
+            nonlocal pending_len, copied
             data = read(size)
             pending.append(data)
             pending_len += len(data)
+            copied += len(data)
             if pending_len >= _COPY_CHUNK:
                 write_all(tmp.fd, b"".join(pending))
                 pending.clear()
@@ -531,6 +565,7 @@ class Transaction:
             tmp.discard()
             raise
         self._install(tmp, checksum, ObjectType.FILE)
+        self._staged_bytes(copied)
         return checksum
 
     def _verify(self, checksum: str, expected: Optional[str]) -> None:
@@ -726,6 +761,8 @@ class Transaction:
 
 
 _DIRTREE_RANK = _PUBLISH_RANK["dirtree"]
+EARLY_SYNC_BYTES = 8 << 20
+"""Staged bytes between two background ``syncfs`` calls (see ``_staged_bytes``)."""
 _KEPT_TREE_BYTES = 16 << 20
 
 
