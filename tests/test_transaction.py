@@ -650,3 +650,60 @@ def test_no_early_sync_without_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with repo.transaction() as txn:
         _staged_file(txn, os.urandom(5000))
     assert calls == []
+
+
+def _wait_for(condition, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_leaves_staged_before_an_early_sync_are_published_then(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Content and dirmeta are renamed into objects/ once a background syncfs made them
+    durable; dirtrees and commits wait for the publish at commit."""
+    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 2000)
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    meta = txn.write_metadata(DirMeta(0, 0, 0o40755))
+    files = [_staged_file(txn, os.urandom(700)) for _ in range(3)]  # the third crosses 2000
+    tree = txn.write_metadata(DirTree(files=[FileEntry(f"f{i}", c) for i, c in enumerate(files)], dirs=[]))
+    assert _wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in files))
+    assert repo.has_object(meta, ObjectType.DIR_META)
+    assert not repo.has_object(tree, ObjectType.DIR_TREE)
+    txn.abort()  # published leaves stay (valid, unreferenced); no ref moved
+    assert repo.list_refs() == {}
+    assert verify_all_objects(repo) == 4
+    with repo.transaction() as again:  # a later transaction finds them present
+        for checksum in files:
+            assert again.has_object(checksum, ObjectType.FILE)
+        again.write_metadata(DirTree(files=[FileEntry(f"f{i}", c) for i, c in enumerate(files)], dirs=[]))
+    assert repo.has_object(tree, ObjectType.DIR_TREE)
+    run_ostree("fsck", f"--repo={repo.path}")
+
+
+def test_early_publishing_never_moves_a_dirtree_or_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an early sync after every object, a commit's leaves go early, its dirtrees
+    and commit only at commit time, children first, and ostree accepts the result."""
+    early: List[str] = []
+    real = transaction_module.Transaction._publish_one
+
+    def publish_one(self: Transaction, source: str, target: str) -> None:
+        if threading.current_thread().name == "early-syncfs":
+            early.append(target.rpartition(".")[2])
+        real(self, source, target)
+
+    monkeypatch.setattr(transaction_module.Transaction, "_publish_one", publish_one)
+    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1)
+    repo = new_repo(tmp_path / "r")
+    make_sample_tree(tmp_path / "tree")
+    with repo.transaction() as txn:
+        with TreeBuilder(txn, workers=0) as builder:
+            builder.add_directory(tmp_path / "tree")
+            root = builder.finish()
+        write_commit(txn, *root, CommitRequest(branch="main", timestamp=0))
+    assert early and set(early) <= {"filez", "dirmeta"}
+    run_ostree("fsck", repo=repo.path)

@@ -112,7 +112,10 @@ class Transaction:
         self._kept_trees: Dict[str, bytes] = {}  # staged dirtree relpath -> bytes
         self._kept_tree_bytes = 0
         self._unsynced = 0  # bytes staged since the last early syncfs began
-        self._early_sync_running = False
+        self._early_thread: Optional[threading.Thread] = None
+        self._early_stop = False
+        self._early_published: Set[str] = set()  # relpaths already moved into objects/
+        self._early_prefixes: Set[str] = set()  # objects/XX dirs those renames touched
         self.objects_written = 0
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -165,6 +168,7 @@ class Transaction:
         """Drop the lock; staged objects stay for a later transaction of this boot to reuse."""
         if self._state != "open":
             return
+        self._stop_early()
         self._state = "aborted"
         if self._staging is not None:
             self._staging.release()
@@ -211,6 +215,7 @@ class Transaction:
         self._lock.release()
 
     def _fail(self) -> None:
+        self._stop_early()
         self._state = "aborted"
         if self._staging is not None:
             self._staging.release()
@@ -312,31 +317,64 @@ class Transaction:
             self._on_object(checksum, objtype)
 
     def _staged_bytes(self, size: int) -> None:
-        """Start writing staged data back early: every EARLY_SYNC_BYTES staged, a
-        background ``syncfs`` (one at a time), so the ``syncfs`` that must precede
-        publishing finds little left to do. Errors are left to that final one."""
+        """Write back and publish early: every EARLY_SYNC_BYTES staged, a background
+        ``syncfs`` (one at a time); once it returns, the leaves staged before it began
+        (content and dirmeta: nothing is trusted because of them) are durable and are
+        moved into ``objects/`` then and there. The publish at commit is left with the
+        last few and the dirtrees and commits, after a ``syncfs`` that finds little to do."""
         if not self.settings.fsync:
             return
         with self._guard:
             self._unsynced += size
-            if self._unsynced < EARLY_SYNC_BYTES or self._early_sync_running:
+            running = self._early_thread is not None and self._early_thread.is_alive()
+            if self._unsynced < EARLY_SYNC_BYTES or running or self._early_stop:
                 return
             self._unsynced = 0
-            self._early_sync_running = True
-        threading.Thread(target=self._early_sync, name="early-syncfs", daemon=True).start()
+            upto = len(self._sequence)
+            thread = threading.Thread(target=self._early_sync, args=(upto,),
+                                      name="early-syncfs", daemon=True)
+            self._early_thread = thread
+        thread.start()
 
-    def _early_sync(self) -> None:
+    def _early_sync(self, upto: int) -> None:
+        """Errors end early publishing quietly: the publish at commit meets them again."""
         try:
             dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 syncfs(dir_fd)
             finally:
                 os.close(dir_fd)
-        except OSError:
-            pass
-        finally:
             with self._guard:
-                self._early_sync_running = False
+                leaves = [rel for rel, seq in self._sequence.items()
+                          if seq < upto and rel not in self._early_published
+                          and _PUBLISH_RANK.get(rel.rpartition(".")[2], 99) <= _DIRMETA_RANK]
+            staging = self._staging
+            if staging is None:
+                return
+            objects_dir = os.path.join(self.root, "objects")
+            for rel in leaves:
+                if self._early_stop:
+                    return
+                prefix = rel[:2]
+                if prefix not in self._early_prefixes:
+                    try:
+                        os.mkdir(os.path.join(objects_dir, prefix), 0o777)
+                    except FileExistsError:
+                        pass
+                    self._early_prefixes.add(prefix)
+                self._publish_one(f"{staging.path}/{rel}", f"{objects_dir}/{rel}")
+                with self._guard:
+                    self._early_published.add(rel)
+        except OSError:
+            self._early_stop = True
+
+    def _stop_early(self) -> None:
+        """No more early publishing; waits for a running one (it may be renaming)."""
+        with self._guard:
+            self._early_stop = True
+            thread = self._early_thread
+        if thread is not None:
+            thread.join()
 
     # ---- metadata --------------------------------------------------------------------
 
@@ -691,6 +729,7 @@ class Transaction:
     # ---- publication -----------------------------------------------------------------
 
     def _publish_objects(self, staging: StagingDir) -> None:
+        self._stop_early()
         if self.settings.fsync:
             dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
@@ -699,7 +738,7 @@ class Transaction:
                 os.close(dir_fd)
         staged = self._staged_objects(staging)
         objects_dir = os.path.join(self.root, "objects")
-        touched: Set[str] = set()
+        touched: Set[str] = set(self._early_prefixes)  # made already, fsynced below
         for _rank, _seq, rel in staged:
             source = os.path.join(staging.path, rel)
             target = os.path.join(objects_dir, rel)
@@ -734,9 +773,10 @@ class Transaction:
             with self._guard:
                 rels = list(self._sequence)
         staged: List[Tuple[int, int, str]] = []
+        published = self._early_published
         for rel in rels:
             rank = _PUBLISH_RANK.get(rel.rpartition(".")[2])
-            if rank is not None:
+            if rank is not None and rel not in published:
                 staged.append((rank, self._sequence.get(rel, -1), rel))
         staged.sort()
         trees = [rel for rank, _seq, rel in staged if rank == _DIRTREE_RANK]
@@ -761,6 +801,7 @@ class Transaction:
 
 
 _DIRTREE_RANK = _PUBLISH_RANK["dirtree"]
+_DIRMETA_RANK = _PUBLISH_RANK["dirmeta"]
 EARLY_SYNC_BYTES = 8 << 20
 """Staged bytes between two background ``syncfs`` calls (see ``_staged_bytes``)."""
 _KEPT_TREE_BYTES = 16 << 20
