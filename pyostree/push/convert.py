@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional, Tuple
 
 from pyostree.errors import PushError
 from pyostree.objects.content import CHUNK_SIZE, FileHeader, iter_archive
@@ -28,6 +28,7 @@ __all__ = [
     "iter_filez",
     "local_size_hint",
     "open_wire_object",
+    "read_whole_wire",
     "read_whole_wire_object",
     "check_bare_user_only",
 ]
@@ -56,36 +57,29 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _read_small_file(path: str, limit: int) -> Optional[bytes]:
-    """The whole file if it has at most ``limit`` bytes (one open, fstat, read), else None."""
+    """The whole file if it has at most ``limit`` bytes, else None.
+
+    One open, one read of ``limit + 1`` bytes, one close: no fstat (a read of a regular
+    file only returns short at its end, so more than ``limit`` bytes means too big)."""
     fd = os.open(path, _READ_FLAGS)
     try:
-        size = os.fstat(fd).st_size
-        if size > limit:
-            return None
-        parts = []
-        left = size
-        while left:  # a regular file reads whole in one call; loop for safety
-            chunk = os.read(fd, left)
-            if not chunk:
-                raise PushError(f"local object {path} shrank while being read")
-            parts.append(chunk)
-            left -= len(chunk)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        data = os.read(fd, limit + 1)
     finally:
         os.close(fd)
+    return None if len(data) > limit else data
 
 
-def read_whole_wire_object(
+def read_whole_wire(
     repo: Repo, checksum: str, objtype: ObjectType, limit: int
-) -> Optional[WholeWireObject]:
-    """The object as :func:`open_wire_object` would stream it, read whole, if its wire
-    form has at most ``limit`` bytes; None for a bigger object (stream it instead)."""
+) -> Optional[Tuple[Encoding, bytes, bool]]:
+    """:func:`read_whole_wire_object` as a plain ``(encoding, data, compressible)`` tuple:
+    the receive client calls it once per object, so no dataclass on the hot path."""
     if objtype.is_meta:
         data = repo.read_metadata_bytes(checksum, objtype)
-        return WholeWireObject(Encoding.METADATA, data, True) if len(data) <= limit else None
+        return (Encoding.METADATA, data, True) if len(data) <= limit else None
     if repo.mode is RepoMode.ARCHIVE:
         filez = _read_small_file(repo.store.object_str(checksum, objtype), limit)
-        return None if filez is None else WholeWireObject(Encoding.FILEZ, filez, False)
+        return None if filez is None else (Encoding.FILEZ, filez, False)
     with repo.open_content(checksum) as reader:
         framed = reader.header.framed()
         if len(framed) + reader.size > limit:
@@ -93,7 +87,16 @@ def read_whole_wire_object(
         data = b"".join([framed, *reader.iter_chunks()])
     if len(data) != len(framed) + reader.size:
         raise PushError(f"local object {checksum} changed while being read")
-    return WholeWireObject(Encoding.CONTENT, data, True)
+    return (Encoding.CONTENT, data, True)
+
+
+def read_whole_wire_object(
+    repo: Repo, checksum: str, objtype: ObjectType, limit: int
+) -> Optional[WholeWireObject]:
+    """The object as :func:`open_wire_object` would stream it, read whole, if its wire
+    form has at most ``limit`` bytes; None for a bigger object (stream it instead)."""
+    whole = read_whole_wire(repo, checksum, objtype, limit)
+    return None if whole is None else WholeWireObject(*whole)
 
 
 def iter_file_chunks(path: "os.PathLike[str] | str") -> Iterator[bytes]:

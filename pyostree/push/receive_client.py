@@ -10,11 +10,12 @@ DATA..., END.
 from __future__ import annotations
 
 import contextlib
+import struct
 import threading
-from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, List, NoReturn, Optional, Sequence
 
 from pyostree.errors import PushError, PyOstreeError, RepoError
-from pyostree.push.convert import WholeWireObject, open_wire_object, read_whole_wire_object
+from pyostree.push.convert import open_wire_object, read_whole_wire
 from pyostree.push.plan import ObjectName, RefUpdate
 from pyostree.push.progress import ProgressTracker
 from pyostree.push.publisher import Publisher, RemoteInfo
@@ -22,6 +23,7 @@ from pyostree.receive.protocol import (
     BATCH_ENTRY_SIZE,
     BATCH_VERSION,
     CHUNK_SIZE,
+    DATA_RAW,
     HAVE_BATCH,
     MAGIC,
     PROTOCOL_VERSIONS,
@@ -34,13 +36,12 @@ from pyostree.receive.protocol import (
     RemoteError,
     decode_have_reply,
     decode_json,
-    encode_batch_entry,
     encode_have,
     encode_object_header,
     zstd_available,
 )
 from pyostree.repo.config import RepoMode
-from pyostree.objects.checksum import validate_checksum
+from pyostree.objects.checksum import to_raw, validate_checksum
 from pyostree.objects.types import ObjectType
 
 if TYPE_CHECKING:
@@ -50,16 +51,13 @@ if TYPE_CHECKING:
 __all__ = ["ReceiveClient", "ReceiverRefusedError"]
 
 
-@contextlib.contextmanager
-def _local_read(checksum: str) -> Iterator[None]:
+def _local_read_failed(err: OSError, checksum: str) -> NoReturn:
     """An OSError while opening a local object is a local problem (a missing or unreadable
-    object), not a broken connection: waiting for the receiver's answer would hang."""
-    try:
-        yield
-    except OSError as err:
-        if isinstance(err, (BrokenPipeError, ConnectionError)):
-            raise
-        raise RepoError(f"cannot read local object {checksum}: {err.strerror or err}") from None
+    object), not a broken connection: waiting for the receiver's answer would hang.
+    Called from ``except OSError`` blocks (not a context manager: it runs per object)."""
+    if isinstance(err, (BrokenPipeError, ConnectionError)):
+        raise err
+    raise RepoError(f"cannot read local object {checksum}: {err.strerror or err}") from None
 
 
 def _local_chunks(chunks: Iterator[bytes], checksum: str) -> Iterator[bytes]:
@@ -91,35 +89,54 @@ BATCH_OBJECT_MAX = CHUNK_SIZE - BATCH_ENTRY_SIZE
 """Largest object that travels in an OBJECTS frame (alone, if need be)."""
 
 
+_ENTRY = struct.Struct(">B32sBI")
+"""An OBJECTS entry header, as ``encode_batch_entry`` packs it (a test holds them equal):
+packed apart from the data so each object's bytes are copied once, into the frame."""
+assert _ENTRY.size == BATCH_ENTRY_SIZE
+_RAW_FLAG = bytes([DATA_RAW])
+"""What ``DataCodec.encode`` puts before a chunk it leaves uncompressed."""
+
+
 class _Batch:
     """The OBJECTS frame being filled; compressible objects (metadata, content streams)
-    and incompressible ones (``.filez``) never share a frame."""
+    and incompressible ones (``.filez``) never share a frame.
+
+    Entries are kept as header and data pieces and joined once; an incompressible frame
+    gets the raw flag as its first piece, so that join is its whole payload (the codec
+    would copy the body again to prepend it)."""
 
     def __init__(self) -> None:
-        self.entries: List[bytes] = []
+        self.pieces: List[bytes] = []
         self.size = 0
         self.objects = 0
         self.compressible = False
 
-    def fits(self, obj: WholeWireObject) -> bool:
-        if not self.entries:
+    def fits(self, size: int, compressible: bool) -> bool:
+        if not self.objects:
             return True
-        return (obj.compressible == self.compressible
+        return (compressible == self.compressible
                 and self.objects < BATCH_OBJECTS
-                and self.size + BATCH_ENTRY_SIZE + len(obj.data) <= BATCH_TARGET)
+                and self.size + BATCH_ENTRY_SIZE + size <= BATCH_TARGET)
 
-    def add(self, checksum: str, objtype: ObjectType, obj: WholeWireObject) -> None:
-        if not self.entries:
-            self.compressible = obj.compressible
-        entry = encode_batch_entry(objtype, checksum, obj.encoding, obj.data)
-        self.entries.append(entry)
-        self.size += len(entry)
+    def add(self, checksum: str, objtype: ObjectType, encoding: int, data: bytes,
+            compressible: bool) -> None:
+        if not self.objects:
+            self.compressible = compressible
+            if not compressible:
+                self.pieces.append(_RAW_FLAG)
+        self.pieces.append(_ENTRY.pack(objtype, to_raw(checksum), encoding, len(data)))
+        self.pieces.append(data)
+        self.size += BATCH_ENTRY_SIZE + len(data)
         self.objects += 1
 
-    def take(self) -> bytes:
-        body = b"".join(self.entries)
-        self.entries, self.size, self.objects = [], 0, 0
-        return body
+    def take_payload(self, codec: DataCodec) -> bytes:
+        """The OBJECTS payload, exactly as ``codec.encode`` of the joined entries."""
+        if self.compressible:
+            payload = codec.encode(b"".join(self.pieces), compress=True)
+        else:
+            payload = b"".join(self.pieces)
+        self.pieces, self.size, self.objects = [], 0, 0
+        return payload
 
 
 class ReceiveClient(Publisher):
@@ -232,22 +249,25 @@ class ReceiveClient(Publisher):
         """Small objects whole in OBJECTS frames, bigger ones streamed (v2)."""
         batch = _Batch()
         for checksum, objtype in names:
-            with _local_read(checksum):
-                whole = read_whole_wire_object(repo, checksum, objtype, BATCH_OBJECT_MAX)
+            try:
+                whole = read_whole_wire(repo, checksum, objtype, BATCH_OBJECT_MAX)
+            except OSError as err:
+                _local_read_failed(err, checksum)
             if whole is None:
                 self._flush_batch(batch, tracker)
                 self._stream_object(repo, checksum, objtype, tracker)
                 continue
-            if not batch.fits(whole):
+            encoding, data, compressible = whole
+            if not batch.fits(len(data), compressible):
                 self._flush_batch(batch, tracker)
-            batch.add(checksum, objtype, whole)
+            batch.add(checksum, objtype, encoding, data, compressible)
         self._flush_batch(batch, tracker)
 
     def _flush_batch(self, batch: _Batch, tracker: ProgressTracker) -> None:
-        if not batch.entries:
+        count = batch.objects
+        if not count:
             return
-        count, compressible = batch.objects, batch.compressible
-        payload = self.codec.encode(batch.take(), compress=compressible)
+        payload = batch.take_payload(self.codec)
         self._writer.write(FrameKind.OBJECTS, payload)
         tracker.add_bytes(len(payload))
         for _ in range(count):
@@ -257,8 +277,10 @@ class ReceiveClient(Publisher):
                        tracker: ProgressTracker) -> None:
         """OBJECT, DATA..., END: any size, and the only form a v1 receiver knows."""
         with contextlib.ExitStack() as stack:
-            with _local_read(checksum):
+            try:
                 wire = stack.enter_context(open_wire_object(repo, checksum, objtype))
+            except OSError as err:
+                _local_read_failed(err, checksum)
             self._writer.write(FrameKind.OBJECT, encode_object_header(
                 ObjectHeader(objtype, checksum, wire.encoding, wire.size)))
             for chunk in _rechunk(_local_chunks(wire.chunks, checksum)):

@@ -1,0 +1,64 @@
+"""The receive client's fast paths: OBJECTS frames built from pieces and small files
+read in one call must give exactly what the obvious code gave."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+import pyostree.push.convert as convert
+from pyostree.objects.types import ObjectType
+from pyostree.push.receive_client import _Batch
+from pyostree.receive.protocol import DataCodec, Encoding, decode_batch, encode_batch_entry
+
+_CSUM_A = "ab" * 32
+_CSUM_B = "0f" * 32
+
+
+def _entries(compressible: bool) -> List[Tuple[str, ObjectType, Encoding, bytes]]:
+    if compressible:
+        return [(_CSUM_A, ObjectType.DIR_TREE, Encoding.METADATA, b"tree " * 200),
+                (_CSUM_B, ObjectType.FILE, Encoding.CONTENT, b"")]
+    return [(_CSUM_A, ObjectType.FILE, Encoding.FILEZ, os.urandom(3000)),
+            (_CSUM_B, ObjectType.FILE, Encoding.FILEZ, b"x")]
+
+
+@pytest.mark.parametrize("zstd", [True, False])
+@pytest.mark.parametrize("compressible", [True, False])
+def test_batch_payload_is_the_codec_encoding_of_the_entries(compressible: bool, zstd: bool) -> None:
+    entries = _entries(compressible)
+    batch = _Batch()
+    for checksum, objtype, encoding, data in entries:
+        assert batch.fits(len(data), compressible)
+        batch.add(checksum, objtype, encoding, data, compressible)
+    assert not batch.fits(10, not compressible)  # the two kinds never share a frame
+    codec = DataCodec(zstd)
+    payload = batch.take_payload(codec)
+    body = b"".join(encode_batch_entry(t, c, e, d) for c, t, e, d in entries)
+    assert payload == codec.encode(body, compress=compressible)
+    decoded = decode_batch(codec.decode(payload))
+    assert [(o.header.checksum, o.header.objtype, o.header.encoding, bytes(o.data)) for o in decoded] \
+        == [(c, t, e, d) for c, t, e, d in entries]
+    # emptied: the next frame starts afresh, with its own kind
+    assert batch.objects == 0 and batch.size == 0
+    batch.add(_CSUM_A, ObjectType.FILE, Encoding.FILEZ, b"z", False)
+    assert batch.take_payload(codec) == codec.encode(
+        encode_batch_entry(ObjectType.FILE, _CSUM_A, Encoding.FILEZ, b"z"), compress=False)
+
+
+@pytest.mark.parametrize("size,whole", [(0, True), (1, True), (99, True), (100, True), (101, False)])
+def test_small_file_read_in_one_call(tmp_path: Path, size: int, whole: bool) -> None:
+    path = tmp_path / "f"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    assert convert._read_small_file(str(path), 100) == (data if whole else None)
+
+
+def test_small_file_read_refuses_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "target").write_bytes(b"x")
+    os.symlink("target", tmp_path / "link")
+    with pytest.raises(OSError):
+        convert._read_small_file(str(tmp_path / "link"), 100)
