@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-__all__ = ["CallableReader", "CallableWriter"]
+__all__ = ["CallableReader", "CallableWriter", "ViewWriter"]
 
 
 class _CallableStream(io.RawIOBase):
@@ -58,3 +58,23 @@ class CallableWriter(_CallableStream):
         chunk = bytes(data)
         self._write(chunk)
         return len(chunk)
+
+
+class ViewWriter(_CallableStream):
+    """A raw writer over ``write(view)``: no copy, for a callable that is done with the
+    bytes when it returns (it copies what it keeps). It must not keep the view or a slice
+    of it: ``io.BufferedWriter`` hands ``write`` its own buffer (or the caller's) and
+    reuses it afterwards. The view is a flat byte view, released on return."""
+
+    def __init__(self, write: Callable[[memoryview], None],
+                 close: Optional[Callable[[], None]] = None):
+        super().__init__(close)
+        self._write = write
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer) -> int:
+        with memoryview(data) as view, view.cast("B") as flat:
+            self._write(flat)
+            return len(flat)

@@ -19,7 +19,7 @@ import paramiko  # type: ignore[import-untyped]
 
 
 from ..errors import TransportError
-from ._streams import CallableReader, CallableWriter
+from ._streams import CallableReader, ViewWriter
 from .base import ExecChannel, FileTransport
 from .destination import Destination
 from .hostkeys import HostKeyPolicy, KnownHosts, known_hosts_name, parse_strict
@@ -419,15 +419,16 @@ class ParamikoExecChannel(ExecChannel):
 
     def __init__(self, channel: paramiko.Channel) -> None:
         self._channel = channel
-        self.stdin = io.BufferedWriter(CallableWriter(self._send, self._shutdown_write))
+        self.stdin = io.BufferedWriter(ViewWriter(self._send, self._shutdown_write))
         self.stdout = io.BufferedReader(CallableReader(self._recv))
         self.stderr = io.BufferedReader(CallableReader(self._recv_stderr))
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: memoryview) -> None:
         # A view: sendall slices off each packet it sends, and slicing bytes copies the rest
-        # (a 256 KiB frame would be copied 8 times over in 32 KiB packets).
+        # (a 256 KiB frame would be copied 8 times over in 32 KiB packets). Paramiko copies
+        # each packet into its message before send returns, so nothing keeps the view.
         try:
-            self._channel.sendall(memoryview(data))
+            self._channel.sendall(data)
         except (OSError, paramiko.SSHException, EOFError) as err:
             detail = str(err) or "connection closed"  # paramiko raises a bare EOFError
             raise TransportError(f"cannot write to remote command: {detail}") from err
