@@ -239,8 +239,14 @@ def push_with(
             prefetch.finish()  # done by now, or it would compete with the walk below
         names = (missing_objects(repo, updates, info.refs.values(), publisher.have, prefetch)
                  if updates else [])
-        total = sum(local_size_hint(repo, c, t) for c, t in names)
-        log(f"{len(names)} objects to send (~{total} bytes)")
+        total = 0
+        if on_progress is not None:
+            # An lstat per object, only for the progress estimate: skipped when nobody
+            # shows progress (the CLI passes no callback when stderr is not a terminal).
+            total = sum(local_size_hint(repo, c, t) for c, t in names)
+            log(f"{len(names)} objects to send (~{total} bytes)")
+        else:
+            log(f"{len(names)} objects to send")
         tracker = ProgressTracker(on_progress, len(names), total)
         summary = False
         if options.dry_run:
