@@ -13,20 +13,20 @@ import stat
 import struct
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Type
+from typing import (
+    TYPE_CHECKING, BinaryIO, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, Type,
+)
 
 from pyostree.errors import NotFoundError, ObjectError, RepoError
 from pyostree.objects.checksum import is_checksum, validate_checksum
-from pyostree.objects.content import (
-    CHUNK_SIZE,
-    FileHeader,
-    iter_inflate,
-    parse_archive_header,
-    parse_ostreemeta,
-)
 from pyostree.objects.types import ObjectType
 from pyostree.objects.xattrs import Xattrs, canonical_xattrs
 from pyostree.repo.config import RepoMode
+
+# The content-object code (and the GVariant codec behind it) loads on the first content
+# object opened: listing refs or reading metadata does not need it.
+if TYPE_CHECKING:
+    from pyostree.objects.content import FileHeader
 
 #: libostree refuses metadata objects larger than this (OSTREE_MAX_METADATA_SIZE).
 MAX_METADATA_SIZE = 128 * 1024 * 1024
@@ -222,6 +222,8 @@ def _read_upto(fd: int, limit: int) -> bytes:
 
 def _file_chunks(handle: BinaryIO, size: int, what: str) -> Iterator[bytes]:
     """Chunks of a plain object file, checked against the size stat reported."""
+    from pyostree.objects.content import CHUNK_SIZE
+
     seen = 0
     while True:
         chunk = handle.read(min(CHUNK_SIZE, size - seen + 1))
@@ -385,6 +387,8 @@ class ObjectStore:
         return function(checksum) if function is not None else None
 
     def open_content(self, checksum: str) -> ContentReader:
+        from pyostree.objects.content import FileHeader
+
         path = self.object_str(checksum, ObjectType.FILE)
         what = f"content object {checksum}"
         try:
@@ -424,6 +428,8 @@ class ObjectStore:
         return os.fdopen(fd, "rb")
 
     def _open_archive(self, path: str, file_size: int, what: str) -> ContentReader:
+        from pyostree.objects.content import iter_inflate, parse_archive_header
+
         handle = self._open_regular(path, what)
         try:
             read = _SizedRead(handle, file_size)
@@ -440,6 +446,8 @@ class ObjectStore:
             raise
 
     def _open_bare_symlink(self, path: str, info: os.stat_result, what: str) -> ContentReader:
+        from pyostree.objects.content import FileHeader
+
         if self.mode is RepoMode.BARE_USER:
             raise ObjectError(f"{what} is a symlink, but bare-user stores symlinks as files")
         try:
@@ -460,6 +468,8 @@ class ObjectStore:
     def _bare_user(
         self, path: str, handle: BinaryIO, info: os.stat_result, what: str
     ) -> ContentReader:
+        from pyostree.objects.content import parse_ostreemeta
+
         try:
             raw = os.getxattr(handle.fileno(), OSTREEMETA_XATTR)
         except OSError as err:
