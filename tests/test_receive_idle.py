@@ -130,7 +130,8 @@ def test_in_process_serve_releases_the_lock_while_the_peer_is_still_connected(
     thread.start()
     hello = b'{"magic":"%s","versions":[1],"compression":[]}' % MAGIC.encode()
     open_ = json.dumps({"repo": str(remote)}).encode()
-    for kind, payload in ((FrameKind.HELLO, hello), (FrameKind.OPEN, open_)):
+    have = encode_have([("ab" * 32, ObjectType.FILE)])  # begins the write transaction
+    for kind, payload in ((FrameKind.HELLO, hello), (FrameKind.OPEN, open_), (FrameKind.HAVE, have)):
         os.write(to_server_w, bytes([kind]) + len(payload).to_bytes(4, "big") + payload)
     thread.join(timeout=30)
     assert not thread.is_alive()

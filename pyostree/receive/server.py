@@ -24,15 +24,6 @@ from pyostree.errors import PushError, PyOstreeError, RefError
 from pyostree.objects.checksum import validate_checksum
 from pyostree.objects.names import validate_ref_name
 from pyostree.objects.types import ObjectType
-from pyostree.receive.incoming import (
-    MAX_METADATA_SIZE,
-    Ahead,
-    check_ahead,
-    read_whole_object,
-    receive_object,
-    stage_content,
-    stage_small,
-)
 from pyostree.receive.protocol import (
     BATCH_VERSION,
     MAGIC,
@@ -53,6 +44,8 @@ from pyostree.receive.protocol import (
 )
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from pyostree.repo import Repo
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -261,13 +254,12 @@ class _Session:
             "summary": (repo.path / "summary").exists(),
         })
         self.writer.flush()
-        self.txn = repo.transaction()
-        self.txn.begin()
 
     # -- main loop ------------------------------------------------------------------
 
     def loop(self) -> None:
-        txn = self._txn()
+        """The write transaction (repo lock, staging dir) and the verifying code load on
+        the first frame that needs them: a no-op push gets its answer without either."""
         stager = self.stager = _Stager(lambda err: _send_error(self.writer, _message(err)))
         kinds: Tuple[FrameKind, ...] = (
             FrameKind.HAVE, FrameKind.OBJECT, FrameKind.UPDATE, FrameKind.ABORT)
@@ -276,23 +268,25 @@ class _Session:
         while True:
             frame = self.reader.expect(*kinds)
             if frame.kind is FrameKind.OBJECTS:
-                self.receive_batch(frame.payload, txn, stager)
+                self.receive_batch(frame.payload, self._txn(), stager)
             elif frame.kind is FrameKind.HAVE:
                 stager.wait()  # answers include every object received so far
-                self.answer_have(frame.payload, txn)
+                self.answer_have(frame.payload, self._txn())
             elif frame.kind is FrameKind.OBJECT:
+                txn, steps = self._txn(), _incoming()
                 header = decode_object_header(frame.payload)
                 if header.objtype is ObjectType.FILE and header.size <= SMALL_OBJECT:
-                    source = read_whole_object(self.reader, self.codec, header)
-                    stager.submit(functools.partial(stage_content, source, header, txn),
+                    source = steps.read_whole_object(self.reader, self.codec, header)
+                    stager.submit(functools.partial(steps.stage_content, source, header, txn),
                                   header.size)
                 else:
-                    receive_object(self.reader, self.codec, header, txn)
+                    steps.receive_object(self.reader, self.codec, header, txn)
                 self.received += 1
             elif frame.kind is FrameKind.ABORT:
                 self.log("client aborted")
                 stager.close()
-                txn.abort()
+                if self.txn is not None:
+                    self.txn.abort()
                 return
             else:
                 updates, summary = _parse_updates(decode_json(frame))
@@ -322,15 +316,17 @@ class _Session:
         body = self.codec.decode(payload)
         objects = decode_batch(body)
         absent = self.absent
+        steps = _incoming()
+        check_ahead, write, stage = steps.check_ahead, steps.Ahead.WRITE, steps.Ahead.STAGE
         ahead = [check_ahead(obj, txn, known_absent=obj.header.checksum in absent)
                  for obj in objects]
 
         def task() -> None:
             for obj, left in zip(objects, ahead):
-                if left is Ahead.WRITE:
+                if left is write:
                     txn.stage_checked_filez(obj.header.checksum, obj.data)
-                elif left is Ahead.STAGE:
-                    stage_small(obj, txn, known_absent=obj.header.checksum in absent)
+                elif left is stage:
+                    steps.stage_small(obj, txn, known_absent=obj.header.checksum in absent)
                     if obj.header.objtype in (ObjectType.DIR_TREE, ObjectType.COMMIT):
                         self.keep_metadata(obj)
 
@@ -347,8 +343,10 @@ class _Session:
             self.received_meta[(obj.header.checksum, obj.header.objtype)] = obj.data
 
     def _txn(self) -> Transaction:
+        """The session's write transaction, begun on first use."""
         if self.txn is None:
-            raise ProtocolError("no repository open")
+            self.txn = self._repo().transaction()
+            self.txn.begin()
         return self.txn
 
     def _repo(self) -> Repo:
@@ -357,26 +355,26 @@ class _Session:
         return self.repo
 
     def commit(self, updates: List[RefUpdateRequest], summary: Optional[bool]) -> None:
-        txn = self._txn()
         repo = self._repo()
         for update in updates:
+            txn = self._txn()
             check_commit_complete(repo, txn, update.new, self.received_meta)
             txn.set_ref(update.ref, update.new, expected_old=update.old)
         had_summary = (repo.path / "summary").exists()
         want_summary = summary is True or (summary is None and had_summary)
         if updates:
-            self._publish_objects(txn)
+            self._publish_objects(self._txn())
             wrote_summary = self._commit_refs(want_summary)
         else:
             if self.received:
-                self._publish_objects(txn)
+                self._publish_objects(self._txn())
                 self._commit_txn()
-            else:
+            elif self.txn is not None:
                 # Nothing to publish: abort, which keeps the staging dir (empty, or what
                 # an interrupted push staged) for the next push to resume. Publishing
                 # would syncfs the whole file system: a wait for everyone else's dirty
-                # data (~15 ms measured on a busy disk).
-                txn.abort()
+                # data (~15 ms measured on a busy disk). A no-op push never began one.
+                self.txn.abort()
             # No refs lock (nor its imports) unless the summary needs a look: that
             # repairs one an interrupted push left stale.
             wrote_summary = want_summary and regenerate_summary(repo, self.log, only_if_stale=True)
@@ -432,6 +430,13 @@ class _Session:
             self.txn.abort()
 
 
+def _incoming() -> "ModuleType":
+    """The verifying and staging steps, imported when the first object arrives."""
+    from pyostree.receive import incoming
+
+    return incoming
+
+
 ReceivedMetadata = Mapping[Tuple[str, ObjectType], bytes]
 """Verified dirtrees and commits this session staged, by (checksum, type)."""
 
@@ -442,12 +447,12 @@ def _staged_meta(txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
     path = os.path.join(txn.staging_path, rel)
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_METADATA_SIZE + 1)
+            data = handle.read(_incoming().MAX_METADATA_SIZE + 1)
     except FileNotFoundError:
         raise PushError(
             f"commit is incomplete: {objtype.extension()} {checksum} was never sent"
         ) from None
-    if len(data) > MAX_METADATA_SIZE:
+    if len(data) > _incoming().MAX_METADATA_SIZE:
         raise PushError(f"{objtype.extension()} {checksum} is too large")
     return data
 
