@@ -1,5 +1,5 @@
-"""The receive client's fast paths: OBJECTS frames built from pieces and small files
-read in one call must give exactly what the obvious code gave."""
+"""The receive client's fast paths: OBJECTS frames built from pieces must give exactly
+what the codec gave for the joined entries; small files are read whole or not at all."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_batch_payload_is_the_codec_encoding_of_the_entries(compressible: bool, 
 
 
 @pytest.mark.parametrize("size,whole", [(0, True), (1, True), (99, True), (100, True), (101, False)])
-def test_small_file_read_in_one_call(tmp_path: Path, size: int, whole: bool) -> None:
+def test_small_file_read_whole_or_none(tmp_path: Path, size: int, whole: bool) -> None:
     path = tmp_path / "f"
     data = os.urandom(size)
     path.write_bytes(data)

@@ -57,16 +57,23 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _read_small_file(path: str, limit: int) -> Optional[bytes]:
-    """The whole file if it has at most ``limit`` bytes, else None.
-
-    One open, one read of ``limit + 1`` bytes, one close: no fstat (a read of a regular
-    file only returns short at its end, so more than ``limit`` bytes means too big)."""
+    """The whole file if it has at most ``limit`` bytes (one open, fstat, read), else None."""
     fd = os.open(path, _READ_FLAGS)
     try:
-        data = os.read(fd, limit + 1)
+        size = os.fstat(fd).st_size
+        if size > limit:
+            return None
+        parts = []
+        left = size
+        while left:  # a regular file reads whole in one call; loop for safety
+            chunk = os.read(fd, left)
+            if not chunk:
+                raise PushError(f"local object {path} shrank while being read")
+            parts.append(chunk)
+            left -= len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
     finally:
         os.close(fd)
-    return None if len(data) > limit else data
 
 
 def read_whole_wire(
