@@ -41,7 +41,7 @@ from pyostree.receive.protocol import (
     zstd_available,
 )
 from pyostree.repo.config import RepoMode
-from pyostree.objects.checksum import to_raw, validate_checksum
+from pyostree.objects.checksum import validate_checksum
 from pyostree.objects.types import ObjectType
 
 if TYPE_CHECKING:
@@ -120,13 +120,16 @@ class _Batch:
 
     def add(self, checksum: str, objtype: ObjectType, encoding: int, data: bytes,
             compressible: bool) -> None:
+        """``checksum`` named the local object ``data`` was read from, so it is already
+        validated (every read builds the path with ``object_str``): plain ``fromhex``."""
         if not self.objects:
             self.compressible = compressible
             if not compressible:
                 self.pieces.append(_RAW_FLAG)
-        self.pieces.append(_ENTRY.pack(objtype, to_raw(checksum), encoding, len(data)))
+        size = len(data)
+        self.pieces.append(_ENTRY.pack(objtype, bytes.fromhex(checksum), encoding, size))
         self.pieces.append(data)
-        self.size += BATCH_ENTRY_SIZE + len(data)
+        self.size += BATCH_ENTRY_SIZE + size
         self.objects += 1
 
     def take_payload(self, codec: DataCodec) -> bytes:
