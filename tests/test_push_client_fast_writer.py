@@ -41,3 +41,34 @@ def test_view_writer_closes_once() -> None:
     writer.close()
     writer.close()
     assert closed == [1]
+
+
+class _RecordingChannel:
+    """The calls the exec channel makes while writing, recorded."""
+
+    def __init__(self, max_packet: object = None) -> None:
+        if max_packet is not None:
+            self.out_max_packet_size = max_packet
+        self.sent: List[object] = []
+
+    def sendall(self, data: object) -> None:
+        self.sent.append(data)
+
+
+@pytest.mark.parametrize(("max_packet", "step"), [(1088, 1024), (None, 32768 - 64), (10, 1024)])
+def test_paramiko_stdin_sends_packet_sized_bytes(max_packet: object, step: int) -> None:
+    from pyostree.transport.paramiko_vendor import ParamikoExecChannel
+
+    fake = _RecordingChannel(max_packet)
+    channel = ParamikoExecChannel(fake)
+    big = bytes(range(256)) * 300  # 76800 bytes: bigger than BufferedWriter's buffer
+    channel.stdin.write(b"head")
+    channel.stdin.write(big)
+    channel.stdin.flush()
+    assert all(type(piece) is bytes for piece in fake.sent)
+    pieces = [bytes(piece) for piece in fake.sent if isinstance(piece, bytes)]
+    assert b"".join(pieces) == b"head" + big
+    assert max(len(piece) for piece in pieces) == step
+    # every write is cut at packet boundaries: only its last piece may be short
+    assert pieces[0] == b"head"
+    assert [len(p) for p in pieces[1:-1]] == [step] * (len(pieces) - 2)

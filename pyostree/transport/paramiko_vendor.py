@@ -48,6 +48,8 @@ _CHEAPEST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: CBC modes (and 3DES, a 64-bit block) are open to known attacks; every server we meet
 #: offers CTR or GCM.
 _LEGACY_CIPHERS = ("*-cbc", "3des-*")
+#: Largest packet the peer takes, for a channel that does not say (OpenSSH's).
+_PACKET_GUESS = 32768
 _TRUE = ("yes", "true")
 _FALSE = ("no", "false")
 
@@ -424,11 +426,16 @@ class ParamikoExecChannel(ExecChannel):
         self.stderr = io.BufferedReader(CallableReader(self._recv_stderr))
 
     def _send(self, data: memoryview) -> None:
-        # A view: sendall slices off each packet it sends, and slicing bytes copies the rest
-        # (a 256 KiB frame would be copied 8 times over in 32 KiB packets). Paramiko copies
-        # each packet into its message before send returns, so nothing keeps the view.
+        """Send in packet-sized bytes pieces: ``Channel.send`` takes at most
+        ``out_max_packet_size - 64`` bytes a packet, and a bytes piece that size goes into
+        the packet as is, where a view costs paramiko two caught exceptions a packet
+        (``asbytes``) and whole bytes would be re-sliced, copying the rest, every packet.
+        A wrong size only costs speed: ``sendall`` sends whatever it is given."""
+        channel = self._channel
+        step = max(int(getattr(channel, "out_max_packet_size", _PACKET_GUESS)) - 64, 1024)
         try:
-            self._channel.sendall(data)
+            for start in range(0, len(data), step):
+                channel.sendall(bytes(data[start:start + step]))
         except (OSError, paramiko.SSHException, EOFError) as err:
             detail = str(err) or "connection closed"  # paramiko raises a bare EOFError
             raise TransportError(f"cannot write to remote command: {detail}") from err
