@@ -135,16 +135,18 @@ def test_summary_kept_up_to_date(tmp_path: Path, two_commits: Tuple[Path, str, s
 
 
 def test_push_selected_refs_only_and_all_by_default(tmp_path: Path) -> None:
+    # Ref names that are not hex: `ostree rev-parse a` would also match a commit whose
+    # checksum starts with "a" (this test failed 1 run in 16 when it used "a").
     tree = make_tree(tmp_path / "tree")
     src = init(tmp_path / "src", "archive")
-    a = commit(src, tree, branch="a")
-    b = commit(src, tree, branch="deep/b")
+    first = commit(src, tree, branch="first")
+    second = commit(src, tree, branch="deep/second")
     dst = init(tmp_path / "dst", "archive")
-    do_push(src, dst, "a", via="sftp")
-    assert run_ostree("refs", repo=dst).split() == ["a"]
+    do_push(src, dst, "first", via="sftp")
+    assert run_ostree("refs", repo=dst).split() == ["first"]
     do_push(src, dst, via="receive")
-    assert sorted(run_ostree("refs", repo=dst).split()) == ["a", "deep/b"]
-    assert rev_parse(dst, "deep/b") == b and rev_parse(dst, "a") == a
+    assert sorted(run_ostree("refs", repo=dst).split()) == ["deep/second", "first"]
+    assert rev_parse(dst, "deep/second") == second and rev_parse(dst, "first") == first
     with pytest.raises(PushError, match="no local ref"):
         do_push(src, dst, "missing", via="sftp")
 
