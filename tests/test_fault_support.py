@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -20,12 +21,29 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from pyostree.objects import content_checksum, iter_inflate, parse_archive_header
 
 PY = sys.executable
 RECEIVE_ARGV = (PY, "-m", "pyostree", "receive")
+EARLY_SYNC_TEST_BYTES = 1 << 10
+"""The early-publishing threshold of the receivers in the ``early`` variants, instead of
+8 MiB (never reached by these pushes). Their 3 MiB are one big object and ~150 small ones
+of ~80 compressed bytes, so 64 KiB would publish early once, at the big one: 1 KiB gives
+about ten early syncfs + publish rounds while the small objects arrive."""
+EARLY_RECEIVE_ARGV = (
+    PY, "-c",
+    "import sys; import pyostree.repo.transaction as transaction; "
+    f"transaction.EARLY_SYNC_BYTES = {EARLY_SYNC_TEST_BYTES}; "
+    "from pyostree.cli.main import main; sys.argv = [\"pyostree\", *sys.argv[1:]]; "
+    "raise SystemExit(main())",
+    "receive",
+)
+"""``python -m pyostree receive`` with a small ``EARLY_SYNC_BYTES`` (set in the receiver
+process, as the library reads no environment): ``main()`` sees the argv ``python -m
+pyostree`` would give it, so exit status and fast exit are the real command's."""
+RECEIVERS = {"default": RECEIVE_ARGV, "early": EARLY_RECEIVE_ARGV}
 OBJECT_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{62}\.(filez|file|dirtree|dirmeta|commit|commitmeta)$")
 WAIT = 60.0
 """Generous bound on one push or one receiver shutdown (a hang fails, it never stalls)."""
@@ -94,9 +112,10 @@ def fresh_remote(source: Source, path: Path) -> Path:
 # ---------------------------------------------------------------------------- processes
 
 
-def push_argv(source: Source, dest: str, via: str, *extra: str) -> List[str]:
+def push_argv(source: Source, dest: str, via: str, *extra: str,
+              receive_argv: Sequence[str] = RECEIVE_ARGV) -> List[str]:
     return [PY, "-m", "pyostree", "push", f"--repo={source.path}", f"--via={via}", "-v",
-            "--receive-command", " ".join(RECEIVE_ARGV), *extra, dest, "main"]
+            "--receive-command", shlex.join(receive_argv), *extra, dest, "main"]
 
 
 def start(argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> subprocess.Popen[bytes]:
@@ -122,13 +141,15 @@ def _proc_info(pid: int) -> Optional[Tuple[int, str, str]]:
     return int(fields[1]), fields[0], cmdline
 
 
-def receivers(parent: int) -> List[int]:
-    """PIDs of live ``pyostree receive`` processes whose parent is PARENT."""
+def receivers(parent: int, receive_argv: Sequence[str] = RECEIVE_ARGV) -> List[int]:
+    """PIDs of live receivers (processes running RECEIVE_ARGV, whatever its argv[0])
+    whose parent is PARENT."""
     found = []
+    want = list(receive_argv[1:])
     for name in os.listdir("/proc"):
         if name.isdigit():
             info = _proc_info(int(name))
-            if info and info[0] == parent and info[1] != "Z" and info[2].split("\0")[1:4] == ["-m", "pyostree", "receive"]:
+            if info and info[0] == parent and info[1] != "Z" and info[2].split("\0")[1:1 + len(want)] == want:
                 found.append(int(name))
     return found
 
@@ -222,6 +243,27 @@ class CuttingProxy:
 class RemoteState:
     ref: str
     staged: Set[str] = field(default_factory=set)
+    published: Set[str] = field(default_factory=set)  # checksums of the objects in objects/
+
+
+def object_checksums(repo: Path) -> Set[str]:
+    """Checksums of the objects (commitmeta aside) under REPO's objects/."""
+    found: Set[str] = set()
+    for path in (repo / "objects").glob("??/*"):
+        stem, _dot, ext = path.name.partition(".")
+        if ext in ("filez", "file", "dirtree", "dirmeta", "commit") and len(stem) == 62:
+            found.add(path.parent.name + stem)
+    return found
+
+
+_NEW_OBJECTS: Dict[Path, Set[str]] = {}
+
+
+def new_objects(source: Source) -> Set[str]:
+    """The objects a push of c2 onto the template (at c1) has to send."""
+    if source.path not in _NEW_OBJECTS:
+        _NEW_OBJECTS[source.path] = object_checksums(source.path) - object_checksums(source.template)
+    return _NEW_OBJECTS[source.path]
 
 
 def staged_objects(remote: Path) -> Set[str]:
@@ -279,7 +321,8 @@ def check_remote(remote: Path, source: Source, *, fsck: bool = True) -> RemoteSt
         rel = str(path.relative_to(remote / "objects"))
         if path.is_file():
             assert OBJECT_NAME.match(rel), f"partial or stray file visible in objects/: {rel}"
-    return RemoteState(ref, staged_objects(remote) if (remote / "tmp").exists() else set())
+    return RemoteState(ref, staged_objects(remote) if (remote / "tmp").exists() else set(),
+                       object_checksums(remote))
 
 
 def error_line(stderr: str) -> str:
@@ -324,13 +367,15 @@ class Target:
     env: Optional[Dict[str, str]] = None
     ssh: object = None               # SshOptions for an in-process re-push
     receiver_parent: Optional[int] = None  # who spawns receivers (None: the push client)
+    receive_argv: Tuple[str, ...] = RECEIVE_ARGV  # the receiver, for the push and the re-push
 
 
-def local_target(remote: Path) -> Target:
-    return Target(remote, str(remote))
+def local_target(remote: Path, receive_argv: Sequence[str] = RECEIVE_ARGV) -> Target:
+    return Target(remote, str(remote), receive_argv=tuple(receive_argv))
 
 
-def ssh_target(setup: object, remote_name: str, port: Optional[int] = None) -> Target:
+def ssh_target(setup: object, remote_name: str, port: Optional[int] = None,
+               receive_argv: Sequence[str] = RECEIVE_ARGV) -> Target:
     """Push to ``served/remote_name`` of an EmbeddedSetup (tests/sshd.py), maybe via PORT."""
     server = setup.server  # type: ignore[attr-defined]
     port = port or server.port
@@ -345,7 +390,7 @@ def ssh_target(setup: object, remote_name: str, port: Optional[int] = None) -> T
              "-o", "IdentitiesOnly=yes")
     env = dict(os.environ, HOME=str(setup.home))  # type: ignore[attr-defined]
     return Target(setup.served / remote_name, f"127.0.0.1:{remote_name}", extra, env, options,  # type: ignore[attr-defined]
-                  receiver_parent=os.getpid())
+                  receiver_parent=os.getpid(), receive_argv=tuple(receive_argv))
 
 
 @dataclass
@@ -362,6 +407,15 @@ class Outcome:
     reused: int
     data_lost: bool          # a ref pointing at a commit the remote cannot serve whole
     seconds: float
+    published_new: int = 0   # objects of the push already in objects/ at the fault
+    missing_new: int = 0     # objects of the push neither in objects/ nor staged at the fault
+    resent_published: int = 0  # objects in objects/ at the fault that the re-push sent (must be 0)
+
+    @property
+    def published_early(self) -> bool:
+        """Objects of the push were in objects/ while others had not even arrived: only
+        early publishing moves objects before the receiver has them all."""
+        return self.published_new > 0 and self.missing_new > 0
 
 
 def repush(source: Source, target: Target, via: str) -> object:
@@ -369,7 +423,7 @@ def repush(source: Source, target: Target, via: str) -> object:
     from pyostree.push import PushOptions, push
     from pyostree.repo import Repo
 
-    options = PushOptions(via=via, ssh=target.ssh, receive_command=RECEIVE_ARGV)  # type: ignore[arg-type]
+    options = PushOptions(via=via, ssh=target.ssh, receive_command=target.receive_argv)  # type: ignore[arg-type]
     with watchdog():
         return push(Repo.open(source.path), target.dest, ["main"], options)
 
@@ -386,37 +440,51 @@ def after_fault(case: str, source: Source, target: Target, via: str, started: fl
         resent = len(state.staged & sent) - result.objects_reused  # type: ignore[attr-defined]
     final = check_remote(target.remote, source)
     lost = final.ref != source.c2
+    new = new_objects(source)
     return Outcome(case, fault_hit, status, message, state.ref, len(state.staged), max(resent, 0),
-                   result.objects_reused, lost, round(time.monotonic() - started, 3))  # type: ignore[attr-defined]
+                   result.objects_reused, lost, round(time.monotonic() - started, 3),  # type: ignore[attr-defined]
+                   published_new=len(state.published & new),
+                   missing_new=len(new - state.published - state.staged),
+                   resent_published=len(sent & state.published))
+
+
+def early_published(source: Source, remote: Path) -> Callable[[], bool]:
+    """A kill trigger: true once an object of the push is in REMOTE's objects/."""
+    new = new_objects(source)
+    return lambda: bool(object_checksums(remote) & new)
 
 
 def kill_case(case: str, source: Source, target: Target, via: str, delay: float,
-              victim: str) -> Outcome:
+              victim: str, trigger: Optional[Callable[[], bool]] = None) -> Outcome:
     """Start the push CLI, SIGKILL the client DELAY seconds after its start, or the
-    receiver DELAY seconds after the receiver appeared."""
+    receiver DELAY seconds after the receiver appeared; with TRIGGER, as soon as it
+    returns true instead (DELAY then bounds the wait)."""
     started = time.monotonic()
-    proc = start(push_argv(source, target.dest, via, *target.cli_extra), env=target.env)
+    proc = start(push_argv(source, target.dest, via, *target.cli_extra, receive_argv=target.receive_argv),
+                 env=target.env)
     parent = target.receiver_parent or proc.pid
     seen: Set[int] = set()
     if victim == "receiver":
         limit = time.monotonic() + WAIT
         while not seen and proc.poll() is None and time.monotonic() < limit:
-            seen.update(receivers(parent))
+            seen.update(receivers(parent, target.receive_argv))
             time.sleep(0.002)
     deadline = time.monotonic() + delay
     while time.monotonic() < deadline and proc.poll() is None:
-        seen.update(receivers(parent))
-        time.sleep(0.002)
+        seen.update(receivers(parent, target.receive_argv))
+        if trigger is not None and trigger():
+            break
+        time.sleep(0.001 if trigger is not None else 0.002)
     fault_hit = proc.poll() is None
     status: Optional[int]
     message = ""
     if victim == "client":
-        seen.update(receivers(parent))
+        seen.update(receivers(parent, target.receive_argv))
         kill9(proc.pid)
         proc.communicate(timeout=WAIT)
         status = None if fault_hit else proc.returncode
     else:
-        live = receivers(parent)
+        live = receivers(parent, target.receive_argv)
         seen.update(live)
         for pid in live:
             kill9(pid)
@@ -435,15 +503,16 @@ def cut_case(case: str, source: Source, target: Target, proxy: CuttingProxy, via
     started = time.monotonic()
     proxy.budget = budget
     proxy.cut.clear()
-    proc = start(push_argv(source, target.dest, via, *target.cli_extra), env=target.env)
+    proc = start(push_argv(source, target.dest, via, *target.cli_extra, receive_argv=target.receive_argv),
+                 env=target.env)
     status, _out, err = finish(proc)
     message = error_line(err) if status != 0 else ""
     fault_hit = proxy.cut.is_set() and status != 0
     proxy.budget = None
     deadline = time.monotonic() + WAIT  # the server side notices the cut on its own
-    while receivers(os.getpid()) and time.monotonic() < deadline:
+    while receivers(os.getpid(), target.receive_argv) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not receivers(os.getpid()), "receiver still running after the connection was cut"
+    assert not receivers(os.getpid(), target.receive_argv), "receiver still running after the connection was cut"
     return after_fault(case, source, target, via, started, fault_hit=fault_hit, status=status, message=message)
 
 
@@ -457,14 +526,15 @@ sys.path.insert(0, sys.argv[1])
 import test_fault_support as F
 src = F.Source(Path(sys.argv[2]), sys.argv[3], sys.argv[4], Path(sys.argv[5]))
 mnt, via, size = Path(sys.argv[6]), sys.argv[7], sys.argv[8]
+receive_argv = tuple(json.loads(sys.argv[9]))
 mnt.mkdir(parents=True, exist_ok=True)
 subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=True)
 remote = F.fresh_remote(src, mnt / "remote")
 started = time.monotonic()
-status, _out, err = F.finish(F.start(F.push_argv(src, str(remote), via)))
+status, _out, err = F.finish(F.start(F.push_argv(src, str(remote), via, receive_argv=receive_argv)))
 message = F.error_line(err) if status else ""
 subprocess.run(["mount", "-o", "remount,size=512m", str(mnt)], check=True)  # space freed
-outcome = F.after_fault("disk-full", src, F.local_target(remote), via, started,
+outcome = F.after_fault("disk-full", src, F.local_target(remote, receive_argv), via, started,
                         fault_hit=status != 0, status=status, message=message)
 print(json.dumps(asdict(outcome)))
 """
@@ -478,13 +548,14 @@ def unshare_available() -> bool:
     return probe.returncode == 0
 
 
-def disk_full_case(source: Source, mountpoint: Path, via: str, size: str = "4m") -> Outcome:
+def disk_full_case(source: Source, mountpoint: Path, via: str, size: str = "4m",
+                   receive_argv: Sequence[str] = RECEIVE_ARGV) -> Outcome:
     """Push onto a remote on a SIZE tmpfs in a private mount namespace (``unshare -m``),
     then grow the tmpfs (space freed) and re-push; everything runs inside the namespace."""
     tests = str(Path(__file__).resolve().parent)
     done = subprocess.run(
         ["unshare", "-m", "--", PY, "-c", DISK_FULL_SCRIPT, tests, str(source.path), source.c1, source.c2,
-         str(source.template), str(mountpoint), via, size],
+         str(source.template), str(mountpoint), via, size, json.dumps(list(receive_argv))],
         capture_output=True, text=True, timeout=WAIT * 3,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -546,12 +617,13 @@ class RaceRound:
     messages: Tuple[str, str]
 
 
-def race_round(sides: Sequence[Tuple[Path, Path, str]], remote: Path, index: int) -> RaceRound:
+def race_round(sides: Sequence[Tuple[Path, Path, str]], remote: Path, index: int,
+               receive_argv: Sequence[str] = RECEIVE_ARGV) -> RaceRound:
     """Two pushers (repo, tree, via) move ``main`` of REMOTE at the same time."""
     commits = [sync_and_commit(repo, remote, tree, f"round {index} side {k}")
                for k, (repo, tree, _via) in enumerate(sides)]
     procs = [start([PY, "-m", "pyostree", "push", f"--repo={repo}", f"--via={via}", "-q",
-                    "--receive-command", " ".join(RECEIVE_ARGV), str(remote), "main"])
+                    "--receive-command", shlex.join(receive_argv), str(remote), "main"])
              for repo, _tree, via in sides]
     results = [finish(proc) for proc in procs]
     statuses = tuple(status for status, _o, _e in results)
