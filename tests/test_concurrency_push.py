@@ -44,12 +44,15 @@ def remote(tmp_path: Path) -> Path:
     return remote
 
 
-@pytest.mark.parametrize("vias", [("receive", "receive"), ("sftp", "sftp"), ("receive", "sftp")])
-def test_two_pushers_one_ref_many_rounds(remote: Path, tmp_path: Path, vias: Tuple[str, str]) -> None:
+@pytest.mark.parametrize("vias,receiver", [(("receive", "receive"), "default"), (("sftp", "sftp"), "default"),
+                                           (("receive", "sftp"), "default"), (("receive", "receive"), "early")])
+def test_two_pushers_one_ref_many_rounds(remote: Path, tmp_path: Path, vias: Tuple[str, str], receiver: str) -> None:
+    """``early``: receivers that publish leaves early (every 1 KiB staged, see
+    ``F.EARLY_RECEIVE_ARGV``), so the loser's objects land in objects/ next to the winner's."""
     sides = [(_repo(tmp_path / f"side{k}"), _tree(tmp_path / f"tree{k}"), via) for k, via in enumerate(vias)]
     history: List[str] = []
     for index in range(ROUNDS):
-        round_ = F.race_round(sides, remote, index)
+        round_ = F.race_round(sides, remote, index, receive_argv=F.RECEIVERS[receiver])
         F.check_race(round_)
         history.append(round_.remote_ref)
     F.ostree("fsck", f"--repo={remote}")

@@ -23,14 +23,21 @@ def big_source(tmp_path_factory: pytest.TempPathFactory) -> F.Source:
 
 
 @pytest.mark.skipif(not F.unshare_available(), reason="needs root and unshare -m with tmpfs")
-@pytest.mark.parametrize("via", ["receive", "sftp"])
-def test_remote_disk_full(big_source: F.Source, tmp_path: Path, via: str) -> None:
-    outcome = F.disk_full_case(big_source, tmp_path / "mnt", via)
+@pytest.mark.parametrize("via,receiver", [("receive", "default"), ("sftp", "default"), ("receive", "early")])
+def test_remote_disk_full(big_source: F.Source, tmp_path: Path, via: str, receiver: str) -> None:
+    """``early``: the receiver publishes leaves early (every 1 KiB staged), so part of what
+    fitted is in objects/ when the disk fills, and must not be sent again either."""
+    outcome = F.disk_full_case(big_source, tmp_path / "mnt", via, receive_argv=F.RECEIVERS[receiver])
     assert outcome.fault_hit and outcome.push_status == 1
     assert "No space left on device" in outcome.message, outcome.message
     assert outcome.ref_after_fault == big_source.c1
     assert outcome.resent_staged == 0 and not outcome.data_lost
-    assert outcome.staged > 0  # what fitted waits in the staging dir...
+    assert outcome.resent_published == 0
+    if receiver == "early":
+        assert outcome.published_early, outcome  # the small objects went ahead of the big one
+    else:
+        assert outcome.published_new == 0, outcome  # nothing of the push is visible before its commit
+        assert outcome.staged > 0  # what fitted waits in the staging dir...
     if via == "sftp":
         assert outcome.reused == outcome.staged  # ...and is not uploaded again
 
@@ -44,6 +51,6 @@ def test_permission_denied_on_the_remote(tmp_path: Path, via: str, spot: str) ->
     outcome = F.permission_case(source, remote, via, spot)
     assert outcome.fault_hit and outcome.push_status == 1
     assert "Permission denied" in outcome.message, outcome.message
-    assert outcome.resent_staged == 0 and not outcome.data_lost
+    assert outcome.resent_staged == 0 and outcome.resent_published == 0 and not outcome.data_lost
     if spot == "refs":
         assert outcome.ref_after_fault == source.c1

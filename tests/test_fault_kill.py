@@ -1,15 +1,17 @@
 """kill -9 of the push client or of the receiver at random points, and a connection cut
 mid-transfer, to a local path and over the embedded ssh server. After each fault the
 remote passes ``ostree fsck``, ``main`` is old or new, nothing partial is visible, and a
-re-push completes without re-sending what was staged (benchmarks/bench_faults.py runs
-the same cases for many iterations)."""
+re-push completes without re-sending what was staged or published (benchmarks/bench_faults.py
+runs the same cases for many iterations). The ``early`` variants run the receiver with a
+1 KiB early-publishing threshold (``F.EARLY_RECEIVE_ARGV``), so leaves move into objects/
+about ten times during each push and the faults land between those publishes."""
 
 from __future__ import annotations
 
 import random
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
 
@@ -43,26 +45,30 @@ def push_seconds(source: F.Source, tmp_path_factory: pytest.TempPathFactory) -> 
 def check(outcome: F.Outcome) -> None:
     assert not outcome.data_lost
     assert outcome.resent_staged == 0, outcome
+    assert outcome.resent_published == 0, outcome  # an object in objects/ is never sent again
     if outcome.push_status not in (None, 0):
         assert outcome.message.startswith("error: ")
 
 
-@pytest.mark.parametrize("via", ["receive", "sftp"])
-def test_kill_client_local(source: F.Source, push_seconds: float, tmp_path: Path, via: str) -> None:
+@pytest.mark.parametrize("via,receiver", [("receive", "default"), ("sftp", "default"), ("receive", "early")])
+def test_kill_client_local(source: F.Source, push_seconds: float, tmp_path: Path, via: str,
+                           receiver: str) -> None:
     rng = random.Random(11)
     for index in range(ITERATIONS):
         remote = F.fresh_remote(source, tmp_path / f"r{index}")
         delay = rng.uniform(0.1, push_seconds)
-        check(F.kill_case("kill-client-local", source, F.local_target(remote), via, delay, "client"))
+        check(F.kill_case("kill-client-local", source, F.local_target(remote, F.RECEIVERS[receiver]), via,
+                          delay, "client"))
 
 
-def test_kill_receiver_local(source: F.Source, push_seconds: float, tmp_path: Path) -> None:
+@pytest.mark.parametrize("receiver", ["default", "early"])
+def test_kill_receiver_local(source: F.Source, push_seconds: float, tmp_path: Path, receiver: str) -> None:
     rng = random.Random(12)
     hits = 0
     for index in range(ITERATIONS):
         remote = F.fresh_remote(source, tmp_path / f"r{index}")
-        outcome = F.kill_case("kill-receiver-local", source, F.local_target(remote), "receive",
-                              rng.uniform(0.0, push_seconds / 2), "receiver")
+        outcome = F.kill_case("kill-receiver-local", source, F.local_target(remote, F.RECEIVERS[receiver]),
+                              "receive", rng.uniform(0.0, push_seconds / 2), "receiver")
         check(outcome)
         if outcome.fault_hit:
             hits += 1
@@ -78,21 +84,22 @@ def served(embedded: EmbeddedSetup, source: F.Source) -> Iterator[str]:
     yield name
 
 
-@pytest.mark.parametrize("victim,via", [("client", "receive"), ("client", "sftp"), ("receiver", "receive")])
+@pytest.mark.parametrize("victim,via,receiver", [("client", "receive", "default"), ("client", "sftp", "default"),
+                                                  ("receiver", "receive", "default"), ("receiver", "receive", "early")])
 def test_kill_over_embedded_ssh(embedded: EmbeddedSetup, source: F.Source, push_seconds: float,
-                                victim: str, via: str) -> None:
+                                victim: str, via: str, receiver: str) -> None:
     rng = random.Random(13)
     for _ in range(ITERATIONS):
         name = f"fault-{uuid.uuid4().hex[:8]}"
         F.fresh_remote(source, embedded.served / name)
-        target = F.ssh_target(embedded, name)
+        target = F.ssh_target(embedded, name, receive_argv=F.RECEIVERS[receiver])
         delay = rng.uniform(0.0, push_seconds / 2) if victim == "receiver" else rng.uniform(0.2, push_seconds + 0.4)
         outcome = F.kill_case(f"kill-{victim}-ssh", source, target, via, delay, victim)
         check(outcome)
 
 
-@pytest.mark.parametrize("via", ["receive", "sftp"])
-def test_connection_cut_mid_transfer(embedded: EmbeddedSetup, source: F.Source, via: str) -> None:
+@pytest.mark.parametrize("via,receiver", [("receive", "default"), ("sftp", "default"), ("receive", "early")])
+def test_connection_cut_mid_transfer(embedded: EmbeddedSetup, source: F.Source, via: str, receiver: str) -> None:
     proxy = F.CuttingProxy(embedded.server.port)
     try:
         rng = random.Random(14)
@@ -100,7 +107,7 @@ def test_connection_cut_mid_transfer(embedded: EmbeddedSetup, source: F.Source, 
         for _ in range(ITERATIONS):
             name = f"cut-{uuid.uuid4().hex[:8]}"
             F.fresh_remote(source, embedded.served / name)
-            target = F.ssh_target(embedded, name, port=proxy.port)
+            target = F.ssh_target(embedded, name, port=proxy.port, receive_argv=F.RECEIVERS[receiver])
             outcome = F.cut_case("cut", source, target, proxy, via, rng.randint(20_000, 3_000_000))
             check(outcome)
             if outcome.fault_hit:
@@ -109,3 +116,32 @@ def test_connection_cut_mid_transfer(embedded: EmbeddedSetup, source: F.Source, 
         assert hits, "no cut landed mid-transfer"
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("where", ["local", "ssh"])
+def test_kill_receiver_at_the_first_early_publish(embedded: EmbeddedSetup, source: F.Source, tmp_path: Path,
+                                                  where: str) -> None:
+    """Kill the receiver as soon as early publishing has moved an object of the push into
+    objects/: the push's ref stays old while part of it is visible, so the re-push must find
+    those objects (HAVE: present) rather than send them again, and fsck covers their
+    validity. (Not the client: killed then, it has usually written the whole push into the
+    pipe already, and the receiver completes it.)"""
+    victim = "receiver"
+    outcomes: List[F.Outcome] = []
+    for index in range(ITERATIONS):
+        if where == "local":
+            remote = F.fresh_remote(source, tmp_path / f"r{index}")
+            target = F.local_target(remote, F.EARLY_RECEIVE_ARGV)
+        else:
+            name = f"early-{uuid.uuid4().hex[:8]}"
+            remote = F.fresh_remote(source, embedded.served / name)
+            target = F.ssh_target(embedded, name, receive_argv=F.EARLY_RECEIVE_ARGV)
+        outcome = F.kill_case(f"kill-{victim}-{where}-at-early-publish", source, target, "receive", F.WAIT,
+                              victim, trigger=F.early_published(source, remote))
+        check(outcome)
+        if outcome.fault_hit:
+            assert outcome.published_new > 0, outcome  # what was published early stays published
+        outcomes.append(outcome)
+    # objects of the push in objects/ while others had not even arrived: early publishing
+    # really happened (the trigger fires on any published object, even at commit time)
+    assert any(o.published_early for o in outcomes), outcomes
