@@ -7,8 +7,11 @@ docs/RELIABILITY.md.
 
 Every iteration applies the same checks as the tests (tests/test_fault_support.py):
 ``ostree fsck`` clean after the fault, ``main`` old or new, nothing partial in objects/,
-re-push completes without re-sending staged objects, one-line error messages; for races
-exactly one winner; for HTTP pulls no 404 on a needed object. A failed check counts the
+re-push completes without re-sending staged objects nor objects already in objects/,
+one-line error messages; for races exactly one winner; for HTTP pulls no 404 on a needed
+object. The ``-early`` cases run the receiver with a 1 KiB early-publishing threshold
+(``F.EARLY_RECEIVE_ARGV``); ``-at-early-publish`` kills the receiver as soon as an object
+of the push appears in objects/. A failed check counts the
 iteration as not survived and is listed; "data lost" counts accepted updates or pushed
 commits the remote cannot serve whole afterwards (must be 0).
 """
@@ -20,6 +23,7 @@ import itertools
 import json
 import os
 import random
+import shlex
 import shutil
 import sys
 import tempfile
@@ -94,48 +98,57 @@ class Bench:
         if outcome.data_lost:
             raise DataLost(f"main is not c2 after the re-push: {outcome}")
         assert outcome.resent_staged == 0, f"re-push re-sent {outcome.resent_staged} staged objects"
+        assert outcome.resent_published == 0, f"re-push re-sent {outcome.resent_published} objects already in objects/"
         if outcome.push_status not in (None, 0):
             assert outcome.message.startswith("error: ")
             tally.note(outcome.message[:60])
         if outcome.fault_hit:
             tally.note(f"staged {'>0' if outcome.staged else '0'} at fault")
+        if outcome.published_early:
+            tally.note("published early at fault (objects in objects/, others not yet received)")
         return outcome.fault_hit
 
     # -- cases ---------------------------------------------------------------------------
 
-    def kill_local(self, via: str, victim: str, tally: Tally, rng: random.Random) -> bool:
+    def kill_local(self, via: str, victim: str, tally: Tally, rng: random.Random,
+                   receiver: str = "default", at_early_publish: bool = False) -> bool:
         remote = F.fresh_remote(self.source, self._path("kill"))
         delay = rng.uniform(0.0, self.push_seconds / 2) if victim == "receiver" else rng.uniform(0.1, self.push_seconds + 0.1)
-        outcome = F.kill_case(tally.case, self.source, F.local_target(remote), via, delay, victim)
+        trigger = F.early_published(self.source, remote) if at_early_publish else None
+        outcome = F.kill_case(tally.case, self.source, F.local_target(remote, F.RECEIVERS[receiver]), via,
+                              F.WAIT if trigger else delay, victim, trigger=trigger)
         try:
             return self._judge(outcome, tally)
         finally:
             shutil.rmtree(remote, ignore_errors=True)
 
-    def kill_ssh(self, via: str, victim: str, tally: Tally, rng: random.Random) -> bool:
+    def kill_ssh(self, via: str, victim: str, tally: Tally, rng: random.Random,
+                 receiver: str = "default", at_early_publish: bool = False) -> bool:
         name = f"kill-{uuid.uuid4().hex[:8]}"
-        F.fresh_remote(self.source, self.ssh.served / name)
-        target = F.ssh_target(self.ssh, name)
+        remote = F.fresh_remote(self.source, self.ssh.served / name)
+        target = F.ssh_target(self.ssh, name, receive_argv=F.RECEIVERS[receiver])
+        trigger = F.early_published(self.source, remote) if at_early_publish else None
         try:
             delay = (rng.uniform(0.0, self.push_seconds / 2) if victim == "receiver"
                      else rng.uniform(0.2, self.push_seconds + 0.4))
-            outcome = F.kill_case(tally.case, self.source, target, via, delay, victim)
+            outcome = F.kill_case(tally.case, self.source, target, via, F.WAIT if trigger else delay, victim,
+                                  trigger=trigger)
             return self._judge(outcome, tally)
         finally:
             shutil.rmtree(self.ssh.served / name, ignore_errors=True)
 
-    def cut(self, via: str, tally: Tally, rng: random.Random) -> bool:
+    def cut(self, via: str, tally: Tally, rng: random.Random, receiver: str = "default") -> bool:
         name = f"cut-{uuid.uuid4().hex[:8]}"
         F.fresh_remote(self.source, self.ssh.served / name)
-        target = F.ssh_target(self.ssh, name, port=self.proxy.port)
+        target = F.ssh_target(self.ssh, name, port=self.proxy.port, receive_argv=F.RECEIVERS[receiver])
         try:
             outcome = F.cut_case(tally.case, self.source, target, self.proxy, via, rng.randint(5_000, 3_500_000))
             return self._judge(outcome, tally)
         finally:
             shutil.rmtree(self.ssh.served / name, ignore_errors=True)
 
-    def disk_full(self, via: str, tally: Tally, rng: random.Random) -> bool:
-        outcome = F.disk_full_case(self.big, self._path("mnt"), via)
+    def disk_full(self, via: str, tally: Tally, rng: random.Random, receiver: str = "default") -> bool:
+        outcome = F.disk_full_case(self.big, self._path("mnt"), via, receive_argv=F.RECEIVERS[receiver])
         assert outcome.push_status == 1 and "No space left on device" in outcome.message, outcome.message
         return self._judge(outcome, tally)
 
@@ -148,7 +161,8 @@ class Bench:
         finally:
             shutil.rmtree(remote, ignore_errors=True)
 
-    def race(self, vias: List[str], tally: Tally, rng: random.Random, state: Dict[str, object]) -> bool:
+    def race(self, vias: List[str], tally: Tally, rng: random.Random, state: Dict[str, object],
+             receiver: str = "default") -> bool:
         if "remote" not in state:
             base = self._path("race")
             remote = base / "remote"
@@ -163,7 +177,8 @@ class Bench:
                 tree.mkdir()
                 sides.append((repo, tree, via))
             state.update(remote=remote, sides=sides, history=[])
-        round_ = F.race_round(state["sides"], state["remote"], tally.iterations)  # type: ignore[arg-type]
+        round_ = F.race_round(state["sides"], state["remote"], tally.iterations,  # type: ignore[arg-type]
+                              receive_argv=F.RECEIVERS[receiver])
         if round_.winners != 1:
             raise DataLost(f"{round_.winners} winners in one round: {round_}")
         F.check_race(round_)
@@ -231,7 +246,7 @@ class Bench:
         tally.failures.extend(f"ostree commit: {f.strip()[-100:]}" for f in failures)
         tally.note(f"{len(theirs_done)} concurrent ostree commits")
 
-    def with_http_pulls(self, iterations: int, tally: Tally) -> None:
+    def with_http_pulls(self, iterations: int, tally: Tally, receiver: str = "default") -> None:
         base = self._path("http")
         remote, source, client, tree = base / "remote", base / "source", base / "client", base / "tree"
         for repo, mode in ((remote, "archive"), (source, "archive"), (client, "bare-user")):
@@ -257,7 +272,9 @@ class Bench:
                     F.ostree("commit", f"--repo={source}", "--branch=main", f"--tree=dir={tree}",
                              "--owner-uid=0", "--owner-gid=0")
                     status, _o, err = F.finish(F.start([F.PY, "-m", "pyostree", "push", f"--repo={source}",
-                                                        f"--via={via}", "-q", "--update-summary", str(remote), "main"]))
+                                                        f"--via={via}", "-q", "--update-summary",
+                                                        "--receive-command", shlex.join(F.RECEIVERS[receiver]),
+                                                        str(remote), "main"]))
                     tally.seconds += time.monotonic() - started
                     if status:
                         tally.failures.append(F.error_line(err))
@@ -284,17 +301,28 @@ def run(bench: Bench, cases: List[str], iterations: int, seed: int) -> List[Tall
         "kill-receiver-ssh": lambda t, r: bench.kill_ssh("receive", "receiver", t, r),
         "cut-ssh-receive": lambda t, r: bench.cut("receive", t, r),
         "cut-ssh-sftp": lambda t, r: bench.cut("sftp", t, r),
+        # the receiver publishes early every 1 KiB staged (F.EARLY_RECEIVE_ARGV)
+        "kill-client-local-receive-early": lambda t, r: bench.kill_local("receive", "client", t, r, "early"),
+        "kill-receiver-local-early": lambda t, r: bench.kill_local("receive", "receiver", t, r, "early"),
+        "kill-receiver-ssh-early": lambda t, r: bench.kill_ssh("receive", "receiver", t, r, "early"),
+        "kill-receiver-local-at-early-publish":
+            lambda t, r: bench.kill_local("receive", "receiver", t, r, "early", at_early_publish=True),
+        "kill-receiver-ssh-at-early-publish":
+            lambda t, r: bench.kill_ssh("receive", "receiver", t, r, "early", at_early_publish=True),
+        "cut-ssh-receive-early": lambda t, r: bench.cut("receive", t, r, "early"),
     }
     if F.unshare_available():
         simple["disk-full-receive"] = lambda t, r: bench.disk_full("receive", t, r)
+        simple["disk-full-receive-early"] = lambda t, r: bench.disk_full("receive", t, r, "early")
         simple["disk-full-sftp"] = lambda t, r: bench.disk_full("sftp", t, r)
         if shutil.which("setpriv"):
             for spot in F.READ_ONLY_SPOTS:
                 for via in ("receive", "sftp"):
                     simple[f"permission-{spot}-{via}"] = (lambda s, v: lambda t, r: bench.permission(v, s, t, r))(spot, via)
     races = {"race-receive-receive": ["receive", "receive"], "race-sftp-sftp": ["sftp", "sftp"],
-             "race-receive-sftp": ["receive", "sftp"]}
-    wanted = cases or [*simple, *races, "push-during-ostree-commit", "http-pull-during-push"]
+             "race-receive-sftp": ["receive", "sftp"], "race-receive-receive-early": ["receive", "receive"]}
+    wanted = cases or [*simple, *races, "push-during-ostree-commit", "http-pull-during-push",
+                       "http-pull-during-push-early"]
     tallies = []
     for case in wanted:
         tally = Tally(case)
@@ -306,7 +334,8 @@ def run(bench: Bench, cases: List[str], iterations: int, seed: int) -> List[Tall
                 started = time.monotonic()
                 tally.iterations += 1
                 try:
-                    hit = simple[case](tally, rng) if case in simple else bench.race(races[case], tally, rng, state)
+                    hit = (simple[case](tally, rng) if case in simple else
+                           bench.race(races[case], tally, rng, state, "early" if case.endswith("-early") else "default"))
                     tally.survived += 1
                     tally.faults += 1 if hit else 0
                     print(".", end="", flush=True)
@@ -329,8 +358,8 @@ def run(bench: Bench, cases: List[str], iterations: int, seed: int) -> List[Tall
                     tally.failures.append(f"DATA LOST: {err}")
         elif case == "push-during-ostree-commit":
             bench.with_ostree_commit(iterations, tally)
-        elif case == "http-pull-during-push":
-            bench.with_http_pulls(iterations, tally)
+        elif case in ("http-pull-during-push", "http-pull-during-push-early"):
+            bench.with_http_pulls(iterations, tally, "early" if case.endswith("-early") else "default")
         else:
             raise SystemExit(f"unknown case {case}")
         print(f" {tally.survived}/{tally.iterations} survived, {tally.data_lost} lost, {tally.seconds:.0f} s", flush=True)

@@ -5,6 +5,7 @@ wins, the loser is told), pushes while the real ``ostree commit`` writes the sam
 from __future__ import annotations
 
 import itertools
+import shlex
 import shutil
 import threading
 import time
@@ -113,7 +114,10 @@ def _wait_for_pulls(pulls: List[Tuple[int, str]], count: int, puller: threading.
         time.sleep(0.01)
 
 
-def test_http_pulls_during_pushes_never_miss_an_object(tmp_path: Path) -> None:
+@pytest.mark.parametrize("receiver", ["default", "early"])
+def test_http_pulls_during_pushes_never_miss_an_object(tmp_path: Path, receiver: str) -> None:
+    """``early``: receivers that publish leaves early put objects in objects/ long before
+    the ref moves; pulls still see complete commits only."""
     remote = _repo(tmp_path / "remote")
     source = _repo(tmp_path / "source")
     tree = _tree(tmp_path / "tree", files=60)
@@ -139,7 +143,8 @@ def test_http_pulls_during_pushes_never_miss_an_object(tmp_path: Path) -> None:
                 F.ostree("commit", f"--repo={source}", "--branch=main", f"--tree=dir={tree}",
                          "--owner-uid=0", "--owner-gid=0")
                 status, _out, err = F.finish(F.start([F.PY, "-m", "pyostree", "push", f"--repo={source}",
-                                                      f"--via={via}", "-q", "--update-summary", str(remote), "main"]))
+                                                      f"--via={via}", "-q", "--update-summary", "--receive-command",
+                                                      shlex.join(F.RECEIVERS[receiver]), str(remote), "main"]))
                 assert status == 0, err
                 # the pull in flight may predate this push; the one after it cannot
                 _wait_for_pulls(pulls, len(pulls) + 2, thread)
