@@ -150,3 +150,36 @@ def test_receiver_imports_zstandard_only_for_compressed_frames(tmp_path: Path) -
     dst = init(tmp_path / "dst", "archive")
     assert _receiver_modules(src, dst, tmp_path) == ["zstandard"]  # a full push: zstd frames
     assert _receiver_modules(src, dst, tmp_path) == []  # a no-op push: no data at all
+
+
+@needs_ostree
+def test_a_receive_mode_push_loads_neither_sftp_nor_object_code_before_it_connects(tmp_path: Path) -> None:
+    """Before the receiver answers, the client has loaded only what connecting needs: the
+    sftp publisher never (receive mode), the object and GVariant code later (the tree
+    prefetch loads it while the remote side starts)."""
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree"))
+    dst = init(tmp_path / "dst", "archive")
+    probe = (
+        "import sys\n"
+        "import pyostree.push as push_module\n"
+        "from pyostree.push import PushOptions, push\n"
+        "from pyostree.repo import Repo\n"
+        "seen = {}\n"
+        "real = push_module._open_publisher\n"
+        "def spy(dest, options, log, on_connected):\n"
+        "    def connected():\n"
+        "        seen['at_connect'] = set(sys.modules)\n"
+        "        on_connected()\n"
+        "    return real(dest, options, log, connected)\n"
+        "push_module._open_publisher = spy\n"
+        f"push(Repo.open({str(src)!r}), {str(dst)!r}, (), PushOptions(via='receive'))\n"
+        "wanted = ('pyostree.push.sftp', 'pyostree.gvariant', 'pyostree.objects.content')\n"
+        "print(' '.join(m for m in wanted if m in seen['at_connect']))\n"
+        "print(' '.join(m for m in wanted if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    at_connect, at_end = done.stdout.split("\n")[:2]
+    assert at_connect.split() == []
+    assert "pyostree.push.sftp" not in at_end.split()
+    assert "pyostree.gvariant" in at_end.split()  # the probe can tell loaded from not

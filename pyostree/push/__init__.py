@@ -127,7 +127,6 @@ def _open_publisher(
     ``on_connected`` runs once the ssh handshake is done, before the remote side starts.
     """
     from pyostree.push.receive_client import ReceiveClient, ReceiverRefusedError
-    from pyostree.push.sftp import SftpPublisher
     from pyostree.transport import LocalFileTransport, SshOptions, connect, local_exec
 
     exec_fn: Callable[[List[str]], ExecChannel]
@@ -168,6 +167,8 @@ def _open_publisher(
                 files.close()
             finally:
                 close()
+
+        from pyostree.push.sftp import SftpPublisher
 
         return SftpPublisher(files, log=log, remote=_remote_name(dest)), close_all, "sftp"
     except BaseException:

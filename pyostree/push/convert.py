@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional, Tuple
 
 from pyostree.errors import PushError
-from pyostree.objects.content import CHUNK_SIZE, FileHeader, iter_archive
 from pyostree.objects.types import ObjectType
 from pyostree.receive.protocol import Encoding
 from pyostree.repo.config import RepoMode
 
 if TYPE_CHECKING:
+    from pyostree.objects.content import FileHeader
     from pyostree.repo import Repo
 
 __all__ = [
@@ -106,10 +106,13 @@ def read_whole_wire_object(
     return None if whole is None else WholeWireObject(*whole)
 
 
+_CHUNK_SIZE = 1 << 20  # objects.content.CHUNK_SIZE, without loading that module
+
+
 def iter_file_chunks(path: "os.PathLike[str] | str") -> Iterator[bytes]:
     with open(path, "rb") as handle:
         while True:
-            chunk = handle.read(CHUNK_SIZE)
+            chunk = handle.read(_CHUNK_SIZE)
             if not chunk:
                 return
             yield chunk
@@ -151,6 +154,8 @@ def iter_filez(repo: Repo, checksum: str, level: int = 6) -> Iterator[bytes]:
     if repo.mode is RepoMode.ARCHIVE:
         yield from iter_file_chunks(repo.object_path(checksum, ObjectType.FILE))
         return
+    from pyostree.objects.content import iter_archive
+
     with repo.open_content(checksum) as reader:
         yield from iter_archive(reader.header, reader.size, reader.iter_chunks(), level=level)
 
