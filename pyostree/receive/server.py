@@ -44,8 +44,6 @@ from pyostree.receive.protocol import (
 )
 
 if TYPE_CHECKING:
-    from types import ModuleType
-
     from pyostree.repo import Repo
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -273,15 +271,7 @@ class _Session:
                 stager.wait()  # answers include every object received so far
                 self.answer_have(frame.payload, self._txn())
             elif frame.kind is FrameKind.OBJECT:
-                txn, steps = self._txn(), _incoming()
-                header = decode_object_header(frame.payload)
-                if header.objtype is ObjectType.FILE and header.size <= SMALL_OBJECT:
-                    source = steps.read_whole_object(self.reader, self.codec, header)
-                    stager.submit(functools.partial(steps.stage_content, source, header, txn),
-                                  header.size)
-                else:
-                    steps.receive_object(self.reader, self.codec, header, txn)
-                self.received += 1
+                self.receive_one(frame.payload, self._txn(), stager)
             elif frame.kind is FrameKind.ABORT:
                 self.log("client aborted")
                 stager.close()
@@ -313,25 +303,38 @@ class _Session:
         """Decode one OBJECTS frame here (framing errors are the main thread's) and
         verify its archive ``.filez`` (inflating and hashing overlap the worker's file
         writes), then write or stage its objects in one worker task."""
+        from pyostree.receive.incoming import Ahead, check_ahead, stage_small
+
         body = self.codec.decode(payload)
         objects = decode_batch(body)
         absent = self.absent
-        steps = _incoming()
-        check_ahead, write, stage = steps.check_ahead, steps.Ahead.WRITE, steps.Ahead.STAGE
         ahead = [check_ahead(obj, txn, known_absent=obj.header.checksum in absent)
                  for obj in objects]
 
         def task() -> None:
             for obj, left in zip(objects, ahead):
-                if left is write:
+                if left is Ahead.WRITE:
                     txn.stage_checked_filez(obj.header.checksum, obj.data)
-                elif left is stage:
-                    steps.stage_small(obj, txn, known_absent=obj.header.checksum in absent)
+                elif left is Ahead.STAGE:
+                    stage_small(obj, txn, known_absent=obj.header.checksum in absent)
                     if obj.header.objtype in (ObjectType.DIR_TREE, ObjectType.COMMIT):
                         self.keep_metadata(obj)
 
         stager.submit(task, len(body))
         self.received += len(objects)
+
+    def receive_one(self, payload: bytes, txn: Transaction, stager: _Stager) -> None:
+        """One OBJECT and its DATA frames (v1, or an object too large for OBJECTS): a small
+        content object is read whole and staged by the worker, the rest streamed here."""
+        from pyostree.receive.incoming import read_whole_object, receive_object, stage_content
+
+        header = decode_object_header(payload)
+        if header.objtype is ObjectType.FILE and header.size <= SMALL_OBJECT:
+            source = read_whole_object(self.reader, self.codec, header)
+            stager.submit(functools.partial(stage_content, source, header, txn), header.size)
+        else:
+            receive_object(self.reader, self.codec, header, txn)
+        self.received += 1
 
     def keep_metadata(self, obj: SmallObject) -> None:
         """Remember a staged (so verified) dirtree or commit for the check at COMMIT,
@@ -430,29 +433,24 @@ class _Session:
             self.txn.abort()
 
 
-def _incoming() -> "ModuleType":
-    """The verifying and staging steps, imported when the first object arrives."""
-    from pyostree.receive import incoming
-
-    return incoming
-
-
 ReceivedMetadata = Mapping[Tuple[str, ObjectType], bytes]
 """Verified dirtrees and commits this session staged, by (checksum, type)."""
 
 
 def _staged_meta(txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
     """Metadata staged in this transaction's dir; a missing one was never sent."""
+    from pyostree.receive.incoming import MAX_METADATA_SIZE
+
     rel = os.path.join(checksum[:2], f"{checksum[2:]}.{objtype.extension()}")
     path = os.path.join(txn.staging_path, rel)
     try:
         with open(path, "rb") as handle:
-            data = handle.read(_incoming().MAX_METADATA_SIZE + 1)
+            data = handle.read(MAX_METADATA_SIZE + 1)
     except FileNotFoundError:
         raise PushError(
             f"commit is incomplete: {objtype.extension()} {checksum} was never sent"
         ) from None
-    if len(data) > _incoming().MAX_METADATA_SIZE:
+    if len(data) > MAX_METADATA_SIZE:
         raise PushError(f"{objtype.extension()} {checksum} is too large")
     return data
 
