@@ -10,7 +10,6 @@ DATA..., END.
 from __future__ import annotations
 
 import contextlib
-import struct
 import threading
 from typing import TYPE_CHECKING, Iterator, List, NoReturn, Optional, Sequence
 
@@ -20,6 +19,7 @@ from pyostree.push.plan import ObjectName, RefUpdate
 from pyostree.push.progress import ProgressTracker
 from pyostree.push.publisher import Publisher, RemoteInfo
 from pyostree.receive.protocol import (
+    BATCH_ENTRY,
     BATCH_ENTRY_SIZE,
     BATCH_VERSION,
     CHUNK_SIZE,
@@ -89,10 +89,6 @@ BATCH_OBJECT_MAX = CHUNK_SIZE - BATCH_ENTRY_SIZE
 """Largest object that travels in an OBJECTS frame (alone, if need be)."""
 
 
-_ENTRY = struct.Struct(">B32sBI")
-"""An OBJECTS entry header, as ``encode_batch_entry`` packs it (a test holds them equal):
-packed apart from the data so each object's bytes are copied once, into the frame."""
-assert _ENTRY.size == BATCH_ENTRY_SIZE
 _RAW_FLAG = bytes([DATA_RAW])
 """What ``DataCodec.encode`` puts before a chunk it leaves uncompressed."""
 
@@ -127,7 +123,7 @@ class _Batch:
             if not compressible:
                 self.pieces.append(_RAW_FLAG)
         size = len(data)
-        self.pieces.append(_ENTRY.pack(objtype, bytes.fromhex(checksum), encoding, size))
+        self.pieces.append(BATCH_ENTRY.pack(objtype, bytes.fromhex(checksum), encoding, size))
         self.pieces.append(data)
         self.size += BATCH_ENTRY_SIZE + size
         self.objects += 1

@@ -21,6 +21,7 @@ from pyostree.objects.checksum import to_hex, to_raw
 from pyostree.objects.types import ObjectType
 
 __all__ = [
+    "BATCH_ENTRY",
     "BATCH_ENTRY_SIZE",
     "BATCH_VERSION",
     "CHUNK_SIZE",
@@ -68,8 +69,9 @@ HAVE_BATCH = 4096
 _HAVE_ENTRY = 33
 _HEADER = struct.Struct(">BI")
 _OBJECT_HEADER = struct.Struct(">B32sBQ")
-_BATCH_ENTRY = struct.Struct(">B32sBI")
-BATCH_ENTRY_SIZE = _BATCH_ENTRY.size
+BATCH_ENTRY = struct.Struct(">B32sBI")
+"""An OBJECTS entry header: ``u8 type, 32-byte digest, u8 encoding, u32 BE size``."""
+BATCH_ENTRY_SIZE = BATCH_ENTRY.size
 """Bytes an OBJECTS entry adds in front of its object's data."""
 
 DATA_RAW = 0
@@ -194,7 +196,7 @@ class SmallObject:
 
 def encode_batch_entry(objtype: ObjectType, checksum: str, encoding: Encoding, data: bytes) -> bytes:
     """One OBJECTS entry: ``u8 type, 32-byte digest, u8 encoding, u32 BE size`` + data."""
-    return _BATCH_ENTRY.pack(int(objtype), to_raw(checksum), int(encoding), len(data)) + data
+    return BATCH_ENTRY.pack(int(objtype), to_raw(checksum), int(encoding), len(data)) + data
 
 
 def decode_batch(body: bytes) -> List[SmallObject]:
@@ -205,10 +207,10 @@ def decode_batch(body: bytes) -> List[SmallObject]:
     if not end:
         raise ProtocolError("empty OBJECTS frame")
     while pos < end:
-        if end - pos < _BATCH_ENTRY.size:
+        if end - pos < BATCH_ENTRY.size:
             raise ProtocolError("OBJECTS frame ends inside an entry header")
-        objtype, raw, encoding, size = _BATCH_ENTRY.unpack_from(body, pos)
-        pos += _BATCH_ENTRY.size
+        objtype, raw, encoding, size = BATCH_ENTRY.unpack_from(body, pos)
+        pos += BATCH_ENTRY.size
         if size > end - pos:
             raise ProtocolError(f"OBJECTS entry announces {size} bytes, {end - pos} left")
         try:
