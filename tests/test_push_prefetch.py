@@ -10,7 +10,7 @@ from typing import List, Sequence, Set, Tuple
 import pytest
 
 from ostree_tool import needs_ostree
-from test_push_support import commit, init, make_tree
+from test_push_support import two_commit_history
 
 from pyostree.errors import NotFoundError
 from pyostree.objects.types import ObjectType
@@ -23,12 +23,7 @@ pytestmark = needs_ostree
 @pytest.fixture
 def history(tmp_path: Path) -> Tuple[Repo, str, str]:
     """c1, then c2 (parent c1) with one file changed and one added."""
-    tree = make_tree(tmp_path / "tree", files=40)
-    src = init(tmp_path / "src", "archive")
-    c1 = commit(src, tree, subject="one")
-    (tree / "sub" / "file1.txt").write_bytes(b"changed\n")
-    (tree / "new.txt").write_bytes(b"new\n")
-    c2 = commit(src, tree, subject="two")
+    src, c1, c2 = two_commit_history(tmp_path, files=40, changed="sub/file1.txt")
     return Repo.open(src), c1, c2
 
 

@@ -23,6 +23,7 @@ from test_push_support import (
     pull_over_http,
     receive_process,
     rev_parse,
+    two_commit_history,
 )
 
 from pyostree.errors import PushError, TransportError
@@ -44,13 +45,7 @@ def _objects_of(repo: Path) -> Set[str]:
 @pytest.fixture
 def two_commits(tmp_path: Path) -> Tuple[Path, str, str]:
     """Source archive repo: main = c1, then c2 changing one file and adding one."""
-    tree = make_tree(tmp_path / "tree", files=30)
-    src = init(tmp_path / "src", "archive")
-    c1 = commit(src, tree, subject="one")
-    (tree / "sub" / "file1.txt").write_bytes(b"changed\n")
-    (tree / "new.txt").write_bytes(b"new file\n")
-    c2 = commit(src, tree, subject="two")
-    return src, c1, c2
+    return two_commit_history(tmp_path, files=30, changed="sub/file1.txt", new=b"new file\n")
 
 
 @pytest.mark.parametrize("via", VIAS)

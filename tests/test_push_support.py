@@ -9,7 +9,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from ostree_tool import run_ostree
 
@@ -48,6 +48,18 @@ def commit(repo: Path, tree: Path, branch: str = "main", subject: str = "c", *ex
         "commit", f"--branch={branch}", f"--subject={subject}", f"--tree=dir={tree}",
         "--owner-uid=0", "--owner-gid=0", *extra, repo=repo,
     ).strip()
+
+
+def two_commit_history(root: Path, *, files: int, changed: str, new: bytes = b"new\n") -> Tuple[Path, str, str]:
+    """An archive repo at ``root/src`` whose main is c1, then c2 (parent c1) with the file
+    ``changed`` (relative to the tree) rewritten and ``new.txt`` added."""
+    tree = make_tree(root / "tree", files=files)
+    src = init(root / "src", "archive")
+    c1 = commit(src, tree, subject="one")
+    (tree / changed).write_bytes(b"changed\n")
+    (tree / "new.txt").write_bytes(new)
+    c2 = commit(src, tree, subject="two")
+    return src, c1, c2
 
 
 def do_push(src: Path, dst: Path, *refs: str, via: str = "receive", **kw: object) -> PushResult:

@@ -11,7 +11,7 @@ from typing import List, Tuple
 import pytest
 
 from ostree_tool import needs_ostree, run_ostree
-from test_push_support import commit, init, make_tree, receive_process, rev_parse
+from test_push_support import init, receive_process, rev_parse, two_commit_history
 
 from pyostree.objects.types import ObjectType
 from pyostree.push import PushOptions, push
@@ -24,13 +24,7 @@ pytestmark = needs_ostree
 @pytest.fixture
 def history(tmp_path: Path) -> Tuple[Path, str, str]:
     """main = c1, then c2 changing a file deep down and adding one at the top."""
-    tree = make_tree(tmp_path / "tree", files=40)
-    src = init(tmp_path / "src", "archive")
-    c1 = commit(src, tree, subject="one")
-    (tree / "sub" / "deeper" / "file2.txt").write_bytes(b"changed\n")
-    (tree / "new.txt").write_bytes(b"new\n")
-    c2 = commit(src, tree, subject="two")
-    return src, c1, c2
+    return two_commit_history(tmp_path, files=40, changed="sub/deeper/file2.txt")
 
 
 _RECEIVER = """
