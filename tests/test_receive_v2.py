@@ -412,11 +412,13 @@ def test_random_batches_never_crash_the_receiver(
 @pytest.mark.parametrize("missing", [ObjectType.FILE, ObjectType.DIR_META, ObjectType.DIR_TREE])
 def test_commit_missing_an_object_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           kept: int, missing: ObjectType) -> None:
-    """The completeness check at COMMIT walks dirtrees kept in memory from OBJECTS
-    frames (or read back from the staging dir past the bound) and finds what is missing."""
+    """The completeness check at COMMIT walks dirtrees the transaction keeps in memory
+    (or reads back from the staging dir past the bound) and finds what is missing."""
     from pyostree.receive import server as server_module
+    from pyostree.repo import transaction as transaction_module
 
     monkeypatch.setattr(server_module, "RECEIVED_META_BYTES", kept)
+    monkeypatch.setattr(transaction_module, "_KEPT_TREE_BYTES", kept)
     src = init(tmp_path / "src", "archive")
     commit(src, make_tree(tmp_path / "tree", files=20))
     dst = init(tmp_path / "dst", "archive")

@@ -114,7 +114,7 @@ def _parse_updates(value: Dict[str, object]) -> Tuple[List[RefUpdateRequest], Op
 
 
 RECEIVED_META_BYTES = 16 << 20
-"""Dirtree and commit bytes kept in memory for the completeness check at COMMIT."""
+"""Commit bytes kept in memory for the completeness check at COMMIT."""
 ABSENT_LIMIT = 200_000
 """Content names remembered from HAVE replies (~100 bytes each)."""
 SMALL_OBJECT = 4 << 20
@@ -317,7 +317,7 @@ class _Session:
                     txn.stage_checked_filez(obj.header.checksum, obj.data)
                 elif left is Ahead.STAGE:
                     stage_small(obj, txn, known_absent=obj.header.checksum in absent)
-                    if obj.header.objtype in (ObjectType.DIR_TREE, ObjectType.COMMIT):
+                    if obj.header.objtype is ObjectType.COMMIT:
                         self.keep_metadata(obj)
 
         stager.submit(task, len(body))
@@ -337,8 +337,8 @@ class _Session:
         self.received += 1
 
     def keep_metadata(self, obj: SmallObject) -> None:
-        """Remember a staged (so verified) dirtree or commit for the check at COMMIT,
-        up to RECEIVED_META_BYTES in all."""
+        """Remember a staged (so verified) commit for the check at COMMIT, up to
+        RECEIVED_META_BYTES in all (the transaction keeps staged dirtrees itself)."""
         with self._received_meta_lock:
             if self._received_meta_bytes + len(obj.data) > RECEIVED_META_BYTES:
                 return
@@ -434,7 +434,7 @@ class _Session:
 
 
 ReceivedMetadata = Mapping[Tuple[str, ObjectType], bytes]
-"""Verified dirtrees and commits this session staged, by (checksum, type)."""
+"""Verified commits this session staged, by (checksum, type)."""
 
 
 def _staged_meta(txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
@@ -460,8 +460,9 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
     """Every object the commit reaches must be in ``objects/`` or staged now.
 
     A dirtree already in ``objects/`` is trusted to be complete below it (publishing
-    is children-first), so an incremental push only walks what changed. Metadata in
-    ``received`` (staged by this session, kept in memory) is not read back from disk.
+    is children-first), so an incremental push only walks what changed. Commits in
+    ``received`` and dirtrees the transaction keeps (staged by this session, in memory)
+    are not read back from disk.
     """
     from pyostree.objects import Commit, DirTree
 
@@ -482,7 +483,7 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
         if tree in seen:
             continue
         seen.add(tree)
-        data = received.get((tree, ObjectType.DIR_TREE))
+        data = txn.staged_dirtree_bytes(tree)
         if data is None:
             if repo.has_object(tree, ObjectType.DIR_TREE):
                 continue

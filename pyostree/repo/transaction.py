@@ -413,6 +413,12 @@ class Transaction:
                 self._kept_tree_bytes += len(data)
                 self._kept_trees[self._relpath(checksum, ObjectType.DIR_TREE)] = data
 
+    def staged_dirtree_bytes(self, checksum: str) -> Optional[bytes]:
+        """A dirtree this transaction staged, from memory; None if it did not, or if it
+        was past the bound (read it from the staging dir then)."""
+        with self._guard:
+            return self._kept_trees.get(self._relpath(checksum, ObjectType.DIR_TREE))
+
     def write_commitmeta(self, commit_checksum: str, data: bytes) -> None:
         """Detached metadata is named after its commit and is replaced, not deduplicated."""
         validate_checksum(commit_checksum)
