@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="give up when the client sends nothing for SECONDS (releasing the repo lock; "
         f"staged objects are kept for a resumed push); 0 waits forever (default: {DEFAULT_IDLE_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--workers", metavar="N", type=int, default=None,
+        help="verify and stage archive objects in N processes; 0 does it all in this one "
+        "(default: one per CPU, at most 4, none on a single CPU)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log decisions to stderr")
 
 
@@ -46,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.idle_timeout >= 0:  # also refuses nan
         print("error: --idle-timeout must be 0 or a positive number of seconds", file=sys.stderr)
         return 2
-    config = ReceiveConfig(root=args.root, idle_timeout=args.idle_timeout or None)
+    if args.workers is not None and args.workers < 0:
+        print("error: --workers must be 0 or more", file=sys.stderr)
+        return 2
+    config = ReceiveConfig(root=args.root, idle_timeout=args.idle_timeout or None,
+                           workers=args.workers)
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer, config, log=log)
     except PyOstreeError as err:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from pyostree.repo import Repo
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    from pyostree.receive.workers import WorkerPool
     from pyostree.repo.transaction import Transaction
 
 __all__ = ["ReceiveConfig", "RefUpdateRequest", "serve", "resolve_repo_path"]
@@ -62,6 +63,10 @@ class ReceiveConfig:
 
     root: Optional[str] = None
     idle_timeout: Optional[float] = None
+    workers: Optional[int] = 0
+    """Staging worker processes (forks of this one) for archive repos, see
+    pyostree.receive.workers; None: one per CPU (none on a single CPU). The default, 0,
+    verifies and writes in this process: a library caller's process is not forked unasked."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,8 @@ class _Session:
         self.txn: Optional[Transaction] = None
         self.received = 0
         self.stager: Optional[_Stager] = None
+        self.workers: Optional[WorkerPool] = None
+        self._workers_tried = False
         self.version = 1
         self.absent: Set[str] = set()  # content objects HAVE answered "absent" for
         self.received_meta: Dict[Tuple[str, ObjectType], bytes] = {}
@@ -275,6 +282,7 @@ class _Session:
             elif frame.kind is FrameKind.ABORT:
                 self.log("client aborted")
                 stager.close()
+                self._close_workers()
                 if self.txn is not None:
                     self.txn.abort()
                 return
@@ -283,6 +291,7 @@ class _Session:
                 self.reader.expect(FrameKind.COMMIT)
                 stager.wait()
                 stager.close()
+                self._close_workers()
                 self.commit(updates, summary)
                 return
 
@@ -300,14 +309,20 @@ class _Session:
         self.writer.flush()
 
     def receive_batch(self, payload: bytes, txn: Transaction, stager: _Stager) -> None:
-        """Decode one OBJECTS frame here (framing errors are the main thread's) and
-        verify its archive ``.filez`` (inflating and hashing overlap the worker's file
-        writes), then write or stage its objects in one worker task."""
-        from pyostree.receive.incoming import Ahead, check_ahead, stage_small
+        """Decode one OBJECTS frame here (framing errors are the main thread's). Its
+        archive ``.filez`` are verified by a staging worker process when there are some,
+        else here (inflating and hashing overlap the worker thread's file writes); the
+        rest is written or staged by one worker thread task."""
+        from pyostree.receive.incoming import Ahead, check_ahead
 
         body = self.codec.decode(payload)
         objects = decode_batch(body)
         absent = self.absent
+        workers = self._workers(txn)
+        if workers is not None:
+            self._hand_to_worker(workers, body, objects, txn, stager)
+            self.received += len(objects)
+            return
         ahead = [check_ahead(obj, txn, known_absent=obj.header.checksum in absent)
                  for obj in objects]
 
@@ -316,12 +331,69 @@ class _Session:
                 if left is Ahead.WRITE:
                     txn.stage_checked_filez(obj.header.checksum, obj.data)
                 elif left is Ahead.STAGE:
-                    stage_small(obj, txn, known_absent=obj.header.checksum in absent)
-                    if obj.header.objtype is ObjectType.COMMIT:
-                        self.keep_metadata(obj)
+                    self._stage_small(obj, txn)
 
         stager.submit(task, len(body))
         self.received += len(objects)
+
+    def _hand_to_worker(self, workers: WorkerPool, body: bytes, objects: List[SmallObject],
+                        txn: Transaction, stager: _Stager) -> None:
+        """The worker stages the batch's archive files; the task then counts them into the
+        transaction and stages the rest itself. Files the repo has are marked for the
+        worker to leave alone (checked here, so the answer covers the whole session)."""
+        from pyostree.receive.workers import STAGED
+
+        absent = self.absent
+        flags = bytes(
+            obj.header.objtype is ObjectType.FILE and obj.header.checksum not in absent
+            and txn.has_object(obj.header.checksum, ObjectType.FILE)
+            for obj in objects
+        )
+        index = workers.submit(body, flags)
+
+        def task() -> None:
+            codes = workers.collect(index)
+            for obj, code, present in zip(objects, codes, flags):
+                if code == STAGED:
+                    txn.adopt_staged(obj.header.checksum, ObjectType.FILE, len(obj.data))
+                elif not present:
+                    self._stage_small(obj, txn)
+
+        stager.submit(task, len(body))
+
+    def _stage_small(self, obj: SmallObject, txn: Transaction) -> None:
+        from pyostree.receive.incoming import stage_small
+
+        stage_small(obj, txn, known_absent=obj.header.checksum in self.absent)
+        if obj.header.objtype is ObjectType.COMMIT:
+            self.keep_metadata(obj)
+
+    def _workers(self, txn: Transaction) -> Optional[WorkerPool]:
+        """The staging workers, started on the first OBJECTS frame into an archive repo
+        (before any thread of ours: the stager's starts on its first task)."""
+        if self._workers_tried:
+            return self.workers
+        self._workers_tried = True
+        if not txn.settings.archive:
+            return None
+        from pyostree.receive.workers import WorkerPool, default_worker_count
+
+        count = self.config.workers
+        if count is None:
+            count = default_worker_count()
+        if count < 1:
+            return None
+        pid = os.getpid()
+        self.workers = WorkerPool.start(
+            count, txn.staging_path, lambda i: txn.helper_tmp_dir(f"w{pid:x}-{i}"))
+        if self.workers is not None:
+            self.log(f"staging with {len(self.workers)} worker processes")
+        return self.workers
+
+    def _close_workers(self) -> None:
+        workers, self.workers = self.workers, None
+        if workers is not None:
+            workers.close()
 
     def receive_one(self, payload: bytes, txn: Transaction, stager: _Stager) -> None:
         """One OBJECT and its DATA frames (v1, or an object too large for OBJECTS): a small
@@ -429,6 +501,7 @@ class _Session:
     def abort(self) -> None:
         if self.stager is not None:
             self.stager.close()
+        self._close_workers()
         if self.txn is not None:
             self.txn.abort()
 

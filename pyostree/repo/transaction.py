@@ -569,6 +569,24 @@ class Transaction:
         under this ``checksum``."""
         self._stage_public_bytes(data, checksum, ObjectType.FILE)
 
+    def helper_tmp_dir(self, tag: str) -> str:
+        """A temp dir in the staging dir for a helper process that stages objects for this
+        transaction (pyostree.receive.workers); like ours, it dies with the staging dir."""
+        staging = self._require_staging()
+        path = os.path.join(staging.path, f"{_TMP_PREFIX}{tag}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:  # a resumed dir: the helper skips names taken
+            pass
+        return path
+
+    def adopt_staged(self, checksum: str, objtype: ObjectType, size: int) -> None:
+        """Count an object a helper process put at its staged name (verified, complete:
+        a temp file renamed there) as staged by this transaction, ``size`` bytes."""
+        self._require_staging()
+        self._record(self._relpath(checksum, objtype), checksum, objtype)
+        self._staged_bytes(size)
+
     def _store_filez_verbatim(self, checksum: str, read: Callable[[int], bytes], check: bool) -> str:
         """Archive into archive: keep the sender's compressed bytes (no recompression), but
         only after inflating them and checking the content checksum."""

@@ -1,0 +1,186 @@
+"""Staging worker processes (``pyostree receive --workers N``): archive objects verified
+and staged by forked workers make the same repository, and draw the same refusals, as the
+receiver's own path; a worker's death or the receiver's fails cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from ostree_tool import needs_ostree
+from test_push_support import commit, do_push, init, make_tree, object_files, ostree_fsck, rev_parse
+from test_receive_hostile import HOSTILE_FILEZ, _snapshot, _staged_names, hostile_filez
+from test_receive_v2 import V2Client, _content, _repo_entries
+
+from pyostree.objects.types import ObjectType
+from pyostree.receive.protocol import Encoding, FrameKind, encode_batch_entry, encode_have
+
+pytestmark = needs_ostree
+
+BATCH = 25  # entries per OBJECTS frame: several frames, so every worker gets some
+
+
+def _client(workers: str, *extra: str) -> V2Client:
+    return V2Client("-v", "--workers", workers, "--idle-timeout", "60", *extra)
+
+
+def _stderr(client: V2Client) -> str:
+    assert client.proc.stdin is not None and client.proc.stderr is not None
+    client.proc.stdin.close()
+    client.proc.wait(timeout=30)
+    return client.proc.stderr.read().decode()
+
+
+def _children(pid: int) -> List[int]:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+        return [int(word) for word in handle.read().split()]
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True  # exited; its parent has not reaped it yet
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_workers_or_not_the_same_objects_land(tmp_path: Path, workers: str) -> None:
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree", files=150))
+    dst = init(tmp_path / "dst", "archive")
+    head, entries = _repo_entries(src)
+    client = _client(workers)
+    client.hello_v2(dst)
+    for start in range(0, len(entries), BATCH):
+        client.send_batch(entries[start:start + BATCH])
+    done = client.finish([{"ref": "main", "old": None, "new": head}])
+    log = _stderr(client)
+    assert done["objects"] == len(entries)
+    assert ("staging with 2 worker processes" in log) == (workers == "2"), log
+    assert rev_parse(dst, "main") == head
+    assert "no errors found" in ostree_fsck(dst)
+    assert object_files(dst) == object_files(src)
+    for name in object_files(src):  # archive to archive: the sender's bytes, kept
+        assert (dst / name).read_bytes() == (src / name).read_bytes(), name
+        assert (dst / name).stat().st_mode & 0o777 == 0o644, name
+    assert not list((dst / "tmp").glob("staging-*")), "the staging dir outlived the commit"
+
+
+@pytest.mark.parametrize(("case", "message"), HOSTILE_FILEZ)
+def test_a_worker_refuses_what_the_receiver_refuses_in_the_same_words(
+        tmp_path: Path, case: str, message: str) -> None:
+    errors = []
+    for workers in ("0", "2"):
+        dst = init(tmp_path / f"dst{workers}", "archive")
+        before = _snapshot(dst)
+        name, data = hostile_filez(case)
+        good_name, good = _content(1)
+        client = _client(workers)
+        client.hello_v2(dst)
+        client.send_batch([encode_batch_entry(ObjectType.FILE, good_name, Encoding.CONTENT, good),
+                           encode_batch_entry(ObjectType.FILE, name, Encoding.FILEZ, data)])
+        errors.append(client.error())
+        assert _snapshot(dst) == before
+        assert name[2:] not in {n.split(".")[0] for n in _staged_names(dst)}
+    assert message in errors[0]
+    assert errors[0] == errors[1]
+
+
+def test_a_killed_worker_fails_the_push_cleanly(tmp_path: Path) -> None:
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree", files=150))
+    dst = init(tmp_path / "dst", "archive")
+    before = _snapshot(dst)
+    head, entries = _repo_entries(src)
+    client = _client("2")
+    client.hello_v2(dst)
+    client.send_batch(entries[:BATCH])
+    client.send(FrameKind.HAVE, encode_have([(head, ObjectType.COMMIT)]))
+    assert client.reader.expect(FrameKind.HAVE_REPLY)  # the first batch is staged
+    workers = _children(client.proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    for start in range(BATCH, len(entries), BATCH):
+        client.send_batch(entries[start:start + BATCH])
+    error = client.error()
+    assert f"staging worker {workers[0]} exited unexpectedly" in error
+    assert _gone(workers[1]), "the other worker outlived its receiver"
+    assert _snapshot(dst) == before
+    assert "no errors found" in ostree_fsck(dst)
+    # The next push resumes the staging dir and completes.
+    do_push(src, dst, "main")
+    assert rev_parse(dst, "main") == head
+    assert "no errors found" in ostree_fsck(dst)
+
+
+def test_workers_end_with_a_killed_receiver_and_free_the_repo(tmp_path: Path) -> None:
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree", files=150))
+    dst = init(tmp_path / "dst", "archive")
+    head, entries = _repo_entries(src)
+    client = _client("2")
+    client.hello_v2(dst)
+    for start in range(0, len(entries) // 2, BATCH):
+        client.send_batch(entries[start:start + BATCH])
+    client.send(FrameKind.HAVE, encode_have([(head, ObjectType.COMMIT)]))
+    assert client.reader.expect(FrameKind.HAVE_REPLY)
+    workers = _children(client.proc.pid)
+    assert len(workers) == 2
+    client.proc.kill()
+    client.proc.wait(timeout=30)
+    for pid in workers:
+        assert _gone(pid), f"worker {pid} outlived its killed receiver"
+    assert "no errors found" in ostree_fsck(dst)
+    do_push(src, dst, "main")  # the repo and staging locks died with the receiver
+    assert rev_parse(dst, "main") == head
+    assert "no errors found" in ostree_fsck(dst)
+
+
+def test_a_bare_repo_is_staged_without_workers(tmp_path: Path) -> None:
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree", files=40))
+    dst = init(tmp_path / "dst", "bare-user")
+    head, entries = _repo_entries(src)
+    client = _client("2")
+    client.hello_v2(dst)
+    client.send_batch(entries)
+    client.finish([{"ref": "main", "old": None, "new": head}])
+    assert "worker processes" not in _stderr(client)
+    assert "no errors found" in ostree_fsck(dst)
+
+
+def test_negative_worker_count_refused(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "pyostree", "receive", "--workers", "-1"],
+                          input=b"", capture_output=True)
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == "error: --workers must be 0 or more"
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [({0}, 0), (None, None)])
+def test_default_worker_count_follows_the_usable_cpus(cpus: object, expected: object) -> None:
+    """One CPU: none. More: one per CPU, at most MAX_WORKERS."""
+    script = (
+        "import os\n"
+        f"cpus = {cpus!r}\n"
+        "if cpus: os.sched_setaffinity(0, cpus)\n"
+        "from pyostree.receive.workers import MAX_WORKERS, default_worker_count\n"
+        "print(default_worker_count(), len(os.sched_getaffinity(0)), MAX_WORKERS)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    count, usable, most = (int(word) for word in done.stdout.split())
+    if expected is None:
+        expected = min(usable, most) if usable > 1 else 0
+    assert count == expected
