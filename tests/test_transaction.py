@@ -621,8 +621,48 @@ def test_large_staging_syncs_early_in_the_background(tmp_path: Path, monkeypatch
     assert calls == ["early-syncfs"]
     release.set()
     txn.commit()
-    assert calls[-1] == threading.current_thread().name  # the final, blocking syncfs
+    assert calls[-1] == "syncfs"  # publishing's own, waited for before any rename
     assert verify_all_objects(repo) == 5
+
+
+@pytest.mark.parametrize("staged_after", [0, 1])
+def test_sync_ahead_is_the_publish_sync_unless_more_was_staged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staged_after: int) -> None:
+    """sync_ahead() begins publishing's syncfs early; the publish waits for it, and syncs
+    again, before any rename, only for objects staged after it began."""
+    events: List[str] = []
+    repo = new_repo(tmp_path / "r")
+    objects_dir = tmp_path / "r" / "objects"
+
+    def fake_syncfs(fd: int) -> None:
+        published = [p for p in objects_dir.rglob("*") if p.is_file()]
+        events.append(f"syncfs with {len(published)} published")
+
+    monkeypatch.setattr(transaction_module, "syncfs", fake_syncfs)
+    txn = repo.transaction()
+    txn.begin()
+    _staged_file(txn, b"before")
+    txn.sync_ahead()
+    for index in range(staged_after):
+        _staged_file(txn, b"after %d" % index)
+    txn.commit()
+    assert events == ["syncfs with 0 published"] * (1 + staged_after)
+    assert verify_all_objects(repo) == 1 + staged_after
+
+
+def test_a_failing_sync_ahead_fails_the_publish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_syncfs(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(transaction_module, "syncfs", failing_syncfs)
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    _staged_file(txn, b"content")
+    txn.sync_ahead()
+    with pytest.raises(OSError, match="Input/output error"):
+        txn.commit()
+    assert verify_all_objects(repo) == 0
 
 
 def test_a_failing_early_sync_is_left_to_the_final_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -338,25 +338,31 @@ class _Session:
 
     def _hand_to_worker(self, workers: WorkerPool, body: bytes, objects: List[SmallObject],
                         txn: Transaction, stager: _Stager) -> None:
-        """The worker stages the batch's archive files; the task then counts them into the
-        transaction and stages the rest itself. Files the repo has are marked for the
-        worker to leave alone (checked here, so the answer covers the whole session)."""
-        from pyostree.receive.workers import STAGED
+        """The worker stages the batch's archive files, those the repo does not have; the
+        task then counts them into the transaction and stages the rest itself. Files this
+        session knows about (a HAVE answer, or staged already) are flagged for the worker,
+        which looks up the others in the repo."""
+        from pyostree.receive.workers import ABSENT, CHECK, PRESENT, STAGED
 
         absent = self.absent
-        flags = bytes(
-            obj.header.objtype is ObjectType.FILE and obj.header.checksum not in absent
-            and txn.has_object(obj.header.checksum, ObjectType.FILE)
-            for obj in objects
-        )
+
+        def flag(obj: SmallObject) -> int:
+            checksum = obj.header.checksum
+            if obj.header.objtype is not ObjectType.FILE:
+                return CHECK
+            if checksum in absent:
+                return ABSENT
+            return PRESENT if txn.known_present(checksum, ObjectType.FILE) else CHECK
+
+        flags = bytes(map(flag, objects))
         index = workers.submit(body, flags)
 
         def task() -> None:
             codes = workers.collect(index)
-            for obj, code, present in zip(objects, codes, flags):
+            for obj, code in zip(objects, codes):
                 if code == STAGED:
                     txn.adopt_staged(obj.header.checksum, ObjectType.FILE, len(obj.data))
-                elif not present:
+                elif code != PRESENT:
                     self._stage_small(obj, txn)
 
         stager.submit(task, len(body))
@@ -376,7 +382,7 @@ class _Session:
         self._workers_tried = True
         if not txn.settings.archive:
             return None
-        from pyostree.receive.workers import WorkerPool, default_worker_count
+        from pyostree.receive.workers import RepoPaths, WorkerPool, default_worker_count
 
         count = self.config.workers
         if count is None:
@@ -384,8 +390,9 @@ class _Session:
         if count < 1:
             return None
         pid = os.getpid()
+        paths = RepoPaths(os.path.join(txn.root, "objects"), txn.staging_path, txn.staging_resumed)
         self.workers = WorkerPool.start(
-            count, txn.staging_path, lambda i: txn.helper_tmp_dir(f"w{pid:x}-{i}"))
+            count, paths, lambda i: txn.helper_tmp_dir(f"w{pid:x}-{i}"))
         if self.workers is not None:
             self.log(f"staging with {len(self.workers)} worker processes")
         return self.workers
@@ -431,6 +438,8 @@ class _Session:
 
     def commit(self, updates: List[RefUpdateRequest], summary: Optional[bool]) -> None:
         repo = self._repo()
+        if self.txn is not None and self.received:
+            self.txn.sync_ahead()  # the disk catches up while the commits are checked
         for update in updates:
             txn = self._txn()
             check_commit_complete(repo, txn, update.new, self.received_meta)

@@ -29,13 +29,20 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from pyostree.errors import ChecksumMismatchError, ObjectError, PushError, PyOstreeError
 
-__all__ = ["LEFT", "STAGED", "WorkerPool", "default_worker_count"]
+__all__ = ["ABSENT", "CHECK", "LEFT", "PRESENT", "STAGED", "RepoPaths", "WorkerPool",
+           "default_worker_count"]
 
+CHECK, ABSENT = 0, 2
+"""Request flags, one per entry: CHECK whether the repo has the object before staging it;
+it is known ABSENT; or it is known PRESENT (left alone)."""
 STAGED = ord("s")
 """Reply code: the entry is verified and at its staged name."""
+PRESENT = 1
+"""Request flag and reply code: the repo has the object (in ``objects/``, or staged in a
+resumed staging dir); nothing was written."""
 LEFT = ord("-")
-"""Reply code: the worker did not stage the entry (not an archive file object, too large to
-check whole, or marked present): the receiver handles it as it would without workers."""
+"""Reply code: the worker did not stage the entry (not an archive file object, or too
+large to check whole): the receiver handles it as it would without workers."""
 
 MAX_WORKERS = 4
 _HEAD = struct.Struct(">II")  # request: body size, flags size; reply: codes size, error size
@@ -54,6 +61,15 @@ def default_worker_count() -> int:
     return min(cpus, MAX_WORKERS) if cpus > 1 else 0
 
 
+@dataclass(frozen=True)
+class RepoPaths:
+    """Where a worker looks for objects the repo has, and where it stages."""
+
+    objects: str
+    staging: str
+    staging_resumed: bool  # a resumed staging dir may hold objects already
+
+
 @dataclass
 class _Worker:
     pid: int
@@ -70,17 +86,17 @@ class WorkerPool:
         self._next = 0
 
     @classmethod
-    def start(cls, count: int, staging_path: str,
+    def start(cls, count: int, repo: RepoPaths,
               make_tmp_dir: Callable[[int], str]) -> Optional[WorkerPool]:
-        """``count`` workers writing into ``staging_path``, worker ``i`` with its temp
-        files in ``make_tmp_dir(i)``; None when there should be none: fewer than one asked
-        for, no ``fork``, or another thread running (a fork copies its locks, held or not)."""
+        """``count`` workers staging into ``repo``, worker ``i`` with its temp files in
+        ``make_tmp_dir(i)``; None when there should be none: fewer than one asked for, no
+        ``fork``, or another thread running (a fork copies its locks, held or not)."""
         if count < 1 or not hasattr(os, "fork") or threading.active_count() > 1:
             return None
         workers: List[_Worker] = []
         try:
             for index in range(count):
-                workers.append(_fork_worker(staging_path, make_tmp_dir(index)))
+                workers.append(_fork_worker(repo, make_tmp_dir(index)))
         except OSError:
             WorkerPool(workers).close()
             return None
@@ -90,9 +106,9 @@ class WorkerPool:
         return len(self._workers)
 
     def submit(self, body: bytes, flags: bytes) -> int:
-        """Give one OBJECTS body to the next worker; ``flags`` has one byte per entry,
-        non-zero for an entry to leave alone. Returns the worker's index for
-        :meth:`collect`. Blocks while that worker's request pipe is full."""
+        """Give one OBJECTS body to the next worker; ``flags`` has one byte per entry
+        (CHECK, ABSENT or PRESENT). Returns the worker's index for :meth:`collect`.
+        Blocks while that worker's request pipe is full."""
         index = self._next
         self._next = (index + 1) % len(self._workers)
         worker = self._workers[index]
@@ -106,7 +122,7 @@ class WorkerPool:
 
     def collect(self, index: int) -> bytes:
         """The codes of the oldest batch given to worker ``index`` not yet collected, one
-        per entry (STAGED or LEFT); raises the error that stopped the batch."""
+        per entry (STAGED, PRESENT or LEFT); raises the error that stopped the batch."""
         worker = self._workers[index]
         try:
             head = _read_exact(worker.replies, _HEAD.size)
@@ -175,7 +191,7 @@ def _encode_error(err: BaseException) -> bytes:
     return json.dumps(fields).encode("utf-8")
 
 
-def _fork_worker(staging_path: str, tmp_dir: str) -> _Worker:
+def _fork_worker(repo: RepoPaths, tmp_dir: str) -> _Worker:
     request_read, request_write = os.pipe()
     reply_read, reply_write = os.pipe()
     _widen(request_write)
@@ -189,7 +205,7 @@ def _fork_worker(staging_path: str, tmp_dir: str) -> _Worker:
         status = 1
         try:
             _detach({request_read, reply_write})
-            _serve(request_read, reply_write, staging_path, tmp_dir)
+            _serve(request_read, reply_write, repo, tmp_dir)
             status = 0
         finally:
             os._exit(status)
@@ -227,13 +243,14 @@ def _detach(keep: Set[int]) -> None:
                 pass
 
 
-def _serve(requests: int, replies: int, staging_path: str, tmp_dir: str) -> None:
+def _serve(requests: int, replies: int, repo: RepoPaths, tmp_dir: str) -> None:
     from pyostree.objects.content import FilezHeaderCache, verify_filez_bytes
     from pyostree.objects.types import ObjectType
     from pyostree.receive.protocol import Encoding, decode_batch
 
     headers: FilezHeaderCache = {}
-    writer = _StagedWriter(staging_path, tmp_dir)
+    writer = _StagedWriter(repo.staging, tmp_dir)
+    lexists = os.path.lexists
     while True:
         head = _read_exact(requests, _HEAD.size)
         if head is None:
@@ -246,15 +263,22 @@ def _serve(requests: int, replies: int, staging_path: str, tmp_dir: str) -> None
         codes = bytearray()
         error = b""
         try:
-            for obj, skip in zip(decode_batch(body), flags):
+            for obj, flag in zip(decode_batch(body), flags):
                 header = obj.header
-                if (skip or header.objtype is not ObjectType.FILE
-                        or header.encoding is not Encoding.FILEZ
-                        or verify_filez_bytes(obj.data, header.checksum, headers) is None):
+                checksum = header.checksum
+                rel = f"{checksum[:2]}/{checksum[2:]}.filez"
+                if flag == PRESENT:
+                    codes.append(PRESENT)
+                elif header.objtype is not ObjectType.FILE or header.encoding is not Encoding.FILEZ:
                     codes.append(LEFT)
-                    continue
-                writer.stage(header.checksum, obj.data)
-                codes.append(STAGED)
+                elif flag != ABSENT and (lexists(f"{repo.objects}/{rel}") or (
+                        repo.staging_resumed and lexists(f"{repo.staging}/{rel}"))):
+                    codes.append(PRESENT)
+                elif verify_filez_bytes(obj.data, checksum, headers) is None:
+                    codes.append(LEFT)
+                else:
+                    writer.stage(rel, obj.data)
+                    codes.append(STAGED)
         except Exception as err:  # reported; the receiver decides
             error = _encode_error(err)
         _write_all(replies, _HEAD.pack(len(codes), len(error)) + bytes(codes) + error)
@@ -271,7 +295,8 @@ class _StagedWriter:
         self.made: Set[str] = set()
         self.mode_ok: Optional[bool] = None  # created 0644 really is (no default ACL)
 
-    def stage(self, checksum: str, data: bytes) -> None:
+    def stage(self, rel: str, data: bytes) -> None:
+        """``rel``: ``XX/NAME.filez``."""
         path, fd = self._create()
         try:
             if self.mode_ok is None:
@@ -286,14 +311,14 @@ class _StagedWriter:
             _unlink_quietly(path)
             raise
         os.close(fd)
-        prefix = checksum[:2]
+        prefix = rel[:2]
         if prefix not in self.made:
             try:
                 os.mkdir(f"{self.staging_path}/{prefix}", 0o777)
             except FileExistsError:
                 pass
             self.made.add(prefix)
-        os.rename(path, f"{self.staging_path}/{prefix}/{checksum[2:]}.filez")
+        os.rename(path, f"{self.staging_path}/{rel}")
 
     def _create(self) -> Tuple[str, int]:
         for _ in range(100):  # a resumed staging dir may hold an older worker's leftovers

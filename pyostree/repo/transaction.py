@@ -114,6 +114,7 @@ class Transaction:
         self._unsynced = 0  # bytes staged since the last early syncfs began
         self._early_thread: Optional[threading.Thread] = None
         self._early_stop = False
+        self._sync: Optional[_BackgroundSync] = None  # begun by sync_ahead()
         self._early_published: Set[str] = set()  # relpaths already moved into objects/
         self._early_prefixes: Set[str] = set()  # objects/XX dirs those renames touched
         self.objects_written = 0
@@ -242,6 +243,16 @@ class Transaction:
             self._present.add(rel)
             return True
         return False
+
+    def known_present(self, checksum: str, objtype: ObjectType) -> bool:
+        """Known to exist (staged by this transaction, or found by :meth:`has_object`),
+        without asking the file system."""
+        return self._relpath(checksum, objtype) in self._present
+
+    @property
+    def staging_resumed(self) -> bool:
+        """The staging dir is one an earlier transaction left: it may hold objects."""
+        return self._require_open().resumed
 
     def _new_tmp(self, public: bool = False) -> TmpFile:
         """A named temp file in a per-thread dir of the staging dir, so parallel writers do
@@ -752,15 +763,25 @@ class Transaction:
 
     # ---- publication -----------------------------------------------------------------
 
+    def sync_ahead(self) -> None:
+        """Begin the write-back that publishing starts with (``syncfs``) on a thread, so
+        that a caller's own checks before :meth:`publish_objects` overlap it; publishing
+        then waits for it, and syncs again only if something was staged since."""
+        self._require_open()
+        if self.settings.fsync and self._sync is None:
+            self._stop_early()
+            self._sync = _BackgroundSync(self.root, len(self._sequence))
+
     def _publish_objects(self, staging: StagingDir) -> None:
         self._stop_early()
-        if self.settings.fsync:
-            dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                syncfs(dir_fd)
-            finally:
-                os.close(dir_fd)
-        staged = self._staged_objects(staging)
+        sync, self._sync = self._sync, None
+        if self.settings.fsync and (sync is None or sync.upto != len(self._sequence)):
+            if sync is not None:
+                sync.wait()
+            sync = _BackgroundSync(self.root, len(self._sequence))
+        staged = self._staged_objects(staging)  # while the disk catches up
+        if sync is not None:
+            sync.wait()
         objects_dir = os.path.join(self.root, "objects")
         touched: Set[str] = set(self._early_prefixes)  # made already, fsynced below
         for _rank, _seq, rel in staged:
@@ -829,6 +850,33 @@ _DIRMETA_RANK = _PUBLISH_RANK["dirmeta"]
 EARLY_SYNC_BYTES = 8 << 20
 """Staged bytes between two background ``syncfs`` calls (see ``_staged_bytes``)."""
 _KEPT_TREE_BYTES = 16 << 20
+
+
+class _BackgroundSync:
+    """One ``syncfs`` of the repo's file system on a thread; :meth:`wait` raises its error.
+    ``upto``: how many objects the transaction had staged when it began."""
+
+    def __init__(self, root: str, upto: int) -> None:
+        self.upto = upto
+        self._root = root
+        self._error: Optional[OSError] = None
+        self._thread = threading.Thread(target=self._run, name="syncfs", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            dir_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                syncfs(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as err:
+            self._error = err
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _children_first(staging_path: str, trees: List[str],
