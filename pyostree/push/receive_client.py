@@ -150,6 +150,7 @@ class ReceiveClient(Publisher):
         self._stderr_thread.start()
         self._finished = False
         self.version = 1
+        self._remote_empty = False  # the REPO answer says: no object, nothing to resume
         try:
             # HELLO and OPEN back to back: OPEN does not depend on the answer to HELLO,
             # and a receiver reads them in order (one round trip instead of two).
@@ -206,11 +207,15 @@ class ReceiveClient(Publisher):
         for name, csum in refs.items():
             if isinstance(name, str) and isinstance(csum, str):
                 clean[name] = validate_checksum(csum)
+        self._remote_empty = info.get("empty") is True
         return RemoteInfo(RepoMode.parse(mode), clean, bool(info.get("summary")))
 
     def have(self, names: Sequence[ObjectName]) -> List[bool]:
         """Batched queries, at most HAVE_WINDOW in flight: enough to hide the latency, few
-        enough that unread replies never fill the pipe back (which would deadlock)."""
+        enough that unread replies never fill the pipe back (which would deadlock). None
+        at all when the receiver said the repo holds no object and nothing to resume."""
+        if self._remote_empty:
+            return [False] * len(names)
         try:
             batches = [names[i:i + HAVE_BATCH] for i in range(0, len(names), HAVE_BATCH)]
             present: List[bool] = []

@@ -257,6 +257,7 @@ class _Session:
             "mode": repo.mode.value,
             "refs": refs,
             "summary": (repo.path / "summary").exists(),
+            "empty": not refs and _holds_no_objects(str(repo.path)),
         })
         self.writer.flush()
 
@@ -600,6 +601,21 @@ def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False,
             return True
     finally:
         files.close()
+
+
+def _holds_no_objects(repo_path: str) -> bool:
+    """Nothing in ``objects/`` and no staging dir in ``tmp/`` (whose objects a push would
+    resume from): a client's HAVE questions could only be answered "absent"."""
+    from pyostree.repo.staging import STAGING_PREFIX
+
+    try:
+        with os.scandir(os.path.join(repo_path, "objects")) as entries:
+            if next(entries, None) is not None:
+                return False
+        with os.scandir(os.path.join(repo_path, "tmp")) as entries:
+            return not any(entry.name.startswith(STAGING_PREFIX) for entry in entries)
+    except OSError:
+        return False
 
 
 def serve(
