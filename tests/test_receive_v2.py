@@ -213,23 +213,24 @@ def test_v1_client_cannot_send_objects_frames(remote: Path) -> None:
     assert "got OBJECTS" in client.error()
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (b"", "empty OBJECTS frame"),
-        (b"\x01\x02\x03", "ends inside an entry header"),
-        (_entry_header(1, 1, 100) + b"x" * 99, "announces 100 bytes, 99 left"),
-        (_entry_header(1, 1, 1 << 31), "announces"),
-        (_entry_header(1, 7, 0), "unknown object encoding 7"),
-        (_entry_header(99, 1, 0), "unknown object type 99"),
-        (_entry_header(5, 0, 0), "cannot be pushed"),
-        (_entry_header(1, 0, 3) + b"abc", "CONTENT or FILEZ"),
-        (_entry_header(2, 2, 3) + b"abc", "METADATA encoding"),
-        (_entry_header(4, 1, 3) + b"abc", "METADATA encoding"),
-    ],
-    ids=["empty", "truncated-header", "short-data", "huge-size", "encoding", "type",
-         "tombstone", "file-as-metadata", "dirtree-as-filez", "commit-as-content"],
-)
+MALFORMED_BATCHES = [
+    pytest.param(body, message, id=name) for name, body, message in [
+        ("empty", b"", "empty OBJECTS frame"),
+        ("truncated-header", b"\x01\x02\x03", "ends inside an entry header"),
+        ("short-data", _entry_header(1, 1, 100) + b"x" * 99, "announces 100 bytes, 99 left"),
+        ("huge-size", _entry_header(1, 1, 1 << 31), "announces"),
+        ("encoding", _entry_header(1, 7, 0), "unknown object encoding 7"),
+        ("type", _entry_header(99, 1, 0), "unknown object type 99"),
+        ("tombstone", _entry_header(5, 0, 0), "cannot be pushed"),
+        ("file-as-metadata", _entry_header(1, 0, 3) + b"abc", "CONTENT or FILEZ"),
+        ("dirtree-as-filez", _entry_header(2, 2, 3) + b"abc", "METADATA encoding"),
+        ("commit-as-content", _entry_header(4, 1, 3) + b"abc", "METADATA encoding"),
+    ]
+]
+"""(OBJECTS body, what the receiver's ERROR says) of malformed batches."""
+
+
+@pytest.mark.parametrize(("body", "message"), MALFORMED_BATCHES)
 def test_malformed_batches(remote: Path, body: bytes, message: str) -> None:
     _refused(remote, b"\x00" + body, message)
 

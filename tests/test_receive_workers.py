@@ -17,7 +17,7 @@ import pytest
 from ostree_tool import needs_ostree
 from test_push_support import commit, do_push, init, make_tree, object_files, ostree_fsck, rev_parse
 from test_receive_hostile import HOSTILE_FILEZ, _snapshot, _staged_names, hostile_filez
-from test_receive_v2 import V2Client, _content, _repo_entries
+from test_receive_v2 import MALFORMED_BATCHES, V2Client, _content, _repo_entries
 
 from pyostree.objects.types import ObjectType
 from pyostree.receive.protocol import Encoding, FrameKind, encode_batch_entry, encode_have
@@ -95,6 +95,23 @@ def test_a_worker_refuses_what_the_receiver_refuses_in_the_same_words(
         errors.append(client.error())
         assert _snapshot(dst) == before
         assert name[2:] not in {n.split(".")[0] for n in _staged_names(dst)}
+    assert message in errors[0]
+    assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize(("body", "message"), MALFORMED_BATCHES)
+def test_a_malformed_batch_is_refused_in_the_same_words(
+        tmp_path: Path, body: bytes, message: str) -> None:
+    errors = []
+    for workers in ("0", "2"):
+        dst = init(tmp_path / f"dst{workers}", "archive")
+        before = _snapshot(dst)
+        client = _client(workers)
+        client.hello_v2(dst)
+        client.send(FrameKind.OBJECTS, b"\x00" + body)
+        errors.append(client.error())
+        assert _snapshot(dst) == before
+        assert not _staged_names(dst)
     assert message in errors[0]
     assert errors[0] == errors[1]
 

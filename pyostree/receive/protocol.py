@@ -427,6 +427,13 @@ class DataCodec:
                 return bytes([DATA_ZSTD]) + packed
         return bytes([DATA_RAW]) + chunk
 
+    def raw_view(self, payload: bytes) -> Optional[memoryview]:
+        """The chunk of an uncompressed payload, not copied; None for a compressed one
+        (or one :meth:`decode` refuses, so that it says why)."""
+        if not payload or payload[0] != DATA_RAW or len(payload) - 1 > CHUNK_SIZE:
+            return None
+        return memoryview(payload)[1:]
+
     def decode(self, payload: bytes) -> bytes:
         """The chunk a DATA payload carries; a zstd frame must declare a size <= CHUNK_SIZE."""
         if not payload:

@@ -208,7 +208,8 @@ class _Session:
         self.codec = DataCodec(False)
         self.repo: Optional[Repo] = None
         self.txn: Optional[Transaction] = None
-        self.received = 0
+        self.received = 0  # objects read by this thread, and below by the writer thread's
+        self.received_by_workers = 0  # tasks from staging workers' answers
         self.stager: Optional[_Stager] = None
         self.workers: Optional[WorkerPool] = None
         self._workers_tried = False
@@ -310,20 +311,22 @@ class _Session:
         self.writer.flush()
 
     def receive_batch(self, payload: bytes, txn: Transaction, stager: _Stager) -> None:
-        """Decode one OBJECTS frame here (framing errors are the main thread's). Its
-        archive ``.filez`` are verified by a staging worker process when there are some,
-        else here (inflating and hashing overlap the worker thread's file writes); the
-        rest is written or staged by one worker thread task."""
+        """One OBJECTS frame. An uncompressed one (``.filez``, in practice) goes whole to a
+        staging worker process when there are some. Otherwise it is decoded here
+        (framing errors are the main thread's), its archive ``.filez`` are verified here
+        (inflating and hashing overlap the writer thread's file writes), and the rest is
+        written or staged by one writer thread task."""
         from pyostree.receive.incoming import Ahead, check_ahead
 
+        workers = self._workers(txn)
+        if workers is not None:
+            raw = self.codec.raw_view(payload)
+            if raw is not None:
+                self._hand_to_worker(workers, raw, txn, stager)
+                return
         body = self.codec.decode(payload)
         objects = decode_batch(body)
         absent = self.absent
-        workers = self._workers(txn)
-        if workers is not None:
-            self._hand_to_worker(workers, body, objects, txn, stager)
-            self.received += len(objects)
-            return
         ahead = [check_ahead(obj, txn, known_absent=obj.header.checksum in absent)
                  for obj in objects]
 
@@ -337,34 +340,23 @@ class _Session:
         stager.submit(task, len(body))
         self.received += len(objects)
 
-    def _hand_to_worker(self, workers: WorkerPool, body: bytes, objects: List[SmallObject],
-                        txn: Transaction, stager: _Stager) -> None:
-        """The worker stages the batch's archive files, those the repo does not have; the
-        task then counts them into the transaction and stages the rest itself. Files this
-        session knows about (a HAVE answer, or staged already) are flagged for the worker,
-        which looks up the others in the repo."""
-        from pyostree.receive.workers import ABSENT, CHECK, PRESENT, STAGED
+    def _hand_to_worker(self, workers: WorkerPool, body: memoryview, txn: Transaction,
+                        stager: _Stager) -> None:
+        """The worker decodes the batch and stages its archive files the repo does not
+        have; the writer thread task counts them into the transaction, and decodes the
+        batch itself only to stage what the worker left (anything but a ``.filez``)."""
+        from pyostree.receive.workers import LEFT
 
-        absent = self.absent
-
-        def flag(obj: SmallObject) -> int:
-            checksum = obj.header.checksum
-            if obj.header.objtype is not ObjectType.FILE:
-                return CHECK
-            if checksum in absent:
-                return ABSENT
-            return PRESENT if txn.known_present(checksum, ObjectType.FILE) else CHECK
-
-        flags = bytes(map(flag, objects))
-        index = workers.submit(body, flags)
+        index = workers.submit(body)
 
         def task() -> None:
-            codes = workers.collect(index)
-            for obj, code in zip(objects, codes):
-                if code == STAGED:
-                    txn.adopt_staged(obj.header.checksum, ObjectType.FILE, len(obj.data))
-                elif code != PRESENT:
-                    self._stage_small(obj, txn)
+            codes, staged = workers.collect(index)
+            txn.adopt_staged_files(staged)
+            if LEFT in codes:
+                for obj, code in zip(decode_batch(bytes(body)), codes):
+                    if code == LEFT:
+                        self._stage_small(obj, txn)
+            self.received_by_workers += len(codes)
 
         stager.submit(task, len(body))
 
@@ -439,6 +431,8 @@ class _Session:
 
     def commit(self, updates: List[RefUpdateRequest], summary: Optional[bool]) -> None:
         repo = self._repo()
+        self.received += self.received_by_workers  # the writer thread is done
+        self.received_by_workers = 0
         if self.txn is not None and self.received:
             self.txn.sync_ahead()  # the disk catches up while the commits are checked
         for update in updates:

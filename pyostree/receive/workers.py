@@ -25,27 +25,25 @@ import stat
 import struct
 import threading
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple, Union
 
 from pyostree.errors import ChecksumMismatchError, ObjectError, PushError, PyOstreeError
 
-__all__ = ["ABSENT", "CHECK", "LEFT", "PRESENT", "STAGED", "RepoPaths", "WorkerPool",
-           "default_worker_count"]
+__all__ = ["LEFT", "PRESENT", "STAGED", "RepoPaths", "WorkerPool", "default_worker_count"]
 
-CHECK, ABSENT = 0, 2
-"""Request flags, one per entry: CHECK whether the repo has the object before staging it;
-it is known ABSENT; or it is known PRESENT (left alone)."""
 STAGED = ord("s")
 """Reply code: the entry is verified and at its staged name."""
-PRESENT = 1
-"""Request flag and reply code: the repo has the object (in ``objects/``, or staged in a
-resumed staging dir); nothing was written."""
+PRESENT = ord("p")
+"""Reply code: the repo has the object (in ``objects/``, or staged in a resumed staging
+dir); nothing was written."""
 LEFT = ord("-")
 """Reply code: the worker did not stage the entry (not an archive file object, or too
 large to check whole): the receiver handles it as it would without workers."""
 
 MAX_WORKERS = 4
-_HEAD = struct.Struct(">II")  # request: body size, flags size; reply: codes size, error size
+_REQUEST = struct.Struct(">I")  # body size, then the body
+_REPLY = struct.Struct(">III")  # sizes of the codes, the staged records and the error
+_STAGED = struct.Struct(">64sI")  # per STAGED code, in order: hex checksum, size
 _PIPE_SIZE = 1 << 20  # a whole OBJECTS body (CHUNK_SIZE) fits in the request pipe
 _PUBLIC = 0o644
 _ERROR_TYPES = {"checksum": ChecksumMismatchError, "object": ObjectError, "error": PushError}
@@ -105,38 +103,42 @@ class WorkerPool:
     def __len__(self) -> int:
         return len(self._workers)
 
-    def submit(self, body: bytes, flags: bytes) -> int:
-        """Give one OBJECTS body to the next worker; ``flags`` has one byte per entry
-        (CHECK, ABSENT or PRESENT). Returns the worker's index for :meth:`collect`.
-        Blocks while that worker's request pipe is full."""
+    def submit(self, body: Union[bytes, memoryview]) -> int:
+        """Give one OBJECTS body to the next worker. Returns the worker's index for
+        :meth:`collect`. Blocks while that worker's request pipe is full."""
         index = self._next
         self._next = (index + 1) % len(self._workers)
         worker = self._workers[index]
         try:
-            _write_all(worker.requests, _HEAD.pack(len(body), len(flags)))
+            _write_all(worker.requests, _REQUEST.pack(len(body)))
             _write_all(worker.requests, body)
-            _write_all(worker.requests, flags)
         except OSError as err:
             raise _died(worker, err) from None
         return index
 
-    def collect(self, index: int) -> bytes:
-        """The codes of the oldest batch given to worker ``index`` not yet collected, one
-        per entry (STAGED, PRESENT or LEFT); raises the error that stopped the batch."""
+    def collect(self, index: int) -> Tuple[bytes, List[Tuple[str, int]]]:
+        """The oldest batch given to worker ``index`` not yet collected: one code per
+        entry (STAGED, PRESENT or LEFT), and (checksum, size) of each STAGED entry in
+        order; raises the error that stopped the batch."""
         worker = self._workers[index]
         try:
-            head = _read_exact(worker.replies, _HEAD.size)
+            head = _read_exact(worker.replies, _REPLY.size)
             if head is None:
                 raise _died(worker, None)
-            codes_size, error_size = _HEAD.unpack(head)
-            reply = _read_exact(worker.replies, codes_size + error_size)
+            codes_size, staged_size, error_size = _REPLY.unpack(head)
+            reply = _read_exact(worker.replies, codes_size + staged_size + error_size)
         except OSError as err:
             raise _died(worker, err) from None
         if reply is None:
             raise _died(worker, None)
         if error_size:
-            raise _decode_error(reply[codes_size:])
-        return reply
+            raise _decode_error(reply[codes_size + staged_size:])
+        codes = reply[:codes_size]
+        staged = [(checksum.decode("ascii"), size) for checksum, size
+                  in _STAGED.iter_unpack(memoryview(reply)[codes_size:codes_size + staged_size])]
+        if len(staged) != codes.count(STAGED):
+            raise PushError(f"receiver staging worker {worker.pid} sent a malformed reply")
+        return codes, staged
 
     def close(self) -> None:
         """End every worker and reap it. Replies not collected are dropped first, so a
@@ -252,36 +254,36 @@ def _serve(requests: int, replies: int, repo: RepoPaths, tmp_dir: str) -> None:
     writer = _StagedWriter(repo.staging, tmp_dir)
     lexists = os.path.lexists
     while True:
-        head = _read_exact(requests, _HEAD.size)
+        head = _read_exact(requests, _REQUEST.size)
         if head is None:
             return  # the receiver is done with us
-        body_size, flags_size = _HEAD.unpack(head)
+        (body_size,) = _REQUEST.unpack(head)
         body = _read_exact(requests, body_size)
-        flags = _read_exact(requests, flags_size)
-        if body is None or flags is None:
+        if body is None:
             return
         codes = bytearray()
+        staged = bytearray()
         error = b""
         try:
-            for obj, flag in zip(decode_batch(body), flags):
+            for obj in decode_batch(body):
                 header = obj.header
                 checksum = header.checksum
                 rel = f"{checksum[:2]}/{checksum[2:]}.filez"
-                if flag == PRESENT:
-                    codes.append(PRESENT)
-                elif header.objtype is not ObjectType.FILE or header.encoding is not Encoding.FILEZ:
+                if header.objtype is not ObjectType.FILE or header.encoding is not Encoding.FILEZ:
                     codes.append(LEFT)
-                elif flag != ABSENT and (lexists(f"{repo.objects}/{rel}") or (
-                        repo.staging_resumed and lexists(f"{repo.staging}/{rel}"))):
+                elif lexists(f"{repo.objects}/{rel}") or (
+                        repo.staging_resumed and lexists(f"{repo.staging}/{rel}")):
                     codes.append(PRESENT)
                 elif verify_filez_bytes(obj.data, checksum, headers) is None:
                     codes.append(LEFT)
                 else:
                     writer.stage(rel, obj.data)
                     codes.append(STAGED)
+                    staged += _STAGED.pack(checksum.encode("ascii"), len(obj.data))
         except Exception as err:  # reported; the receiver decides
             error = _encode_error(err)
-        _write_all(replies, _HEAD.pack(len(codes), len(error)) + bytes(codes) + error)
+        _write_all(replies, _REPLY.pack(len(codes), len(staged), len(error))
+                   + bytes(codes) + bytes(staged) + error)
 
 
 class _StagedWriter:
@@ -353,7 +355,7 @@ def _read_exact(fd: int, size: int) -> Optional[bytes]:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: Union[bytes, memoryview]) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]

@@ -18,7 +18,7 @@ import stat
 import threading
 import time
 import zlib
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from pyostree.errors import ChecksumMismatchError, ObjectError, RepoError
 from pyostree.objects.checksum import sha256_hex, validate_checksum
@@ -243,11 +243,6 @@ class Transaction:
             self._present.add(rel)
             return True
         return False
-
-    def known_present(self, checksum: str, objtype: ObjectType) -> bool:
-        """Known to exist (staged by this transaction, or found by :meth:`has_object`),
-        without asking the file system."""
-        return self._relpath(checksum, objtype) in self._present
 
     @property
     def staging_resumed(self) -> bool:
@@ -591,12 +586,14 @@ class Transaction:
             pass
         return path
 
-    def adopt_staged(self, checksum: str, objtype: ObjectType, size: int) -> None:
-        """Count an object a helper process put at its staged name (verified, complete:
-        a temp file renamed there) as staged by this transaction, ``size`` bytes."""
+    def adopt_staged_files(self, staged: Sequence[Tuple[str, int]]) -> None:
+        """Count content objects a helper process put at their staged names (verified,
+        complete: temp files renamed there) as staged by this transaction: (checksum,
+        size in bytes) of each."""
         self._require_staging()
-        self._record(self._relpath(checksum, objtype), checksum, objtype)
-        self._staged_bytes(size)
+        for checksum, size in staged:
+            self._record(self._relpath(checksum, ObjectType.FILE), checksum, ObjectType.FILE)
+        self._staged_bytes(sum(size for _checksum, size in staged))
 
     def _store_filez_verbatim(self, checksum: str, read: Callable[[int], bytes], check: bool) -> str:
         """Archive into archive: keep the sender's compressed bytes (no recompression), but
