@@ -4,31 +4,60 @@ receiver's own path; a worker's death or the receiver's fails cleanly."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Set
 
 import pytest
 
 from ostree_tool import needs_ostree
 from test_push_support import commit, do_push, init, make_tree, object_files, ostree_fsck, rev_parse
-from test_receive_hostile import HOSTILE_FILEZ, _snapshot, _staged_names, hostile_filez
+from test_receive_hostile import HOSTILE_FILEZ, _filez, _snapshot, _staged_names, hostile_filez
 from test_receive_v2 import MALFORMED_BATCHES, V2Client, _content, _repo_entries
 
+from pyostree.objects import FileHeader
 from pyostree.objects.types import ObjectType
 from pyostree.receive.protocol import Encoding, FrameKind, encode_batch_entry, encode_have
+from pyostree.receive.server import INLINE_BYTES
 
 pytestmark = needs_ostree
 
 BATCH = 25  # entries per OBJECTS frame: several frames, so every worker gets some
 
 
+PADDING_SIZE = 700_000  # one incompressible .filez per OBJECTS frame (at most 1 MiB)
+PADDING_NAMES: Dict[str, bytes] = {}  # checksum -> .filez bytes, made once
+
+
+def _padding() -> List[bytes]:
+    """Valid content objects, more than INLINE_BYTES of them: a session that begins with
+    them stages the rest with its workers (the first INLINE_BYTES are staged inline)."""
+    if not PADDING_NAMES:
+        header = FileHeader(uid=0, gid=0, mode=0o100644)
+        for _ in range(INLINE_BYTES // PADDING_SIZE + 1):
+            payload = os.urandom(PADDING_SIZE)
+            checksum = hashlib.sha256(header.framed() + payload).hexdigest()
+            PADDING_NAMES[checksum] = _filez(header, payload)
+    return [encode_batch_entry(ObjectType.FILE, checksum, Encoding.FILEZ, data)
+            for checksum, data in PADDING_NAMES.items()]
+
+
 def _client(workers: str, *extra: str) -> V2Client:
     return V2Client("-v", "--workers", workers, "--idle-timeout", "60", *extra)
+
+
+def _pad(client: V2Client) -> None:
+    for entry in _padding():
+        client.send_batch([entry])
+
+
+def _unpadded(names: Set[str]) -> Set[str]:
+    return {name for name in names if not any(name.startswith(c[2:]) for c in PADDING_NAMES)}
 
 
 def _stderr(client: V2Client) -> str:
@@ -64,15 +93,17 @@ def test_workers_or_not_the_same_objects_land(tmp_path: Path, workers: str) -> N
     head, entries = _repo_entries(src)
     client = _client(workers)
     client.hello_v2(dst)
+    _pad(client)
     for start in range(0, len(entries), BATCH):
         client.send_batch(entries[start:start + BATCH])
     done = client.finish([{"ref": "main", "old": None, "new": head}])
     log = _stderr(client)
-    assert done["objects"] == len(entries)
+    assert done["objects"] == len(entries) + len(PADDING_NAMES)
     assert ("staging with 2 worker processes" in log) == (workers == "2"), log
     assert rev_parse(dst, "main") == head
     assert "no errors found" in ostree_fsck(dst)
-    assert object_files(dst) == object_files(src)
+    padding = {f"objects/{c[:2]}/{c[2:]}.filez" for c in PADDING_NAMES}
+    assert set(object_files(dst)) == set(object_files(src)) | padding
     for name in object_files(src):  # archive to archive: the sender's bytes, kept
         assert (dst / name).read_bytes() == (src / name).read_bytes(), name
         assert (dst / name).stat().st_mode & 0o777 == 0o644, name
@@ -90,6 +121,7 @@ def test_a_worker_refuses_what_the_receiver_refuses_in_the_same_words(
         good_name, good = _content(1)
         client = _client(workers)
         client.hello_v2(dst)
+        _pad(client)
         client.send_batch([encode_batch_entry(ObjectType.FILE, good_name, Encoding.CONTENT, good),
                            encode_batch_entry(ObjectType.FILE, name, Encoding.FILEZ, data)])
         errors.append(client.error())
@@ -108,10 +140,11 @@ def test_a_malformed_batch_is_refused_in_the_same_words(
         before = _snapshot(dst)
         client = _client(workers)
         client.hello_v2(dst)
+        _pad(client)
         client.send(FrameKind.OBJECTS, b"\x00" + body)
         errors.append(client.error())
         assert _snapshot(dst) == before
-        assert not _staged_names(dst)
+        assert not _unpadded(_staged_names(dst))
     assert message in errors[0]
     assert errors[0] == errors[1]
 
@@ -124,6 +157,7 @@ def test_a_killed_worker_fails_the_push_cleanly(tmp_path: Path) -> None:
     head, entries = _repo_entries(src)
     client = _client("2")
     client.hello_v2(dst)
+    _pad(client)
     client.send_batch(entries[:BATCH])
     client.send(FrameKind.HAVE, encode_have([(head, ObjectType.COMMIT)]))
     assert client.reader.expect(FrameKind.HAVE_REPLY)  # the first batch is staged
@@ -150,6 +184,7 @@ def test_workers_end_with_a_killed_receiver_and_free_the_repo(tmp_path: Path) ->
     head, entries = _repo_entries(src)
     client = _client("2")
     client.hello_v2(dst)
+    _pad(client)
     for start in range(0, len(entries) // 2, BATCH):
         client.send_batch(entries[start:start + BATCH])
     client.send(FrameKind.HAVE, encode_have([(head, ObjectType.COMMIT)]))
@@ -166,6 +201,26 @@ def test_workers_end_with_a_killed_receiver_and_free_the_repo(tmp_path: Path) ->
     assert "no errors found" in ostree_fsck(dst)
 
 
+def test_a_small_push_starts_no_worker_and_no_thread(tmp_path: Path) -> None:
+    """Below INLINE_BYTES everything is staged on the reading thread: no fork, no thread."""
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree", files=40))
+    dst = init(tmp_path / "dst", "archive")
+    head, entries = _repo_entries(src)
+    assert sum(map(len, entries)) < INLINE_BYTES
+    client = _client("2")
+    client.hello_v2(dst)
+    client.send_batch(entries)
+    client.send(FrameKind.HAVE, encode_have([(head, ObjectType.COMMIT)]))
+    assert client.reader.expect(FrameKind.HAVE_REPLY).payload == b"\x01"  # staged
+    pid = client.proc.pid
+    assert _children(pid) == []
+    assert os.listdir(f"/proc/{pid}/task") == [str(pid)]
+    client.finish([{"ref": "main", "old": None, "new": head}])
+    assert "worker processes" not in _stderr(client)
+    assert rev_parse(dst, "main") == head
+
+
 def test_a_bare_repo_is_staged_without_workers(tmp_path: Path) -> None:
     src = init(tmp_path / "src", "archive")
     commit(src, make_tree(tmp_path / "tree", files=40))
@@ -173,6 +228,7 @@ def test_a_bare_repo_is_staged_without_workers(tmp_path: Path) -> None:
     head, entries = _repo_entries(src)
     client = _client("2")
     client.hello_v2(dst)
+    _pad(client)
     client.send_batch(entries)
     client.finish([{"ref": "main", "old": None, "new": head}])
     assert "worker processes" not in _stderr(client)

@@ -129,6 +129,10 @@ STAGER_THREADS = 1
 measured slower (GIL hand-offs on every syscall, and ext4 serialises much of it)."""
 STAGER_MAX_BYTES = 32 << 20
 """Bytes of read-ahead objects waiting for a worker: the receiver's memory bound."""
+INLINE_BYTES = 2 << 20
+"""Objects staged on the reading thread before the writer thread (and the staging worker
+processes, which must be forked before it) start: a small push pays for neither, ~15 ms
+measured for an incremental push of 41 files."""
 
 
 class _Stager:
@@ -138,8 +142,9 @@ class _Stager:
     hand-shake once per batch, not per object. The first failure is raised by the next
     ``submit``/``wait``, and reported to the client at once by ``on_error``."""
 
-    def __init__(self, on_error: Callable[[BaseException], None]) -> None:
+    def __init__(self, on_error: Callable[[BaseException], None], inline_bytes: int = 0) -> None:
         self._on_error = on_error
+        self._inline_left = inline_bytes
         self._pool: Optional[ThreadPoolExecutor] = None
         self._pending: Deque[Tuple[Future[None], int]] = deque()
         self._bytes = 0
@@ -160,11 +165,21 @@ class _Stager:
                 self._on_error(err)
             raise
 
+    @property
+    def inline(self) -> bool:
+        """Tasks still run on the caller's thread: no thread has been started."""
+        return self._pool is None and self._inline_left > 0
+
     def submit(self, task: Callable[[], None], size: int) -> None:
         """Run ``task`` (holding ``size`` bytes) in a worker, after waiting for older
-        tasks while more than STAGER_MAX_BYTES would be held."""
+        tasks while more than STAGER_MAX_BYTES would be held; the first ``inline_bytes``
+        run here and now (their errors raised as they happen)."""
         if self.failure is not None:
             raise self.failure
+        if self.inline:
+            self._inline_left -= size
+            task()
+            return
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -267,7 +282,8 @@ class _Session:
     def loop(self) -> None:
         """The write transaction (repo lock, staging dir) and the verifying code load on
         the first frame that needs them: a no-op push gets its answer without either."""
-        stager = self.stager = _Stager(lambda err: _send_error(self.writer, _message(err)))
+        stager = self.stager = _Stager(lambda err: _send_error(self.writer, _message(err)),
+                                       INLINE_BYTES)
         kinds: Tuple[FrameKind, ...] = (
             FrameKind.HAVE, FrameKind.OBJECT, FrameKind.UPDATE, FrameKind.ABORT)
         if self.version >= BATCH_VERSION:
@@ -318,7 +334,7 @@ class _Session:
         written or staged by one writer thread task."""
         from pyostree.receive.incoming import Ahead, check_ahead
 
-        workers = self._workers(txn)
+        workers = None if stager.inline else self._workers(txn)
         if workers is not None:
             raw = self.codec.raw_view(payload)
             if raw is not None:
