@@ -18,6 +18,12 @@ ostree-push runs from a venv with ``--system-site-packages`` (it needs the syste
 with OSTree) cached in ``benchmarks/.work/``; its ``ostree-receive`` is started on the
 "remote" through a wrapper script given to ``--command``.
 
+pyostree runs as users install it: this checkout is installed (pip, a wheel) into a venv
+made afresh in ``benchmarks/.work/pyostree-installed`` that borrows this interpreter's
+dependencies, and its ``pyostree`` script is both the client and the receive command.
+The checkout's own editable install loads setuptools' import hook (pathlib, re, ...) in
+every process, about 6 ms each; where the install fails, that is what runs instead.
+
     python benchmarks/bench_push.py [--files N] [--repeat N] [--trees synthetic,doc]
                                     [--tools WORDS] [--cases full,incr,no-op]
 """
@@ -107,6 +113,32 @@ def _setup_ostree_push() -> Tuple[Optional[Path], str]:
     )
     wrapper.chmod(0o755)
     return venv, ""
+
+
+def _install_pyostree() -> Tuple[List[str], str]:
+    """(the command that runs the installed ``pyostree``, '') or (this interpreter's
+    ``-m pyostree``, why not)."""
+    import sysconfig
+
+    venv = WORK / "pyostree-installed"
+    shutil.rmtree(venv, ignore_errors=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)],
+                          capture_output=True)
+    fallback = [sys.executable, "-m", "pyostree"]
+    if made.returncode != 0:
+        return fallback, f"cannot create a venv: {made.stderr.decode().strip()[-200:]}"
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
+                              "print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    Path(purelib, "_bench_dependencies.pth").write_text("".join(f"{d}\n" for d in sorted(deps)))
+    pip = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                          "--no-deps", str(HERE.parent)], capture_output=True)
+    if pip.returncode != 0:
+        return fallback, f"pip install failed: {pip.stderr.decode().strip()[-200:]}"
+    return [str(venv / "bin" / "pyostree")], ""
 
 
 def _make_tree(root: Path, files: int, seed: int = 42) -> None:
@@ -248,6 +280,9 @@ def main(argv: List[str]) -> int:
     ostree_push, why_not = _setup_ostree_push()
     if ostree_push is None:
         print(f"ostree-push {OSTREE_PUSH_VERSION} left out: {why_not}")
+    pyostree, why_not = _install_pyostree()
+    if why_not:
+        print(f"pyostree runs from this checkout's editable install: {why_not}")
     base = Path(tempfile.mkdtemp(prefix="bench-push-"))
     server: Optional[Sshd] = None
     try:
@@ -259,7 +294,8 @@ def main(argv: List[str]) -> int:
         for kind in args.trees.split(","):
             src1, src2, description = _prepare_tree(base, kind, args.files)
             print(f"\ntree {description}")
-            _bench_tree(args, base / kind, src1, src2, server, user, ssh_opts, ostree_push, timer)
+            _bench_tree(args, base / kind, src1, src2, server, user, ssh_opts, ostree_push, timer,
+                        pyostree)
         return 0
     finally:
         if server is not None:
@@ -272,13 +308,12 @@ Command = Callable[[Path, str, Path], List[str]]
 
 def _bench_tree(args: argparse.Namespace, work: Path, src1: Path, src2: Path, server: Sshd,
                 user: str, ssh_opts: List[str], ostree_push: Optional[Path],
-                timer: Optional[str]) -> None:
-    pyostree = [sys.executable, "-m", "pyostree"]
+                timer: Optional[str], pyostree: List[str]) -> None:
     work.mkdir(parents=True, exist_ok=True)
 
     def pyostree_push(via: str, vendor: str) -> Command:
         def command(src: Path, dest: str, rss_file: Path) -> List[str]:
-            receive = f"{sys.executable} -m pyostree receive"
+            receive = " ".join([*pyostree, "receive"])
             if timer is not None:
                 receive = f"{timer} -o {rss_file} -f %M {receive}"
             return [*pyostree, f"--repo={src}", "push", "-q", f"--via={via}", f"--ssh={vendor}",
