@@ -4,11 +4,12 @@ Inflating and hashing (zlib, OpenSSL) and file system calls release the GIL, but
 Python between them holds it: one receiver process verifying and writing thousands of
 small objects keeps one core busy, and a second thread only trades the GIL back and forth
 (measured slower). A worker is a fork of the receiver, made before any thread starts. It
-takes whole OBJECTS bodies over a pipe, checks each archive ``.filez`` with the same
-``verify_filez_bytes`` as the receiver's own path, writes the good ones into the
-transaction's staging dir (a temp file of its own, then the staged name) and answers one
-code per entry. The receiver records what was staged; a worker never touches the
-transaction's books, the repo lock or the protocol stream.
+takes whole uncompressed OBJECTS bodies over a pipe and decodes them; each archive
+``.filez`` the repo does not have yet it checks with the same ``verify_filez_bytes`` as the
+receiver's own path and writes into the transaction's staging dir (a temp file of its
+own, then the staged name). It answers one code per entry, and the names and sizes of
+what it staged. The receiver records those; a worker never touches the transaction's
+books, the repo lock or the protocol stream.
 
 A worker that finds a bad object stops that batch and answers with the error; the
 receiver raises it as its own path would have. Closing the request pipe ends a worker;
@@ -68,7 +69,7 @@ class RepoPaths:
     staging_resumed: bool  # a resumed staging dir may hold objects already
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Worker:
     pid: int
     requests: int  # write end of its request pipe
