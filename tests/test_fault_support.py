@@ -36,13 +36,16 @@ EARLY_RECEIVE_ARGV = (
     PY, "-c",
     "import sys; import pyostree.repo.transaction as transaction; "
     f"transaction.EARLY_SYNC_BYTES = {EARLY_SYNC_TEST_BYTES}; "
+    "import pyostree.receive.server as server; server.INLINE_BYTES = 0; "
     "from pyostree.cli.main import main; sys.argv = [\"pyostree\", *sys.argv[1:]]; "
     "raise SystemExit(main())",
-    "receive",
+    "receive", "--workers", "2",
 )
-"""``python -m pyostree receive`` with a small ``EARLY_SYNC_BYTES`` (set in the receiver
-process, as the library reads no environment): ``main()`` sees the argv ``python -m
-pyostree`` would give it, so exit status and fast exit are the real command's."""
+"""``python -m pyostree receive`` with a small ``EARLY_SYNC_BYTES`` and two staging worker
+processes from the first OBJECTS frame (``INLINE_BYTES`` 0: these pushes are too small to
+start them otherwise), set in the receiver process, as the library reads no environment:
+``main()`` sees the argv ``python -m pyostree`` would give it, so exit status and fast
+exit are the real command's."""
 RECEIVERS = {"default": RECEIVE_ARGV, "early": EARLY_RECEIVE_ARGV}
 OBJECT_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{62}\.(filez|file|dirtree|dirmeta|commit|commitmeta)$")
 WAIT = 60.0
