@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ostree_tool import needs_ostree
+from ostree_tool import needs_ostree, run_ostree
 from test_push_support import commit, do_push, init, make_tree, object_files, ostree_fsck, rev_parse
 from test_receive_fuzz import serve_or_refuse
 from test_receive_hostile import (  # remote: the seeded remote fixture, shared
@@ -469,3 +469,74 @@ def test_receiver_widens_its_stdin_pipe(tmp_path: Path) -> None:
         size = fcntl.fcntl(stdin.fileno(), fcntl.F_GETPIPE_SZ)
     limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
     assert size == min(server_module.PIPE_SIZE, limit)
+
+
+# -- the completeness check against the ref's commit -----------------------------------
+
+
+def _changed_entries(src: Path, old: str, new: str) -> Dict[str, bytes]:
+    """name -> OBJECTS entry of every object of ``new`` that ``old`` lacks (what an
+    incremental push sends), children first."""
+    from pyostree.push.convert import read_whole_wire_object
+    from pyostree.push.plan import order_children_first, reachable
+    from pyostree.repo import Repo
+
+    repo = Repo.open(src)
+    seen = set(reachable(repo, old, set()))
+    entries: Dict[str, bytes] = {}
+    for checksum, objtype in order_children_first(reachable(repo, new, seen)):
+        whole = read_whole_wire_object(repo, checksum, objtype, CHUNK_SIZE)
+        assert whole is not None
+        entries[checksum] = encode_batch_entry(objtype, checksum, whole.encoding, whole.data)
+    return entries
+
+
+@pytest.fixture
+def nested_change(tmp_path: Path) -> Tuple[Path, Path, str, str, str]:
+    """(src, remote at c1, c1, c2, the file object c2 adds): c2 changes one file two
+    directories down; the remote's main is c1."""
+    src = init(tmp_path / "src", "archive")
+    tree = make_tree(tmp_path / "tree", files=30)
+    c1 = commit(src, tree, subject="one")
+    (tree / "sub" / "deeper" / "file2.txt").write_bytes(b"changed, deep down\n")
+    c2 = commit(src, tree, subject="two")
+    dst = init(tmp_path / "dst", "archive")
+    run_ostree("pull-local", str(src), c1, repo=dst)
+    run_ostree("refs", "--create=main", c1, repo=dst)
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    changed = hashlib.sha256(header.framed() + b"changed, deep down\n").hexdigest()
+    return src, dst, c1, c2, changed
+
+
+def test_an_incremental_push_is_checked_against_the_refs_commit(
+        nested_change: Tuple[Path, Path, str, str, str]) -> None:
+    src, dst, c1, c2, changed = nested_change
+    entries = _changed_entries(src, c1, c2)
+    assert changed in entries and len(entries) < 10  # the changed path only
+    client = V2Client()
+    client.hello_v2(dst)
+    client.send_batch(list(entries.values()))
+    client.finish([{"ref": "main", "old": c1, "new": c2}])
+    assert rev_parse(dst, "main") == c2
+    assert "no errors found" in ostree_fsck(dst)
+
+
+def test_a_file_missing_below_a_changed_path_is_refused_with_a_baseline(
+        nested_change: Tuple[Path, Path, str, str, str]) -> None:
+    """Subtrees shared with the ref's commit are skipped, the changed path is not: the new
+    file, never sent, is missed."""
+    src, dst, c1, c2, changed = nested_change
+    entries = _changed_entries(src, c1, c2)
+    del entries[changed]
+    before = _snapshot(dst)
+    client = V2Client()
+    client.hello_v2(dst)
+    client.send_batch(list(entries.values()))
+    client.send(FrameKind.UPDATE, json.dumps(
+        {"refs": [{"ref": "main", "old": c1, "new": c2}], "summary": False}).encode())
+    client.send(FrameKind.COMMIT)
+    error = client.error()
+    assert f"file {changed} was never sent" in error
+    assert rev_parse(dst, "main") == c1
+    refs = _snapshot(dst)["refs"]
+    assert refs == before["refs"]

@@ -453,7 +453,10 @@ class _Session:
             self.txn.sync_ahead()  # the disk catches up while the commits are checked
         for update in updates:
             txn = self._txn()
-            check_commit_complete(repo, txn, update.new, self.received_meta)
+            # The ref's commit now (under the repo lock, so nothing of it can be pruned)
+            # is complete: subtrees the new commit shares with it need no lookups.
+            check_commit_complete(repo, txn, update.new, self.received_meta,
+                                  baseline=repo.read_ref(update.ref))
             txn.set_ref(update.ref, update.new, expected_old=update.old)
         had_summary = (repo.path / "summary").exists()
         want_summary = summary is True or (summary is None and had_summary)
@@ -549,13 +552,16 @@ def _staged_meta(txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
 
 
 def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
-                          received: Optional[ReceivedMetadata] = None) -> None:
+                          received: Optional[ReceivedMetadata] = None,
+                          baseline: Optional[str] = None) -> None:
     """Every object the commit reaches must be in ``objects/`` or staged now.
 
     A dirtree already in ``objects/`` is trusted to be complete below it (publishing
-    is children-first), so an incremental push only walks what changed. Commits in
-    ``received`` and dirtrees the transaction keeps (staged by this session, in memory)
-    are not read back from disk.
+    is children-first), so an incremental push only walks what changed. So is the tree of
+    ``baseline``, a commit in ``objects/`` that a ref of the repo points to (and not
+    marked partial): at each path where the new tree has the baseline's dirtree, dirmeta
+    or file, nothing is looked up. Commits in ``received`` and dirtrees the transaction
+    keeps (staged by this session, in memory) are not read back from disk.
     """
     from pyostree.objects import Commit, DirTree
 
@@ -567,13 +573,14 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
         else:
             data = _staged_meta(txn, commit, ObjectType.COMMIT)
     commit_obj = Commit.from_bytes(data, verify=False)
-    pending: List[Tuple[str, str]] = [(commit_obj.root_tree, commit_obj.root_meta)]
+    pending: List[Tuple[str, str, Optional[Tuple[str, str]]]] = [
+        (commit_obj.root_tree, commit_obj.root_meta, _baseline_root(repo, baseline, commit))]
     seen: Set[str] = set()
     while pending:
-        tree, meta = pending.pop()
-        if not txn.has_object(meta, ObjectType.DIR_META):
+        tree, meta, old = pending.pop()  # old: the baseline's (dirtree, dirmeta) here
+        if (old is None or old[1] != meta) and not txn.has_object(meta, ObjectType.DIR_META):
             raise PushError(f"commit {commit} is incomplete: dirmeta {meta} was never sent")
-        if tree in seen:
+        if (old is not None and old[0] == tree) or tree in seen:
             continue
         seen.add(tree)
         data = txn.staged_dirtree_bytes(tree)
@@ -582,13 +589,44 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
                 continue
             data = _staged_meta(txn, tree, ObjectType.DIR_TREE)
         dirtree = DirTree.from_bytes(data, verify=False)
+        old_files, old_dirs = _baseline_entries(repo, old[0] if old is not None else None)
         for entry in dirtree.files:
-            if not txn.has_object(entry.checksum, ObjectType.FILE):
+            if (old_files.get(entry.name) != entry.checksum
+                    and not txn.has_object(entry.checksum, ObjectType.FILE)):
                 raise PushError(
                     f"commit {commit} is incomplete: file {entry.checksum} was never sent"
                 )
         for sub in dirtree.dirs:
-            pending.append((sub.tree_checksum, sub.meta_checksum))
+            pending.append((sub.tree_checksum, sub.meta_checksum, old_dirs.get(sub.name)))
+
+
+def _baseline_root(repo: Repo, baseline: Optional[str], commit: str) -> Optional[Tuple[str, str]]:
+    """(root dirtree, root dirmeta) of a baseline fit to trust, else None."""
+    from pyostree.objects import Commit
+
+    if baseline is None or baseline == commit or repo.is_commit_partial(baseline):
+        return None
+    try:
+        old = Commit.from_bytes(repo.read_metadata_bytes(baseline, ObjectType.COMMIT), verify=False)
+    except (PyOstreeError, OSError):
+        return None
+    return old.root_tree, old.root_meta
+
+
+def _baseline_entries(repo: Repo, tree: Optional[str]) -> Tuple[Dict[str, str], Dict[str, Tuple[str, str]]]:
+    """Files (name -> checksum) and subdirs (name -> (dirtree, dirmeta)) of a baseline
+    dirtree; none if there is no baseline here, or it cannot be read (then the new
+    tree is checked in full)."""
+    from pyostree.objects import DirTree
+
+    if tree is None:
+        return {}, {}
+    try:
+        old = DirTree.from_bytes(repo.read_metadata_bytes(tree, ObjectType.DIR_TREE), verify=False)
+    except (PyOstreeError, OSError):
+        return {}, {}
+    return ({entry.name: entry.checksum for entry in old.files},
+            {entry.name: (entry.tree_checksum, entry.meta_checksum) for entry in old.dirs})
 
 
 def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False,
