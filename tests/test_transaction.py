@@ -747,3 +747,17 @@ def test_early_publishing_never_moves_a_dirtree_or_commit(tmp_path: Path, monkey
         write_commit(txn, *root, CommitRequest(branch="main", timestamp=0))
     assert early and set(early) <= {"filez", "dirmeta"}
     run_ostree("fsck", repo=repo.path)
+
+
+def test_parallel_io_visits_every_path_once_and_raises_a_failure() -> None:
+    paths = [str(index) for index in range(50)]
+    seen: List[str] = []
+    transaction_module._parallel(seen.append, paths)
+    assert sorted(seen, key=int) == paths
+
+    def fail_on_seven(path: str) -> None:
+        if path == "7":
+            raise OSError(5, "Input/output error", path)
+
+    with pytest.raises(OSError, match="Input/output error"):
+        transaction_module._parallel(fail_on_seven, paths)
