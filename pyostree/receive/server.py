@@ -223,8 +223,8 @@ class _Session:
         self.codec = DataCodec(False)
         self.repo: Optional[Repo] = None
         self.txn: Optional[Transaction] = None
-        self.received = 0  # objects read by this thread, and below by the writer thread's
-        self.received_by_workers = 0  # tasks from staging workers' answers
+        self.received = 0  # objects counted on the reading thread
+        self.received_by_workers = 0  # counted by writer thread tasks from workers' answers
         self.stager: Optional[_Stager] = None
         self.workers: Optional[WorkerPool] = None
         self._workers_tried = False
@@ -385,7 +385,8 @@ class _Session:
 
     def _workers(self, txn: Transaction) -> Optional[WorkerPool]:
         """The staging workers, started on the first OBJECTS frame into an archive repo
-        (before any thread of ours: the stager's starts on its first task)."""
+        past the inline ones, before any thread of ours (the writer thread starts on the
+        task that follows)."""
         if self._workers_tried:
             return self.workers
         self._workers_tried = True

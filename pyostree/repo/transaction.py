@@ -345,11 +345,7 @@ class Transaction:
     def _early_sync(self, upto: int) -> None:
         """Errors end early publishing quietly: the publish at commit meets them again."""
         try:
-            dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                syncfs(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _syncfs_at(self.root)
             with self._guard:
                 leaves = [rel for rel, seq in self._sequence.items()
                           if seq < upto and rel not in self._early_published
@@ -849,6 +845,15 @@ EARLY_SYNC_BYTES = 8 << 20
 _KEPT_TREE_BYTES = 16 << 20
 
 
+def _syncfs_at(path: str) -> None:
+    """``syncfs`` of the file system that holds ``path``."""
+    dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        syncfs(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 class _BackgroundSync:
     """One ``syncfs`` of the repo's file system on a thread; :meth:`wait` raises its error.
     ``upto``: how many objects the transaction had staged when it began."""
@@ -862,11 +867,7 @@ class _BackgroundSync:
 
     def _run(self) -> None:
         try:
-            dir_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                syncfs(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _syncfs_at(self._root)
         except OSError as err:
             self._error = err
 
