@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Set
 
@@ -149,56 +150,62 @@ def test_a_malformed_batch_is_refused_in_the_same_words(
     assert errors[0] == errors[1]
 
 
-def test_a_killed_worker_fails_the_push_cleanly(tmp_path: Path) -> None:
+@dataclass
+class _Midway:
+    """A session with two workers that has staged the first ``sent`` entries of a push."""
+
+    src: Path
+    dst: Path
+    head: str
+    entries: List[bytes]
+    client: V2Client
+    workers: List[int]
+
+
+def _midway(tmp_path: Path, sent: int) -> _Midway:
     src = init(tmp_path / "src", "archive")
     commit(src, make_tree(tmp_path / "tree", files=150))
     dst = init(tmp_path / "dst", "archive")
-    before = _snapshot(dst)
     head, entries = _repo_entries(src)
     client = _client("2")
     client.hello_v2(dst)
     _pad(client)
-    client.send_batch(entries[:BATCH])
+    for start in range(0, sent, BATCH):
+        client.send_batch(entries[start:min(start + BATCH, sent)])
     client.send(FrameKind.HAVE, encode_have([(head, ObjectType.COMMIT)]))
-    assert client.reader.expect(FrameKind.HAVE_REPLY)  # the first batch is staged
+    assert client.reader.expect(FrameKind.HAVE_REPLY)  # what was sent is staged
     workers = _children(client.proc.pid)
     assert len(workers) == 2
-    os.kill(workers[0], signal.SIGKILL)
-    for start in range(BATCH, len(entries), BATCH):
-        client.send_batch(entries[start:start + BATCH])
-    error = client.error()
-    assert f"staging worker {workers[0]} exited unexpectedly" in error
-    assert _gone(workers[1]), "the other worker outlived its receiver"
-    assert _snapshot(dst) == before
-    assert "no errors found" in ostree_fsck(dst)
+    return _Midway(src, dst, head, entries, client, workers)
+
+
+def test_a_killed_worker_fails_the_push_cleanly(tmp_path: Path) -> None:
+    m = _midway(tmp_path, BATCH)
+    before = _snapshot(m.dst)
+    os.kill(m.workers[0], signal.SIGKILL)
+    for start in range(BATCH, len(m.entries), BATCH):
+        m.client.send_batch(m.entries[start:start + BATCH])
+    error = m.client.error()
+    assert f"staging worker {m.workers[0]} exited unexpectedly" in error
+    assert _gone(m.workers[1]), "the other worker outlived its receiver"
+    assert _snapshot(m.dst) == before
+    assert "no errors found" in ostree_fsck(m.dst)
     # The next push resumes the staging dir and completes.
-    do_push(src, dst, "main")
-    assert rev_parse(dst, "main") == head
-    assert "no errors found" in ostree_fsck(dst)
+    do_push(m.src, m.dst, "main")
+    assert rev_parse(m.dst, "main") == m.head
+    assert "no errors found" in ostree_fsck(m.dst)
 
 
 def test_workers_end_with_a_killed_receiver_and_free_the_repo(tmp_path: Path) -> None:
-    src = init(tmp_path / "src", "archive")
-    commit(src, make_tree(tmp_path / "tree", files=150))
-    dst = init(tmp_path / "dst", "archive")
-    head, entries = _repo_entries(src)
-    client = _client("2")
-    client.hello_v2(dst)
-    _pad(client)
-    for start in range(0, len(entries) // 2, BATCH):
-        client.send_batch(entries[start:start + BATCH])
-    client.send(FrameKind.HAVE, encode_have([(head, ObjectType.COMMIT)]))
-    assert client.reader.expect(FrameKind.HAVE_REPLY)
-    workers = _children(client.proc.pid)
-    assert len(workers) == 2
-    client.proc.kill()
-    client.proc.wait(timeout=30)
-    for pid in workers:
+    m = _midway(tmp_path, BATCH * 3)
+    m.client.proc.kill()
+    m.client.proc.wait(timeout=30)
+    for pid in m.workers:
         assert _gone(pid), f"worker {pid} outlived its killed receiver"
-    assert "no errors found" in ostree_fsck(dst)
-    do_push(src, dst, "main")  # the repo and staging locks died with the receiver
-    assert rev_parse(dst, "main") == head
-    assert "no errors found" in ostree_fsck(dst)
+    assert "no errors found" in ostree_fsck(m.dst)
+    do_push(m.src, m.dst, "main")  # the repo and staging locks died with the receiver
+    assert rev_parse(m.dst, "main") == m.head
+    assert "no errors found" in ostree_fsck(m.dst)
 
 
 def test_a_small_push_starts_no_worker_and_no_thread(tmp_path: Path) -> None:
