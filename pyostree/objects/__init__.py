@@ -6,8 +6,9 @@ bytes; content objects by SHA-256 of their framed header plus payload, streamed 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING
+
+from pyostree._lazy import lazy_names
 
 if TYPE_CHECKING:
     from pyostree.objects.checksum import (
@@ -101,18 +102,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(_WHERE))
-
+__getattr__, __dir__ = lazy_names(globals(), _WHERE)
 
 __all__ = [
     "CHUNK_SIZE",

@@ -5,8 +5,9 @@ Importing this package never imports paramiko; only connecting over ssh does.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING
+
+from pyostree._lazy import lazy_names
 
 if TYPE_CHECKING:
     from .base import (
@@ -26,39 +27,28 @@ if TYPE_CHECKING:
 # Each name loads its module on first use (PEP 562): the receiver, which needs only the
 # local file transport for its refs lock, does not load ssh options and destinations.
 _WHERE = {
-    "Destination": "destination",
-    "DestinationError": "destination",
-    "ExecChannel": "base",
-    "FileTransport": "base",
-    "HostKeyError": "base",
-    "LocalFileTransport": "local",
-    "RemoteExistsError": "base",
-    "RemoteNotFoundError": "base",
-    "RemoteStat": "base",
-    "SshConnection": "ssh",
-    "SshOptionError": "ssh_options",
-    "SshOptions": "ssh_options",
-    "check_relpath": "base",
-    "connect": "ssh",
-    "local_exec": "local",
-    "open_transport": "ssh",
-    "parse_destination": "destination",
-    "parse_ssh_option": "ssh_options",
+    "Destination": "pyostree.transport.destination",
+    "DestinationError": "pyostree.transport.destination",
+    "ExecChannel": "pyostree.transport.base",
+    "FileTransport": "pyostree.transport.base",
+    "HostKeyError": "pyostree.transport.base",
+    "LocalFileTransport": "pyostree.transport.local",
+    "RemoteExistsError": "pyostree.transport.base",
+    "RemoteNotFoundError": "pyostree.transport.base",
+    "RemoteStat": "pyostree.transport.base",
+    "SshConnection": "pyostree.transport.ssh",
+    "SshOptionError": "pyostree.transport.ssh_options",
+    "SshOptions": "pyostree.transport.ssh_options",
+    "check_relpath": "pyostree.transport.base",
+    "connect": "pyostree.transport.ssh",
+    "local_exec": "pyostree.transport.local",
+    "open_transport": "pyostree.transport.ssh",
+    "parse_destination": "pyostree.transport.destination",
+    "parse_ssh_option": "pyostree.transport.ssh_options",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(_WHERE))
-
+__getattr__, __dir__ = lazy_names(globals(), _WHERE)
 
 __all__ = [
     "Destination",
