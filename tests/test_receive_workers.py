@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Set
+from typing import Dict, List, Set, Tuple
 
 import pytest
 
@@ -111,31 +111,10 @@ def test_workers_or_not_the_same_objects_land(tmp_path: Path, workers: str) -> N
     assert not list((dst / "tmp").glob("staging-*")), "the staging dir outlived the commit"
 
 
-@pytest.mark.parametrize(("case", "message"), HOSTILE_FILEZ)
-def test_a_worker_refuses_what_the_receiver_refuses_in_the_same_words(
-        tmp_path: Path, case: str, message: str) -> None:
-    errors = []
-    for workers in ("0", "2"):
-        dst = init(tmp_path / f"dst{workers}", "archive")
-        before = _snapshot(dst)
-        name, data = hostile_filez(case)
-        good_name, good = _content(1)
-        client = _client(workers)
-        client.hello_v2(dst)
-        _pad(client)
-        client.send_batch([encode_batch_entry(ObjectType.FILE, good_name, Encoding.CONTENT, good),
-                           encode_batch_entry(ObjectType.FILE, name, Encoding.FILEZ, data)])
-        errors.append(client.error())
-        assert _snapshot(dst) == before
-        assert name[2:] not in {n.split(".")[0] for n in _staged_names(dst)}
-    assert message in errors[0]
-    assert errors[0] == errors[1]
-
-
-@pytest.mark.parametrize(("body", "message"), MALFORMED_BATCHES)
-def test_a_malformed_batch_is_refused_in_the_same_words(
-        tmp_path: Path, body: bytes, message: str) -> None:
-    errors = []
+def _refused_both_ways(tmp_path: Path, body: bytes) -> List[Tuple[str, Path]]:
+    """(ERROR, remote) of a receiver without and with workers, each sent the padding and
+    then one OBJECTS frame with ``body``: the same words both ways, remotes unchanged."""
+    results = []
     for workers in ("0", "2"):
         dst = init(tmp_path / f"dst{workers}", "archive")
         before = _snapshot(dst)
@@ -143,11 +122,32 @@ def test_a_malformed_batch_is_refused_in_the_same_words(
         client.hello_v2(dst)
         _pad(client)
         client.send(FrameKind.OBJECTS, b"\x00" + body)
-        errors.append(client.error())
+        results.append((client.error(), dst))
         assert _snapshot(dst) == before
+    assert results[0][0] == results[1][0]
+    return results
+
+
+@pytest.mark.parametrize(("case", "message"), HOSTILE_FILEZ)
+def test_a_worker_refuses_what_the_receiver_refuses_in_the_same_words(
+        tmp_path: Path, case: str, message: str) -> None:
+    name, data = hostile_filez(case)
+    good_name, good = _content(1)
+    body = (encode_batch_entry(ObjectType.FILE, good_name, Encoding.CONTENT, good)
+            + encode_batch_entry(ObjectType.FILE, name, Encoding.FILEZ, data))
+    results = _refused_both_ways(tmp_path, body)
+    assert message in results[0][0]
+    for _error, dst in results:
+        assert name[2:] not in {n.split(".")[0] for n in _staged_names(dst)}
+
+
+@pytest.mark.parametrize(("body", "message"), MALFORMED_BATCHES)
+def test_a_malformed_batch_is_refused_in_the_same_words(
+        tmp_path: Path, body: bytes, message: str) -> None:
+    results = _refused_both_ways(tmp_path, body)
+    assert message in results[0][0]
+    for _error, dst in results:
         assert not _unpadded(_staged_names(dst))
-    assert message in errors[0]
-    assert errors[0] == errors[1]
 
 
 @dataclass
