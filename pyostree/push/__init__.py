@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, List, Mapping, Optional, Sequence, Tuple
 
+from pyostree._lazy import lazy_names
 from pyostree.errors import PushError, PyOstreeError
 from pyostree.objects.names import validate_ref_name
 
@@ -43,13 +44,7 @@ _LAZY = {
 (so this package) to commit, and needs none of the planning and sending modules."""
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_names(globals(), _LAZY)
 
 
 VIA_CHOICES = ("auto", "sftp", "receive")
