@@ -32,20 +32,31 @@ EARLY_SYNC_TEST_BYTES = 1 << 10
 8 MiB (never reached by these pushes). Their 3 MiB are one big object and ~150 small ones
 of ~80 compressed bytes, so 64 KiB would publish early once, at the big one: 1 KiB gives
 about ten early syncfs + publish rounds while the small objects arrive."""
+EARLY_PUBLISH_MARK = "early-publish.test-mark"
+"""A file the ``early`` receivers create in the remote's tmp/ just before early publishing
+first renames an object into objects/: proof that it, and not the publish at commit,
+moved what a kill finds there."""
 EARLY_RECEIVE_ARGV = (
     PY, "-c",
-    "import sys; import pyostree.repo.transaction as transaction; "
-    f"transaction.EARLY_SYNC_BYTES = {EARLY_SYNC_TEST_BYTES}; "
-    "import pyostree.receive.server as server; server.INLINE_BYTES = 0; "
-    "from pyostree.cli.main import main; sys.argv = [\"pyostree\", *sys.argv[1:]]; "
+    "import os, sys, threading\n"
+    "import pyostree.repo.transaction as transaction\n"
+    f"transaction.EARLY_SYNC_BYTES = {EARLY_SYNC_TEST_BYTES}\n"
+    "publish_one = transaction.Transaction._publish_one\n"
+    "def marked(self, source, target):\n"
+    "    if threading.current_thread().name == 'early-syncfs':\n"
+    f"        open(os.path.join(self.root, 'tmp', {EARLY_PUBLISH_MARK!r}), 'a').close()\n"
+    "    publish_one(self, source, target)\n"
+    "transaction.Transaction._publish_one = marked\n"
+    "import pyostree.receive.server as server; server.INLINE_BYTES = 0\n"
+    "from pyostree.cli.main import main; sys.argv = ['pyostree', *sys.argv[1:]]\n"
     "raise SystemExit(main())",
     "receive", "--workers", "2",
 )
-"""``python -m pyostree receive`` with a small ``EARLY_SYNC_BYTES`` and two staging worker
-processes from the first OBJECTS frame (``INLINE_BYTES`` 0: these pushes are too small to
-start them otherwise), set in the receiver process, as the library reads no environment:
-``main()`` sees the argv ``python -m pyostree`` would give it, so exit status and fast
-exit are the real command's."""
+"""``python -m pyostree receive`` with a small ``EARLY_SYNC_BYTES``, a mark of early
+publishing (``EARLY_PUBLISH_MARK``) and two staging worker processes from the first
+OBJECTS frame (``INLINE_BYTES`` 0: these pushes are too small to start them otherwise),
+set in the receiver process, as the library reads no environment: ``main()`` sees the argv
+``python -m pyostree`` would give it, so exit status and fast exit are the real command's."""
 RECEIVERS = {"default": RECEIVE_ARGV, "early": EARLY_RECEIVE_ARGV}
 OBJECT_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{62}\.(filez|file|dirtree|dirmeta|commit|commitmeta)$")
 WAIT = 60.0

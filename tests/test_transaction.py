@@ -625,6 +625,34 @@ def test_large_staging_syncs_early_in_the_background(tmp_path: Path, monkeypatch
     assert verify_all_objects(repo) == 5
 
 
+def test_what_was_staged_during_an_early_round_goes_in_the_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Objects staged while a round waits on syncfs are published by a next round of the
+    same thread, without waiting for another object to be staged."""
+    release = threading.Event()
+    rounds: List[str] = []
+
+    def slow_first_syncfs(fd: int) -> None:
+        if threading.current_thread().name == "early-syncfs":
+            rounds.append("early")
+            if len(rounds) == 1:
+                release.wait(5)
+
+    monkeypatch.setattr(transaction_module, "syncfs", slow_first_syncfs)
+    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1000)
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    first = _staged_file(txn, os.urandom(1200))
+    assert _wait_for(lambda: rounds == ["early"])
+    later = [_staged_file(txn, os.urandom(600)) for _ in range(2)]  # during the first round
+    release.set()
+    assert _wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in [first, *later]))
+    assert rounds == ["early", "early"]
+    txn.abort()
+    assert verify_all_objects(repo) == 3
+
+
 @pytest.mark.parametrize("staged_after", [0, 1])
 def test_sync_ahead_is_the_publish_sync_unless_more_was_staged(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staged_after: int) -> None:

@@ -332,7 +332,7 @@ class Transaction:
             return
         with self._guard:
             self._unsynced += size
-            running = self._early_thread is not None and self._early_thread.is_alive()
+            running = self._early_thread is not None
             if self._unsynced < EARLY_SYNC_BYTES or running or self._early_stop:
                 return
             self._unsynced = 0
@@ -343,32 +343,46 @@ class Transaction:
         thread.start()
 
     def _early_sync(self, upto: int) -> None:
-        """Errors end early publishing quietly: the publish at commit meets them again."""
+        """Rounds of syncfs and publish, as long as EARLY_SYNC_BYTES more were staged
+        during the last one: objects staged while a round waited on the disk do not wait
+        for the next object to be staged. Errors end early publishing quietly: the
+        publish at commit meets them again."""
         try:
-            _syncfs_at(self.root)
-            with self._guard:
-                leaves = [rel for rel, seq in self._sequence.items()
-                          if seq < upto and rel not in self._early_published
-                          and _PUBLISH_RANK.get(rel.rpartition(".")[2], 99) <= _DIRMETA_RANK]
-            staging = self._staging
-            if staging is None:
-                return
-            objects_dir = os.path.join(self.root, "objects")
-            for rel in leaves:
-                if self._early_stop:
-                    return
-                prefix = rel[:2]
-                if prefix not in self._early_prefixes:
-                    try:
-                        os.mkdir(os.path.join(objects_dir, prefix), 0o777)
-                    except FileExistsError:
-                        pass
-                    self._early_prefixes.add(prefix)
-                self._publish_one(f"{staging.path}/{rel}", f"{objects_dir}/{rel}")
+            while True:
+                self._early_round(upto)
                 with self._guard:
-                    self._early_published.add(rel)
+                    if self._early_stop or self._unsynced < EARLY_SYNC_BYTES:
+                        self._early_thread = None  # done: the next call may start one
+                        return
+                    self._unsynced = 0
+                    upto = len(self._sequence)
         except OSError:
             self._early_stop = True
+
+    def _early_round(self, upto: int) -> None:
+        """One syncfs, then the leaves staged before it began are renamed into objects/."""
+        _syncfs_at(self.root)
+        with self._guard:
+            leaves = [rel for rel, seq in self._sequence.items()
+                      if seq < upto and rel not in self._early_published
+                      and _PUBLISH_RANK.get(rel.rpartition(".")[2], 99) <= _DIRMETA_RANK]
+        staging = self._staging
+        if staging is None:
+            return
+        objects_dir = os.path.join(self.root, "objects")
+        for rel in leaves:
+            if self._early_stop:
+                return
+            prefix = rel[:2]
+            if prefix not in self._early_prefixes:
+                try:
+                    os.mkdir(os.path.join(objects_dir, prefix), 0o777)
+                except FileExistsError:
+                    pass
+                self._early_prefixes.add(prefix)
+            self._publish_one(f"{staging.path}/{rel}", f"{objects_dir}/{rel}")
+            with self._guard:
+                self._early_published.add(rel)
 
     def _stop_early(self) -> None:
         """No more early publishing; waits for a running one (it may be renaming)."""
