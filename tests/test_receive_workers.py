@@ -24,7 +24,7 @@ from test_receive_v2 import MALFORMED_BATCHES, V2Client, _content, _repo_entries
 from pyostree.objects import FileHeader
 from pyostree.objects.types import ObjectType
 from pyostree.receive.protocol import Encoding, FrameKind, encode_batch_entry, encode_have
-from pyostree.receive.server import INLINE_BYTES
+from pyostree.receive.server import INLINE_BYTES, INLINE_OBJECTS
 
 pytestmark = needs_ostree
 
@@ -226,6 +226,52 @@ def test_a_small_push_starts_no_worker_and_no_thread(tmp_path: Path) -> None:
     client.finish([{"ref": "main", "old": None, "new": head}])
     assert "worker processes" not in _stderr(client)
     assert rev_parse(dst, "main") == head
+
+
+def test_many_small_objects_end_inline_staging(tmp_path: Path) -> None:
+    """Past INLINE_OBJECTS objects the reading thread stops staging them itself, however
+    few their bytes: the rest go to the writer thread and the workers."""
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree", files=INLINE_OBJECTS + 60))
+    dst = init(tmp_path / "dst", "archive")
+    head, entries = _repo_entries(src)
+    assert sum(map(len, entries)) < INLINE_BYTES and len(entries) > INLINE_OBJECTS + 64
+    client = _client("2")
+    client.hello_v2(dst)
+    for start in range(0, len(entries), 64):
+        client.send_batch(entries[start:start + 64])
+    done = client.finish([{"ref": "main", "old": None, "new": head}])
+    assert done["objects"] == len(entries)
+    assert "staging with 2 worker processes" in _stderr(client)
+    assert rev_parse(dst, "main") == head
+    assert "no errors found" in ostree_fsck(dst)
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_an_object_another_pusher_publishes_into_an_empty_repo_is_kept_once(
+        tmp_path: Path, workers: str) -> None:
+    """The repo was empty at REPO, so nothing is looked up before staging; an object that
+    another pusher put into objects/ meanwhile is staged again, and publishing keeps the
+    copy already there (a hardlinked checkout of it stays intact)."""
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree", files=30))
+    dst = init(tmp_path / "dst", "archive")
+    head, entries = _repo_entries(src)
+    client = _client(workers)
+    assert client.hello_v2(dst)["empty"] is True
+    theirs = sorted(name for name in object_files(src) if name.endswith(".filez"))[0]
+    (dst / theirs).parent.mkdir(parents=True, exist_ok=True)
+    (dst / theirs).write_bytes((src / theirs).read_bytes())
+    inode = (dst / theirs).stat().st_ino
+    _pad(client)
+    for start in range(0, len(entries), BATCH):
+        client.send_batch(entries[start:start + BATCH])
+    client.finish([{"ref": "main", "old": None, "new": head}])
+    _stderr(client)
+    assert rev_parse(dst, "main") == head
+    assert (dst / theirs).stat().st_ino == inode
+    assert "no errors found" in ostree_fsck(dst)
+    assert not list((dst / "tmp").glob("staging-*"))
 
 
 def test_a_bare_repo_is_staged_without_workers(tmp_path: Path) -> None:

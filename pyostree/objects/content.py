@@ -361,7 +361,7 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 
-def verify_filez_bytes(data: bytes, expected: str,
+def verify_filez_bytes(data: BytesLike, expected: str,
                        cache: Optional[FilezHeaderCache] = None) -> Optional[FileHeader]:
     """Check a whole ``.filez`` held in memory, as ``parse_archive_header`` plus
     ``iter_inflate`` do in a stream: normal-form header, exact inflated size, no trailing
@@ -377,10 +377,10 @@ def verify_filez_bytes(data: bytes, expected: str,
     end = 8 + header_size
     if total < end:
         raise ObjectError(f"archive file header: truncated, {total - 8} of {header_size} bytes")
-    key = data[16:end]
+    key = bytes(data[16:end])  # no copy of bytes; a view (a worker's buffer) is copied
     entry = cache.get(key) if cache is not None else None
     if entry is None:
-        header, size = _parse_header(data[8:end], archive=True, verify=True)
+        header, size = _parse_header(bytes(data[8:end]), archive=True, verify=True)
         entry = (header, header.framed())
         if cache is not None and len(cache) < _HEADER_CACHE_LIMIT and header_size >= 8:
             cache[key] = entry

@@ -9,12 +9,13 @@ payload is read, because the receiver treats the client as untrusted. See
 from __future__ import annotations
 
 import enum
+import errno
 import json
 import os
 import select
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import BinaryIO, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
 from pyostree.errors import PyOstreeError
 from pyostree.objects.checksum import to_hex, to_raw
@@ -47,6 +48,7 @@ __all__ = [
     "encode_have_reply",
     "encode_json",
     "encode_object_header",
+    "iter_batch",
     "FrameReader",
     "FrameWriter",
     "IdleTimeoutError",
@@ -194,7 +196,8 @@ class SmallObject:
     data: bytes
 
 
-def encode_batch_entry(objtype: ObjectType, checksum: str, encoding: Encoding, data: bytes) -> bytes:
+def encode_batch_entry(objtype: ObjectType, checksum: str, encoding: Encoding,
+                       data: Union[bytes, memoryview]) -> bytes:
     """One OBJECTS entry: ``u8 type, 32-byte digest, u8 encoding, u32 BE size`` + data."""
     return BATCH_ENTRY.pack(int(objtype), to_raw(checksum), int(encoding), len(data)) + data
 
@@ -202,7 +205,13 @@ def encode_batch_entry(objtype: ObjectType, checksum: str, encoding: Encoding, d
 def decode_batch(body: bytes) -> List[SmallObject]:
     """The entries of a decoded OBJECTS body (at most CHUNK_SIZE bytes); every entry must
     be complete and the body must hold nothing else."""
-    objects: List[SmallObject] = []
+    return [SmallObject(header, body[start:start + header.size])
+            for header, start in iter_batch(body)]
+
+
+def iter_batch(body: Union[bytes, bytearray, memoryview]) -> Iterator[Tuple[ObjectHeader, int]]:
+    """Each entry's header and the offset of its data in ``body``, checked as
+    :func:`decode_batch` checks them (a staging worker slices a buffer it reuses)."""
     pos, end = 0, len(body)
     if not end:
         raise ProtocolError("empty OBJECTS frame")
@@ -217,10 +226,8 @@ def decode_batch(body: bytes) -> List[SmallObject]:
             enc = Encoding(encoding)
         except ValueError:
             raise ProtocolError(f"unknown object encoding {encoding}") from None
-        header = ObjectHeader(_objtype(objtype), to_hex(raw), enc, size)
-        objects.append(SmallObject(header, body[pos:pos + size]))
+        yield ObjectHeader(_objtype(objtype), to_hex(raw), enc, size), pos
         pos += size
-    return objects
 
 
 def encode_have(names: Sequence[Tuple[str, ObjectType]]) -> bytes:
@@ -278,6 +285,7 @@ class IdleTimeoutReader:
         self._pos = 0
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN | select.POLLPRI)
+        self._splice = hasattr(os, "splice")
 
     def _wait(self) -> None:
         # poll is retried after a signal with the remaining time (PEP 475)
@@ -308,6 +316,65 @@ class IdleTimeoutReader:
             self._buffer, self._pos = chunk, size
             return chunk[:size]
 
+    def read_unbuffered(self, size: int) -> bytes:
+        """Like :meth:`read`, but never reads past ``size`` bytes from the fd: what follows
+        stays there for :meth:`splice_to`."""
+        if size <= 0 or self._pos < len(self._buffer):
+            return self.read(size)
+        while True:
+            self._wait()
+            try:
+                return os.read(self._fd, size)
+            except BlockingIOError:
+                continue
+
+    def splice_to(self, out: int, size: int) -> None:
+        """Move exactly ``size`` bytes into the pipe ``out``: with ``splice``, so they never
+        enter this process (a worker reads them), else through a read and a write.
+
+        Raises :class:`ProtocolError` if the stream ends first; an error writing ``out``
+        (``BrokenPipeError``: its reader died) as it is."""
+        left = size
+        if self._pos < len(self._buffer):
+            view = memoryview(self._buffer)[self._pos:self._pos + left]
+            _write_all(out, view)
+            self._pos += len(view)
+            left -= len(view)
+        while left:
+            self._wait()
+            try:
+                if self._splice:
+                    moved = os.splice(self._fd, out, left)
+                else:
+                    chunk = os.read(self._fd, min(left, self._buffer_size))
+                    _write_all(out, chunk)
+                    moved = len(chunk)
+            except BlockingIOError:
+                # A non-blocking stdin makes splice non-blocking on both ends: wait for
+                # room in ``out`` too, or this would spin while the worker catches up.
+                _wait_writable(out)
+                continue
+            except OSError as err:
+                if self._splice and err.errno in (errno.EINVAL, errno.ENOSYS):
+                    self._splice = False  # not a pipe, socket or file, or an old kernel
+                    continue
+                raise
+            if not moved:
+                raise ProtocolError("connection closed in the middle of a frame")
+            left -= moved
+
+
+def _write_all(fd: int, data: Union[bytes, memoryview]) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _wait_writable(fd: int) -> None:
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    poller.poll()  # a pipe whose reader is gone polls as an error: the write then says so
+
 
 class FrameReader:
     """Reads frames from a byte stream, enforcing each kind's size limit first."""
@@ -315,11 +382,14 @@ class FrameReader:
     def __init__(self, stream: Union[BinaryIO, ByteSource]) -> None:
         self._stream = stream
 
-    def _read_exactly(self, size: int) -> bytes:
+    def _read_exactly(self, size: int, exact: bool = False) -> bytes:
+        read = self._stream.read
+        if exact and isinstance(self._stream, IdleTimeoutReader):
+            read = self._stream.read_unbuffered
         parts: List[bytes] = []
         left = size
         while left:
-            chunk = self._stream.read(left)
+            chunk = read(left)
             if not chunk:
                 raise ProtocolError("connection closed in the middle of a frame")
             parts.append(chunk)
@@ -328,11 +398,24 @@ class FrameReader:
 
     def read(self) -> Optional[Frame]:
         """The next frame, or None at a clean end of stream (between frames)."""
-        first = self._stream.read(_HEADER.size)
+        head = self.read_head()
+        if head is None:
+            return None
+        kind, length = head
+        return Frame(kind, self._read_exactly(length))
+
+    def read_head(self, *, exact: bool = False) -> Optional[Tuple[FrameKind, int]]:
+        """The next frame's kind and payload length, checked against the kind's limit, or
+        None at a clean end of stream. ``exact``: read no byte of the payload yet (then
+        :meth:`splice_payload` moves it without this process touching it)."""
+        read = self._stream.read
+        if exact and isinstance(self._stream, IdleTimeoutReader):
+            read = self._stream.read_unbuffered
+        first = read(_HEADER.size)
         if not first:
             return None
         if len(first) < _HEADER.size:
-            first += self._read_exactly(_HEADER.size - len(first))
+            first += self._read_exactly(_HEADER.size - len(first), exact)
         kind_value, length = _HEADER.unpack(first)
         try:
             kind = FrameKind(kind_value)
@@ -342,19 +425,47 @@ class FrameReader:
             raise ProtocolError(
                 f"{kind.name} frame of {length} bytes exceeds the limit of {_LIMITS[kind]}"
             )
-        return Frame(kind, self._read_exactly(length))
+        return kind, length
+
+    def read_payload(self, length: int, *, exact: bool = False) -> bytes:
+        """``length`` bytes of the payload whose head was read (``exact``: and no more)."""
+        return self._read_exactly(length, exact)
+
+    @property
+    def can_splice(self) -> bool:
+        """:meth:`splice_payload` moves bytes without copying them through this process."""
+        return isinstance(self._stream, IdleTimeoutReader)
+
+    def splice_payload(self, out: int, length: int) -> None:
+        """Move ``length`` bytes of the payload whose head was read into the pipe ``out``."""
+        if isinstance(self._stream, IdleTimeoutReader):
+            self._stream.splice_to(out, length)
+            return
+        left = length
+        while left:
+            chunk = self._read_exactly(min(left, CHUNK_SIZE))
+            _write_all(out, chunk)
+            left -= len(chunk)
+
+    def expect_head(self, *kinds: FrameKind, exact: bool = False) -> Tuple[FrameKind, int]:
+        """The next frame's head, which must be one of ``kinds``; an ERROR frame raises
+        RemoteError (its payload read)."""
+        head = self.read_head(exact=exact)
+        if head is None:
+            raise ProtocolError("connection closed by the peer")
+        kind, length = head
+        if kind is FrameKind.ERROR and FrameKind.ERROR not in kinds:
+            frame = Frame(kind, self._read_exactly(length))
+            raise RemoteError(str(decode_json(frame).get("message", "unknown error")))
+        if kind not in kinds:
+            wanted = "/".join(kind.name for kind in kinds)
+            raise ProtocolError(f"expected {wanted}, got {kind.name}")
+        return kind, length
 
     def expect(self, *kinds: FrameKind) -> Frame:
         """The next frame, which must be one of ``kinds``; an ERROR frame raises RemoteError."""
-        frame = self.read()
-        if frame is None:
-            raise ProtocolError("connection closed by the peer")
-        if frame.kind is FrameKind.ERROR and FrameKind.ERROR not in kinds:
-            raise RemoteError(str(decode_json(frame).get("message", "unknown error")))
-        if frame.kind not in kinds:
-            wanted = "/".join(kind.name for kind in kinds)
-            raise ProtocolError(f"expected {wanted}, got {frame.kind.name}")
-        return frame
+        kind, length = self.expect_head(*kinds)
+        return Frame(kind, self._read_exactly(length))
 
 
 class FrameWriter:
@@ -430,9 +541,17 @@ class DataCodec:
     def raw_view(self, payload: bytes) -> Optional[memoryview]:
         """The chunk of an uncompressed payload, not copied; None for a compressed one
         (or one :meth:`decode` refuses, so that it says why)."""
-        if not payload or payload[0] != DATA_RAW or len(payload) - 1 > CHUNK_SIZE:
+        if not payload or self.raw_size(payload[0], len(payload)) is None:
             return None
         return memoryview(payload)[1:]
+
+    @staticmethod
+    def raw_size(flag: int, length: int) -> Optional[int]:
+        """Size of the chunk a payload of ``length`` bytes with flag byte ``flag`` carries
+        if it is uncompressed and :meth:`decode` would accept it whole, else None."""
+        if flag != DATA_RAW or length - 1 > CHUNK_SIZE:
+            return None
+        return length - 1
 
     def decode(self, payload: bytes) -> bytes:
         """The chunk a DATA payload carries; a zstd frame must declare a size <= CHUNK_SIZE."""

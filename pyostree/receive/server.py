@@ -29,6 +29,7 @@ from pyostree.receive.protocol import (
     MAGIC,
     PROTOCOL_VERSIONS,
     DataCodec,
+    Frame,
     FrameKind,
     FrameReader,
     FrameWriter,
@@ -133,6 +134,10 @@ INLINE_BYTES = 2 << 20
 """Objects staged on the reading thread before the writer thread (and the staging worker
 processes, which must be forked before it) start: a small push pays for neither, ~15 ms
 measured for an incremental push of 41 files."""
+INLINE_OBJECTS = 256
+"""At most this many objects are staged inline (each is a file written): a client that
+sends its many small dirtrees first gets them staged by the writer thread while the
+reading thread goes on to the content behind them."""
 
 
 class _Stager:
@@ -142,9 +147,11 @@ class _Stager:
     hand-shake once per batch, not per object. The first failure is raised by the next
     ``submit``/``wait``, and reported to the client at once by ``on_error``."""
 
-    def __init__(self, on_error: Callable[[BaseException], None], inline_bytes: int = 0) -> None:
+    def __init__(self, on_error: Callable[[BaseException], None], inline_bytes: int = 0,
+                 inline_objects: int = 0) -> None:
         self._on_error = on_error
         self._inline_left = inline_bytes
+        self._inline_objects_left = inline_objects
         self._pool: Optional[ThreadPoolExecutor] = None
         self._pending: Deque[Tuple[Future[None], int]] = deque()
         self._bytes = 0
@@ -168,16 +175,18 @@ class _Stager:
     @property
     def inline(self) -> bool:
         """Tasks still run on the caller's thread: no thread has been started."""
-        return self._pool is None and self._inline_left > 0
+        return self._pool is None and self._inline_left > 0 and self._inline_objects_left > 0
 
-    def submit(self, task: Callable[[], None], size: int) -> None:
-        """Run ``task`` (holding ``size`` bytes) in a worker, after waiting for older
-        tasks while more than STAGER_MAX_BYTES would be held; the first ``inline_bytes``
-        run here and now (their errors raised as they happen)."""
+    def submit(self, task: Callable[[], None], size: int, objects: int = 1) -> None:
+        """Run ``task`` (holding ``size`` bytes of ``objects`` objects) in a worker, after
+        waiting for older tasks while more than STAGER_MAX_BYTES would be held; the first
+        ``inline_bytes`` or ``inline_objects``, whichever runs out first, run here and now
+        (their errors raised as they happen)."""
         if self.failure is not None:
             raise self.failure
         if self.inline:
             self._inline_left -= size
+            self._inline_objects_left -= objects
             task()
             return
         if self._pool is None:
@@ -230,6 +239,7 @@ class _Session:
         self._workers_tried = False
         self.version = 1
         self.absent: Set[str] = set()  # content objects HAVE answered "absent" for
+        self.empty = False  # the repo had no ref, no object and no staging dir at REPO
         self.received_meta: Dict[Tuple[str, ObjectType], bytes] = {}
         self._received_meta_bytes = 0
         self._received_meta_lock = threading.Lock()
@@ -269,11 +279,12 @@ class _Session:
         self.repo = repo
         self.log(f"opened {real} ({repo.mode.value})")
         refs = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
+        self.empty = not refs and _holds_no_objects(str(repo.path))
         self.writer.write_json(FrameKind.REPO, {
             "mode": repo.mode.value,
             "refs": refs,
             "summary": (repo.path / "summary").exists(),
-            "empty": not refs and _holds_no_objects(str(repo.path)),
+            "empty": self.empty,
         })
         self.writer.flush()
 
@@ -283,16 +294,20 @@ class _Session:
         """The write transaction (repo lock, staging dir) and the verifying code load on
         the first frame that needs them: a no-op push gets its answer without either."""
         stager = self.stager = _Stager(lambda err: _send_error(self.writer, _message(err)),
-                                       INLINE_BYTES)
+                                       INLINE_BYTES, INLINE_OBJECTS)
         kinds: Tuple[FrameKind, ...] = (
             FrameKind.HAVE, FrameKind.OBJECT, FrameKind.UPDATE, FrameKind.ABORT)
         if self.version >= BATCH_VERSION:
             kinds += (FrameKind.OBJECTS,)
         while True:
-            frame = self.reader.expect(*kinds)
-            if frame.kind is FrameKind.OBJECTS:
-                self.receive_batch(frame.payload, self._txn(), stager)
-            elif frame.kind is FrameKind.HAVE:
+            kind, length = self.reader.expect_head(*kinds, exact=self.workers is not None)
+            if kind is FrameKind.OBJECTS:
+                payload = self._objects_payload(length, stager)
+                if payload is not None:
+                    self.receive_batch(payload, self._txn(), stager)
+                continue
+            frame = Frame(kind, self.reader.read_payload(length))
+            if frame.kind is FrameKind.HAVE:
                 stager.wait()  # answers include every object received so far
                 self.answer_have(frame.payload, self._txn())
             elif frame.kind is FrameKind.OBJECT:
@@ -338,12 +353,12 @@ class _Session:
         if workers is not None:
             raw = self.codec.raw_view(payload)
             if raw is not None:
-                self._hand_to_worker(workers, raw, txn, stager)
+                self._collect_from_worker(workers, workers.submit(raw), len(raw), txn, stager)
                 return
         body = self.codec.decode(payload)
         objects = decode_batch(body)
-        absent = self.absent
-        ahead = [check_ahead(obj, txn, known_absent=obj.header.checksum in absent)
+        known_absent = self.known_absent
+        ahead = [check_ahead(obj, txn, known_absent=known_absent(obj.header.checksum))
                  for obj in objects]
 
         def task() -> None:
@@ -353,35 +368,55 @@ class _Session:
                 elif left is Ahead.STAGE:
                     self._stage_small(obj, txn)
 
-        stager.submit(task, len(body))
+        stager.submit(task, len(body), len(objects))
         self.received += len(objects)
 
-    def _hand_to_worker(self, workers: WorkerPool, body: memoryview, txn: Transaction,
-                        stager: _Stager) -> None:
-        """The worker decodes the batch and stages its archive files the repo does not
-        have; the writer thread task counts them into the transaction, and decodes the
-        batch itself only to stage what the worker left (anything but a ``.filez``)."""
-        from pyostree.receive.workers import LEFT
+    def _objects_payload(self, length: int, stager: _Stager) -> Optional[bytes]:
+        """The payload of an OBJECTS frame whose head was read; None if it went from
+        stdin straight into a staging worker's request pipe (``splice``: the receiver
+        neither copies nor allocates the megabyte; the worker reads it once)."""
+        workers = None
+        if length > 1 and self.reader.can_splice and not stager.inline:
+            workers = self._workers(self._txn())
+        if workers is None:
+            return self.reader.read_payload(length)
+        flag = self.reader.read_payload(1, exact=True)
+        size = self.codec.raw_size(flag[0], length)
+        if size is None:
+            return flag + self.reader.read_payload(length - 1)
+        index = workers.submit_from(size, self.reader.splice_payload)
+        self._collect_from_worker(workers, index, size, self._txn(), stager)
+        return None
 
-        index = workers.submit(body)
+    def _collect_from_worker(self, workers: WorkerPool, index: int, size: int,
+                             txn: Transaction, stager: _Stager) -> None:
+        """The worker decodes the batch and stages its archive files the repo does not
+        have; a writer thread task counts them into the transaction, and stages what the
+        worker left and sent back (anything but a ``.filez``)."""
 
         def task() -> None:
-            codes, staged = workers.collect(index)
+            codes, staged, left = workers.collect(index)
             txn.adopt_staged_files(staged)
-            if LEFT in codes:
-                for obj, code in zip(decode_batch(bytes(body)), codes):
-                    if code == LEFT:
-                        self._stage_small(obj, txn)
+            if left:
+                for obj in decode_batch(left):
+                    self._stage_small(obj, txn)
             self.received_by_workers += len(codes)
 
-        stager.submit(task, len(body))
+        stager.submit(task, size)
 
     def _stage_small(self, obj: SmallObject, txn: Transaction) -> None:
         from pyostree.receive.incoming import stage_small
 
-        stage_small(obj, txn, known_absent=obj.header.checksum in self.absent)
+        stage_small(obj, txn, known_absent=self.known_absent(obj.header.checksum))
         if obj.header.objtype is ObjectType.COMMIT:
             self.keep_metadata(obj)
+
+    def known_absent(self, checksum: str) -> bool:
+        """No need to look for the object: HAVE answered absent, or the repo was empty.
+
+        Either can go stale (another pusher may add it meanwhile): the object is staged
+        again, and publishing keeps the copy already in ``objects/``."""
+        return self.empty or checksum in self.absent
 
     def _workers(self, txn: Transaction) -> Optional[WorkerPool]:
         """The staging workers, started on the first OBJECTS frame into an archive repo
@@ -400,7 +435,8 @@ class _Session:
         if count < 1:
             return None
         pid = os.getpid()
-        paths = RepoPaths(os.path.join(txn.root, "objects"), txn.staging_path, txn.staging_resumed)
+        paths = RepoPaths(os.path.join(txn.root, "objects"), txn.staging_path, txn.staging_resumed,
+                          self.empty, self.absent)
         self.workers = WorkerPool.start(
             count, paths, lambda i: txn.helper_tmp_dir(f"w{pid:x}-{i}"))
         if self.workers is not None:

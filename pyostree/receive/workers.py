@@ -26,7 +26,7 @@ import stat
 import struct
 import threading
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import AbstractSet, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from pyostree.errors import ChecksumMismatchError, ObjectError, PushError, PyOstreeError
 
@@ -39,11 +39,12 @@ PRESENT = ord("p")
 dir); nothing was written."""
 LEFT = ord("-")
 """Reply code: the worker did not stage the entry (not an archive file object, or too
-large to check whole): the receiver handles it as it would without workers."""
+large to check whole): the reply carries it back, and the receiver handles it as it would
+without workers."""
 
 MAX_WORKERS = 4
 _REQUEST = struct.Struct(">I")  # body size, then the body
-_REPLY = struct.Struct(">III")  # sizes of the codes, the staged records and the error
+_REPLY = struct.Struct(">IIII")  # sizes of the codes, staged records, left entries, error
 _STAGED = struct.Struct(">64sI")  # per STAGED code, in order: hex checksum, size
 _PIPE_SIZE = 1 << 20  # a whole OBJECTS body (CHUNK_SIZE) fits in the request pipe
 _PUBLIC = 0o644
@@ -67,6 +68,8 @@ class RepoPaths:
     objects: str
     staging: str
     staging_resumed: bool  # a resumed staging dir may hold objects already
+    empty: bool = False  # the repo had no object when the session began: no lookups
+    absent: AbstractSet[str] = frozenset()  # checksums HAVE answered absent: no lookup
 
 
 @dataclass(frozen=True)
@@ -107,39 +110,47 @@ class WorkerPool:
     def submit(self, body: Union[bytes, memoryview]) -> int:
         """Give one OBJECTS body to the next worker. Returns the worker's index for
         :meth:`collect`. Blocks while that worker's request pipe is full."""
+        return self.submit_from(len(body), lambda fd, _size: _write_all(fd, body))
+
+    def submit_from(self, size: int, move: Callable[[int, int], None]) -> int:
+        """Like :meth:`submit` for a body of ``size`` bytes that ``move(fd, size)`` puts
+        into the worker's request pipe itself (spliced from the receiver's stdin, so it
+        never passes through the receiver's memory)."""
         index = self._next
         self._next = (index + 1) % len(self._workers)
         worker = self._workers[index]
         try:
-            _write_all(worker.requests, _REQUEST.pack(len(body)))
-            _write_all(worker.requests, body)
-        except OSError as err:
+            _write_all(worker.requests, _REQUEST.pack(size))
+            move(worker.requests, size)
+        except BrokenPipeError as err:
             raise _died(worker, err) from None
         return index
 
-    def collect(self, index: int) -> Tuple[bytes, List[Tuple[str, int]]]:
+    def collect(self, index: int) -> Tuple[bytes, List[Tuple[str, int]], bytes]:
         """The oldest batch given to worker ``index`` not yet collected: one code per
-        entry (STAGED, PRESENT or LEFT), and (checksum, size) of each STAGED entry in
-        order; raises the error that stopped the batch."""
+        entry (STAGED, PRESENT or LEFT); (checksum, size) of each STAGED entry in order;
+        the LEFT entries, as an OBJECTS body (empty if none). Raises the error that
+        stopped the batch."""
         worker = self._workers[index]
         try:
             head = _read_exact(worker.replies, _REPLY.size)
             if head is None:
                 raise _died(worker, None)
-            codes_size, staged_size, error_size = _REPLY.unpack(head)
-            reply = _read_exact(worker.replies, codes_size + staged_size + error_size)
+            codes_size, staged_size, left_size, error_size = _REPLY.unpack(head)
+            reply = _read_exact(worker.replies, codes_size + staged_size + left_size + error_size)
         except OSError as err:
             raise _died(worker, err) from None
         if reply is None:
             raise _died(worker, None)
+        left_at = codes_size + staged_size
         if error_size:
-            raise _decode_error(reply[codes_size + staged_size:])
+            raise _decode_error(reply[left_at + left_size:])
         codes = reply[:codes_size]
         staged = [(checksum.decode("ascii"), size) for checksum, size
-                  in _STAGED.iter_unpack(memoryview(reply)[codes_size:codes_size + staged_size])]
-        if len(staged) != codes.count(STAGED):
+                  in _STAGED.iter_unpack(memoryview(reply)[codes_size:left_at])]
+        if len(staged) != codes.count(STAGED) or (left_size > 0) != (LEFT in codes):
             raise PushError(f"receiver staging worker {worker.pid} sent a malformed reply")
-        return codes, staged
+        return codes, staged, reply[left_at:left_at + left_size]
 
     def close(self) -> None:
         """End every worker and reap it. Replies not collected are dropped first, so a
@@ -249,42 +260,51 @@ def _detach(keep: Set[int]) -> None:
 def _serve(requests: int, replies: int, repo: RepoPaths, tmp_dir: str) -> None:
     from pyostree.objects.content import FilezHeaderCache, verify_filez_bytes
     from pyostree.objects.types import ObjectType
-    from pyostree.receive.protocol import Encoding, decode_batch
+    from pyostree.receive.protocol import CHUNK_SIZE, Encoding, encode_batch_entry, iter_batch
 
     headers: FilezHeaderCache = {}
     writer = _StagedWriter(repo.staging, tmp_dir)
     lexists = os.path.lexists
+    empty, absent = repo.empty, repo.absent  # a stale answer only stages a duplicate
+    buffer = bytearray(CHUNK_SIZE)  # reused: a fresh megabyte a batch is page faults
     while True:
         head = _read_exact(requests, _REQUEST.size)
         if head is None:
             return  # the receiver is done with us
         (body_size,) = _REQUEST.unpack(head)
-        body = _read_exact(requests, body_size)
-        if body is None:
+        if body_size > len(buffer):
+            buffer = bytearray(body_size)
+        body = memoryview(buffer)[:body_size]
+        if not _read_into(requests, body):
             return
         codes = bytearray()
         staged = bytearray()
+        left = bytearray()
         error = b""
         try:
-            for obj in decode_batch(body):
-                header = obj.header
+            for header, start in iter_batch(body):
                 checksum = header.checksum
+                data = body[start:start + header.size]
                 rel = f"{checksum[:2]}/{checksum[2:]}.filez"
                 if header.objtype is not ObjectType.FILE or header.encoding is not Encoding.FILEZ:
-                    codes.append(LEFT)
-                elif lexists(f"{repo.objects}/{rel}") or (
-                        repo.staging_resumed and lexists(f"{repo.staging}/{rel}")):
-                    codes.append(PRESENT)
-                elif verify_filez_bytes(obj.data, checksum, headers) is None:
-                    codes.append(LEFT)
+                    code = LEFT
+                elif not (empty or checksum in absent) and (
+                        lexists(f"{repo.objects}/{rel}")
+                        or (repo.staging_resumed and lexists(f"{repo.staging}/{rel}"))):
+                    code = PRESENT
+                elif verify_filez_bytes(data, checksum, headers) is None:
+                    code = LEFT
                 else:
-                    writer.stage(rel, obj.data)
-                    codes.append(STAGED)
-                    staged += _STAGED.pack(checksum.encode("ascii"), len(obj.data))
+                    writer.stage(rel, data)
+                    code = STAGED
+                    staged += _STAGED.pack(checksum.encode("ascii"), header.size)
+                codes.append(code)
+                if code == LEFT:
+                    left += encode_batch_entry(header.objtype, checksum, header.encoding, data)
         except Exception as err:  # reported; the receiver decides
             error = _encode_error(err)
-        _write_all(replies, _REPLY.pack(len(codes), len(staged), len(error))
-                   + bytes(codes) + bytes(staged) + error)
+        _write_all(replies, _REPLY.pack(len(codes), len(staged), len(left), len(error))
+                   + bytes(codes) + bytes(staged) + bytes(left) + error)
 
 
 class _StagedWriter:
@@ -298,7 +318,7 @@ class _StagedWriter:
         self.made: Set[str] = set()
         self.mode_ok: Optional[bool] = None  # created 0644 really is (no default ACL)
 
-    def stage(self, rel: str, data: bytes) -> None:
+    def stage(self, rel: str, data: Union[bytes, memoryview]) -> None:
         """``rel``: ``XX/NAME.filez``."""
         path, fd = self._create()
         try:
@@ -354,6 +374,16 @@ def _read_exact(fd: int, size: int) -> Optional[bytes]:
         parts.append(chunk)
         left -= len(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _read_into(fd: int, view: memoryview) -> bool:
+    """Fill ``view``; False at end of file before it is full (the writer died)."""
+    while view:
+        got = os.readv(fd, [view])
+        if not got:
+            return False
+        view = view[got:]
+    return True
 
 
 def _write_all(fd: int, data: Union[bytes, memoryview]) -> None:
