@@ -4,10 +4,13 @@ what the codec gave for the joined entries; small files are read whole or not at
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import List, Tuple
 
 import pytest
+from ostree_tool import needs_ostree
+from test_push_support import commit, do_push, init, make_tree, rev_parse
 
 import pyostree.push.convert as convert
 from pyostree.objects.types import ObjectType
@@ -62,3 +65,51 @@ def test_small_file_read_refuses_a_symlink(tmp_path: Path) -> None:
     os.symlink("target", tmp_path / "link")
     with pytest.raises(OSError):
         convert._read_small_file(str(tmp_path / "link"), 100)
+
+
+def test_metadata_goes_before_content_each_kind_in_order() -> None:
+    from pyostree.push.receive_client import metadata_first
+
+    names = [("a" * 64, ObjectType.FILE), ("b" * 64, ObjectType.DIR_TREE),
+             ("c" * 64, ObjectType.FILE), ("d" * 64, ObjectType.DIR_META),
+             ("e" * 64, ObjectType.COMMIT)]
+    assert metadata_first(names) == [names[1], names[3], names[4], names[0], names[2]]
+    assert metadata_first([]) == []
+
+
+@needs_ostree
+def test_the_client_sends_every_metadata_object_before_any_content(tmp_path: Path) -> None:
+    """What the receiver reads, captured on its stdin: all of the commit's dirtrees,
+    dirmeta and the commit come before the first content object (the receiver's writer
+    thread stages them while its workers take the content behind them)."""
+    import zstandard
+
+    src = init(tmp_path / "src", "archive")
+    head = commit(src, make_tree(tmp_path / "tree", files=30))
+    dst = init(tmp_path / "dst", "archive")
+    capture = tmp_path / "stdin"
+    tee = (f"import shutil, subprocess, sys\n"
+           f"p = subprocess.Popen([sys.executable, '-m', 'pyostree', 'receive'], stdin=subprocess.PIPE)\n"
+           f"f = open({str(capture)!r}, 'wb')\n"
+           f"while True:\n"
+           f"    b = sys.stdin.buffer.read1(65536)\n"
+           f"    if not b: break\n"
+           f"    f.write(b); f.flush(); p.stdin.write(b); p.stdin.flush()\n"
+           f"p.stdin.close(); sys.exit(p.wait())\n")
+    do_push(src, dst, "main", receive_command=(sys.executable, "-c", tee))
+    assert rev_parse(dst, "main") == head
+    data = capture.read_bytes()
+    order: List[ObjectType] = []
+    pos = 0
+    while pos < len(data):
+        kind, length = data[pos], int.from_bytes(data[pos + 1:pos + 5], "big")
+        payload = data[pos + 5:pos + 5 + length]
+        pos += 5 + length
+        if kind == 15:  # OBJECTS
+            body = payload[1:] if payload[0] == 0 else \
+                zstandard.ZstdDecompressor().decompress(payload[1:], max_output_size=2 << 20)
+            order += [obj.header.objtype for obj in decode_batch(body)]
+    first_file = order.index(ObjectType.FILE)
+    assert ObjectType.FILE not in order[:first_file]
+    assert all(t is ObjectType.FILE for t in order[first_file:])
+    assert order.count(ObjectType.COMMIT) == 1 and order.count(ObjectType.DIR_TREE) >= 3

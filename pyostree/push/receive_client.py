@@ -235,6 +235,7 @@ class ReceiveClient(Publisher):
         return decode_have_reply(reply.payload, len(batch))
 
     def send_objects(self, repo: Repo, names: Sequence[ObjectName], tracker: ProgressTracker) -> None:
+        names = metadata_first(names)
         try:
             if self.version >= BATCH_VERSION:
                 self._send_batched(repo, names, tracker)
@@ -339,6 +340,17 @@ class ReceiveClient(Publisher):
             self._channel.wait()
         finally:
             self._channel.close()
+
+
+def metadata_first(names: Sequence[ObjectName]) -> List[ObjectName]:
+    """Metadata (dirtrees, dirmeta, commits), then content, each in the given order.
+
+    The receiver publishes children-first at COMMIT whatever the order they came in. Its
+    own threads stage metadata one small file at a time, while its worker processes take
+    the content: sent first, the metadata is staged while the content streams in, rather
+    than after it (a tail of ~0.13 s for the 841 dirtrees of ``/usr/share/doc``)."""
+    return ([name for name in names if name[1] is not ObjectType.FILE]
+            + [name for name in names if name[1] is ObjectType.FILE])
 
 
 def _rechunk(chunks: Iterator[bytes]) -> Iterator[bytes]:
