@@ -66,9 +66,9 @@ class _ThreadChannel(ExecChannel):
 def _while_publishing(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
     original = Transaction._publish_objects
 
-    def publishing(self: Transaction, staging: object) -> None:
+    def publishing(self: Transaction, staging: object, dirtrees: object = None) -> None:
         action()
-        original(self, staging)  # type: ignore[arg-type]
+        original(self, staging, dirtrees)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Transaction, "_publish_objects", publishing)
 

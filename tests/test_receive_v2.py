@@ -540,3 +540,39 @@ def test_a_file_missing_below_a_changed_path_is_refused_with_a_baseline(
     assert rev_parse(dst, "main") == c1
     refs = _snapshot(dst)["refs"]
     assert refs == before["refs"]
+
+
+def test_a_dirtree_no_pushed_commit_reaches_is_not_published(tmp_path: Path) -> None:
+    """A dirtree in objects/ is trusted to be complete below it. One a client sends beside
+    its commit (here naming a file it never sends) is checked by no walk, so it must not
+    be published: else a later commit could name it and pass the check incomplete."""
+    from pyostree.objects import Commit, DirTree
+    from pyostree.objects.dirtree import FileEntry
+
+    src = init(tmp_path / "src", "archive")
+    head = commit(src, make_tree(tmp_path / "tree", files=8))
+    dst = init(tmp_path / "dst", "archive")
+    _head, entries = _repo_entries(src)
+    ghost = hashlib.sha256(b"never sent").hexdigest()
+    junk = DirTree(files=(FileEntry("ghost", ghost),), dirs=()).to_bytes()
+    junk_sum = hashlib.sha256(junk).hexdigest()
+    client = V2Client()
+    client.hello_v2(dst)
+    client.send_batch([encode_batch_entry(ObjectType.DIR_TREE, junk_sum, Encoding.METADATA, junk),
+                       *entries])
+    client.finish([{"ref": "main", "old": None, "new": head}])
+    assert rev_parse(dst, "main") == head
+    assert not (dst / "objects" / junk_sum[:2] / f"{junk_sum[2:]}.dirtree").exists()
+    assert "no errors found" in ostree_fsck(dst)
+
+    root_meta = Commit.from_bytes((src / "objects" / head[:2] / f"{head[2:]}.commit").read_bytes()).root_meta
+    naming = Commit.create(junk_sum, root_meta, timestamp=1, subject="names the junk").to_bytes()
+    naming_sum = hashlib.sha256(naming).hexdigest()
+    client = V2Client()
+    client.hello_v2(dst)
+    client.send_batch([encode_batch_entry(ObjectType.COMMIT, naming_sum, Encoding.METADATA, naming)])
+    client.send(FrameKind.UPDATE, json.dumps(
+        {"refs": [{"ref": "main", "old": head, "new": naming_sum}], "summary": False}).encode())
+    client.send(FrameKind.COMMIT)
+    assert f"dirtree {junk_sum} was never sent" in client.error()
+    assert rev_parse(dst, "main") == head

@@ -789,3 +789,29 @@ def test_parallel_io_visits_every_path_once_and_raises_a_failure() -> None:
 
     with pytest.raises(OSError, match="Input/output error"):
         transaction_module._parallel(fail_on_seven, paths)
+
+
+def test_publish_objects_takes_the_given_dirtrees_in_their_order_and_drops_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    meta = txn.write_metadata(DirMeta(0, 0, 0o40755))
+    leaf = txn.write_metadata(DirTree(files=[FileEntry("f", _staged_file(txn, b"x"))], dirs=[]))
+    top = txn.write_metadata(DirTree(files=[], dirs=[DirEntry("sub", leaf, meta)]))
+    stray = txn.write_metadata(DirTree(files=[FileEntry("g", "ab" * 32)], dirs=[]))
+    renamed: List[str] = []
+    publish_one = Transaction._publish_one
+
+    def recording(self: Transaction, source: str, target: str) -> None:
+        renamed.append(os.path.basename(os.path.dirname(target)) + os.path.basename(target))
+        publish_one(self, source, target)
+
+    monkeypatch.setattr(Transaction, "_publish_one", recording)
+    txn.publish_objects([leaf, top])
+    txn.commit()
+    trees = [name for name in renamed if name.endswith(".dirtree")]
+    assert trees == [f"{leaf}.dirtree", f"{top}.dirtree"]
+    assert repo.has_object(top, ObjectType.DIR_TREE) and repo.has_object(leaf, ObjectType.DIR_TREE)
+    assert not repo.has_object(stray, ObjectType.DIR_TREE)
+    assert repo.has_object(meta, ObjectType.DIR_META)

@@ -488,21 +488,22 @@ class _Session:
         self.received_by_workers = 0
         if self.txn is not None and self.received:
             self.txn.sync_ahead()  # the disk catches up while the commits are checked
+        trees: Dict[str, None] = {}  # staged dirtrees the commits reach, children first
         for update in updates:
             txn = self._txn()
             # The ref's commit now (under the repo lock, so nothing of it can be pruned)
             # is complete: subtrees the new commit shares with it need no lookups.
-            check_commit_complete(repo, txn, update.new, self.received_meta,
-                                  baseline=repo.read_ref(update.ref))
+            trees.update(dict.fromkeys(check_commit_complete(
+                repo, txn, update.new, self.received_meta, baseline=repo.read_ref(update.ref))))
             txn.set_ref(update.ref, update.new, expected_old=update.old)
         had_summary = (repo.path / "summary").exists()
         want_summary = summary is True or (summary is None and had_summary)
         if updates:
-            self._publish_objects(self._txn())
+            self._publish_objects(self._txn(), list(trees))
             wrote_summary = self._commit_refs(want_summary)
         else:
             if self.received:
-                self._publish_objects(self._txn())
+                self._publish_objects(self._txn(), [])  # no commit checked: no dirtree
                 self._commit_txn()
             elif self.txn is not None:
                 # Nothing to publish: abort, which keeps the staging dir (empty, or what
@@ -543,12 +544,13 @@ class _Session:
             files.close()
 
     @staticmethod
-    def _publish_objects(txn: Transaction) -> None:
+    def _publish_objects(txn: Transaction, dirtrees: List[str]) -> None:
         """Objects first, under the shared repo lock only: a big publish must not keep
         other pushers waiting for the refs lock (they give up after LOCK_WAIT_SECS).
-        Objects visible before their refs is what every reader expects anyway."""
+        Objects visible before their refs is what every reader expects anyway. Of the
+        staged dirtrees, only ``dirtrees`` (checked complete, children first) go."""
         try:
-            txn.publish_objects()
+            txn.publish_objects(dirtrees)
         except PyOstreeError as err:
             raise PushError(f"refs not updated: {err}") from None
 
@@ -590,15 +592,17 @@ def _staged_meta(txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
 
 def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
                           received: Optional[ReceivedMetadata] = None,
-                          baseline: Optional[str] = None) -> None:
-    """Every object the commit reaches must be in ``objects/`` or staged now.
+                          baseline: Optional[str] = None) -> List[str]:
+    """Every object the commit reaches must be in ``objects/`` or staged now. Returns
+    the staged dirtrees it reaches, children first: the ones to publish.
 
     A dirtree already in ``objects/`` is trusted to be complete below it (publishing
-    is children-first), so an incremental push only walks what changed. So is the tree of
-    ``baseline``, a commit in ``objects/`` that a ref of the repo points to (and not
-    marked partial): at each path where the new tree has the baseline's dirtree, dirmeta
-    or file, nothing is looked up. Commits in ``received`` and dirtrees the transaction
-    keeps (staged by this session, in memory) are not read back from disk.
+    is children-first, and only of dirtrees checked here), so an incremental push only
+    walks what changed. So is the tree of ``baseline``, a commit in ``objects/`` that a
+    ref of the repo points to (and not marked partial): at each path where the new tree
+    has the baseline's dirtree, dirmeta or file, nothing is looked up. Commits in
+    ``received`` and dirtrees the transaction keeps (staged by this session, in memory)
+    are not read back from disk.
     """
     from pyostree.objects import Commit, DirTree
 
@@ -610,11 +614,17 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
         else:
             data = _staged_meta(txn, commit, ObjectType.COMMIT)
     commit_obj = Commit.from_bytes(data, verify=False)
-    pending: List[Tuple[str, str, Optional[Tuple[str, str]]]] = [
-        (commit_obj.root_tree, commit_obj.root_meta, _baseline_root(repo, baseline, commit))]
+    # (dirtree, dirmeta, the baseline's (dirtree, dirmeta) here, children done): a staged
+    # dirtree goes back on the stack under its children and joins ``order`` after them
+    pending: List[Tuple[str, str, Optional[Tuple[str, str]], bool]] = [
+        (commit_obj.root_tree, commit_obj.root_meta, _baseline_root(repo, baseline, commit), False)]
     seen: Set[str] = set()
+    order: List[str] = []
     while pending:
-        tree, meta, old = pending.pop()  # old: the baseline's (dirtree, dirmeta) here
+        tree, meta, old, children_done = pending.pop()
+        if children_done:
+            order.append(tree)
+            continue
         if (old is None or old[1] != meta) and not txn.has_object(meta, ObjectType.DIR_META):
             raise PushError(f"commit {commit} is incomplete: dirmeta {meta} was never sent")
         if (old is not None and old[0] == tree) or tree in seen:
@@ -625,6 +635,7 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
             if repo.has_object(tree, ObjectType.DIR_TREE):
                 continue
             data = _staged_meta(txn, tree, ObjectType.DIR_TREE)
+        pending.append((tree, meta, old, True))
         dirtree = DirTree.from_bytes(data, verify=False)
         old_files, old_dirs = _baseline_entries(repo, old[0] if old is not None else None)
         for entry in dirtree.files:
@@ -634,7 +645,8 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
                     f"commit {commit} is incomplete: file {entry.checksum} was never sent"
                 )
         for sub in dirtree.dirs:
-            pending.append((sub.tree_checksum, sub.meta_checksum, old_dirs.get(sub.name)))
+            pending.append((sub.tree_checksum, sub.meta_checksum, old_dirs.get(sub.name), False))
+    return order
 
 
 def _baseline_root(repo: Repo, baseline: Optional[str], commit: str) -> Optional[Tuple[str, str]]:

@@ -175,17 +175,23 @@ class Transaction:
             self._staging.release()
         self._lock.release()
 
-    def publish_objects(self) -> None:
+    def publish_objects(self, dirtrees: Optional[Sequence[str]] = None) -> None:
         """The first half of :meth:`commit`: make staged objects durable and visible
         (children first) and drop the staging dir, still holding the repo lock; refs are
         left for :meth:`commit` (or :meth:`abort`). A caller that serialises ref updates
         with a lock of its own can so keep that lock off the long part. After this,
-        nothing more can be staged."""
+        nothing more can be staged.
+
+        ``dirtrees``: the staged dirtrees to publish, in that order (children first), as
+        a caller that walked them down from commits it checked complete knows them; any
+        other staged dirtree is dropped with the staging dir. A dirtree in ``objects/``
+        is trusted to be complete below it, so one nobody checked must not get there.
+        None: every staged dirtree, ordered here."""
         staging = self._require_open()
         if self._published:
             return
         try:
-            self._publish_objects(staging)
+            self._publish_objects(staging, dirtrees)
             _empty_dir_parallel(staging.path)
             staging.remove()
             cleanup_tmp(os.path.join(self.root, "tmp"), expiry_secs=self.settings.tmp_expiry)
@@ -779,14 +785,14 @@ class Transaction:
             self._stop_early()
             self._sync = _BackgroundSync(self.root, len(self._sequence))
 
-    def _publish_objects(self, staging: StagingDir) -> None:
+    def _publish_objects(self, staging: StagingDir, dirtrees: Optional[Sequence[str]] = None) -> None:
         self._stop_early()
         sync, self._sync = self._sync, None
         if self.settings.fsync and (sync is None or sync.upto != len(self._sequence)):
             if sync is not None:
                 sync.wait()
             sync = _BackgroundSync(self.root, len(self._sequence))
-        staged = self._staged_objects(staging)  # while the disk catches up
+        staged = self._staged_objects(staging, dirtrees)  # while the disk catches up
         if sync is not None:
             sync.wait()
         objects_dir = os.path.join(self.root, "objects")
@@ -815,10 +821,12 @@ class Transaction:
             _parallel(fsync_dir, [os.path.join(objects_dir, prefix) for prefix in sorted(touched)])
             fsync_dir(objects_dir)
 
-    def _staged_objects(self, staging: StagingDir) -> List[Tuple[int, int, str]]:
-        """(rank, write order, relpath) of every staged object, in publication order. A
-        fresh staging dir holds only what this transaction recorded (no one else writes a
-        locked dir); a resumed one is listed, as earlier runs staged objects there too."""
+    def _staged_objects(self, staging: StagingDir,
+                        dirtrees: Optional[Sequence[str]] = None) -> List[Tuple[int, int, str]]:
+        """(rank, write order, relpath) of every staged object to publish, in publication
+        order (``dirtrees``: see :meth:`publish_objects`). A fresh staging dir holds only
+        what this transaction recorded (no one else writes a locked dir); a resumed one
+        is listed, as earlier runs staged objects there too."""
         if staging.resumed:
             rels: Iterable[str] = _list_staged(staging.path)
         else:
@@ -831,6 +839,12 @@ class Transaction:
             if rank is not None and rel not in published:
                 staged.append((rank, self._sequence.get(rel, -1), rel))
         staged.sort()
+        if dirtrees is not None:
+            given = {self._relpath(checksum, ObjectType.DIR_TREE): index
+                     for index, checksum in enumerate(dirtrees)}
+            staged = [item for item in staged if item[0] != _DIRTREE_RANK or item[2] in given]
+            staged.sort(key=lambda item: (item[0], given.get(item[2], item[1])))
+            return staged
         trees = [rel for rank, _seq, rel in staged if rank == _DIRTREE_RANK]
         if len(trees) > 1:
             ordered = _children_first(staging.path, trees, self._kept_trees)
