@@ -66,9 +66,10 @@ class _ThreadChannel(ExecChannel):
 def _while_publishing(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None]) -> None:
     original = Transaction._publish_objects
 
-    def publishing(self: Transaction, staging: object, dirtrees: object = None) -> None:
+    def publishing(self: Transaction, staging: object, dirtrees: object = None,
+                   commits: object = None) -> None:
         action()
-        original(self, staging, dirtrees)  # type: ignore[arg-type]
+        original(self, staging, dirtrees, commits)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Transaction, "_publish_objects", publishing)
 

@@ -542,10 +542,11 @@ def test_a_file_missing_below_a_changed_path_is_refused_with_a_baseline(
     assert refs == before["refs"]
 
 
-def test_a_dirtree_no_pushed_commit_reaches_is_not_published(tmp_path: Path) -> None:
-    """A dirtree in objects/ is trusted to be complete below it. One a client sends beside
-    its commit (here naming a file it never sends) is checked by no walk, so it must not
-    be published: else a later commit could name it and pass the check incomplete."""
+def test_a_dirtree_or_commit_no_ref_update_checked_is_not_published(tmp_path: Path) -> None:
+    """A dirtree in objects/ is trusted to be complete below it, and ``ostree fsck`` walks
+    every commit there. A dirtree a client sends beside its commit (here naming a file it
+    never sends), and a commit no ref moves to, are checked by no walk: neither may be
+    published, else fsck fails or a later commit names the dirtree and passes incomplete."""
     from pyostree.objects import Commit, DirTree
     from pyostree.objects.dirtree import FileEntry
 
@@ -556,18 +557,20 @@ def test_a_dirtree_no_pushed_commit_reaches_is_not_published(tmp_path: Path) -> 
     ghost = hashlib.sha256(b"never sent").hexdigest()
     junk = DirTree(files=(FileEntry("ghost", ghost),), dirs=()).to_bytes()
     junk_sum = hashlib.sha256(junk).hexdigest()
+    root_meta = Commit.from_bytes((src / "objects" / head[:2] / f"{head[2:]}.commit").read_bytes()).root_meta
+    naming = Commit.create(junk_sum, root_meta, timestamp=1, subject="names the junk").to_bytes()
+    naming_sum = hashlib.sha256(naming).hexdigest()
     client = V2Client()
     client.hello_v2(dst)
     client.send_batch([encode_batch_entry(ObjectType.DIR_TREE, junk_sum, Encoding.METADATA, junk),
+                       encode_batch_entry(ObjectType.COMMIT, naming_sum, Encoding.METADATA, naming),
                        *entries])
     client.finish([{"ref": "main", "old": None, "new": head}])
     assert rev_parse(dst, "main") == head
     assert not (dst / "objects" / junk_sum[:2] / f"{junk_sum[2:]}.dirtree").exists()
+    assert not (dst / "objects" / naming_sum[:2] / f"{naming_sum[2:]}.commit").exists()
     assert "no errors found" in ostree_fsck(dst)
 
-    root_meta = Commit.from_bytes((src / "objects" / head[:2] / f"{head[2:]}.commit").read_bytes()).root_meta
-    naming = Commit.create(junk_sum, root_meta, timestamp=1, subject="names the junk").to_bytes()
-    naming_sum = hashlib.sha256(naming).hexdigest()
     client = V2Client()
     client.hello_v2(dst)
     client.send_batch([encode_batch_entry(ObjectType.COMMIT, naming_sum, Encoding.METADATA, naming)])

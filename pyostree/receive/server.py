@@ -17,7 +17,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import (
-    TYPE_CHECKING, BinaryIO, Callable, Deque, Dict, List, Mapping, Optional, Set, Tuple, Union,
+    TYPE_CHECKING, BinaryIO, Callable, Collection, Deque, Dict, List, Mapping, Optional, Set, Tuple,
+    Union,
 )
 
 from pyostree.errors import PushError, PyOstreeError, RefError
@@ -499,11 +500,11 @@ class _Session:
         had_summary = (repo.path / "summary").exists()
         want_summary = summary is True or (summary is None and had_summary)
         if updates:
-            self._publish_objects(self._txn(), list(trees))
+            self._publish_objects(self._txn(), list(trees), {u.new for u in updates})
             wrote_summary = self._commit_refs(want_summary)
         else:
             if self.received:
-                self._publish_objects(self._txn(), [])  # no commit checked: no dirtree
+                self._publish_objects(self._txn(), [], ())  # nothing checked: leaves only
                 self._commit_txn()
             elif self.txn is not None:
                 # Nothing to publish: abort, which keeps the staging dir (empty, or what
@@ -544,13 +545,14 @@ class _Session:
             files.close()
 
     @staticmethod
-    def _publish_objects(txn: Transaction, dirtrees: List[str]) -> None:
+    def _publish_objects(txn: Transaction, dirtrees: List[str], commits: Collection[str]) -> None:
         """Objects first, under the shared repo lock only: a big publish must not keep
         other pushers waiting for the refs lock (they give up after LOCK_WAIT_SECS).
         Objects visible before their refs is what every reader expects anyway. Of the
-        staged dirtrees, only ``dirtrees`` (checked complete, children first) go."""
+        staged dirtrees and commits, only those checked complete go: ``dirtrees`` (children
+        first) and ``commits``."""
         try:
-            txn.publish_objects(dirtrees)
+            txn.publish_objects(dirtrees, commits)
         except PyOstreeError as err:
             raise PushError(f"refs not updated: {err}") from None
 

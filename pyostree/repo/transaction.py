@@ -18,7 +18,9 @@ import stat
 import threading
 import time
 import zlib
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import (
+    TYPE_CHECKING, Callable, Collection, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union,
+)
 
 from pyostree.errors import ChecksumMismatchError, ObjectError, RepoError
 from pyostree.objects.checksum import sha256_hex, validate_checksum
@@ -175,7 +177,8 @@ class Transaction:
             self._staging.release()
         self._lock.release()
 
-    def publish_objects(self, dirtrees: Optional[Sequence[str]] = None) -> None:
+    def publish_objects(self, dirtrees: Optional[Sequence[str]] = None,
+                        commits: Optional[Collection[str]] = None) -> None:
         """The first half of :meth:`commit`: make staged objects durable and visible
         (children first) and drop the staging dir, still holding the repo lock; refs are
         left for :meth:`commit` (or :meth:`abort`). A caller that serialises ref updates
@@ -183,15 +186,16 @@ class Transaction:
         nothing more can be staged.
 
         ``dirtrees``: the staged dirtrees to publish, in that order (children first), as
-        a caller that walked them down from commits it checked complete knows them; any
-        other staged dirtree is dropped with the staging dir. A dirtree in ``objects/``
-        is trusted to be complete below it, so one nobody checked must not get there.
-        None: every staged dirtree, ordered here."""
+        a caller that walked them down from ``commits``, which it checked complete, knows
+        them; any other staged dirtree or commit is dropped with the staging dir. A dirtree
+        in ``objects/`` is trusted to be complete below it, and ``ostree fsck`` walks every
+        commit there: neither may get there unchecked. None: every staged one, ordered
+        here."""
         staging = self._require_open()
         if self._published:
             return
         try:
-            self._publish_objects(staging, dirtrees)
+            self._publish_objects(staging, dirtrees, commits)
             _empty_dir_parallel(staging.path)
             staging.remove()
             cleanup_tmp(os.path.join(self.root, "tmp"), expiry_secs=self.settings.tmp_expiry)
@@ -785,14 +789,15 @@ class Transaction:
             self._stop_early()
             self._sync = _BackgroundSync(self.root, len(self._sequence))
 
-    def _publish_objects(self, staging: StagingDir, dirtrees: Optional[Sequence[str]] = None) -> None:
+    def _publish_objects(self, staging: StagingDir, dirtrees: Optional[Sequence[str]] = None,
+                         commits: Optional[Collection[str]] = None) -> None:
         self._stop_early()
         sync, self._sync = self._sync, None
         if self.settings.fsync and (sync is None or sync.upto != len(self._sequence)):
             if sync is not None:
                 sync.wait()
             sync = _BackgroundSync(self.root, len(self._sequence))
-        staged = self._staged_objects(staging, dirtrees)  # while the disk catches up
+        staged = self._staged_objects(staging, dirtrees, commits)  # while the disk catches up
         if sync is not None:
             sync.wait()
         objects_dir = os.path.join(self.root, "objects")
@@ -821,8 +826,8 @@ class Transaction:
             _parallel(fsync_dir, [os.path.join(objects_dir, prefix) for prefix in sorted(touched)])
             fsync_dir(objects_dir)
 
-    def _staged_objects(self, staging: StagingDir,
-                        dirtrees: Optional[Sequence[str]] = None) -> List[Tuple[int, int, str]]:
+    def _staged_objects(self, staging: StagingDir, dirtrees: Optional[Sequence[str]] = None,
+                        commits: Optional[Collection[str]] = None) -> List[Tuple[int, int, str]]:
         """(rank, write order, relpath) of every staged object to publish, in publication
         order (``dirtrees``: see :meth:`publish_objects`). A fresh staging dir holds only
         what this transaction recorded (no one else writes a locked dir); a resumed one
@@ -839,6 +844,9 @@ class Transaction:
             if rank is not None and rel not in published:
                 staged.append((rank, self._sequence.get(rel, -1), rel))
         staged.sort()
+        if commits is not None:
+            wanted = {self._relpath(checksum, ObjectType.COMMIT) for checksum in commits}
+            staged = [item for item in staged if item[0] != _COMMIT_RANK or item[2] in wanted]
         if dirtrees is not None:
             given = {self._relpath(checksum, ObjectType.DIR_TREE): index
                      for index, checksum in enumerate(dirtrees)}
@@ -867,6 +875,7 @@ class Transaction:
 
 
 _DIRTREE_RANK = _PUBLISH_RANK["dirtree"]
+_COMMIT_RANK = _PUBLISH_RANK["commit"]
 _DIRMETA_RANK = _PUBLISH_RANK["dirmeta"]
 EARLY_SYNC_BYTES = 8 << 20
 """Staged bytes between two background ``syncfs`` calls (see ``_staged_bytes``)."""
