@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import os
 import struct
 import threading
@@ -200,3 +201,14 @@ def test_frame_heads_are_checked_before_any_payload_is_read(
     os.close(src_w)
     with pytest.raises(ProtocolError, match="middle of a frame"):
         reader.read_head(exact=True)
+
+
+def test_a_stream_without_a_file_descriptor_is_copied_instead(
+        pipes: Tuple[Tuple[int, int], Tuple[int, int]]) -> None:
+    _source, (sink_r, sink_w) = pipes
+    body = os.urandom(3000)
+    reader = FrameReader(io.BytesIO(_HEAD.pack(FrameKind.OBJECTS, len(body)) + body))
+    assert not reader.can_splice
+    assert reader.expect_head(FrameKind.OBJECTS, exact=True) == (FrameKind.OBJECTS, 3000)
+    reader.splice_payload(sink_w, 3000)
+    assert _drain(sink_r, 3000) == body

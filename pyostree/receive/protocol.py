@@ -15,7 +15,7 @@ import os
 import select
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
 from pyostree.errors import PyOstreeError
 from pyostree.objects.checksum import to_hex, to_raw
@@ -382,10 +382,13 @@ class FrameReader:
     def __init__(self, stream: Union[BinaryIO, ByteSource]) -> None:
         self._stream = stream
 
-    def _read_exactly(self, size: int, exact: bool = False) -> bytes:
-        read = self._stream.read
+    def _reader(self, exact: bool) -> Callable[[int], bytes]:
         if exact and isinstance(self._stream, IdleTimeoutReader):
-            read = self._stream.read_unbuffered
+            return self._stream.read_unbuffered
+        return self._stream.read
+
+    def _read_exactly(self, size: int, exact: bool = False) -> bytes:
+        read = self._reader(exact)
         parts: List[bytes] = []
         left = size
         while left:
@@ -408,10 +411,7 @@ class FrameReader:
         """The next frame's kind and payload length, checked against the kind's limit, or
         None at a clean end of stream. ``exact``: read no byte of the payload yet (then
         :meth:`splice_payload` moves it without this process touching it)."""
-        read = self._stream.read
-        if exact and isinstance(self._stream, IdleTimeoutReader):
-            read = self._stream.read_unbuffered
-        first = read(_HEADER.size)
+        first = self._reader(exact)(_HEADER.size)
         if not first:
             return None
         if len(first) < _HEADER.size:
