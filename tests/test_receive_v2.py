@@ -66,6 +66,13 @@ class V2Client(RawClient):
         self.send(FrameKind.COMMIT)
         return decode_json(self.reader.expect(FrameKind.DONE))
 
+    def refused(self, ref: str, old: Optional[str], new: str) -> str:
+        """UPDATE and COMMIT the receiver must refuse: its ERROR's message."""
+        self.send(FrameKind.UPDATE, json.dumps(
+            {"refs": [{"ref": ref, "old": old, "new": new}], "summary": False}).encode())
+        self.send(FrameKind.COMMIT)
+        return self.error()
+
 
 def _content(index: int, size: int = 100) -> Tuple[str, bytes]:
     header = FileHeader(uid=0, gid=0, mode=0o100644)
@@ -352,10 +359,7 @@ def test_incomplete_commit_in_a_batch_refused(remote: Path, tmp_path: Path) -> N
     client = V2Client()
     client.hello_v2(remote)
     client.send_batch([encode_batch_entry(ObjectType.COMMIT, checksum, Encoding.METADATA, data)])
-    client.send(FrameKind.UPDATE, json.dumps(
-        {"refs": [{"ref": "other", "old": None, "new": checksum}], "summary": False}).encode())
-    client.send(FrameKind.COMMIT)
-    assert "incomplete" in client.error()
+    assert "incomplete" in client.refused("other", None, checksum)
     assert _snapshot(remote) == before
 
 
@@ -532,11 +536,7 @@ def test_a_file_missing_below_a_changed_path_is_refused_with_a_baseline(
     client = V2Client()
     client.hello_v2(dst)
     client.send_batch(list(entries.values()))
-    client.send(FrameKind.UPDATE, json.dumps(
-        {"refs": [{"ref": "main", "old": c1, "new": c2}], "summary": False}).encode())
-    client.send(FrameKind.COMMIT)
-    error = client.error()
-    assert f"file {changed} was never sent" in error
+    assert f"file {changed} was never sent" in client.refused("main", c1, c2)
     assert rev_parse(dst, "main") == c1
     refs = _snapshot(dst)["refs"]
     assert refs == before["refs"]
@@ -574,8 +574,5 @@ def test_a_dirtree_or_commit_no_ref_update_checked_is_not_published(tmp_path: Pa
     client = V2Client()
     client.hello_v2(dst)
     client.send_batch([encode_batch_entry(ObjectType.COMMIT, naming_sum, Encoding.METADATA, naming)])
-    client.send(FrameKind.UPDATE, json.dumps(
-        {"refs": [{"ref": "main", "old": head, "new": naming_sum}], "summary": False}).encode())
-    client.send(FrameKind.COMMIT)
-    assert f"dirtree {junk_sum} was never sent" in client.error()
+    assert f"dirtree {junk_sum} was never sent" in client.refused("main", head, naming_sum)
     assert rev_parse(dst, "main") == head

@@ -592,20 +592,27 @@ def _staged_file(txn: Transaction, payload: bytes) -> str:
     return txn.write_content(header, [payload])
 
 
-def test_large_staging_syncs_early_in_the_background(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every EARLY_SYNC_BYTES staged, a background syncfs starts (one at a time), and
-    publishing still does its own syncfs before any rename."""
+def _gated_syncfs(monkeypatch: pytest.MonkeyPatch, *, only_first: bool) -> Tuple[List[str], threading.Event]:
+    """syncfs replaced by one that records its callers' thread names; early rounds (only
+    the first, with ``only_first``) wait for the event. EARLY_SYNC_BYTES is 1000."""
     calls: List[str] = []
     release = threading.Event()
 
     def fake_syncfs(fd: int) -> None:
         name = threading.current_thread().name
         calls.append(name)
-        if name == "early-syncfs":
+        if name == "early-syncfs" and (not only_first or calls.count(name) == 1):
             release.wait(5)
 
     monkeypatch.setattr(transaction_module, "syncfs", fake_syncfs)
     monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1000)
+    return calls, release
+
+
+def test_large_staging_syncs_early_in_the_background(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every EARLY_SYNC_BYTES staged, a background syncfs starts (one at a time), and
+    publishing still does its own syncfs before any rename."""
+    calls, release = _gated_syncfs(monkeypatch, only_first=False)
     repo = new_repo(tmp_path / "r")
     txn = repo.transaction()
     txn.begin()
@@ -629,26 +636,16 @@ def test_what_was_staged_during_an_early_round_goes_in_the_next(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Objects staged while a round waits on syncfs are published by a next round of the
     same thread, without waiting for another object to be staged."""
-    release = threading.Event()
-    rounds: List[str] = []
-
-    def slow_first_syncfs(fd: int) -> None:
-        if threading.current_thread().name == "early-syncfs":
-            rounds.append("early")
-            if len(rounds) == 1:
-                release.wait(5)
-
-    monkeypatch.setattr(transaction_module, "syncfs", slow_first_syncfs)
-    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1000)
+    calls, release = _gated_syncfs(monkeypatch, only_first=True)
     repo = new_repo(tmp_path / "r")
     txn = repo.transaction()
     txn.begin()
     first = _staged_file(txn, os.urandom(1200))
-    assert _wait_for(lambda: rounds == ["early"])
+    assert _wait_for(lambda: calls == ["early-syncfs"])
     later = [_staged_file(txn, os.urandom(600)) for _ in range(2)]  # during the first round
     release.set()
     assert _wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in [first, *later]))
-    assert rounds == ["early", "early"]
+    assert calls == ["early-syncfs", "early-syncfs"]
     txn.abort()
     assert verify_all_objects(repo) == 3
 
@@ -738,7 +735,7 @@ def test_leaves_staged_before_an_early_sync_are_published_then(tmp_path: Path, m
     txn.begin()
     meta = txn.write_metadata(DirMeta(0, 0, 0o40755))
     files = [_staged_file(txn, os.urandom(700)) for _ in range(3)]  # the third crosses 2000
-    tree = txn.write_metadata(DirTree(files=[FileEntry(f"f{i}", c) for i, c in enumerate(files)], dirs=[]))
+    tree = txn.write_metadata(DirTree(files=tuple(FileEntry(f"f{i}", c) for i, c in enumerate(files)), dirs=()))
     assert _wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in files))
     assert repo.has_object(meta, ObjectType.DIR_META)
     assert not repo.has_object(tree, ObjectType.DIR_TREE)
@@ -748,7 +745,7 @@ def test_leaves_staged_before_an_early_sync_are_published_then(tmp_path: Path, m
     with repo.transaction() as again:  # a later transaction finds them present
         for checksum in files:
             assert again.has_object(checksum, ObjectType.FILE)
-        again.write_metadata(DirTree(files=[FileEntry(f"f{i}", c) for i, c in enumerate(files)], dirs=[]))
+        again.write_metadata(DirTree(files=tuple(FileEntry(f"f{i}", c) for i, c in enumerate(files)), dirs=()))
     assert repo.has_object(tree, ObjectType.DIR_TREE)
     run_ostree("fsck", f"--repo={repo.path}")
 
@@ -797,9 +794,9 @@ def test_publish_objects_takes_the_given_dirtrees_in_their_order_and_drops_the_r
     txn = repo.transaction()
     txn.begin()
     meta = txn.write_metadata(DirMeta(0, 0, 0o40755))
-    leaf = txn.write_metadata(DirTree(files=[FileEntry("f", _staged_file(txn, b"x"))], dirs=[]))
-    top = txn.write_metadata(DirTree(files=[], dirs=[DirEntry("sub", leaf, meta)]))
-    stray = txn.write_metadata(DirTree(files=[FileEntry("g", "ab" * 32)], dirs=[]))
+    leaf = txn.write_metadata(DirTree(files=(FileEntry("f", _staged_file(txn, b"x")),), dirs=()))
+    top = txn.write_metadata(DirTree(files=(), dirs=(DirEntry("sub", leaf, meta),)))
+    stray = txn.write_metadata(DirTree(files=(FileEntry("g", "ab" * 32),), dirs=()))
     renamed: List[str] = []
     publish_one = Transaction._publish_one
 
