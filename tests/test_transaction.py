@@ -653,8 +653,9 @@ def test_what_was_staged_during_an_early_round_goes_in_the_next(
 @pytest.mark.parametrize("staged_after", [0, 1])
 def test_sync_ahead_is_the_publish_sync_unless_more_was_staged(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staged_after: int) -> None:
-    """sync_ahead() begins publishing's syncfs early; the publish waits for it, and syncs
-    again, before any rename, only for objects staged after it began."""
+    """sync_ahead() begins publishing's syncfs early, then renames what it made durable;
+    the publish waits for it, and syncs again, before renaming them, only for objects
+    staged after it began."""
     events: List[str] = []
     repo = new_repo(tmp_path / "r")
     objects_dir = tmp_path / "r" / "objects"
@@ -671,7 +672,7 @@ def test_sync_ahead_is_the_publish_sync_unless_more_was_staged(
     for index in range(staged_after):
         _staged_file(txn, b"after %d" % index)
     txn.commit()
-    assert events == ["syncfs with 0 published"] * (1 + staged_after)
+    assert events == ["syncfs with 0 published"] + ["syncfs with 1 published"] * staged_after
     assert verify_all_objects(repo) == 1 + staged_after
 
 
@@ -812,3 +813,37 @@ def test_publish_objects_takes_the_given_dirtrees_in_their_order_and_drops_the_r
     assert repo.has_object(top, ObjectType.DIR_TREE) and repo.has_object(leaf, ObjectType.DIR_TREE)
     assert not repo.has_object(stray, ObjectType.DIR_TREE)
     assert repo.has_object(meta, ObjectType.DIR_META)
+
+
+def test_an_abort_stops_and_waits_for_what_sync_ahead_began(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """abort() stops sync_ahead's renames and waits for its thread: a later transaction
+    resumes a staging dir nobody is moving files out of any more."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    def blocked_syncfs(fd: int) -> None:
+        if threading.current_thread().name == "syncfs":
+            entered.set()
+            release.wait(5)
+
+    monkeypatch.setattr(transaction_module, "syncfs", blocked_syncfs)
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    files = [_staged_file(txn, b"staged %d" % index) for index in range(20)]
+    txn.sync_ahead()
+    assert entered.wait(5)
+    aborting = threading.Thread(target=txn.abort)
+    aborting.start()
+    time.sleep(0.1)
+    assert aborting.is_alive()  # waiting for the thread sync_ahead started
+    release.set()
+    aborting.join(5)
+    assert not aborting.is_alive()
+    assert not any(t.name == "syncfs" for t in threading.enumerate())
+    assert not any(repo.has_object(c, ObjectType.FILE) for c in files)  # stopped before renaming
+    with repo.transaction() as again:
+        assert all(again.has_object(c, ObjectType.FILE) for c in files)  # resumed, staged
+    assert all(repo.has_object(c, ObjectType.FILE) for c in files)
+    assert verify_all_objects(repo) == 20

@@ -117,6 +117,7 @@ class Transaction:
         self._early_thread: Optional[threading.Thread] = None
         self._early_stop = False
         self._sync: Optional[_BackgroundSync] = None  # begun by sync_ahead()
+        self._sync_stop = False
         self._early_published: Set[str] = set()  # relpaths already moved into objects/
         self._early_prefixes: Set[str] = set()  # objects/XX dirs those renames touched
         self.objects_written = 0
@@ -172,6 +173,7 @@ class Transaction:
         if self._state != "open":
             return
         self._stop_early()
+        self._stop_sync()
         self._state = "aborted"
         if self._staging is not None:
             self._staging.release()
@@ -227,6 +229,7 @@ class Transaction:
 
     def _fail(self) -> None:
         self._stop_early()
+        self._stop_sync()
         self._state = "aborted"
         if self._staging is not None:
             self._staging.release()
@@ -372,6 +375,11 @@ class Transaction:
     def _early_round(self, upto: int) -> None:
         """One syncfs, then the leaves staged before it began are renamed into objects/."""
         _syncfs_at(self.root)
+        self._publish_leaves(upto, lambda: self._early_stop)
+
+    def _publish_leaves(self, upto: int, stopped: Callable[[], bool]) -> None:
+        """Rename into objects/ the content and dirmeta among the first ``upto`` objects
+        staged (durable: a syncfs that began after them returned), until ``stopped()``."""
         with self._guard:
             leaves = [rel for rel, seq in self._sequence.items()
                       if seq < upto and rel not in self._early_published
@@ -381,7 +389,7 @@ class Transaction:
             return
         objects_dir = os.path.join(self.root, "objects")
         for rel in leaves:
-            if self._early_stop:
+            if stopped():
                 return
             prefix = rel[:2]
             if prefix not in self._early_prefixes:
@@ -781,13 +789,23 @@ class Transaction:
     # ---- publication -----------------------------------------------------------------
 
     def sync_ahead(self) -> None:
-        """Begin the write-back that publishing starts with (``syncfs``) on a thread, so
-        that a caller's own checks before :meth:`publish_objects` overlap it; publishing
-        then waits for it, and syncs again only if something was staged since."""
+        """Begin the write-back that publishing starts with (``syncfs``) on a thread, then
+        the renames of the content and dirmeta it made durable, so that a caller's own
+        checks before :meth:`publish_objects` overlap both; publishing then waits for
+        it, and syncs again only if something was staged since."""
         self._require_open()
         if self.settings.fsync and self._sync is None:
             self._stop_early()
-            self._sync = _BackgroundSync(self.root, len(self._sequence))
+            upto = len(self._sequence)
+            self._sync = _BackgroundSync(
+                self.root, upto, then=lambda: self._publish_leaves(upto, lambda: self._sync_stop))
+
+    def _stop_sync(self) -> None:
+        """Stop what sync_ahead began (it may be renaming) and wait for it, errors and all."""
+        self._sync_stop = True
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.join()
 
     def _publish_objects(self, staging: StagingDir, dirtrees: Optional[Sequence[str]] = None,
                          commits: Optional[Collection[str]] = None) -> None:
@@ -797,9 +815,9 @@ class Transaction:
             if sync is not None:
                 sync.wait()
             sync = _BackgroundSync(self.root, len(self._sequence))
-        staged = self._staged_objects(staging, dirtrees, commits)  # while the disk catches up
         if sync is not None:
             sync.wait()
+        staged = self._staged_objects(staging, dirtrees, commits)  # after sync_ahead's renames
         objects_dir = os.path.join(self.root, "objects")
         touched: Set[str] = set(self._early_prefixes)  # made already, fsynced below
         for _rank, _seq, rel in staged:
@@ -892,12 +910,14 @@ def _syncfs_at(path: str) -> None:
 
 
 class _BackgroundSync:
-    """One ``syncfs`` of the repo's file system on a thread; :meth:`wait` raises its error.
-    ``upto``: how many objects the transaction had staged when it began."""
+    """One ``syncfs`` of the repo's file system on a thread, then ``then()`` if given;
+    :meth:`wait` raises their error. ``upto``: how many objects the transaction had
+    staged when it began."""
 
-    def __init__(self, root: str, upto: int) -> None:
+    def __init__(self, root: str, upto: int, then: Optional[Callable[[], None]] = None) -> None:
         self.upto = upto
         self._root = root
+        self._then = then
         self._error: Optional[OSError] = None
         self._thread = threading.Thread(target=self._run, name="syncfs", daemon=True)
         self._thread.start()
@@ -905,11 +925,16 @@ class _BackgroundSync:
     def _run(self) -> None:
         try:
             _syncfs_at(self._root)
+            if self._then is not None:
+                self._then()
         except OSError as err:
             self._error = err
 
-    def wait(self) -> None:
+    def join(self) -> None:
         self._thread.join()
+
+    def wait(self) -> None:
+        self.join()
         if self._error is not None:
             raise self._error
 
