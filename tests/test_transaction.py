@@ -751,15 +751,28 @@ def test_leaves_staged_before_an_early_sync_are_published_then(tmp_path: Path, m
     run_ostree("fsck", f"--repo={repo.path}")
 
 
-def test_early_publishing_never_moves_a_dirtree_or_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With an early sync after every object, a commit's leaves go early, its dirtrees
-    and commit only at commit time, children first, and ostree accepts the result."""
+def test_early_publishing_moves_a_dirtree_only_when_its_subtree_is_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an early sync after every object, a commit's leaves go early, and so does a
+    dirtree once every file, subdirectory dirtree and dirmeta it names is in objects/
+    (a dirtree there is trusted complete); the commit only at commit time. ostree
+    accepts the result."""
     early: List[str] = []
+    incomplete: List[str] = []
     real = transaction_module.Transaction._publish_one
+    objects_dir = tmp_path / "r" / "objects"
 
     def publish_one(self: Transaction, source: str, target: str) -> None:
         if threading.current_thread().name == "early-syncfs":
-            early.append(target.rpartition(".")[2])
+            kind = target.rpartition(".")[2]
+            early.append(kind)
+            if kind == "dirtree":
+                tree = DirTree.from_bytes(Path(source).read_bytes())
+                names = [self._relpath(f.checksum, ObjectType.FILE) for f in tree.files]
+                for sub in tree.dirs:
+                    names += [self._relpath(sub.tree_checksum, ObjectType.DIR_TREE),
+                              self._relpath(sub.meta_checksum, ObjectType.DIR_META)]
+                incomplete.extend(name for name in names if not (objects_dir / name).exists())
         real(self, source, target)
 
     monkeypatch.setattr(transaction_module.Transaction, "_publish_one", publish_one)
@@ -770,8 +783,11 @@ def test_early_publishing_never_moves_a_dirtree_or_commit(tmp_path: Path, monkey
         with TreeBuilder(txn, workers=0) as builder:
             builder.add_directory(tmp_path / "tree")
             root = builder.finish()
+        # the last round after the last object staged publishes the whole tree
+        assert _wait_for(lambda: repo.has_object(root[0], ObjectType.DIR_TREE))
         write_commit(txn, *root, CommitRequest(branch="main", timestamp=0))
-    assert early and set(early) <= {"filez", "dirmeta"}
+    assert {"filez", "dirmeta", "dirtree"} <= set(early) and "commit" not in early
+    assert incomplete == []
     run_ostree("fsck", repo=repo.path)
 
 

@@ -19,7 +19,8 @@ import threading
 import time
 import zlib
 from typing import (
-    TYPE_CHECKING, Callable, Collection, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union,
+    TYPE_CHECKING, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple,
+    Union,
 )
 
 from pyostree.errors import ChecksumMismatchError, ObjectError, RepoError
@@ -112,6 +113,9 @@ class Transaction:
         self._noreplace = True  # renameat2(RENAME_NOREPLACE) works here, until it says otherwise
         self._filez_headers: FilezHeaderCache = {}
         self._kept_trees: Dict[str, bytes] = {}  # staged dirtree relpath -> bytes
+        # early publishing's: what a kept dirtree names, and relpaths found in objects/
+        self._tree_links: Dict[str, Tuple[List[str], List[Tuple[str, str]]]] = {}
+        self._found_in_objects: Set[str] = set()
         self._kept_tree_bytes = 0
         self._unsynced = 0  # bytes staged since the last early syncfs began
         self._early_thread: Optional[threading.Thread] = None
@@ -337,10 +341,12 @@ class Transaction:
 
     def _staged_bytes(self, size: int) -> None:
         """Write back and publish early: every EARLY_SYNC_BYTES staged, a background
-        ``syncfs`` (one at a time); once it returns, the leaves staged before it began
-        (content and dirmeta: nothing is trusted because of them) are durable and are
-        moved into ``objects/`` then and there. The publish at commit is left with the
-        last few and the dirtrees and commits, after a ``syncfs`` that finds little to do."""
+        ``syncfs`` (one at a time); once it returns, the objects staged before it began
+        are durable, and the leaves among them (content and dirmeta: nothing is trusted
+        because of them), then the dirtrees whose whole subtree is in ``objects/`` by
+        then, are moved there then and there. The publish at commit is left with the
+        last few, the dirtrees above them and the commits, after a ``syncfs`` that finds
+        little to do."""
         if not self.settings.fsync:
             return
         with self._guard:
@@ -373,34 +379,77 @@ class Transaction:
             self._early_stop = True
 
     def _early_round(self, upto: int) -> None:
-        """One syncfs, then the leaves staged before it began are renamed into objects/."""
+        """One syncfs, then what it made durable and may be visible goes into objects/."""
         _syncfs_at(self.root)
-        self._publish_leaves(upto, lambda: self._early_stop)
+        self._publish_durable(upto, lambda: self._early_stop)
 
-    def _publish_leaves(self, upto: int, stopped: Callable[[], bool]) -> None:
-        """Rename into objects/ the content and dirmeta among the first ``upto`` objects
-        staged (durable: a syncfs that began after them returned), until ``stopped()``."""
+    def _publish_durable(self, upto: int, stopped: Callable[[], bool]) -> None:
+        """Rename into objects/, until ``stopped()``, what among the first ``upto`` objects
+        staged (durable: a syncfs that began after them returned) may be visible before
+        the commit: content and dirmeta, then the dirtrees whose files and subdirectories
+        are all in objects/ by then, children first. Those are complete, as a dirtree
+        found in objects/ is trusted to be; dirtrees still waiting for a file, and
+        commits, are left for the publish at commit."""
         with self._guard:
             leaves = [rel for rel, seq in self._sequence.items()
                       if seq < upto and rel not in self._early_published
                       and _PUBLISH_RANK.get(rel.rpartition(".")[2], 99) <= _DIRMETA_RANK]
+            trees = {rel: self._kept_trees.get(rel) for rel, seq in self._sequence.items()
+                     if seq < upto and rel.endswith(".dirtree") and rel not in self._early_published}
         staging = self._staging
         if staging is None:
             return
-        objects_dir = os.path.join(self.root, "objects")
         for rel in leaves:
             if stopped():
                 return
-            prefix = rel[:2]
-            if prefix not in self._early_prefixes:
-                try:
-                    os.mkdir(os.path.join(objects_dir, prefix), 0o777)
-                except FileExistsError:
-                    pass
-                self._early_prefixes.add(prefix)
-            self._publish_one(f"{staging.path}/{rel}", f"{objects_dir}/{rel}")
-            with self._guard:
-                self._early_published.add(rel)
+            self._publish_early(rel, staging.path)
+        links = self._tree_links
+        for rel, data in trees.items():
+            if rel not in links and data is not None:  # past the bound of kept trees: wait
+                links[rel] = self._links_of(data)
+        waiting = {rel: [sub for sub, _meta in links[rel][1] if sub in trees]
+                   for rel in trees if rel in links}
+        for rel in _post_order(list(waiting), waiting):
+            if stopped():
+                return
+            files, dirs = links[rel]
+            if all(self._in_objects(name) for name in files) and all(
+                    self._in_objects(sub) and self._in_objects(meta) for sub, meta in dirs):
+                self._publish_early(rel, staging.path)
+
+    def _publish_early(self, rel: str, staging_path: str) -> None:
+        objects_dir = os.path.join(self.root, "objects")
+        prefix = rel[:2]
+        if prefix not in self._early_prefixes:
+            try:
+                os.mkdir(os.path.join(objects_dir, prefix), 0o777)
+            except FileExistsError:
+                pass
+            self._early_prefixes.add(prefix)
+        self._publish_one(f"{staging_path}/{rel}", f"{objects_dir}/{rel}")
+        with self._guard:
+            self._early_published.add(rel)
+
+    def _links_of(self, data: bytes) -> Tuple[List[str], List[Tuple[str, str]]]:
+        """Relpaths a staged dirtree names: its files, and (dirtree, dirmeta) per subdir."""
+        from pyostree.objects import DirTree
+
+        tree = DirTree.from_bytes(data, verify=False)
+        return ([self._relpath(entry.checksum, ObjectType.FILE) for entry in tree.files],
+                [(self._relpath(entry.tree_checksum, ObjectType.DIR_TREE),
+                  self._relpath(entry.meta_checksum, ObjectType.DIR_META)) for entry in tree.dirs])
+
+    def _in_objects(self, rel: str) -> bool:
+        """In objects/: published early by this transaction, or there before it (looked
+        up once) if this transaction did not stage it."""
+        if rel in self._early_published or rel in self._found_in_objects:
+            return True
+        if rel in self._sequence:
+            return False  # staged here, not published yet
+        if os.path.lexists(os.path.join(self.root, "objects", rel)):
+            self._found_in_objects.add(rel)
+            return True
+        return False
 
     def _stop_early(self) -> None:
         """No more early publishing; waits for a running one (it may be renaming)."""
@@ -448,10 +497,12 @@ class Transaction:
                 self._kept_trees[self._relpath(checksum, ObjectType.DIR_TREE)] = data
 
     def staged_dirtree_bytes(self, checksum: str) -> Optional[bytes]:
-        """A dirtree this transaction staged, from memory; None if it did not, or if it
-        was past the bound (read it from the staging dir then)."""
+        """A dirtree this transaction staged, from memory; None if it did not, if it
+        was past the bound (read it from the staging dir then), or if early publishing
+        moved it into objects/ (complete below it, then)."""
+        rel = self._relpath(checksum, ObjectType.DIR_TREE)
         with self._guard:
-            return self._kept_trees.get(self._relpath(checksum, ObjectType.DIR_TREE))
+            return None if rel in self._early_published else self._kept_trees.get(rel)
 
     def write_commitmeta(self, commit_checksum: str, data: bytes) -> None:
         """Detached metadata is named after its commit and is replaced, not deduplicated."""
@@ -798,7 +849,7 @@ class Transaction:
             self._stop_early()
             upto = len(self._sequence)
             self._sync = _BackgroundSync(
-                self.root, upto, then=lambda: self._publish_leaves(upto, lambda: self._sync_stop))
+                self.root, upto, then=lambda: self._publish_durable(upto, lambda: self._sync_stop))
 
     def _stop_sync(self) -> None:
         """Stop what sync_ahead began (it may be renaming) and wait for it, errors and all."""
@@ -957,9 +1008,15 @@ def _children_first(staging_path: str, trees: List[str],
         subdirs = DirTree.from_bytes(data, verify=False).dirs
         names = (f"{d.tree_checksum[:2]}/{d.tree_checksum[2:]}.dirtree" for d in subdirs)
         children[rel] = [name for name in names if name in staged]
+    return _post_order(trees, children)
+
+
+def _post_order(trees: List[str], children: Mapping[str, List[str]]) -> List[str]:
+    """``trees`` with each after its ``children`` (which must be among ``trees``);
+    iterative, so a hostile depth cannot hit the recursion limit."""
     ordered: List[str] = []
     done: Set[str] = set()
-    for root in trees:  # iterative post-order: a hostile depth cannot hit the recursion limit
+    for root in trees:
         if root in done:
             continue
         stack = [(root, iter(children[root]))]
