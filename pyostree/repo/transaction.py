@@ -841,9 +841,10 @@ class Transaction:
 
     def sync_ahead(self) -> None:
         """Begin the write-back that publishing starts with (``syncfs``) on a thread, then
-        the renames of the content and dirmeta it made durable, so that a caller's own
-        checks before :meth:`publish_objects` overlap both; publishing then waits for
-        it, and syncs again only if something was staged since."""
+        the renames early publishing would make of what it made durable (content,
+        dirmeta, dirtrees complete below them), so that a caller's own checks before
+        :meth:`publish_objects` overlap both; publishing then waits for it, and syncs
+        again only if something was staged since."""
         self._require_open()
         if self.settings.fsync and self._sync is None:
             self._stop_early()
