@@ -365,6 +365,8 @@ class IdleTimeoutReader:
 
 
 def _write_all(fd: int, data: Union[bytes, memoryview]) -> None:
+    # fsutil.write_all's twin: importing fsutil (and its ctypes) here would put it on
+    # every receiver's and client's start-up path, before REPO.
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]

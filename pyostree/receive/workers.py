@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import AbstractSet, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from pyostree.errors import ChecksumMismatchError, ObjectError, PushError, PyOstreeError
+from pyostree.repo.fsutil import write_all
 
 __all__ = ["LEFT", "PRESENT", "STAGED", "RepoPaths", "WorkerPool", "default_worker_count"]
 
@@ -110,7 +111,7 @@ class WorkerPool:
     def submit(self, body: Union[bytes, memoryview]) -> int:
         """Give one OBJECTS body to the next worker. Returns the worker's index for
         :meth:`collect`. Blocks while that worker's request pipe is full."""
-        return self.submit_from(len(body), lambda fd, _size: _write_all(fd, body))
+        return self.submit_from(len(body), lambda fd, _size: write_all(fd, body))
 
     def submit_from(self, size: int, move: Callable[[int, int], None]) -> int:
         """Like :meth:`submit` for a body of ``size`` bytes that ``move(fd, size)`` puts
@@ -120,7 +121,7 @@ class WorkerPool:
         self._next = (index + 1) % len(self._workers)
         worker = self._workers[index]
         try:
-            _write_all(worker.requests, _REQUEST.pack(size))
+            write_all(worker.requests, _REQUEST.pack(size))
             move(worker.requests, size)
         except BrokenPipeError as err:
             raise _died(worker, err) from None
@@ -303,7 +304,7 @@ def _serve(requests: int, replies: int, repo: RepoPaths, tmp_dir: str) -> None:
                     left += encode_batch_entry(header.objtype, checksum, header.encoding, data)
         except Exception as err:  # reported; the receiver decides
             error = _encode_error(err)
-        _write_all(replies, _REPLY.pack(len(codes), len(staged), len(left), len(error))
+        write_all(replies, _REPLY.pack(len(codes), len(staged), len(left), len(error))
                    + bytes(codes) + bytes(staged) + bytes(left) + error)
 
 
@@ -324,9 +325,7 @@ class _StagedWriter:
         try:
             if self.mode_ok is None:
                 self.mode_ok = stat.S_IMODE(os.fstat(fd).st_mode) == _PUBLIC
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             if not self.mode_ok:
                 os.fchmod(fd, _PUBLIC)
         except BaseException:
@@ -385,8 +384,3 @@ def _read_into(fd: int, view: memoryview) -> bool:
         view = view[got:]
     return True
 
-
-def _write_all(fd: int, data: Union[bytes, memoryview]) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]

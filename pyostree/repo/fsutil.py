@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 __all__ = [
     "BytesReader",
@@ -154,7 +154,7 @@ def unlink_quietly(path: str) -> None:
         pass
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: Union[bytes, bytearray, memoryview]) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
