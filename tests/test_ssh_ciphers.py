@@ -1,6 +1,7 @@
 """Cipher choice of the paramiko vendor: AES-GCM first when the server offers it, the
 user's ``Ciphers`` (``-o`` or ~/.ssh/config, OpenSSH's +/-/^ forms) otherwise; and its
-socket sends small packets at once (TCP_NODELAY), as OpenSSH's does."""
+socket sends small packets at once (TCP_NODELAY), as OpenSSH's does, and acknowledges
+what it receives at once (TCP_QUICKACK), so that sshd's own Nagle wait never stalls."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from sshd import Sshd, real_sshd, sshd_options  # noqa: E402,F401
 
 from pyostree.errors import TransportError  # noqa: E402
 from pyostree.transport import Destination, SshOptions, connect, parse_ssh_option  # noqa: E402
-from pyostree.transport.paramiko_vendor import ParamikoConnection, cipher_order, resolve  # noqa: E402
+from pyostree.transport.paramiko_vendor import (  # noqa: E402
+    ParamikoConnection, _quick_ack, _QuickAckSocket, cipher_order, resolve)
 
 SUPPORTED = ("aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-cbc", "3des-cbc",
              "aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
@@ -95,8 +97,47 @@ def test_negotiated_cipher_with_openssh(real_sshd: Sshd, tmp_path: Path,
         assert (transport.local_cipher, transport.remote_cipher) == (expected, expected)
         assert not any("cbc" in c for c in transport.get_security_options().ciphers)
         assert transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert isinstance(transport.sock, _QuickAckSocket)
         channel = connection.exec(["echo", "ok"])
         assert channel.stdout.read() == b"ok\n" and channel.wait() == 0
         channel.close()
     finally:
         connection.close()
+
+
+def _ack_mode_after_replies(wrap: bool) -> Tuple[str, int]:
+    """A request/response exchange puts a Linux socket in delayed-ACK ("pingpong") mode,
+    where ``getsockopt(TCP_QUICKACK)`` reads 0; the paramiko vendor's socket leaves it on
+    every ``recv``."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname(), timeout=5)
+        peer, _ = server.accept()
+        try:
+            if wrap:
+                client = _quick_ack(client)
+            assert client.gettimeout() == 5
+            for _ in range(6):
+                peer.sendall(b"request")
+                assert client.recv(64) == b"request"
+                client.sendall(b"reply")
+                assert peer.recv(64) == b"reply"
+            peer.sendall(b"last")
+            assert client.recv(64) == b"last"
+            return type(client).__name__, client.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK)
+        finally:
+            client.close()
+            peer.close()
+
+
+def test_quick_ack_socket_acknowledges_at_once() -> None:
+    assert _ack_mode_after_replies(False) == ("socket", 0)  # the kernel's default
+    assert _ack_mode_after_replies(True) == ("_QuickAckSocket", 1)
+
+
+def test_quick_ack_leaves_other_sockets_alone() -> None:
+    left, right = socket.socketpair()
+    try:
+        assert _quick_ack(left) is left
+    finally:
+        left.close()
+        right.close()
