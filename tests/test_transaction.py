@@ -313,6 +313,24 @@ def test_aborted_staging_dir_is_resumed(tmp_path: Path) -> None:
     run_ostree("fsck", repo=repo.path)
 
 
+def test_an_abort_that_staged_nothing_leaves_no_staging_dir(tmp_path: Path) -> None:
+    """Nothing to resume: the dir and its lock file go (helper temp dirs, even with a
+    partial temp file in them, hold no object)."""
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    staged_dir = txn.staging_path
+    helper = txn.helper_tmp_dir("w1-0")
+    Path(helper, "0").write_bytes(b"half a file")
+    os.mkdir(os.path.join(staged_dir, "ab"))  # an objects/XX dir made, nothing linked yet
+    txn.abort()
+    assert not os.path.exists(staged_dir)
+    assert not os.path.exists(staged_dir + "-lock")
+    with repo.transaction() as again:
+        assert again.staging_path != staged_dir
+    run_ostree("fsck", repo=repo.path)
+
+
 def test_cleanup_of_other_boots_and_locked_dirs(tmp_path: Path) -> None:
     repo = new_repo(tmp_path / "r")
     tmp = repo.path / "tmp"
@@ -674,6 +692,39 @@ def test_sync_ahead_is_the_publish_sync_unless_more_was_staged(
     txn.commit()
     assert events == ["syncfs with 0 published"] + ["syncfs with 1 published"] * staged_after
     assert verify_all_objects(repo) == 1 + staged_after
+
+
+def test_sync_ahead_does_not_wait_for_a_running_early_round(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sync_ahead() returns at once while an early round waits on the disk (the caller's
+    checks overlap it); no round begins after that one, which finishes its renames, and
+    sync_ahead's own syncfs follows it."""
+    events: List[str] = []
+    release = threading.Event()
+
+    def gated_syncfs(fd: int) -> None:
+        name = threading.current_thread().name
+        events.append(f"{name} enters")
+        if name == "early-syncfs":
+            release.wait(5)
+        events.append(f"{name} returns")
+
+    monkeypatch.setattr(transaction_module, "syncfs", gated_syncfs)
+    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1000)
+    repo = new_repo(tmp_path / "r")
+    txn = repo.transaction()
+    txn.begin()
+    first = _staged_file(txn, os.urandom(1200))
+    assert _wait_for(lambda: events == ["early-syncfs enters"])
+    later = _staged_file(txn, os.urandom(1200))  # over the threshold again, during the round
+    txn.sync_ahead()
+    assert events == ["early-syncfs enters"]  # returned while the round still waits
+    release.set()
+    assert _wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in [first, later]))
+    txn.commit()
+    assert events == ["early-syncfs enters", "early-syncfs returns",
+                      "syncfs enters", "syncfs returns"]  # and nothing new to sync at commit
+    assert verify_all_objects(repo) == 2
 
 
 def test_a_failing_sync_ahead_fails_the_publish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

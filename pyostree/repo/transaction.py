@@ -119,7 +119,8 @@ class Transaction:
         self._kept_tree_bytes = 0
         self._unsynced = 0  # bytes staged since the last early syncfs began
         self._early_thread: Optional[threading.Thread] = None
-        self._early_stop = False
+        self._early_stop = False  # stop now (abort, publish)
+        self._early_last = False  # no round after the running one (sync_ahead takes over)
         self._sync: Optional[_BackgroundSync] = None  # begun by sync_ahead()
         self._sync_stop = False
         self._early_published: Set[str] = set()  # relpaths already moved into objects/
@@ -173,14 +174,18 @@ class Transaction:
         return staging
 
     def abort(self) -> None:
-        """Drop the lock; staged objects stay for a later transaction of this boot to reuse."""
+        """Drop the lock; staged objects stay for a later transaction of this boot to reuse
+        (a staging dir that holds none is removed: nothing to resume)."""
         if self._state != "open":
             return
         self._stop_early()
         self._stop_sync()
         self._state = "aborted"
         if self._staging is not None:
-            self._staging.release()
+            if _stages_no_object(self._staging.path):
+                self._staging.remove()
+            else:
+                self._staging.release()
         self._lock.release()
 
     def publish_objects(self, dirtrees: Optional[Sequence[str]] = None,
@@ -352,7 +357,8 @@ class Transaction:
         with self._guard:
             self._unsynced += size
             running = self._early_thread is not None
-            if self._unsynced < EARLY_SYNC_BYTES or running or self._early_stop:
+            if (self._unsynced < EARLY_SYNC_BYTES or running or self._early_stop
+                    or self._early_last):
                 return
             self._unsynced = 0
             upto = len(self._sequence)
@@ -370,7 +376,8 @@ class Transaction:
             while True:
                 self._early_round(upto)
                 with self._guard:
-                    if self._early_stop or self._unsynced < EARLY_SYNC_BYTES:
+                    if (self._early_stop or self._early_last
+                            or self._unsynced < EARLY_SYNC_BYTES):
                         self._early_thread = None  # done: the next call may start one
                         return
                     self._unsynced = 0
@@ -847,10 +854,15 @@ class Transaction:
         again only if something was staged since."""
         self._require_open()
         if self.settings.fsync and self._sync is None:
-            self._stop_early()
-            upto = len(self._sequence)
+            with self._guard:
+                self._early_last = True
+                running = self._early_thread
+                upto = len(self._sequence)
+            # A running round finishes its renames first (on the new thread, not here:
+            # the caller goes on at once); no other round begins.
             self._sync = _BackgroundSync(
-                self.root, upto, then=lambda: self._publish_durable(upto, lambda: self._sync_stop))
+                self.root, upto, after=running,
+                then=lambda: self._publish_durable(upto, lambda: self._sync_stop))
 
     def _stop_sync(self) -> None:
         """Stop what sync_ahead began (it may be renaming) and wait for it, errors and all."""
@@ -962,20 +974,24 @@ def _syncfs_at(path: str) -> None:
 
 
 class _BackgroundSync:
-    """One ``syncfs`` of the repo's file system on a thread, then ``then()`` if given;
-    :meth:`wait` raises their error. ``upto``: how many objects the transaction had
-    staged when it began."""
+    """One ``syncfs`` of the repo's file system on a thread (once thread ``after``, if
+    given, has ended), then ``then()`` if given; :meth:`wait` raises their error.
+    ``upto``: how many objects the transaction had staged when it began."""
 
-    def __init__(self, root: str, upto: int, then: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self, root: str, upto: int, then: Optional[Callable[[], None]] = None,
+                 after: Optional[threading.Thread] = None) -> None:
         self.upto = upto
         self._root = root
         self._then = then
+        self._after = after
         self._error: Optional[OSError] = None
         self._thread = threading.Thread(target=self._run, name="syncfs", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
+            if self._after is not None:
+                self._after.join()
             _syncfs_at(self._root)
             if self._then is not None:
                 self._then()
@@ -1105,6 +1121,21 @@ def _empty_subdir(path: str) -> None:
         os.rmdir(path)
     except OSError:
         pass  # whatever is left goes with the staging dir's rmtree
+
+
+def _stages_no_object(path: str) -> bool:
+    """No ``XX/`` dir of the staging dir holds an entry (helper temp dirs hold no object)."""
+    try:
+        with os.scandir(path) as entries:
+            prefixes = [entry.path for entry in entries
+                        if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False)]
+        for prefix in prefixes:
+            with os.scandir(prefix) as inside:
+                if next(inside, None) is not None:
+                    return False
+    except OSError:
+        return False  # keep what cannot be looked at
+    return True
 
 
 def _empty_dir_parallel(path: str) -> None:
