@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
+from typing import Callable, Dict, List, Set, Tuple
 
 import pytest
 
@@ -209,14 +209,16 @@ def test_workers_end_with_a_killed_receiver_and_free_the_repo(tmp_path: Path) ->
 
 
 def test_a_small_push_starts_no_worker_and_no_thread(tmp_path: Path) -> None:
-    """Below INLINE_BYTES everything is staged on the reading thread: no fork, no thread."""
+    """Below INLINE_BYTES everything is staged on the reading thread: no fork, no thread
+    (into a repo that is not empty: see the next test)."""
     src = init(tmp_path / "src", "archive")
     commit(src, make_tree(tmp_path / "tree", files=40))
     dst = init(tmp_path / "dst", "archive")
+    commit(dst, make_tree(tmp_path / "other", files=3), "other")
     head, entries = _repo_entries(src)
     assert sum(map(len, entries)) < INLINE_BYTES
     client = _client("2")
-    client.hello_v2(dst)
+    assert client.hello_v2(dst)["empty"] is False
     client.send_batch(entries)
     client.send(FrameKind.HAVE, encode_have([(head, ObjectType.COMMIT)]))
     assert client.reader.expect(FrameKind.HAVE_REPLY).payload == b"\x01"  # staged
@@ -226,6 +228,66 @@ def test_a_small_push_starts_no_worker_and_no_thread(tmp_path: Path) -> None:
     client.finish([{"ref": "main", "old": None, "new": head}])
     assert "worker processes" not in _stderr(client)
     assert rev_parse(dst, "main") == head
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def _soon(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_an_empty_repo_gets_workers_before_the_first_object(tmp_path: Path) -> None:
+    """Into an empty archive repo a push sends everything: the workers and the writer
+    thread start while the client reads REPO, and no object is staged inline."""
+    src = init(tmp_path / "src", "archive")
+    commit(src, make_tree(tmp_path / "tree", files=40))
+    dst = init(tmp_path / "dst", "archive")
+    head, entries = _repo_entries(src)
+    client = _client("2")
+    assert client.hello_v2(dst)["empty"] is True
+    pid = client.proc.pid
+    assert _soon(lambda: len(_children(pid)) == 2 and _threads(pid) == 2)
+    workers = _children(pid)
+    assert [p.name for p in (dst / "tmp").glob("staging-*") if p.is_dir()]
+    client.send_batch(entries)
+    done = client.finish([{"ref": "main", "old": None, "new": head}])
+    assert done["objects"] == len(entries)
+    assert "staging with 2 worker processes" in _stderr(client)
+    assert all(_gone(worker) for worker in workers)
+    assert rev_parse(dst, "main") == head
+    assert "no errors found" in ostree_fsck(dst)
+    assert not list((dst / "tmp").glob("staging-*"))
+
+
+@pytest.mark.parametrize("ending", ["no-op", "abort"])
+def test_a_session_that_sends_nothing_leaves_an_empty_repo_as_it_was(
+        tmp_path: Path, ending: str) -> None:
+    """The transaction begun for an empty repo is dropped with its staging dir and lock,
+    and the workers end, when no object comes."""
+    dst = init(tmp_path / "dst", "archive")
+    client = _client("2")
+    assert client.hello_v2(dst)["empty"] is True
+    pid = client.proc.pid
+    assert _soon(lambda: len(_children(pid)) == 2)
+    workers = _children(pid)
+    if ending == "no-op":
+        assert client.finish([])["objects"] == 0
+    else:
+        client.send(FrameKind.ABORT)
+    _stderr(client)
+    assert client.proc.returncode == 0
+    assert all(_gone(worker) for worker in workers)
+    assert not list((dst / "tmp").glob("staging-*"))  # neither the dir nor its lock file
+    assert not any((dst / "objects").iterdir())
+    assert not any(p.is_file() for p in (dst / "refs").rglob("*"))
+    assert "no errors found" in ostree_fsck(dst)
 
 
 def test_many_small_objects_end_inline_staging(tmp_path: Path) -> None:

@@ -191,9 +191,8 @@ class _Stager:
             task()
             return
         if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(STAGER_THREADS, thread_name_prefix="stage")
+            self.start()
+        assert self._pool is not None
         while self._pending and (
             self._bytes + size > STAGER_MAX_BYTES or self._pending[0][0].done()
         ):
@@ -201,6 +200,14 @@ class _Stager:
         future = self._pool.submit(self._run, task)
         self._pending.append((future, size))
         self._bytes += size
+
+    def start(self) -> None:
+        """Start the writer thread (the first non-inline ``submit`` does, if not yet)."""
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(STAGER_THREADS, thread_name_prefix="stage")
+            self._pool.submit(int)  # the pool starts its thread on the first task
 
     def _pop(self) -> None:
         future, size = self._pending.popleft()
@@ -291,11 +298,30 @@ class _Session:
 
     # -- main loop ------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Into an empty archive repo, a push that sends anything sends everything: begin
+        the transaction and start the staging workers and the writer thread now, while
+        the client reads REPO and its first objects are on the way, instead of staging
+        the first ones inline and forking after them (~20 ms of a full push)."""
+        from pyostree.repo.config import RepoMode
+
+        repo = self._repo()
+        if not self.empty or self.version < BATCH_VERSION or repo.mode is not RepoMode.ARCHIVE:
+            return
+        if self._workers(self._txn()) is not None:
+            self.stager = _Stager(self._report, 0, 0)
+            self.stager.start()
+
+    def _report(self, err: BaseException) -> None:
+        _send_error(self.writer, _message(err))
+
     def loop(self) -> None:
         """The write transaction (repo lock, staging dir) and the verifying code load on
-        the first frame that needs them: a no-op push gets its answer without either."""
-        stager = self.stager = _Stager(lambda err: _send_error(self.writer, _message(err)),
-                                       INLINE_BYTES, INLINE_OBJECTS)
+        the first frame that needs them (or in :meth:`prepare`): a no-op push gets its
+        answer without either."""
+        if self.stager is None:
+            self.stager = _Stager(self._report, INLINE_BYTES, INLINE_OBJECTS)
+        stager = self.stager
         kinds: Tuple[FrameKind, ...] = (
             FrameKind.HAVE, FrameKind.OBJECT, FrameKind.UPDATE, FrameKind.ABORT)
         if self.version >= BATCH_VERSION:
@@ -740,6 +766,7 @@ def serve(
         try:
             session.handshake()
             session.open_repo()
+            session.prepare()
             session.loop()
         except BaseException:
             failure = session.stager.failure if session.stager is not None else None
