@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 import pytest
 
@@ -73,3 +73,51 @@ def test_cli_push_over_ssh_prints_its_summary(real_sshd: Sshd, tmp_path: Path, v
     lines = done.stdout.splitlines()
     assert lines[0].startswith("updated main: (new) -> ")
     assert lines[-1].startswith("sent ") and f"via {via}" in lines[-1]
+
+
+_LINGER = ("import subprocess, sys, time\n"
+           "status = subprocess.call([sys.executable, '-m', 'pyostree', 'receive'])\n"
+           "time.sleep(60)\n"
+           "sys.exit(status)\n")
+
+
+def _in_thread(target: Callable[[], object], timeout: float = 30.0) -> List[object]:
+    """Run ``target`` in a thread and wait for it at most ``timeout`` seconds: what it
+    returned, or nothing if it is still running (it stays a daemon thread then)."""
+    results: List[object] = []
+    thread = threading.Thread(target=lambda: results.append(target()), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return results
+
+
+def test_paramiko_exec_close_ends_a_blocked_stderr_read(embedded: EmbeddedSetup) -> None:
+    """A thread reading the command's stderr does not hold close() up until the command
+    exits (60 s here): the channel closes first, which ends that read."""
+    connection = connect(Destination("ssh", ".", host="127.0.0.1"), embedded.options())
+    try:
+        channel = connection.exec([sys.executable, "-c", "import time; time.sleep(60)"])
+        reads = _in_thread(lambda: channel.stderr.read(4096), timeout=0.5)
+        assert reads == []  # blocked: the command has written nothing
+        assert _in_thread(lambda: channel.close()) == [None]
+    finally:
+        connection.close()
+
+
+@needs_ostree
+def test_a_push_does_not_wait_for_the_receivers_exit_status(
+        embedded: EmbeddedSetup, tmp_path: Path) -> None:
+    """After DONE the remote's work is over: a receive command that lingers (60 s) after
+    answering does not keep the push waiting for its exit status."""
+    from pyostree.push import PushOptions, push
+    from pyostree.repo import Repo
+    from test_push_support import rev_parse
+
+    src = init(tmp_path / "src", "archive")
+    head = commit(src, make_tree(tmp_path / "tree", files=5))
+    init(embedded.served / "dst", "archive")
+    options = PushOptions(via="receive", ssh=embedded.options(),
+                          receive_command=(sys.executable, "-c", _LINGER))
+    results = _in_thread(lambda: push(Repo.open(src), "127.0.0.1:dst", (), options))
+    assert len(results) == 1, "the push waited for the lingering receive command"
+    assert rev_parse(embedded.served / "dst", "main") == head

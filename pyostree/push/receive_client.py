@@ -149,6 +149,7 @@ class ReceiveClient(Publisher):
         self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
         self._stderr_thread.start()
         self._finished = False
+        self._done = False  # DONE received
         self.version = 1
         self._remote_empty = False  # the REPO answer says: no object, nothing to resume
         try:
@@ -318,7 +319,7 @@ class ReceiveClient(Publisher):
             raise PushError(f"remote: {err}") from None
         except (ProtocolError, OSError, ValueError) as err:
             raise self._error_after_write(err) from None
-        self._finished = True
+        self._finished = self._done = True
         return bool(done.get("summary"))
 
     def abort(self) -> None:
@@ -336,6 +337,9 @@ class ReceiveClient(Publisher):
             self._channel.stdin.close()
         except (OSError, ValueError):
             pass
+        if self._done:  # the receiver's work is over: its exit status adds nothing
+            self._channel.finish()
+            return
         try:
             self._channel.wait()
         finally:

@@ -490,12 +490,23 @@ class ParamikoExecChannel(ExecChannel):
         return status
 
     def close(self) -> None:
-        for stream in (self.stdin, self.stdout, self.stderr):
+        """stdin first (what it buffers goes out, then EOF), then the channel: that ends
+        reads blocked on it in other threads, whose streams could not be closed before
+        (a thread draining stderr holds that stream's lock until its read returns)."""
+        try:
+            self.stdin.close()
+        except (OSError, TransportError):
+            pass
+        self._channel.close()
+        for stream in (self.stdout, self.stderr):
             try:
                 stream.close()
             except (OSError, TransportError):
                 pass
-        self._channel.close()
+
+    def finish(self) -> None:
+        """Close now: sshd ends the session when the command exits, whether or not we wait."""
+        self.close()
 
 
 class ParamikoConnection(SshConnection):
