@@ -842,6 +842,41 @@ def test_early_publishing_moves_a_dirtree_only_when_its_subtree_is_there(
     run_ostree("fsck", repo=repo.path)
 
 
+def test_a_dirtree_staged_before_its_files_goes_early_once_the_last_is_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A push sends dirtrees first: each round looks again only at a dirtree whose awaited
+    object came. One that another writer put into objects/ after a round found it absent
+    is not looked up again: that dirtree waits for the commit, which publishes it."""
+    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1)  # a round per object
+    with new_repo(tmp_path / "names").transaction() as elsewhere:  # only to learn the names
+        names = [elsewhere.write_content(HEADER, [b"file %d" % i]) for i in range(4)]
+    repo = new_repo(tmp_path / "r")
+    entries = tuple(FileEntry(f"f{i}", c) for i, c in enumerate(names))
+    txn = repo.transaction()
+    txn.begin()
+    meta = txn.write_metadata(ROOT_META)
+    sub = txn.write_metadata(DirTree(files=entries[:2], dirs=()))
+    top = txn.write_metadata(DirTree(files=entries[2:], dirs=(DirEntry("sub", sub, meta),)))
+    assert txn.write_content(HEADER, [b"file 0"]) == names[0]
+    assert _wait_for(lambda: repo.has_object(names[0], ObjectType.FILE))
+    assert not repo.has_object(sub, ObjectType.DIR_TREE)  # waits for file 1
+    txn.write_content(HEADER, [b"file 1"])
+    assert _wait_for(lambda: repo.has_object(sub, ObjectType.DIR_TREE))  # its last file came
+    txn.write_content(HEADER, [b"file 2"])
+    assert _wait_for(lambda: repo.has_object(names[2], ObjectType.FILE))
+    assert not repo.has_object(top, ObjectType.DIR_TREE)  # file 3: neither staged nor there
+    with repo.transaction() as other:  # another writer adds file 3
+        other.write_content(HEADER, [b"file 3"])
+    other_file = txn.write_content(HEADER, [b"something else"])  # another round
+    assert _wait_for(lambda: repo.has_object(other_file, ObjectType.FILE))
+    assert _wait_for(lambda: txn._early_thread is None)  # that round is over, no other
+    assert not repo.has_object(top, ObjectType.DIR_TREE)  # file 3 was not looked up again
+    write_commit(txn, top, meta, CommitRequest(branch="main", timestamp=0))
+    txn.commit()
+    assert repo.has_object(top, ObjectType.DIR_TREE)
+    run_ostree("fsck", repo=repo.path)
+
+
 def test_parallel_io_visits_every_path_once_and_raises_a_failure() -> None:
     paths = [str(index) for index in range(50)]
     seen: List[str] = []

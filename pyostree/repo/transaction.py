@@ -116,6 +116,16 @@ class Transaction:
         # early publishing's: what a kept dirtree names, and relpaths found in objects/
         self._tree_links: Dict[str, Tuple[List[str], List[Tuple[str, str]]]] = {}
         self._found_in_objects: Set[str] = set()
+        self._absent_from_objects: Set[str] = set()  # not staged here, and not there once
+        # Early publishing works through these in staging order, each item once: the
+        # leaves, and the dirtrees it has ordered children first (and, for each dirtree
+        # still waiting, one relpath it waits for), so a round costs what is new.
+        self._early_leaves: List[str] = []
+        self._early_leaves_done = 0
+        self._early_trees: List[str] = []
+        self._early_trees_taken = 0
+        self._early_tree_order: List[str] = []
+        self._early_waits_for: Dict[str, str] = {}
         self._kept_tree_bytes = 0
         self._unsynced = 0  # bytes staged since the last early syncfs began
         self._early_thread: Optional[threading.Thread] = None
@@ -339,6 +349,11 @@ class Transaction:
         with self._guard:
             self._sequence[rel] = len(self._sequence)
             self.objects_written += 1
+            if self.settings.fsync:  # early publishing's queues, in staging order
+                if objtype is ObjectType.DIR_TREE:
+                    self._early_trees.append(rel)
+                elif objtype in (ObjectType.FILE, ObjectType.DIR_META):
+                    self._early_leaves.append(rel)
         if objtype is not ObjectType.COMMIT_META:
             self._present.add(rel)
         if self._on_object is not None:
@@ -396,33 +411,68 @@ class Transaction:
         the commit: content and dirmeta, then the dirtrees whose files and subdirectories
         are all in objects/ by then, children first. Those are complete, as a dirtree
         found in objects/ is trusted to be; dirtrees still waiting for a file, and
-        commits, are left for the publish at commit."""
-        with self._guard:
-            leaves = [rel for rel, seq in self._sequence.items()
-                      if seq < upto and rel not in self._early_published
-                      and _PUBLISH_RANK.get(rel.rpartition(".")[2], 99) <= _DIRMETA_RANK]
-            trees = {rel: self._kept_trees.get(rel) for rel, seq in self._sequence.items()
-                     if seq < upto and rel.endswith(".dirtree") and rel not in self._early_published}
+        commits, are left for the publish at commit. One thread at a time."""
         staging = self._staging
         if staging is None:
             return
-        for rel in leaves:
+        with self._guard:
+            sequence = self._sequence
+            leaves = self._early_leaves
+            first = end = self._early_leaves_done
+            while end < len(leaves) and sequence.get(leaves[end], upto) < upto:
+                end += 1
+            durable = leaves[first:end]
+            trees = self._early_trees
+            taken = self._early_trees_taken
+            while taken < len(trees) and sequence.get(trees[taken], upto) < upto:
+                taken += 1
+            new_trees = [(rel, self._kept_trees.get(rel))
+                         for rel in trees[self._early_trees_taken:taken]]
+            self._early_trees_taken = taken
+        for index, rel in enumerate(durable):
             if stopped():
+                self._early_leaves_done = first + index
                 return
-            self._publish_early(rel, staging.path)
-        links = self._tree_links
-        for rel, data in trees.items():
-            if rel not in links and data is not None:  # past the bound of kept trees: wait
-                links[rel] = self._links_of(data)
-        waiting = {rel: [sub for sub, _meta in links[rel][1] if sub in trees]
-                   for rel in trees if rel in links}
-        for rel in _post_order(list(waiting), waiting):
-            if stopped():
-                return
-            files, dirs = links[rel]
-            if all(self._in_objects(name) for name in files) and all(
-                    self._in_objects(sub) and self._in_objects(meta) for sub, meta in dirs):
+            if rel not in self._early_published:
                 self._publish_early(rel, staging.path)
+        self._early_leaves_done = end
+        links = self._tree_links
+        if new_trees:
+            for rel, data in new_trees:
+                if rel not in links and data is not None:  # past the bound of kept trees: wait
+                    links[rel] = self._links_of(data)
+            known = [rel for rel in self._early_tree_order + [rel for rel, _ in new_trees]
+                     if rel in links and rel not in self._early_published]
+            among = set(known)
+            self._early_tree_order = _post_order(
+                known, {rel: [sub for sub, _meta in links[rel][1] if sub in among] for rel in known})
+        waits_for = self._early_waits_for
+        for rel in self._early_tree_order:
+            if stopped():
+                return
+            if rel in self._early_published:
+                continue
+            blocker = waits_for.get(rel)
+            if blocker is not None and not self._in_objects(blocker):
+                continue  # still waiting for the same one: nothing else to look at
+            blocker = self._first_missing(*links[rel])
+            if blocker is None:
+                self._publish_early(rel, staging.path)
+                waits_for.pop(rel, None)
+            else:
+                waits_for[rel] = blocker
+
+    def _first_missing(self, files: List[str], dirs: List[Tuple[str, str]]) -> Optional[str]:
+        """The first relpath a dirtree names that is not in objects/, else None."""
+        for name in files:
+            if not self._in_objects(name):
+                return name
+        for sub, meta in dirs:
+            if not self._in_objects(sub):
+                return sub
+            if not self._in_objects(meta):
+                return meta
+        return None
 
     def _publish_early(self, rel: str, staging_path: str) -> None:
         objects_dir = os.path.join(self.root, "objects")
@@ -448,14 +498,17 @@ class Transaction:
 
     def _in_objects(self, rel: str) -> bool:
         """In objects/: published early by this transaction, or there before it (looked
-        up once) if this transaction did not stage it."""
+        up once) if this transaction did not stage it. An absent one is looked up once
+        too: if another writer adds it meanwhile, the dirtree waiting for it waits for
+        the publish at commit, which is all that costs."""
         if rel in self._early_published or rel in self._found_in_objects:
             return True
-        if rel in self._sequence:
-            return False  # staged here, not published yet
+        if rel in self._sequence or rel in self._absent_from_objects:
+            return False  # staged here and not published yet, or not there
         if os.path.lexists(os.path.join(self.root, "objects", rel)):
             self._found_in_objects.add(rel)
             return True
+        self._absent_from_objects.add(rel)
         return False
 
     def _stop_early(self) -> None:
