@@ -1,5 +1,7 @@
 """Push benchmark: pyostree push (sftp and receive modes, paramiko and OpenSSH clients) vs
-ostree-push 1.2.0 and ``rsync -a`` of the repository, over the same loopback OpenSSH sshd.
+ostree-push 1.2.0 and ``rsync -a`` of the repository, over the same loopback OpenSSH sshd;
+also ``rsync -a --fsync`` where rsync has it, the peer that, like a push, leaves the
+files durable (plain rsync leaves them to the kernel's write-back, after its clock stops).
 
 Trees: a synthetic one (2,000 files, about 20 MB, half random, half text) and the machine's
 ``/usr/share/doc``, each committed by ``ostree`` into an archive repo. Three pushes per tool
@@ -331,6 +333,9 @@ def _bench_tree(args: argparse.Namespace, work: Path, src1: Path, src2: Path, se
     def rsync(src: Path, dest: str, rss_file: Path) -> List[str]:
         return ["rsync", "-a", "-e", server.ssh_command(), f"{src}/", dest + "/"]
 
+    def rsync_fsync(src: Path, dest: str, rss_file: Path) -> List[str]:
+        return ["rsync", "-a", "--fsync", "-e", server.ssh_command(), f"{src}/", dest + "/"]
+
     tools: Dict[str, Command] = {
         "pyostree receive (openssh)": pyostree_push("receive", "openssh"),
         "pyostree receive (paramiko)": pyostree_push("receive", "paramiko"),
@@ -340,6 +345,8 @@ def _bench_tree(args: argparse.Namespace, work: Path, src1: Path, src2: Path, se
     if ostree_push is not None:
         tools["ostree-push 1.2.0"] = otpush
     tools["rsync -a"] = rsync
+    if _rsync_can_fsync():  # the durable peer: what a push must pay to survive a crash
+        tools["rsync -a --fsync"] = rsync_fsync
     if args.tools:
         wanted = args.tools.split(",")
         tools = {n: c for n, c in tools.items()
@@ -370,6 +377,12 @@ def _bench_tree(args: argparse.Namespace, work: Path, src1: Path, src2: Path, se
             if check.returncode != 0:
                 raise SystemExit(f"{name}: remote fails ostree fsck")
     _print_results(samples, rss, timed)
+
+
+def _rsync_can_fsync() -> bool:
+    """rsync >= 3.2.4 has ``--fsync`` (fsync every written file)."""
+    done = subprocess.run(["rsync", "--help"], capture_output=True, text=True)
+    return "--fsync" in done.stdout
 
 
 def _print_results(samples: Dict[str, Dict[str, List[float]]], rss: Dict[str, List[int]],
