@@ -373,7 +373,10 @@ class EmbeddedSshServer:
         except (paramiko.SSHException, OSError, EOFError):
             pass
         finally:
-            channel.close()
+            try:
+                channel.close()
+            except (paramiko.SSHException, OSError, EOFError):
+                pass  # the client is gone already (its transport died first)
 
     def _exec(self, channel: paramiko.Channel, command: bytes) -> int:
         try:

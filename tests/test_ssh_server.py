@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import List
 
@@ -179,3 +180,47 @@ def test_embedded_has_no_fsync_and_it_is_a_no_op(embedded: EmbeddedSetup) -> Non
         (embedded.served / "synced").write_bytes(b"x")
         files.fsync("synced")
         files.close()
+
+
+def test_a_dead_connection_at_the_exec_end_leaves_no_thread_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the command ends, the exec thread closes the channel; if the connection can no
+    longer be written then (the client vanished: paramiko raises EOFError), no exception
+    escapes the thread (the demo's server printed a traceback). The write failure is
+    injected: a vanished client wins that race only now and then."""
+    errors: List[str] = []
+    monkeypatch.setattr("threading.excepthook",
+                        lambda args: errors.append(f"{args.thread.name if args.thread else '?'}: "
+                                                   f"{args.exc_type.__name__}"))
+    send = paramiko.Transport._send_user_message
+    failed: List[str] = []
+
+    def dead_on_close(transport: paramiko.Transport, message: paramiko.Message) -> None:
+        if (threading.current_thread().name == "sshserver-exec"
+                and message.asbytes()[:1] == bytes([paramiko.common.MSG_CHANNEL_CLOSE])):
+            failed.append("close")
+            raise EOFError()
+        send(transport, message)
+
+    monkeypatch.setattr(paramiko.Transport, "_send_user_message", dead_on_close)
+    monkeypatch.setattr("pyostree.sshserver._CLOSE_GRACE_POLLS", 1)  # do not wait for us
+    key = generate_key()
+    key_path = tmp_path / "k"
+    write_private_key(key, str(key_path))
+    server = EmbeddedSshServer(str(tmp_path), [key])
+    server.start()
+    try:
+        (tmp_path / "kh").write_text(server.known_hosts_line() + "\n")
+        opts = SshOptions(identity_files=(str(key_path),),
+                          options=(("UserKnownHostsFile", str(tmp_path / "kh")),),
+                          home=str(tmp_path))
+        conn = connect(Destination("ssh", ".", host="127.0.0.1", port=server.port), opts)
+        channel = conn.exec(["true"])
+        assert channel.wait() == 0
+        for thread in list(server._threads):
+            if thread.name == "sshserver-exec":
+                thread.join(10)  # it closes the channel itself, into a dead connection
+        conn.close()
+    finally:
+        server.stop()
+    assert failed == ["close"] and errors == []
