@@ -83,6 +83,16 @@ class Bench:
         assert status == 0, err
         self.push_seconds = time.monotonic() - started
         self.counter = itertools.count()
+        # Over ssh too: a client kill must land within the push, which the embedded server
+        # (no remote shell) makes about as short as a local one.
+        F.fresh_remote(self.source, self.ssh.served / "calibrate")
+        target = F.ssh_target(self.ssh, "calibrate")
+        started = time.monotonic()
+        status, _o, err = F.finish(F.start(
+            F.push_argv(self.source, target.dest, "receive", *target.cli_extra,
+                        receive_argv=target.receive_argv), env=target.env))
+        assert status == 0, err
+        self.ssh_push_seconds = time.monotonic() - started
 
     def close(self) -> None:
         self.proxy.close()
@@ -113,7 +123,7 @@ class Bench:
     def kill_local(self, via: str, victim: str, tally: Tally, rng: random.Random,
                    receiver: str = "default", at_early_publish: bool = False) -> bool:
         remote = F.fresh_remote(self.source, self._path("kill"))
-        delay = rng.uniform(0.0, self.push_seconds / 2) if victim == "receiver" else rng.uniform(0.1, self.push_seconds + 0.1)
+        delay = rng.uniform(0.0, self.push_seconds / 2) if victim == "receiver" else rng.uniform(0.05, self.push_seconds)
         trigger = F.early_published(self.source, remote) if at_early_publish else None
         outcome = F.kill_case(tally.case, self.source, F.local_target(remote, F.RECEIVERS[receiver]), via,
                               F.WAIT if trigger else delay, victim, trigger=trigger)
@@ -130,7 +140,7 @@ class Bench:
         trigger = F.early_published(self.source, remote) if at_early_publish else None
         try:
             delay = (rng.uniform(0.0, self.push_seconds / 2) if victim == "receiver"
-                     else rng.uniform(0.2, self.push_seconds + 0.4))
+                     else rng.uniform(0.05, self.ssh_push_seconds))
             outcome = F.kill_case(tally.case, self.source, target, via, F.WAIT if trigger else delay, victim,
                                   trigger=trigger)
             return self._judge(outcome, tally)

@@ -9,6 +9,7 @@ about ten times during each push and the faults land between those publishes."""
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator, List
@@ -89,11 +90,21 @@ def served(embedded: EmbeddedSetup, source: F.Source) -> Iterator[str]:
 def test_kill_over_embedded_ssh(embedded: EmbeddedSetup, source: F.Source, push_seconds: float,
                                 victim: str, via: str, receiver: str) -> None:
     rng = random.Random(13)
+    # A client kill must land within the push: over the embedded server (no remote shell)
+    # it is about as short as a local one, so time one.
+    F.fresh_remote(source, embedded.served / "calibrate")
+    calibrate = F.ssh_target(embedded, "calibrate")
+    started = time.monotonic()
+    status, _out, err = F.finish(F.start(
+        F.push_argv(source, calibrate.dest, "receive", *calibrate.cli_extra,
+                    receive_argv=calibrate.receive_argv), env=calibrate.env))
+    assert status == 0, err
+    ssh_push_seconds = time.monotonic() - started
     for _ in range(ITERATIONS):
         name = f"fault-{uuid.uuid4().hex[:8]}"
         F.fresh_remote(source, embedded.served / name)
         target = F.ssh_target(embedded, name, receive_argv=F.RECEIVERS[receiver])
-        delay = rng.uniform(0.0, push_seconds / 2) if victim == "receiver" else rng.uniform(0.2, push_seconds + 0.4)
+        delay = rng.uniform(0.0, push_seconds / 2) if victim == "receiver" else rng.uniform(0.05, ssh_push_seconds)
         outcome = F.kill_case(f"kill-{victim}-ssh", source, target, via, delay, victim)
         check(outcome)
 
