@@ -8,8 +8,9 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from ostree_tool import run_ostree
 
@@ -120,3 +121,13 @@ def receive_process(*extra: str, cwd: Optional[Path] = None) -> "subprocess.Pope
         [sys.executable, "-m", "pyostree", "receive", *extra],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
     )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -12,12 +12,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Set, Tuple
+from typing import Dict, List, Set, Tuple
 
 import pytest
 
 from ostree_tool import needs_ostree
-from test_push_support import commit, do_push, init, make_tree, object_files, ostree_fsck, rev_parse
+from test_push_support import (
+    commit, do_push, init, make_tree, object_files, ostree_fsck, rev_parse, wait_for)
 from test_receive_hostile import HOSTILE_FILEZ, _filez, _snapshot, _staged_names, hostile_filez
 from test_receive_v2 import MALFORMED_BATCHES, V2Client, _content, _repo_entries
 
@@ -234,15 +235,6 @@ def _threads(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
-def _soon(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_an_empty_repo_gets_workers_before_the_first_object(tmp_path: Path) -> None:
     """Into an empty archive repo a push sends everything: the workers and the writer
     thread start while the client reads REPO, and no object is staged inline."""
@@ -253,7 +245,7 @@ def test_an_empty_repo_gets_workers_before_the_first_object(tmp_path: Path) -> N
     client = _client("2")
     assert client.hello_v2(dst)["empty"] is True
     pid = client.proc.pid
-    assert _soon(lambda: len(_children(pid)) == 2 and _threads(pid) == 2)
+    assert wait_for(lambda: len(_children(pid)) == 2 and _threads(pid) == 2, timeout=10)
     workers = _children(pid)
     assert [p.name for p in (dst / "tmp").glob("staging-*") if p.is_dir()]
     client.send_batch(entries)
@@ -275,7 +267,7 @@ def test_a_session_that_sends_nothing_leaves_an_empty_repo_as_it_was(
     client = _client("2")
     assert client.hello_v2(dst)["empty"] is True
     pid = client.proc.pid
-    assert _soon(lambda: len(_children(pid)) == 2)
+    assert wait_for(lambda: len(_children(pid)) == 2, timeout=10)
     workers = _children(pid)
     if ending == "no-op":
         assert client.finish([])["objects"] == 0

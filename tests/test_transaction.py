@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 from ostree_tool import make_sample_tree, needs_ostree, run_ostree
+from test_push_support import wait_for
 from pyostree.errors import LockError, ObjectError, RefError
 from pyostree.objects import DirEntry, DirMeta, DirTree, FileEntry
 from pyostree.objects.checksum import sha256_hex
@@ -659,10 +660,10 @@ def test_what_was_staged_during_an_early_round_goes_in_the_next(
     txn = repo.transaction()
     txn.begin()
     first = _staged_file(txn, os.urandom(1200))
-    assert _wait_for(lambda: calls == ["early-syncfs"])
+    assert wait_for(lambda: calls == ["early-syncfs"])
     later = [_staged_file(txn, os.urandom(600)) for _ in range(2)]  # during the first round
     release.set()
-    assert _wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in [first, *later]))
+    assert wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in [first, *later]))
     assert calls == ["early-syncfs", "early-syncfs"]
     txn.abort()
     assert verify_all_objects(repo) == 3
@@ -715,12 +716,12 @@ def test_sync_ahead_does_not_wait_for_a_running_early_round(
     txn = repo.transaction()
     txn.begin()
     first = _staged_file(txn, os.urandom(1200))
-    assert _wait_for(lambda: events == ["early-syncfs enters"])
+    assert wait_for(lambda: events == ["early-syncfs enters"])
     later = _staged_file(txn, os.urandom(1200))  # over the threshold again, during the round
     txn.sync_ahead()
     assert events == ["early-syncfs enters"]  # returned while the round still waits
     release.set()
-    assert _wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in [first, later]))
+    assert wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in [first, later]))
     txn.commit()
     assert events == ["early-syncfs enters", "early-syncfs returns",
                       "syncfs enters", "syncfs returns"]  # and nothing new to sync at commit
@@ -769,15 +770,6 @@ def test_no_early_sync_without_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert calls == []
 
 
-def _wait_for(condition, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_leaves_staged_before_an_early_sync_are_published_then(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Content and dirmeta are renamed into objects/ once a background syncfs made them
     durable; dirtrees and commits wait for the publish at commit."""
@@ -788,7 +780,7 @@ def test_leaves_staged_before_an_early_sync_are_published_then(tmp_path: Path, m
     meta = txn.write_metadata(DirMeta(0, 0, 0o40755))
     files = [_staged_file(txn, os.urandom(700)) for _ in range(3)]  # the third crosses 2000
     tree = txn.write_metadata(DirTree(files=tuple(FileEntry(f"f{i}", c) for i, c in enumerate(files)), dirs=()))
-    assert _wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in files))
+    assert wait_for(lambda: all(repo.has_object(c, ObjectType.FILE) for c in files))
     assert repo.has_object(meta, ObjectType.DIR_META)
     assert not repo.has_object(tree, ObjectType.DIR_TREE)
     txn.abort()  # published leaves stay (valid, unreferenced); no ref moved
@@ -835,7 +827,7 @@ def test_early_publishing_moves_a_dirtree_only_when_its_subtree_is_there(
             builder.add_directory(tmp_path / "tree")
             root = builder.finish()
         # the last round after the last object staged publishes the whole tree
-        assert _wait_for(lambda: repo.has_object(root[0], ObjectType.DIR_TREE))
+        assert wait_for(lambda: repo.has_object(root[0], ObjectType.DIR_TREE))
         write_commit(txn, *root, CommitRequest(branch="main", timestamp=0))
     assert {"filez", "dirmeta", "dirtree"} <= set(early) and "commit" not in early
     assert incomplete == []
@@ -858,18 +850,18 @@ def test_a_dirtree_staged_before_its_files_goes_early_once_the_last_is_there(
     sub = txn.write_metadata(DirTree(files=entries[:2], dirs=()))
     top = txn.write_metadata(DirTree(files=entries[2:], dirs=(DirEntry("sub", sub, meta),)))
     assert txn.write_content(HEADER, [b"file 0"]) == names[0]
-    assert _wait_for(lambda: repo.has_object(names[0], ObjectType.FILE))
+    assert wait_for(lambda: repo.has_object(names[0], ObjectType.FILE))
     assert not repo.has_object(sub, ObjectType.DIR_TREE)  # waits for file 1
     txn.write_content(HEADER, [b"file 1"])
-    assert _wait_for(lambda: repo.has_object(sub, ObjectType.DIR_TREE))  # its last file came
+    assert wait_for(lambda: repo.has_object(sub, ObjectType.DIR_TREE))  # its last file came
     txn.write_content(HEADER, [b"file 2"])
-    assert _wait_for(lambda: repo.has_object(names[2], ObjectType.FILE))
+    assert wait_for(lambda: repo.has_object(names[2], ObjectType.FILE))
     assert not repo.has_object(top, ObjectType.DIR_TREE)  # file 3: neither staged nor there
     with repo.transaction() as other:  # another writer adds file 3
         other.write_content(HEADER, [b"file 3"])
     other_file = txn.write_content(HEADER, [b"something else"])  # another round
-    assert _wait_for(lambda: repo.has_object(other_file, ObjectType.FILE))
-    assert _wait_for(lambda: txn._early_thread is None)  # that round is over, no other
+    assert wait_for(lambda: repo.has_object(other_file, ObjectType.FILE))
+    assert wait_for(lambda: txn._early_thread is None)  # that round is over, no other
     assert not repo.has_object(top, ObjectType.DIR_TREE)  # file 3 was not looked up again
     write_commit(txn, top, meta, CommitRequest(branch="main", timestamp=0))
     txn.commit()
