@@ -169,7 +169,7 @@ class ExecChannel(abc.ABC):
     def finish(self) -> None:
         """Release a command that has said all it had to (its exit status is not wanted):
         here ``wait`` then ``close``; an ssh channel closes without waiting for the status,
-        which costs the remote's exit and a message back (~15 ms a push)."""
+        which would cost the remote's exit and one more message back."""
         try:
             self.wait()
         finally:
