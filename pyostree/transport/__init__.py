@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     )
     from .destination import Destination, DestinationError, parse_destination
     from .local import LocalFileTransport, local_exec
-    from .ssh import SshConnection, connect, open_transport
+    from .connection import SshConnection
+    from .ssh import connect, open_transport
     from .ssh_options import SshOptionError, SshOptions, parse_ssh_option
 
 # Each name loads its module on first use (PEP 562): the receiver, which needs only the
@@ -36,7 +37,7 @@ _WHERE = {
     "RemoteExistsError": "pyostree.transport.base",
     "RemoteNotFoundError": "pyostree.transport.base",
     "RemoteStat": "pyostree.transport.base",
-    "SshConnection": "pyostree.transport.ssh",
+    "SshConnection": "pyostree.transport.connection",
     "SshOptionError": "pyostree.transport.ssh_options",
     "SshOptions": "pyostree.transport.ssh_options",
     "check_relpath": "pyostree.transport.base",

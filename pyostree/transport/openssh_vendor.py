@@ -25,7 +25,7 @@ from ..errors import TransportError
 from .base import ExecChannel, FileTransport
 from .destination import Destination
 from .local import SubprocessExecChannel
-from .ssh import SshConnection
+from .connection import SshConnection
 from .ssh_options import SshOptions, parse_ssh_option
 
 if TYPE_CHECKING:

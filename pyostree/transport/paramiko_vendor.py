@@ -24,7 +24,7 @@ from .base import ExecChannel, FileTransport
 from .destination import Destination
 from .hostkeys import HostKeyPolicy, KnownHosts, known_hosts_name, parse_strict
 from .sftp import ExtensionAwareSFTPClient, SftpFileTransport
-from .ssh import SshConnection
+from .connection import SshConnection
 from .ssh_options import SshOptions, parse_ssh_option
 
 __all__ = ["ParamikoConnection", "ParamikoExecChannel", "ResolvedSsh", "resolve", "connect_paramiko"]

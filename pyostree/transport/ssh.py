@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import abc
 from typing import Callable, List, Optional, Tuple
 
 from ..errors import TransportError
 from .base import ExecChannel, FileTransport
+from .connection import SshConnection
 from .local import LocalFileTransport, local_exec
 from .destination import Destination
 from .ssh_options import SshOptions, SshOptionError, parse_ssh_option
@@ -24,28 +24,6 @@ __all__ = [
 
 ExecFunc = Callable[[List[str]], ExecChannel]
 CloseFunc = Callable[[], None]
-
-
-class SshConnection(abc.ABC):
-    """One authenticated ssh session that hands out sftp file transports and exec channels."""
-
-    @abc.abstractmethod
-    def open_files(self, root: str) -> FileTransport:
-        """An sftp FileTransport rooted at the repo path ``root`` (relative = from home)."""
-
-    @abc.abstractmethod
-    def exec(self, argv: List[str]) -> ExecChannel:
-        """Run ``argv`` remotely (shell-quoted into one exec request)."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Close the session and everything opened from it."""
-
-    def __enter__(self) -> "SshConnection":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def connect(dest: Destination, opts: SshOptions) -> SshConnection:
