@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import io
 import logging
@@ -27,7 +28,10 @@ from .sftp import ExtensionAwareSFTPClient, SftpFileTransport
 from .connection import SshConnection
 from .ssh_options import SshOptions, parse_ssh_option
 
-__all__ = ["ParamikoConnection", "ParamikoExecChannel", "ResolvedSsh", "resolve", "connect_paramiko"]
+__all__ = [
+    "ParamikoConnection", "ParamikoExecChannel", "ResolvedSsh", "resolve", "connect_paramiko",
+    "openssh_equivalent",
+]
 
 #: paramiko logs under this name for our connections; a NullHandler keeps logging's
 #: last-resort handler from printing its errors (library code never prints).
@@ -69,6 +73,8 @@ class ResolvedSsh:
     host_key_policy: HostKeyPolicy
     connect_timeout: float
     ciphers: Tuple[str, ...] = ()  # in preference order; () = paramiko's own
+    #: For a non-22 port without HostKeyAlias: the bare host, whose listed key OpenSSH also takes.
+    portless_name: Optional[str] = None
 
 
 def _expand(path: str, home: Optional[str]) -> str:
@@ -105,10 +111,15 @@ def _pin_home(text: str, home: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _load_config(opts: SshOptions, host: str) -> Dict[str, Any]:
+def _config_path(opts: SshOptions) -> Optional[str]:
     path = opts.config_file
     if path is None and opts.home is not None:
         path = os.path.join(opts.home, ".ssh", "config")
+    return path
+
+
+def _load_config(opts: SshOptions, host: str) -> Dict[str, Any]:
+    path = _config_path(opts)
     if path is None or not os.path.isfile(path):
         return {}
     try:
@@ -122,6 +133,35 @@ def _load_config(opts: SshOptions, host: str) -> Dict[str, Any]:
         return dict(config.lookup(host))
     except (OSError, UnicodeDecodeError, paramiko.ConfigParseError, paramiko.SSHException) as err:
         raise TransportError(f"cannot read ssh config {path}: {err}") from err
+
+
+def _quoted(path: str) -> str:
+    return f'"{path}"' if any(c.isspace() for c in path) else path
+
+
+def openssh_equivalent(dest: Destination, opts: SshOptions) -> SshOptions:
+    """``opts`` for the openssh vendor, reading what the paramiko vendor reads.
+
+    ssh finds ``~/.ssh`` through the passwd entry, the paramiko vendor through ``home``: the
+    config file it read (or none: ``-F /dev/null``), its default known_hosts file and its
+    default keys are passed explicitly, each only where neither -o nor the config names one.
+    """
+    config: Dict[str, Any] = _load_config(opts, dest.host) if dest.host is not None else {}
+    given = {key.lower() for key, _ in opts.options}
+    extra: List[Tuple[str, str]] = []
+    identities = opts.identity_files
+    if opts.home is not None:
+        ssh_dir = os.path.join(opts.home, ".ssh")
+        if "userknownhostsfile" not in given and "userknownhostsfile" not in config:
+            extra.append(("UserKnownHostsFile", _quoted(os.path.join(ssh_dir, "known_hosts"))))
+        if not identities and "identityfile" not in given and "identityfile" not in config:
+            identities = tuple(path for path in (os.path.join(ssh_dir, name) for name in _DEFAULT_KEY_NAMES)
+                               if os.path.isfile(path))
+    path = _config_path(opts)
+    return dataclasses.replace(
+        opts, vendor="openssh", options=opts.options + tuple(extra), identity_files=identities,
+        config_file=path if path is not None and os.path.isfile(path) else os.devnull,
+    )
 
 
 def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
@@ -176,6 +216,10 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
         known_files = (os.path.join(opts.home, ".ssh", "known_hosts"),)
     else:
         known_files = ()
+    global_text = first("GlobalKnownHostsFile") or config.get("globalknownhostsfile")
+    global_files: Tuple[str, ...] = GLOBAL_KNOWN_HOSTS
+    if global_text is not None:
+        global_files = tuple(_expand(p, opts.home) for p in global_text.split() if p.lower() != "none")
     strict = parse_strict(first("StrictHostKeyChecking") or config.get("stricthostkeychecking") or "yes")
 
     batch_text = first("BatchMode") or config.get("batchmode")
@@ -199,12 +243,13 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
         explicit_identities=explicit,
         identities_only=identities_only,
         agent_socket=agent_socket,
-        host_key_name=alias or known_hosts_name(hostname, port),
+        host_key_name=alias.lower() if alias else known_hosts_name(hostname, port),
         host_key_policy=HostKeyPolicy(
-            known_hosts_files=known_files, strict=strict, global_files=GLOBAL_KNOWN_HOSTS
+            known_hosts_files=known_files, strict=strict, global_files=global_files
         ),
         connect_timeout=timeout,
         ciphers=ciphers,
+        portless_name=hostname.lower() if alias is None and port != 22 else None,
     )
 
 
@@ -390,7 +435,8 @@ def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection
     """Connect, check the host key before sending anything, then authenticate by public key."""
     resolved = resolve(dest, opts)
     shown = f"{resolved.hostname}:{resolved.port}"
-    known = KnownHosts(resolved.host_key_policy.all_files, names=(resolved.host_key_name,))
+    names = (resolved.host_key_name,) + ((resolved.portless_name,) if resolved.portless_name else ())
+    known = KnownHosts(resolved.host_key_policy.all_files, names=names)
     try:
         sock = socket.create_connection((resolved.hostname, resolved.port), timeout=resolved.connect_timeout)
     except OSError as err:
@@ -408,7 +454,8 @@ def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection
             transport.start_client(timeout=resolved.connect_timeout)
         except (paramiko.SSHException, OSError, EOFError) as err:
             raise TransportError(f"ssh handshake with {shown} failed: {err}") from err
-        known.verify(resolved.host_key_name, shown, transport.get_remote_server_key(), resolved.host_key_policy)
+        known.verify(resolved.host_key_name, shown, transport.get_remote_server_key(), resolved.host_key_policy,
+                     portless_name=resolved.portless_name)
         _authenticate(transport, resolved, shown)
     except BaseException:
         transport.close()

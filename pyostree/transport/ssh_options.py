@@ -7,11 +7,23 @@ from typing import Optional, Tuple
 
 from ..errors import TransportError
 
-__all__ = ["SshOptions", "SshOptionError", "parse_ssh_option", "PARAMIKO_OPTION_KEYS"]
+__all__ = ["SshOptions", "SshOptionError", "NeedsOpenSsh", "parse_ssh_option", "PARAMIKO_OPTION_KEYS"]
 
 
 class SshOptionError(TransportError, ValueError):
     """An -o option is malformed or not supported by the chosen ssh vendor."""
+
+
+class NeedsOpenSsh(TransportError):
+    """The paramiko vendor cannot honour a setting that OpenSSH's ``ssh`` can.
+
+    ``connect`` catches it and connects with the openssh vendor instead when ``ssh`` is
+    installed; otherwise the user gets the message. ``reason`` says what needs ssh.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 #: -o keys the paramiko vendor understands (canonical spelling); others are refused.
@@ -23,6 +35,7 @@ PARAMIKO_OPTION_KEYS: Tuple[str, ...] = (
     "IdentitiesOnly",
     "IdentityAgent",
     "UserKnownHostsFile",
+    "GlobalKnownHostsFile",
     "StrictHostKeyChecking",
     "BatchMode",
     "ConnectTimeout",
