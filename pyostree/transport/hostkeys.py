@@ -124,6 +124,7 @@ class HostKeyPolicy:
     known_hosts_files: Tuple[str, ...]  # the user's files; the first one is written by accept-new
     strict: str = "yes"  # yes | accept-new | no
     global_files: Tuple[str, ...] = ()  # read, never written
+    hash_names: bool = False  # HashKnownHosts: accept-new writes |1|salt|hash names
 
     @property
     def all_files(self) -> Tuple[str, ...]:
@@ -226,7 +227,7 @@ class KnownHosts:
                 f"{key_type} key; refusing to connect: use --ssh=openssh"
             )
         if policy.strict == "accept-new":
-            add_known_host(policy.known_hosts_files, name, key)
+            add_known_host(policy.known_hosts_files, name, key, hashed=policy.hash_names)
             return
         where = ", ".join(policy.all_files) or "no known_hosts file"
         raise HostKeyError(
@@ -255,12 +256,13 @@ def _parse_key(rest: str, lineno: int) -> Optional[paramiko.PKey]:
     return key
 
 
-def add_known_host(files: Sequence[str], name: str, key: paramiko.PKey) -> None:
+def add_known_host(files: Sequence[str], name: str, key: paramiko.PKey, hashed: bool = False) -> None:
     """Append ``name``'s key to the first known_hosts file (creating ~/.ssh if needed)."""
     if not files:
         raise HostKeyError(f"cannot remember host key for {name}: no known_hosts file configured")
     path = files[0]
-    line = f"{name} {key.get_name()} {key.get_base64()}\n"
+    shown = paramiko.HostKeys.hash_host(name) if hashed else name
+    line = f"{shown} {key.get_name()} {key.get_base64()}\n"
     try:
         parent = os.path.dirname(path)
         if parent:
