@@ -254,6 +254,14 @@ def test_revoked_key_refused_even_without_strict_checking(real_sshd: Sshd, tmp_p
         connect(DEST, _paramiko_options(real_sshd, known, "no", tmp_path / "home"))
 
 
+def test_key_revoked_under_the_bare_host_is_refused(real_sshd: Sshd, tmp_path: Path) -> None:
+    # ssh lets the [host]:port name take the bare host's key; never when that name revokes it.
+    known = tmp_path / "kh"
+    known.write_text(f"127.0.0.1 {real_sshd.host_key_line}\n@revoked 127.0.0.1 {real_sshd.host_key_line}\n")
+    with pytest.raises(HostKeyError, match="is REVOKED"):
+        connect(DEST, _paramiko_options(real_sshd, known, "yes", tmp_path / "home"))
+
+
 def test_cert_authority_host_without_ssh_is_refused(real_sshd: Sshd, stranger_keys: dict,
                                                     tmp_path: Path) -> None:
     from pyostree.transport.paramiko_vendor import connect_paramiko

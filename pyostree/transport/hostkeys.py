@@ -198,7 +198,8 @@ class KnownHosts:
         fingerprint = key.fingerprint
         blob = key.asbytes()
         lines = self._lines.get(name, [])
-        for line in lines:
+        portless = self._lines.get(portless_name, []) if portless_name not in (None, name) else []
+        for line in lines + portless:
             if line.marker == "@revoked" and line.key.asbytes() == blob:
                 raise HostKeyError(
                     f"host key for {shown} is REVOKED ({key_type} {fingerprint}; @revoked at "
@@ -214,9 +215,8 @@ class KnownHosts:
                 f"host key for {shown} has CHANGED ({key_type} {fingerprint}); "
                 "refusing to connect (possible man-in-the-middle): fix known_hosts if this is expected"
             )
-        if portless_name is not None and portless_name != name:
-            if any(known.asbytes() == blob for known in self.keys(portless_name)):
-                return
+        if any(not line.marker and line.key.asbytes() == blob for line in portless):
+            return
         if policy.strict == "no":
             return
         authorities = [line for line in lines if line.marker == "@cert-authority"]
