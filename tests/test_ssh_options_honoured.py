@@ -362,3 +362,30 @@ def test_hash_known_hosts_with_accept_new(embedded: EmbeddedSetup) -> None:
     found = subprocess.run([KEYGEN, "-F", f"[127.0.0.1]:{embedded.server.port}", "-f", embedded.known_hosts],
                            capture_output=True, text=True, check=False)
     assert "found: line 1" in found.stdout
+
+
+def test_proxy_jump_loop_is_an_error_before_connecting(tmp_path: Path) -> None:
+    ssh_dir = tmp_path / ".ssh"
+    ssh_dir.mkdir()
+    (ssh_dir / "config").write_text("Host *\n  ProxyJump gw.invalid\n")  # gw.invalid jumps through itself
+    with pytest.raises(TransportError, match="ProxyJump nests deeper than 8 hops"):
+        connect(DEST, SshOptions(home=str(tmp_path)))
+
+
+@pytest.mark.parametrize("hop, expected", [
+    ("gw", (None, "gw", None)), ("u@gw:2200", ("u", "gw", 2200)), ("ssh://u@gw:2200", ("u", "gw", 2200)),
+    ("[::1]:2200", (None, "::1", 2200)), ("a@b@gw", ("a@b", "gw", None)),
+])
+def test_jump_hops_parse(hop: str, expected: tuple) -> None:
+    from pyostree.transport.paramiko_vendor import _jump_destination
+
+    dest = _jump_destination(hop)
+    assert (dest.user, dest.host, dest.port) == expected
+
+
+@pytest.mark.parametrize("hop", ["gw:port", "gw:99999", "[::1]x", "@", "g w"])
+def test_bad_jump_hops(hop: str) -> None:
+    from pyostree.transport.paramiko_vendor import _jump_destination
+
+    with pytest.raises(TransportError, match="bad ProxyJump hop"):
+        _jump_destination(hop)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .local import LocalFileTransport, local_exec
     from .connection import SshConnection
     from .ssh import connect, open_transport
-    from .ssh_options import SshOptionError, SshOptions, parse_ssh_option
+    from .ssh_options import NeedsOpenSsh, SshOptionError, SshOptions, parse_ssh_option
 
 # Each name loads its module on first use (PEP 562): the receiver, which needs only the
 # local file transport for its refs lock, does not load ssh options and destinations.
@@ -34,6 +34,7 @@ _WHERE = {
     "FileTransport": "pyostree.transport.base",
     "HostKeyError": "pyostree.transport.base",
     "LocalFileTransport": "pyostree.transport.local",
+    "NeedsOpenSsh": "pyostree.transport.ssh_options",
     "RemoteExistsError": "pyostree.transport.base",
     "RemoteNotFoundError": "pyostree.transport.base",
     "RemoteStat": "pyostree.transport.base",
@@ -58,6 +59,7 @@ __all__ = [
     "FileTransport",
     "HostKeyError",
     "LocalFileTransport",
+    "NeedsOpenSsh",
     "RemoteExistsError",
     "RemoteNotFoundError",
     "RemoteStat",

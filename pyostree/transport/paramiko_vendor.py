@@ -618,7 +618,7 @@ def _reach(resolved: ResolvedSsh, opts: SshOptions, jumps: List[paramiko.Transpo
             raise TransportError(f"ProxyJump nests deeper than {_MAX_JUMPS} hops (a loop?) reaching {shown}")
         hop_opts = SshOptions(home=opts.home, agent_socket=opts.agent_socket, config_file=opts.config_file)
         previous: Optional[paramiko.Transport] = None
-        for index, hop in enumerate(resolved.proxy_jump):
+        for hop in resolved.proxy_jump:
             hop_resolved = resolve(_jump_destination(hop), hop_opts)
             if previous is None:
                 sock = _reach(hop_resolved, hop_opts, jumps, depth + 1)  # the first hop's own proxies count
