@@ -36,11 +36,30 @@ _FIELD_SEPARATOR = re.compile("[ \t]+")
 _MARKERS = ("@revoked", "@cert-authority")
 
 
-def _pattern_regex(pattern: str) -> "re.Pattern[str]":
-    # OpenSSH's match_pattern: "*" is any run of characters, "?" one; nothing else is special
-    # (so "[host]:port" is literal, unlike fnmatch).
-    parts = ("." if c == "?" else ".*" if c == "*" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts), re.DOTALL)
+def _wildcard_match(name: str, pattern: str) -> bool:
+    """OpenSSH's match_pattern: ``*`` is any run of characters, ``?`` one; nothing else is
+    special (so ``[host]:port`` is literal, unlike fnmatch). Greedy with one backtrack
+    point, so linear for the patterns known_hosts holds; no regex to compile per line."""
+    if "*" not in pattern and "?" not in pattern:
+        return name == pattern
+    n = p = 0
+    star, mark = -1, 0
+    while n < len(name):
+        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == name[n]):
+            n += 1
+            p += 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, mark = p, n
+            p += 1
+        elif star >= 0:
+            p = star + 1
+            mark += 1
+            n = mark
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
 
 
 def _hashed_match(name: str, field: str) -> bool:
@@ -69,7 +88,7 @@ def host_field_matches(name: str, field: str) -> bool:
         negated = pattern.startswith("!")
         if negated:
             pattern = pattern[1:]
-        if not pattern or not _pattern_regex(pattern).fullmatch(name):
+        if not pattern or not _wildcard_match(name, pattern):
             continue
         if negated:
             return False
