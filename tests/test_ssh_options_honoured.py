@@ -155,9 +155,10 @@ def test_server_alive_drops_a_silent_server(real_sshd: Sshd, tmp_path: Path) -> 
 
 
 def test_server_alive_keeps_a_quiet_live_session(real_sshd: Sshd, tmp_path: Path) -> None:
-    connection, _log = _connect(_opts(real_sshd, tmp_path, ("ServerAliveInterval", "1"), ("ServerAliveCountMax", "1")))
+    # Several keepalives go out (and are answered) while the command says nothing for 5 s.
+    connection, _log = _connect(_opts(real_sshd, tmp_path, ("ServerAliveInterval", "1"), ("ServerAliveCountMax", "3")))
     try:
-        channel = connection.exec(["sleep", "4"])  # type: ignore[attr-defined]
+        channel = connection.exec(["sleep", "5"])  # type: ignore[attr-defined]
         assert channel.wait() == 0
         assert connection.dead_reason is None  # type: ignore[attr-defined]
     finally:
