@@ -96,7 +96,7 @@ FIELDS = [
     "[127.0.0.1]:*", "127.0.0.*", "127.0.0.1", "!127.0.0.1,*",
     _hashed("a.example"), _hashed("[a.example]:2222"), _hashed("A.example"),
 ]
-MARKERS = ["", "", "@revoked ", "@cert-authority "]
+MARKERS = ["", "", "@revoked ", "@cert-authority ", "@REVOKED ", "@unknown "]
 NAMES = ["a.example", "b.example", "ab.example", "[a.example]:2222", "[b.example]:2222",
          "127.0.0.1", "[127.0.0.1]:2222", "A.EXAMPLE", "x.example", "a.example:2222"]
 

@@ -110,9 +110,9 @@ def _split_line(line: str) -> Optional[Tuple[str, str, str]]:
     fields = _FIELD_SEPARATOR.split(line, maxsplit=1)
     marker = ""
     if fields[0].startswith("@"):
-        if fields[0].lower() not in _MARKERS or len(fields) < 2:
-            return None  # an unknown marker: OpenSSH skips the line
-        marker = fields[0].lower()
+        if fields[0] not in _MARKERS or len(fields) < 2:
+            return None  # an unknown marker (they are case-sensitive): OpenSSH skips the line
+        marker = fields[0]
         fields = _FIELD_SEPARATOR.split(fields[1], maxsplit=1)
     if len(fields) < 2:
         return None
