@@ -12,10 +12,11 @@ import pwd
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -99,8 +100,10 @@ def _privsep_prefix() -> Optional[List[str]]:
 
 
 @contextlib.contextmanager
-def running_sshd(workdir: Path) -> Iterator[Sshd]:
-    """Start sshd with keys under ``workdir``; kill it on exit. Skips if it cannot run."""
+def running_sshd(workdir: Path, extra_config: Sequence[str] = ()) -> Iterator[Sshd]:
+    """Start sshd with keys under ``workdir``; kill it on exit. Skips if it cannot run.
+
+    ``extra_config``: more sshd_config lines (before the defaults: sshd takes the first)."""
     sshd = _find("sshd", ["/usr/sbin", "/usr/local/sbin"])
     keygen = _find("ssh-keygen", ["/usr/bin"])
     if sshd is None or keygen is None:
@@ -122,7 +125,7 @@ def running_sshd(workdir: Path) -> Iterator[Sshd]:
         config = workdir / "sshd_config"
         config.write_text(
             "\n".join(
-                [
+                list(extra_config) + [
                     f"Port {port}",
                     "ListenAddress 127.0.0.1",
                     f"HostKey {host_key}",
@@ -225,3 +228,56 @@ def sshd_options(server: Sshd, vendor: str, home: Path, *extra: Tuple[str, str])
         home=str(home),
         config_file=os.devnull if vendor == "openssh" else None,
     )
+
+
+class TcpRelay:
+    """A TCP forwarder on 127.0.0.1 to ``target_port`` that can be frozen: it then stops
+    passing bytes either way but keeps both connections open, as a network that silently
+    drops everything (a cable pulled somewhere between) looks to both ends."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self.port = int(self._listener.getsockname()[1])
+        self.frozen = threading.Event()
+        self.connections = 0
+        self._sockets: List[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            server = socket.create_connection(("127.0.0.1", self._target))
+            self._sockets += [client, server]
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                return
+            if not data:
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            if self.frozen.is_set():
+                continue  # dropped: neither end hears of it
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()

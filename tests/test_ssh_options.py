@@ -32,19 +32,25 @@ def test_parse_ssh_option_malformed(bad: str) -> None:
         parse_ssh_option(bad)
 
 
-def test_unknown_key_rejected_for_paramiko_only() -> None:
-    with pytest.raises(SshOptionError, match="ProxyJump"):
-        parse_ssh_option("ProxyJump=gw")
+def test_keys_are_canonical_and_unknown_ones_pass_through() -> None:
+    assert parse_ssh_option("proxyjump=gw") == ("ProxyJump", "gw")
+    assert parse_ssh_option("loglevel=ERROR") == ("LogLevel", "ERROR")
+    # A key the paramiko vendor does not know is for ssh to judge (connect hands over to it).
+    assert parse_ssh_option("SendEnv=LANG") == ("SendEnv", "LANG")
     assert parse_ssh_option("ProxyJump=gw", vendor="openssh") == ("ProxyJump", "gw")
     with pytest.raises(SshOptionError, match="vendor"):
         parse_ssh_option("Port=1", vendor="putty")
 
 
-def test_connect_rejects_unknown_option_before_connecting() -> None:
-    # Port 9 on localhost: nothing listens, so only option checking can produce this error.
-    opts = SshOptions(port=9, options=(("ProxyCommand", "nc %h %p"),))
-    with pytest.raises(SshOptionError, match="ProxyCommand"):
-        connect(Destination("ssh", "r", host="127.0.0.1"), opts)
+def test_unsupported_option() -> None:
+    from pyostree.transport.ssh_options import unsupported_option
+
+    assert unsupported_option("LogLevel", "ERROR") is None
+    assert unsupported_option("ProxyCommand", "nc %h %p") is None
+    refusal = unsupported_option("LogLevel", "LOUD")
+    assert refusal is not None and "LogLevel=LOUD" in str(refusal)
+    refusal = unsupported_option("SendEnv", "LANG")
+    assert refusal is not None and "'SendEnv'" in str(refusal) and "--ssh=openssh" in str(refusal)
 
 
 def test_connect_rejects_unknown_vendor() -> None:

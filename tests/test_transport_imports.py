@@ -183,3 +183,42 @@ def test_a_receive_mode_push_loads_neither_sftp_nor_object_code_before_it_connec
     assert at_connect.split() == []
     assert "pyostree.push.sftp" not in at_end.split()
     assert "pyostree.gvariant" in at_end.split()  # the probe can tell loaded from not
+
+
+def _transport_import_graph() -> dict:
+    """Module -> the pyostree.transport modules it imports (at any depth in its code)."""
+    import ast
+
+    import pyostree.transport as package
+
+    root = Path(package.__file__).parent
+    graph = {}
+    for path in sorted(root.glob("*.py")):
+        name = path.stem
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    targets.add(node.module.split(".")[0])
+                else:
+                    targets.update(alias.name for alias in node.names)
+        graph[name] = targets & {p.stem for p in root.glob("*.py")}
+    return graph
+
+
+def test_transport_modules_import_no_circle() -> None:
+    graph = _transport_import_graph()
+    assert "ssh" not in graph["paramiko_vendor"] and "ssh" not in graph["openssh_vendor"]
+    state: dict = {}
+
+    def visit(name: str, trail: List[str]) -> None:
+        if state.get(name) == "done":
+            return
+        assert state.get(name) != "open", f"import circle: {' -> '.join(trail + [name])}"
+        state[name] = "open"
+        for target in sorted(graph[name]):
+            visit(target, trail + [name])
+        state[name] = "done"
+
+    for module in sorted(graph):
+        visit(module, [])

@@ -134,7 +134,7 @@ def _open_publisher(
         def close() -> None:
             pass
     else:
-        connection = connect(dest, options.ssh or SshOptions())
+        connection = connect(dest, options.ssh or SshOptions(), on_log=log)
         exec_fn, close = connection.exec, connection.close
 
         def open_files() -> FileTransport:

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     )
     from .destination import Destination, DestinationError, parse_destination
     from .local import LocalFileTransport, local_exec
-    from .ssh import SshConnection, connect, open_transport
-    from .ssh_options import SshOptionError, SshOptions, parse_ssh_option
+    from .connection import SshConnection
+    from .ssh import connect, open_transport
+    from .ssh_options import NeedsOpenSsh, SshOptionError, SshOptions, parse_ssh_option
 
 # Each name loads its module on first use (PEP 562): the receiver, which needs only the
 # local file transport for its refs lock, does not load ssh options and destinations.
@@ -33,10 +34,11 @@ _WHERE = {
     "FileTransport": "pyostree.transport.base",
     "HostKeyError": "pyostree.transport.base",
     "LocalFileTransport": "pyostree.transport.local",
+    "NeedsOpenSsh": "pyostree.transport.ssh_options",
     "RemoteExistsError": "pyostree.transport.base",
     "RemoteNotFoundError": "pyostree.transport.base",
     "RemoteStat": "pyostree.transport.base",
-    "SshConnection": "pyostree.transport.ssh",
+    "SshConnection": "pyostree.transport.connection",
     "SshOptionError": "pyostree.transport.ssh_options",
     "SshOptions": "pyostree.transport.ssh_options",
     "check_relpath": "pyostree.transport.base",
@@ -57,6 +59,7 @@ __all__ = [
     "FileTransport",
     "HostKeyError",
     "LocalFileTransport",
+    "NeedsOpenSsh",
     "RemoteExistsError",
     "RemoteNotFoundError",
     "RemoteStat",

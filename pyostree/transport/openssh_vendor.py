@@ -25,13 +25,13 @@ from ..errors import TransportError
 from .base import ExecChannel, FileTransport
 from .destination import Destination
 from .local import SubprocessExecChannel
-from .ssh import SshConnection
+from .connection import SshConnection
 from .ssh_options import SshOptions, parse_ssh_option
 
 if TYPE_CHECKING:
     from .sftp import ExtensionAwareSFTPClient
 
-__all__ = ["OpenSshConnection", "ssh_base_argv", "connect_openssh"]
+__all__ = ["OpenSshConnection", "ssh_base_argv", "connect_openssh", "master_running"]
 
 #: How long close() waits for ssh to exit after EOF before killing it.
 _EXIT_GRACE_SECONDS = 10.0
@@ -214,7 +214,7 @@ class _ExtraSessions:
     def open(self) -> "ExtensionAwareSFTPClient":
         if self._waiting is None:
             self._waiting = []
-            if self._check_argv is not None and not _master_running(self._check_argv):
+            if self._check_argv is not None and not master_running(self._check_argv):
                 raise TransportError(f"no ssh ControlMaster for {self._host}: one sftp session")
             try:
                 for _ in range(self._count):
@@ -238,7 +238,7 @@ class _ExtraSessions:
             pipe.kill()
 
 
-def _master_running(argv: List[str]) -> bool:
+def master_running(argv: List[str]) -> bool:
     """Whether ``ssh -O check`` finds a multiplexing master (the user's) for the destination."""
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import io
 import logging
@@ -9,25 +10,31 @@ import os
 import pwd
 import re
 import shlex
+import shutil
 import socket
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from . import _paramiko  # noqa: F401,I001  # first: paramiko without invoke
 import paramiko  # type: ignore[import-untyped]
 
 
 from ..errors import TransportError
+from ._alive import ServerAlive
 from ._streams import CallableReader, ViewWriter
 from .base import ExecChannel, FileTransport
 from .destination import Destination
 from .hostkeys import HostKeyPolicy, KnownHosts, known_hosts_name, parse_strict
 from .sftp import ExtensionAwareSFTPClient, SftpFileTransport
-from .ssh import SshConnection
-from .ssh_options import SshOptions, parse_ssh_option
+from .connection import SshConnection
+from .ssh_options import NeedsOpenSsh, SshOptions, parse_ssh_option, unsupported_option
 
-__all__ = ["ParamikoConnection", "ParamikoExecChannel", "ResolvedSsh", "resolve", "connect_paramiko"]
+__all__ = [
+    "ParamikoConnection", "ParamikoExecChannel", "ResolvedSsh", "resolve", "connect_paramiko",
+    "openssh_equivalent",
+]
 
 #: paramiko logs under this name for our connections; a NullHandler keeps logging's
 #: last-resort handler from printing its errors (library code never prints).
@@ -50,6 +57,8 @@ _CHEAPEST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 _LEGACY_CIPHERS = ("*-cbc", "3des-*")
 #: Largest packet the peer takes, for a channel that does not say (OpenSSH's).
 _PACKET_GUESS = 32768
+#: ProxyJump hops followed at most (each a connection of its own), and nested jumps.
+_MAX_JUMPS = 8
 _TRUE = ("yes", "true")
 _FALSE = ("no", "false")
 
@@ -69,6 +78,19 @@ class ResolvedSsh:
     host_key_policy: HostKeyPolicy
     connect_timeout: float
     ciphers: Tuple[str, ...] = ()  # in preference order; () = paramiko's own
+    compression: bool = False
+    server_alive_interval: int = 0  # seconds; 0 = off
+    server_alive_count_max: int = 3
+    tcp_keepalive: bool = True
+    connection_attempts: int = 1
+    host_key_types: Optional[Tuple[str, ...]] = None  # HostKeyAlgorithms; None = ours
+    pubkey_algorithms: Optional[Tuple[str, ...]] = None  # PubkeyAcceptedAlgorithms; None = all
+    certificate_files: Tuple[str, ...] = ()
+    proxy_jump: Tuple[str, ...] = ()  # hops, first first
+    proxy_command: Optional[str] = None  # tokens expanded
+    control_path: Optional[str] = None  # as given: ssh -O check expands it
+    #: For a non-22 port without HostKeyAlias: the bare host, whose listed key OpenSSH also takes.
+    portless_name: Optional[str] = None
 
 
 def _expand(path: str, home: Optional[str]) -> str:
@@ -105,10 +127,15 @@ def _pin_home(text: str, home: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _load_config(opts: SshOptions, host: str) -> Dict[str, Any]:
+def _config_path(opts: SshOptions) -> Optional[str]:
     path = opts.config_file
     if path is None and opts.home is not None:
         path = os.path.join(opts.home, ".ssh", "config")
+    return path
+
+
+def _load_config(opts: SshOptions, host: str) -> Dict[str, Any]:
+    path = _config_path(opts)
     if path is None or not os.path.isfile(path):
         return {}
     try:
@@ -124,6 +151,35 @@ def _load_config(opts: SshOptions, host: str) -> Dict[str, Any]:
         raise TransportError(f"cannot read ssh config {path}: {err}") from err
 
 
+def _quoted(path: str) -> str:
+    return f'"{path}"' if any(c.isspace() for c in path) else path
+
+
+def openssh_equivalent(dest: Destination, opts: SshOptions) -> SshOptions:
+    """``opts`` for the openssh vendor, reading what the paramiko vendor reads.
+
+    ssh finds ``~/.ssh`` through the passwd entry, the paramiko vendor through ``home``: the
+    config file it read (or none: ``-F /dev/null``), its default known_hosts file and its
+    default keys are passed explicitly, each only where neither -o nor the config names one.
+    """
+    config: Dict[str, Any] = _load_config(opts, dest.host) if dest.host is not None else {}
+    given = {key.lower() for key, _ in opts.options}
+    extra: List[Tuple[str, str]] = []
+    identities = opts.identity_files
+    if opts.home is not None:
+        ssh_dir = os.path.join(opts.home, ".ssh")
+        if "userknownhostsfile" not in given and "userknownhostsfile" not in config:
+            extra.append(("UserKnownHostsFile", _quoted(os.path.join(ssh_dir, "known_hosts"))))
+        if not identities and "identityfile" not in given and "identityfile" not in config:
+            identities = tuple(path for path in (os.path.join(ssh_dir, name) for name in _DEFAULT_KEY_NAMES)
+                               if os.path.isfile(path))
+    path = _config_path(opts)
+    return dataclasses.replace(
+        opts, vendor="openssh", options=opts.options + tuple(extra), identity_files=identities,
+        config_file=path if path is not None and os.path.isfile(path) else os.devnull,
+    )
+
+
 def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
     """Merge settings; the first value obtained wins, as in OpenSSH."""
     if dest.host is None:
@@ -131,6 +187,9 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
     cli: Dict[str, List[str]] = {}
     for raw_key, value in opts.options:
         key, _ = parse_ssh_option(f"{raw_key}={value}", vendor="paramiko")
+        refusal = unsupported_option(key, value)
+        if refusal is not None:
+            raise refusal
         cli.setdefault(key, []).append(value)
 
     def first(key: str) -> Optional[str]:
@@ -176,6 +235,10 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
         known_files = (os.path.join(opts.home, ".ssh", "known_hosts"),)
     else:
         known_files = ()
+    global_text = first("GlobalKnownHostsFile") or config.get("globalknownhostsfile")
+    global_files: Tuple[str, ...] = GLOBAL_KNOWN_HOSTS
+    if global_text is not None:
+        global_files = tuple(_expand(p, opts.home) for p in global_text.split() if p.lower() != "none")
     strict = parse_strict(first("StrictHostKeyChecking") or config.get("stricthostkeychecking") or "yes")
 
     batch_text = first("BatchMode") or config.get("batchmode")
@@ -191,6 +254,41 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
 
     alias = first("HostKeyAlias") or config.get("hostkeyalias")
     ciphers = cipher_order(first("Ciphers") or config.get("ciphers"), paramiko.Transport._preferred_ciphers)
+
+    def setting(key: str) -> Optional[str]:
+        value = first(key) or config.get(key.lower())
+        return None if value is None else str(value)
+
+    def flag(key: str, default: bool) -> bool:
+        text = setting(key)
+        return default if text is None else _yes_no(key, text)
+
+    host_key_types: Optional[Tuple[str, ...]] = None
+    host_key_text = setting("HostKeyAlgorithms")
+    if host_key_text is not None:
+        host_key_types = algorithm_list("HostKeyAlgorithms", host_key_text,
+                                        paramiko.Transport._preferred_keys)
+    pubkey_text = setting("PubkeyAcceptedAlgorithms") or setting("PubkeyAcceptedKeyTypes")
+    pubkey_algorithms: Optional[Tuple[str, ...]] = None
+    if pubkey_text is not None:
+        pubkey_algorithms = algorithm_list("PubkeyAcceptedAlgorithms", pubkey_text,
+                                           paramiko.Transport._preferred_pubkeys)
+    certificates = tuple(_expand(p, opts.home) for p in cli.get("CertificateFile", ()))
+    configured_certs = config.get("certificatefile", ())
+    if isinstance(configured_certs, str):
+        configured_certs = (configured_certs,)
+    certificates += tuple(_expand(p, opts.home) for p in configured_certs if _expand(p, opts.home) not in certificates)
+
+    add_keys = setting("AddKeysToAgent")
+    if add_keys is not None and add_keys.strip().lower() != "no":
+        raise NeedsOpenSsh(f"AddKeysToAgent {add_keys}",
+                           f"the paramiko vendor cannot add keys to the agent (AddKeysToAgent {add_keys}); "
+                           "use --ssh=openssh")
+    control_path = setting("ControlPath")
+    if control_path is not None and control_path.strip().lower() == "none":
+        control_path = None
+
+    proxy_jump, proxy_command = _proxy_settings(first, config, hostname, port, user, dest.host)
     return ResolvedSsh(
         hostname=hostname,
         port=port,
@@ -199,13 +297,96 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
         explicit_identities=explicit,
         identities_only=identities_only,
         agent_socket=agent_socket,
-        host_key_name=alias or known_hosts_name(hostname, port),
+        host_key_name=alias.lower() if alias else known_hosts_name(hostname, port),
         host_key_policy=HostKeyPolicy(
-            known_hosts_files=known_files, strict=strict, global_files=GLOBAL_KNOWN_HOSTS
+            known_hosts_files=known_files, strict=strict, global_files=global_files,
+            hash_names=flag("HashKnownHosts", False),
         ),
         connect_timeout=timeout,
         ciphers=ciphers,
+        portless_name=hostname.lower() if alias is None and port != 22 else None,
+        compression=flag("Compression", False),
+        server_alive_interval=_count("ServerAliveInterval", setting("ServerAliveInterval"), 0),
+        server_alive_count_max=_count("ServerAliveCountMax", setting("ServerAliveCountMax"), 3),
+        tcp_keepalive=flag("TCPKeepAlive", True),
+        connection_attempts=max(_count("ConnectionAttempts", setting("ConnectionAttempts"), 1), 1),
+        host_key_types=host_key_types,
+        pubkey_algorithms=pubkey_algorithms,
+        certificate_files=certificates,
+        proxy_jump=proxy_jump,
+        proxy_command=proxy_command,
+        control_path=control_path,
     )
+
+
+def _count(key: str, text: Optional[str], default: int) -> int:
+    if text is None:
+        return default
+    if not text.strip().isdigit() or len(text.strip()) > 9:
+        raise TransportError(f"bad {key} value {text!r} (expected a whole number)")
+    return int(text)
+
+
+def _proxy_settings(first: Callable[[str], Optional[str]], config: Dict[str, Any], hostname: str,
+                    port: int, user: str, original: str) -> Tuple[Tuple[str, ...], Optional[str]]:
+    """(ProxyJump hops, ProxyCommand with its %-tokens expanded); the command line's one
+    beats the config's, and ProxyJump beats ProxyCommand, "none" meaning neither."""
+    jump, command = first("ProxyJump"), first("ProxyCommand")
+    if jump is None and command is None:
+        jump, command = config.get("proxyjump"), config.get("proxycommand")  # paramiko expands its tokens
+    elif command is not None:
+        command = _expand_tokens(command, hostname, port, user, original)
+    if jump is not None:
+        if jump.strip().lower() == "none":
+            return (), None
+        hops = tuple(hop.strip() for hop in jump.split(","))
+        if not all(hops) or len(hops) > _MAX_JUMPS:
+            raise TransportError(f"bad ProxyJump value {jump!r}")
+        return hops, None
+    if command is None or command.strip().lower() == "none":
+        return (), None
+    return (), command
+
+
+def _expand_tokens(text: str, hostname: str, port: int, user: str, original: str) -> str:
+    values = {"h": hostname, "p": str(port), "r": user, "n": original, "%": "%"}
+
+    def one(match: "re.Match[str]") -> str:
+        token = match.group(1)
+        if token not in values:
+            raise TransportError(f"unknown token %{token} in {text!r} (the paramiko vendor knows %h %p %r %n %%)")
+        return values[token]
+
+    return re.sub(r"%(.)", one, text)
+
+
+def algorithm_list(key: str, spec: str, supported: Sequence[str]) -> Tuple[str, ...]:
+    """The algorithms an OpenSSH list (``a,b``, ``+a``, ``-a*``, ``^a``) leaves of ``supported``
+    (paramiko's, in its order of preference), best first. Names paramiko does not know are
+    skipped; none left means only ssh could do it."""
+    text = spec.strip()
+    prefix = text[:1] if text[:1] in "+-^" else ""
+    names = [n.strip() for n in text[len(prefix):].split(",") if n.strip()]
+    if not names or any(not n.isascii() or any(ch.isspace() for ch in n) for n in names):
+        raise TransportError(f"bad {key} value {spec!r}")
+
+    def named(algorithm: str) -> bool:
+        return any(fnmatch.fnmatchcase(algorithm, n) for n in names)
+
+    default = tuple(supported)
+    if prefix == "-":
+        chosen = tuple(a for a in default if not named(a))
+    elif prefix == "+":
+        chosen = default
+    elif prefix == "^":
+        head = tuple(a for a in default if named(a))
+        chosen = head + tuple(a for a in default if a not in head)
+    else:
+        chosen = tuple(dict.fromkeys(a for n in names for a in default if fnmatch.fnmatchcase(a, n)))
+    if not chosen:
+        raise NeedsOpenSsh(f"{key} {spec}", f"no algorithm that paramiko supports is left in {key} {spec!r} "
+                                            f"(it knows: {', '.join(supported)}); use --ssh=openssh")
+    return chosen
 
 
 def cipher_order(spec: Optional[str], supported: Sequence[str]) -> Tuple[str, ...]:
@@ -387,42 +568,221 @@ def _quick_ack(sock: socket.socket) -> socket.socket:
 
 
 def connect_paramiko(dest: Destination, opts: SshOptions) -> "ParamikoConnection":
-    """Connect, check the host key before sending anything, then authenticate by public key."""
+    """Connect, check the host key before sending anything, then authenticate by public key.
+
+    Raises NeedsOpenSsh (before connecting, but for a host vouched for by a certificate
+    authority) when a setting needs OpenSSH's ssh.
+    """
     resolved = resolve(dest, opts)
-    shown = f"{resolved.hostname}:{resolved.port}"
-    known = KnownHosts(resolved.host_key_policy.all_files, names=(resolved.host_key_name,))
+    if resolved.control_path is not None and _master_running(dest, opts):
+        raise NeedsOpenSsh("a ControlMaster is running at ControlPath",
+                           "a ControlMaster is running at ControlPath; use --ssh=openssh")
+    jumps: List[paramiko.Transport] = []
     try:
-        sock = socket.create_connection((resolved.hostname, resolved.port), timeout=resolved.connect_timeout)
-    except OSError as err:
-        raise TransportError(f"cannot connect to {shown}: {err.strerror or err}") from err
-    _no_delay(sock)
-    transport = paramiko.Transport(_quick_ack(sock))
+        sock = _reach(resolved, opts, jumps, depth=0)
+        transport = _session(resolved, sock)
+    except BaseException:
+        for jump in reversed(jumps):
+            jump.close()
+        raise
+    return ParamikoConnection(transport, resolved.connect_timeout, jumps=jumps,
+                              server_alive=(resolved.server_alive_interval, resolved.server_alive_count_max))
+
+
+def _master_running(dest: Destination, opts: SshOptions) -> bool:
+    """Whether ``ssh -O check`` finds a master at the ControlPath (ssh expands its tokens)."""
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        return False  # nobody but ssh could have started one
+    from .openssh_vendor import master_running, ssh_base_argv
+
+    argv = ssh_base_argv(dest, openssh_equivalent(dest, opts), ssh)
+    assert dest.host is not None
+    return master_running(argv + ["-O", "check", "--", dest.host])
+
+
+def _reach(resolved: ResolvedSsh, opts: SshOptions, jumps: List[paramiko.Transport], depth: int) -> Any:
+    """A socket to ``resolved``'s host: TCP, a ProxyCommand's stdio, or a direct-tcpip
+    channel through the ProxyJump hops (each connected, checked and authenticated in turn,
+    from its own config; the transports are appended to ``jumps``)."""
+    shown = f"{resolved.hostname}:{resolved.port}"
+    if resolved.proxy_command is not None:
+        try:
+            proxy = paramiko.ProxyCommand(f"/bin/sh -c {shlex.quote('exec ' + resolved.proxy_command)}")
+        except (paramiko.SSHException, OSError) as err:
+            raise TransportError(f"cannot start ProxyCommand for {shown}: {err}") from err
+        proxy.settimeout(resolved.connect_timeout)
+        return proxy
+    if resolved.proxy_jump:
+        if depth >= _MAX_JUMPS:
+            raise TransportError(f"ProxyJump nests deeper than {_MAX_JUMPS} hops (a loop?) reaching {shown}")
+        hop_opts = SshOptions(home=opts.home, agent_socket=opts.agent_socket, config_file=opts.config_file)
+        previous: Optional[paramiko.Transport] = None
+        for hop in resolved.proxy_jump:
+            hop_resolved = resolve(_jump_destination(hop), hop_opts)
+            if previous is None:
+                sock = _reach(hop_resolved, hop_opts, jumps, depth + 1)  # the first hop's own proxies count
+            else:
+                sock = _forward(previous, hop_resolved)
+            previous = _session(hop_resolved, sock)
+            jumps.append(previous)
+        assert previous is not None
+        return _forward(previous, resolved)
+    last: Optional[OSError] = None
+    for attempt in range(resolved.connection_attempts):
+        if attempt:
+            time.sleep(1.0)  # as ssh waits between its ConnectionAttempts
+        try:
+            tcp = socket.create_connection((resolved.hostname, resolved.port), timeout=resolved.connect_timeout)
+            break
+        except OSError as err:
+            last = err
+    else:
+        assert last is not None
+        raise TransportError(f"cannot connect to {shown}: {last.strerror or last}") from last
+    _no_delay(tcp)
+    if resolved.tcp_keepalive:
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    return _quick_ack(tcp)
+
+
+def _jump_destination(hop: str) -> Destination:
+    """``[user@]host[:port]`` or ``ssh://[user@]host[:port]`` of a ProxyJump hop."""
+    text = hop[len("ssh://"):] if hop.startswith("ssh://") else hop
+    user, _, rest = text.rpartition("@")
+    port: Optional[int] = None
+    host = rest
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        if tail:
+            if not tail.startswith(":") or not tail[1:].isdigit():
+                raise TransportError(f"bad ProxyJump hop {hop!r}")
+            port = int(tail[1:])
+    elif rest.count(":") == 1:
+        host, _, port_text = rest.partition(":")
+        if not port_text.isdigit():
+            raise TransportError(f"bad ProxyJump hop {hop!r}")
+        port = int(port_text)
+    if not host or (port is not None and not 1 <= port <= 65535) or any(c.isspace() for c in hop):
+        raise TransportError(f"bad ProxyJump hop {hop!r}")
+    return Destination("ssh", "", host=host, user=user or None, port=port)
+
+
+def _forward(transport: paramiko.Transport, target: ResolvedSsh) -> paramiko.Channel:
+    try:
+        return transport.open_channel("direct-tcpip", (target.hostname, target.port), ("127.0.0.1", 0),
+                                      timeout=target.connect_timeout)
+    except (paramiko.SSHException, OSError, EOFError) as err:
+        raise TransportError(f"jump host cannot reach {target.hostname}:{target.port}: {err}") from err
+
+
+def _session(resolved: ResolvedSsh, sock: Any) -> paramiko.Transport:
+    """Handshake over ``sock``, check the host key, authenticate: an ssh session."""
+    shown = f"{resolved.hostname}:{resolved.port}"
+    names = (resolved.host_key_name,) + ((resolved.portless_name,) if resolved.portless_name else ())
+    known = KnownHosts(resolved.host_key_policy.all_files, names=names)
+    disabled: Dict[str, List[str]] = {}
+    if resolved.pubkey_algorithms is not None:
+        disabled["pubkeys"] = [a for a in paramiko.Transport._preferred_pubkeys
+                               if a not in resolved.pubkey_algorithms]
+    try:
+        transport = paramiko.Transport(sock, disabled_algorithms=disabled or None)
+    except BaseException:
+        sock.close()
+        raise
     transport.set_log_channel(LOG_CHANNEL)
     try:
+        options = transport.get_security_options()
         if resolved.ciphers:
-            transport.get_security_options().ciphers = resolved.ciphers
+            options.ciphers = resolved.ciphers
+        if resolved.host_key_types is not None:
+            options.key_types = resolved.host_key_types
+        else:
+            _order_host_key_types(transport, known.key_types(resolved.host_key_name))
+        if resolved.compression:
+            transport.use_compression(True)
         transport.banner_timeout = resolved.connect_timeout
         transport.auth_timeout = resolved.connect_timeout
-        _order_host_key_types(transport, known.key_types(resolved.host_key_name))
         try:
             transport.start_client(timeout=resolved.connect_timeout)
+            server_key = transport.get_remote_server_key()
         except (paramiko.SSHException, OSError, EOFError) as err:
-            raise TransportError(f"ssh handshake with {shown} failed: {err}") from err
-        known.verify(resolved.host_key_name, shown, transport.get_remote_server_key(), resolved.host_key_policy)
+            detail = str(err) if transport.is_active() else f"connection closed ({err})"
+            if resolved.proxy_command is not None:
+                detail += " through ProxyCommand"
+            raise TransportError(f"ssh handshake with {shown} failed: {detail}") from err
+        known.verify(resolved.host_key_name, shown, server_key, resolved.host_key_policy,
+                     portless_name=resolved.portless_name)
         _authenticate(transport, resolved, shown)
     except BaseException:
         transport.close()
         raise
-    return ParamikoConnection(transport, resolved.connect_timeout)
+    return transport
+
+
+def _key_algorithms(key: paramiko.PKey) -> Tuple[str, ...]:
+    """The signature algorithms a key (or its certificate) would be offered with."""
+    blob = getattr(key, "public_blob", None)
+    name = blob.key_type if blob is not None else key.get_name()
+    if name == "ssh-rsa":
+        return ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
+    if name == "ssh-rsa-cert-v01@openssh.com":
+        return ("rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com", name)
+    return (name,)
+
+
+def _certifies(blob: "paramiko.PublicBlob", key: paramiko.PKey) -> bool:
+    """Whether an OpenSSH certificate is for ``key``: after its type and nonce it holds
+    the key's public fields, as the plain key blob holds them after its type."""
+    try:
+        cert = paramiko.Message(blob.key_blob)
+        cert.get_text()
+        cert.get_binary()
+        plain = paramiko.Message(key.asbytes())
+        plain.get_text()
+        fields = key.asbytes()[plain.packet.tell():]
+        return bool(blob.key_blob[cert.packet.tell():].startswith(fields))
+    except (paramiko.SSHException, ValueError, IndexError, TypeError):
+        return False
+
+
+def _with_certificates(resolved: ResolvedSsh, keys: Iterator[Tuple[str, paramiko.PKey]]
+                       ) -> Iterator[Tuple[str, paramiko.PKey]]:
+    """Each key, first with each certificate made for it (CertificateFile, or the
+    identity's ``-cert.pub`` beside it, as ssh does), then plain."""
+    explicit: List["paramiko.PublicBlob"] = []
+    for path in resolved.certificate_files:
+        try:
+            explicit.append(paramiko.PublicBlob.from_file(path))
+        except (OSError, ValueError, paramiko.SSHException) as err:
+            raise TransportError(f"cannot load certificate file {path}: {err}") from err
+    for label, key in keys:
+        blobs = list(explicit)
+        beside = f"{label}-cert.pub"
+        if os.path.isfile(beside):
+            try:
+                blobs.append(paramiko.PublicBlob.from_file(beside))
+            except (OSError, ValueError, paramiko.SSHException):
+                pass  # ssh skips an unreadable one too
+        for blob in blobs:
+            if blob.key_type.endswith("-cert-v01@openssh.com") and _certifies(blob, key):
+                key.public_blob = blob
+                yield f"{label} (certificate)", key
+        key.public_blob = None
+        yield label, key
 
 
 def _authenticate(transport: paramiko.Transport, resolved: ResolvedSsh, shown: str) -> None:
     notes: List[str] = []
     files = _file_keys(resolved, notes)
     agent = _SocketAgent(resolved.agent_socket) if resolved.agent_socket is not None else None
+    accepted = resolved.pubkey_algorithms
     tried = 0
     try:
-        for _label, key in _candidate_keys(resolved, agent, files):
+        for _label, key in _with_certificates(resolved, _candidate_keys(resolved, agent, files)):
+            if accepted is not None and not any(a in accepted for a in _key_algorithms(key)):
+                notes.append(f"{_label} skipped (PubkeyAcceptedAlgorithms)")
+                continue
             tried += 1
             try:
                 transport.auth_publickey(resolved.user, key)
@@ -510,11 +870,25 @@ class ParamikoExecChannel(ExecChannel):
 
 
 class ParamikoConnection(SshConnection):
-    """An authenticated paramiko Transport; sftp and exec each get their own channel."""
+    """An authenticated paramiko Transport; sftp and exec each get their own channel.
 
-    def __init__(self, transport: paramiko.Transport, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+    ``jumps``: the ProxyJump hops' transports the session runs through, closed after it.
+    ``server_alive``: (ServerAliveInterval, ServerAliveCountMax); an interval of 0 is off."""
+
+    def __init__(self, transport: paramiko.Transport, timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 jumps: Sequence[paramiko.Transport] = (), server_alive: Tuple[int, int] = (0, 3)) -> None:
         self._transport = transport
         self._timeout = timeout
+        self._jumps = list(jumps)
+        self._alive: Optional[ServerAlive] = None
+        if server_alive[0] > 0:
+            self._alive = ServerAlive(transport, float(server_alive[0]), server_alive[1])
+            self._alive.start()
+
+    @property
+    def dead_reason(self) -> Optional[str]:
+        """Why ServerAlive closed the session, if it did."""
+        return self._alive.dead_reason if self._alive is not None else None
 
     def _open_channel(self) -> paramiko.Channel:
         try:
@@ -544,17 +918,17 @@ class ParamikoConnection(SshConnection):
         return ParamikoExecChannel(channel)
 
     def close(self) -> None:
-        """Close the session and wait for paramiko's thread to end.
+        """Close the session (then the jump hops') and wait for paramiko's threads to end.
 
         Shutting the socket down first wakes that thread at once (a plain close leaves it
         in recv until its 0.1 s poll); once it is gone, a command may end with ``os._exit``."""
-        transport = self._transport
-        try:
-            transport.sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, AttributeError):
-            pass
-        transport.close()
-        if transport.is_alive() and transport is not threading.current_thread():
-            transport.join(_THREAD_EXIT_SECONDS)
-
-
+        if self._alive is not None:
+            self._alive.stop()
+        for transport in [self._transport] + self._jumps[::-1]:
+            try:
+                transport.sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass
+            transport.close()
+            if transport.is_alive() and transport is not threading.current_thread():
+                transport.join(_THREAD_EXIT_SECONDS)

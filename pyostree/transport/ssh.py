@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import abc
+import shutil
 from typing import Callable, List, Optional, Tuple
 
 from ..errors import TransportError
 from .base import ExecChannel, FileTransport
+from .connection import SshConnection
 from .local import LocalFileTransport, local_exec
 from .destination import Destination
-from .ssh_options import SshOptions, SshOptionError, parse_ssh_option
+from .ssh_options import NeedsOpenSsh, SshOptions, SshOptionError, parse_ssh_option
 
 __all__ = [
     "SshConnection",
@@ -20,42 +21,38 @@ __all__ = [
     "open_transport",
     "ExecFunc",
     "CloseFunc",
+    "LogFunc",
 ]
 
 ExecFunc = Callable[[List[str]], ExecChannel]
 CloseFunc = Callable[[], None]
+LogFunc = Callable[[str], None]
 
 
-class SshConnection(abc.ABC):
-    """One authenticated ssh session that hands out sftp file transports and exec channels."""
+def connect(dest: Destination, opts: SshOptions, on_log: Optional[LogFunc] = None) -> SshConnection:
+    """Connect and authenticate (host key checked first: unknown/changed keys are refused).
 
-    @abc.abstractmethod
-    def open_files(self, root: str) -> FileTransport:
-        """An sftp FileTransport rooted at the repo path ``root`` (relative = from home)."""
-
-    @abc.abstractmethod
-    def exec(self, argv: List[str]) -> ExecChannel:
-        """Run ``argv`` remotely (shell-quoted into one exec request)."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Close the session and everything opened from it."""
-
-    def __enter__(self) -> "SshConnection":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def connect(dest: Destination, opts: SshOptions) -> SshConnection:
-    """Connect and authenticate (host key checked first: unknown/changed keys are refused)."""
+    When the paramiko vendor cannot honour a setting (a ProxyJump it cannot reach, a live
+    ControlMaster, a host vouched for by a certificate authority...), the connection is made
+    with the openssh vendor instead, with the same settings, if ``ssh`` is installed;
+    ``on_log`` hears why.
+    """
     if dest.kind != "ssh" or dest.host is None:
         raise TransportError(f"not an ssh destination: {dest.path}")
     if opts.vendor == "paramiko":
-        from .paramiko_vendor import connect_paramiko
+        from .paramiko_vendor import connect_paramiko, openssh_equivalent
 
-        return connect_paramiko(dest, opts)
+        try:
+            return connect_paramiko(dest, opts)
+        except NeedsOpenSsh as err:
+            if shutil.which("ssh") is None:
+                raise NeedsOpenSsh(err.reason, f"{err} (and OpenSSH's ssh is not installed)") from err
+            if on_log is not None:
+                on_log(f"using the openssh vendor: {err.reason}, which the paramiko vendor cannot honour")
+            switched = openssh_equivalent(dest, opts)
+            from .openssh_vendor import connect_openssh
+
+            return connect_openssh(dest, switched)
     if opts.vendor == "openssh":
         from .openssh_vendor import connect_openssh
 
@@ -64,7 +61,7 @@ def connect(dest: Destination, opts: SshOptions) -> SshConnection:
 
 
 def open_transport(
-    dest: Destination, opts: Optional[SshOptions] = None
+    dest: Destination, opts: Optional[SshOptions] = None, on_log: Optional[LogFunc] = None
 ) -> Tuple[FileTransport, ExecFunc, CloseFunc]:
     """File ops, exec and close for any destination, local or ssh; what push uses.
 
@@ -73,7 +70,7 @@ def open_transport(
     if dest.kind == "local":
         local = LocalFileTransport(dest.path)
         return local, local_exec, local.close
-    connection = connect(dest, opts if opts is not None else SshOptions())
+    connection = connect(dest, opts if opts is not None else SshOptions(), on_log)
     try:
         files = connection.open_files(dest.path)
     except BaseException:
