@@ -333,14 +333,16 @@ def test_config_host_and_match_blocks(tmp_path: Path) -> None:
     assert resolved.proxy_jump == () and not resolved.compression
 
 
-def test_config_add_keys_to_agent_hands_over(tmp_path: Path) -> None:
+def test_config_add_keys_to_agent_stays_with_paramiko(tmp_path: Path) -> None:
+    """``AddKeysToAgent yes`` under ``Host *`` is common and meant for interactive ssh:
+    from the config it does not send every push through ssh; from ``-o`` it does."""
     ssh_dir = tmp_path / ".ssh"
     ssh_dir.mkdir()
     (ssh_dir / "config").write_text("Host *\n  AddKeysToAgent yes\n")
-    with pytest.raises(NeedsOpenSsh, match="AddKeysToAgent"):
-        resolve(Destination("ssh", "r", host="box"), SshOptions(home=str(tmp_path)))
-    (ssh_dir / "config").write_text("Host *\n  AddKeysToAgent no\n")
     resolve(Destination("ssh", "r", host="box"), SshOptions(home=str(tmp_path)))
+    with pytest.raises(NeedsOpenSsh, match="AddKeysToAgent"):
+        resolve(Destination("ssh", "r", host="box"),
+                SshOptions(home=str(tmp_path), options=(("AddKeysToAgent", "yes"),)))
 
 
 @pytest.mark.parametrize("key, value, match", [

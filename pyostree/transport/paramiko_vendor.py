@@ -279,7 +279,10 @@ def resolve(dest: Destination, opts: SshOptions) -> ResolvedSsh:
         configured_certs = (configured_certs,)
     certificates += tuple(_expand(p, opts.home) for p in configured_certs if _expand(p, opts.home) not in certificates)
 
-    add_keys = setting("AddKeysToAgent")
+    # From -o only: a config's AddKeysToAgent (often under ``Host *``) is for interactive
+    # ssh; the push loads the key either way, and handing every push to ssh for it is not
+    # what the user asked.
+    add_keys = first("AddKeysToAgent")
     if add_keys is not None and add_keys.strip().lower() != "no":
         raise NeedsOpenSsh(f"AddKeysToAgent {add_keys}",
                            f"the paramiko vendor cannot add keys to the agent (AddKeysToAgent {add_keys}); "
