@@ -313,3 +313,18 @@ def test_refs_lock_over_every_transport(remote: Remote) -> None:  # noqa: F811
         assert token not in lock_owners(local) and len(lock_owners(local)) == 1
     assert any("stale" in m for m in messages)
     assert lock_owners(local) == []
+
+
+def test_a_rename_that_fails_with_nobody_in_the_way_is_reported(tmp_path: Path) -> None:
+    """Not "another push is updating refs": the real error, and no temp dir left."""
+    from pyostree.errors import TransportError
+
+    class _NoRename(LocalFileTransport):
+        def rename(self, src: str, dst: str, *, replace: bool) -> None:
+            raise TransportError(f"cannot rename {src} to {dst}: Permission denied")
+
+    root = _repo(tmp_path)
+    with pytest.raises(PushError, match="cannot take the refs lock: .*Permission denied"):
+        with refs_lock(_NoRename(str(root)), lambda _m: None, wait=0.2, kernel_lock=False):
+            pass
+    assert os.listdir(root / "tmp") == []

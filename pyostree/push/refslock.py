@@ -314,12 +314,13 @@ def refs_lock(
                     taken = True
                     break
                 looked_free = looked_free + 1 if acquirer.clear_way() else 0
+                if 0 < looked_free <= 3:
+                    continue  # released or broken just now: at once, whatever the time
                 if time.monotonic() >= deadline:
                     if looked_free:  # nobody in the way, yet the rename fails: a real error
                         raise PushError(f"cannot take the refs lock: {failure}")
                     raise PushError("another push is updating refs on the remote; try again")
-                if looked_free != 1:  # retry at once after a release or a break
-                    time.sleep(_POLL_SECS)
+                time.sleep(_POLL_SECS)
         finally:
             if not taken:
                 acquirer.discard()
