@@ -10,6 +10,7 @@ import contextlib
 import io
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Dict, FrozenSet, List, Sequence, Tuple
@@ -20,6 +21,9 @@ import hostile
 from hostile import CASES_BY_NAME, HOSTILE_CASES, snapshot
 from ostree_tool import needs_ostree
 from pyostree.cli.main import main
+from pyostree.errors import TransportError
+from pyostree.push.sftp import SftpPublisher
+from pyostree.transport import LocalFileTransport
 
 pytestmark = needs_ostree
 
@@ -264,3 +268,101 @@ def test_cli_in_a_real_process_prints_one_line(repos: Dict[str, Path], tmp_path:
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 1 and "Traceback" not in done.stderr
         assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+
+
+# -- a remote whose staging dir was damaged between two sftp pushes -------------------
+
+from sshd import EmbeddedSetup, embedded  # noqa: E402,F401  (the fixture)
+
+
+class _CutBeforePublish(SftpPublisher):
+    """Everything is staged, then the connection "drops" before anything is published."""
+
+    def publish(self, updates, update_summary):  # type: ignore[no-untyped-def]
+        raise TransportError("connection lost")
+
+
+def _damage(staging: Path, how: str) -> Tuple[int, int]:
+    """Damage every staged object in place (same name, same size where it has one); how
+    many there are, and how many were damaged (an empty file has no byte to flip)."""
+    count = total = 0
+    for path in sorted(staging.rglob("*")):
+        total += path.is_symlink() or path.is_file()
+        if path.is_symlink():
+            path.unlink()
+            path.symlink_to("planted")
+        elif path.is_file():
+            if how == "mode":
+                path.chmod(0o4755)
+            else:
+                data = path.read_bytes()
+                if not data:
+                    continue
+                if how == "flipped":
+                    data = data[:-1] + bytes([data[-1] ^ 0x01])
+                else:  # truncated, then padded back to its size (with zeros, unless they were zeros)
+                    padded = data[: len(data) // 2].ljust(len(data), b"\0")
+                    data = padded if padded != data else data[: len(data) // 2].ljust(len(data), b"\xff")
+                path.write_bytes(data)
+        else:
+            continue
+        count += 1
+    return total, count
+
+
+@pytest.mark.parametrize("via", ["local", "sftp"])
+@pytest.mark.parametrize("mode,how", [("archive", "flipped"), ("archive", "zero-padded"),
+                                      ("bare-user-only", "flipped"), ("bare-user-only", "mode"),
+                                      ("archive", "intact"), ("bare-user-only", "intact")])
+def test_sftp_resume_never_publishes_a_damaged_staged_object(
+    tmp_path: Path, request: pytest.FixtureRequest, via: str, mode: str, how: str
+) -> None:
+    """An interrupted sftp push leaves its objects staged under tmp/; before the retry each
+    is damaged (a flipped byte, a truncated file padded back to its size, a wrong mode, a
+    retargeted symlink). The retry must send them again, never publish them: it used to
+    trust a staged object by its size. Intact ones, when big, are read back and reused."""
+    from test_push_support import commit, init, make_tree, rev_parse
+
+    from ostree_tool import run_ostree
+    from pyostree.push import push_with
+    from pyostree.repo import Repo
+    from pyostree.transport import Destination, open_transport
+
+    src = init(tmp_path / "src", "archive")
+    checksum = commit(src, make_tree(tmp_path / "tree", files=10, big=3 << 20))
+    if via == "local":
+        dst = init(tmp_path / "dst", mode)
+        connect = lambda: (LocalFileTransport(dst), lambda: None)  # noqa: E731
+    else:
+        setup: EmbeddedSetup = request.getfixturevalue("embedded")
+        name = tmp_path.name
+        dst = init(setup.served / name, mode)
+
+        def connect():  # type: ignore[no-untyped-def]
+            files, _run, close = open_transport(Destination("ssh", name, host="127.0.0.1"), setup.options())
+            return files, close
+
+    files, close = connect()
+    try:
+        with pytest.raises(TransportError, match="connection lost"):
+            push_with(_CutBeforePublish(files), Repo.open(src), {"main": checksum})
+    finally:
+        close()
+    (staging,) = [p for p in (dst / "tmp").iterdir() if p.name.startswith("pyostree-push-") and p.is_dir()]
+    staged, damaged = _damage(staging, how) if how != "intact" else (0, 0)
+    assert how == "intact" or damaged > 0
+    files, close = connect()
+    try:
+        result = push_with(SftpPublisher(files), Repo.open(src), {"main": checksum})
+    finally:
+        close()
+    if how == "intact":
+        assert result.objects_reused >= 1  # at least the big file: read back, found good
+    else:
+        assert result.objects_reused <= staged - damaged, (staged, damaged)
+    assert rev_parse(dst, "main") == checksum
+    run_ostree("fsck", repo=dst)
+    done = subprocess.run([sys.executable, "-m", "pyostree", "fsck", f"--repo={dst}"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not staging.exists()

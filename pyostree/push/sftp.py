@@ -2,7 +2,8 @@
 
 Objects are uploaded to ``tmp/pyostree-push-KEY/XX/NAME`` (temp name + fsync + rename, so
 a staged name is always complete), KEY derived from the commits being pushed so a retry
-after a crash finds and reuses what was staged (checked by size). Publishing renames
+after a crash finds and reuses what was staged (only after reading it back: see
+``_staged_matches``; small ones are simply sent again). Publishing renames
 children first and the commit last, never replacing an object; refs are replaced by
 ``posix-rename`` after re-reading their old value under a lock file; then the summary.
 
@@ -95,6 +96,7 @@ class SftpPublisher(Publisher):
         self._staging: Optional[str] = None
         self._sent: List[ObjectName] = []
         self._staging_dirs: List[str] = []
+        self._staged_modes: Dict[str, int] = {}  # staged path -> lstat mode, on resume
         self._subtrees: Dict[str, List[str]] = {}  # dirtree -> its child dirtrees
         # Pipelined batches of small files, where the transport offers them (sftp).
         self._batched = callable(getattr(files, "write_files", None))
@@ -229,6 +231,7 @@ class SftpPublisher(Publisher):
                 entry = self.files.stat(f"{sub}/{name}")
                 if entry is not None:
                     staged[f"{prefix}/{name}"] = -1 if stat.S_ISLNK(entry.mode) else entry.size
+                    self._staged_modes[f"{sub}/{name}"] = entry.mode
         if staged:
             self.log(f"resuming {staging}: {len(staged)} objects already staged")
         return staged
@@ -308,7 +311,8 @@ class SftpPublisher(Publisher):
             if objtype is ObjectType.DIR_TREE and self._batched:
                 tree = DirTree.from_bytes(data, verify=False)
                 self._subtrees[checksum] = [entry.tree_checksum for entry in tree.dirs]
-            if staged_size == len(data) and objtype is not ObjectType.COMMIT_META:
+            if (staged_size == len(data) and objtype is not ObjectType.COMMIT_META and self._may_reuse(len(data))
+                    and self._staged_matches(target, len(data), hashlib.sha256(data).digest())):
                 return False
             if self._batched and len(data) <= BATCH_BYTES:
                 return _Upload(target, data)
@@ -321,8 +325,13 @@ class SftpPublisher(Publisher):
                 except OSError as err:  # a missing or unreadable local object, not the remote
                     raise RepoError(f"cannot read local object {checksum}: {err.strerror or err}") from None
                 size = spool.tell()
-                if staged_size == size:
-                    return False
+                if staged_size == size and self._may_reuse(size):
+                    spool.seek(0)
+                    digest = hashlib.sha256()
+                    for chunk in iter(lambda: spool.read(CHUNK_SIZE), b""):
+                        digest.update(chunk)
+                    if self._staged_matches(target, size, digest.digest()):
+                        return False
                 spool.seek(0)
                 if self._batched and size <= BATCH_BYTES:
                     return _Upload(target, spool.read())
@@ -344,15 +353,21 @@ class SftpPublisher(Publisher):
             check_bare_user_only(header, checksum)
             hashing = HashingChunks(checksum, header)
             if header.is_symlink:
-                if staged_size == -1:
+                if staged_size == -1 and self._staged_link_matches(target, header.symlink_target):
                     return False
                 hashing.verify()
                 tmp = f"{target}{_PART}{secrets.token_hex(4)}"
                 self.files.symlink(header.symlink_target, tmp)
                 self.files.rename(tmp, target, replace=True)
                 return True
-            if staged_size == reader.size:
-                return False
+            if staged_size == reader.size and self._may_reuse(reader.size):
+                digest = hashlib.sha256()
+                for chunk in hashing.wrap(reader.iter_chunks()):
+                    digest.update(chunk)
+                hashing.verify()
+                if self._staged_matches(target, reader.size, digest.digest(), header.mode & 0o7777):
+                    return False
+                return self._stage_bare_user_only(repo, checksum, target, None, tracker)
             if self._batched and reader.size <= BATCH_BYTES:
                 data = b"".join(hashing.wrap(reader.iter_chunks()))
                 hashing.verify()
@@ -366,6 +381,49 @@ class SftpPublisher(Publisher):
                 self._fsync(tmp)
                 self.files.rename(tmp, target, replace=True)
             return True
+
+    def _may_reuse(self, size: int) -> bool:
+        """A small object goes in the pipelined stream: sending it again costs less than
+        reading it back file by file (see ``_staged_matches``), so it is not reused."""
+        return not (self._batched and size <= BATCH_BYTES)
+
+    def _staged_matches(self, target: str, size: int, digest: bytes, mode: Optional[int] = None) -> bool:
+        """Whether a staged file of an earlier try holds exactly the bytes we would send,
+        as a regular file of mode ``mode`` (bare-user-only content) or of no more than
+        0644 (what we upload everything else with).
+
+        Its name and size say only that one of our uploads once completed there: not what
+        it holds after a power loss without fsync, a disk error or another writer. So it is
+        read back and hashed."""
+        found = self._staged_modes.get(target, 0)
+        if not stat.S_ISREG(found) or (stat.S_IMODE(found) != mode if mode is not None
+                                       else stat.S_IMODE(found) & ~0o644):
+            self.log(f"staged {target} does not hold what was sent: sending it again")
+            return False
+        hasher = hashlib.sha256()
+        seen = 0
+        try:
+            with self.files.open_read(target) as stream:
+                for chunk in iter(lambda: stream.read(CHUNK_SIZE), b""):
+                    seen += len(chunk)
+                    if seen > size:
+                        break
+                    hasher.update(chunk)
+        except RemoteNotFoundError:
+            return False
+        if seen == size and hasher.digest() == digest:
+            return True
+        self.log(f"staged {target} does not hold what was sent: sending it again")
+        return False
+
+    def _staged_link_matches(self, target: str, link: str) -> bool:
+        try:
+            if self.files.readlink(target) == link:
+                return True
+        except RemoteNotFoundError:
+            return False
+        self.log(f"staged {target} does not hold what was sent: sending it again")
+        return False
 
     def _upload_bytes(self, data: bytes, target: str, tracker: ProgressTracker) -> None:
         tmp = f"{target}{_PART}{secrets.token_hex(4)}"
