@@ -120,7 +120,7 @@ def _local_root(files: FileTransport) -> Optional[str]:
     from pyostree.transport import LocalFileTransport
 
     if isinstance(files, LocalFileTransport):
-        return files._root  # the repo is on this machine: its kernel can lock for us
+        return files.root  # the repo is on this machine: its kernel can lock for us
     return None
 
 

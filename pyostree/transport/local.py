@@ -23,6 +23,11 @@ class LocalFileTransport(FileTransport):
         self._root = os.fspath(root)
         self._closed = False
 
+    @property
+    def root(self) -> str:
+        """The directory on this machine: its kernel can take locks there for us."""
+        return self._root
+
     def _full(self, path: str) -> str:
         if self._closed:
             raise TransportError("local transport is closed")
