@@ -348,3 +348,77 @@ def test_deeply_nested_json_is_a_protocol_error(remote: Path) -> None:
     assert "not valid JSON" in client.error()
     assert client.proc.stderr is not None
     assert b"Traceback" not in client.proc.stderr.read()
+
+
+# ---------------------------------------------------------------------------- issue 13
+
+
+def _fsck_both(repo: Path) -> None:
+    """``ostree fsck`` and our own fsck, both clean."""
+    import subprocess
+    import sys
+
+    run_ostree("fsck", repo=repo)
+    ours = subprocess.run([sys.executable, "-m", "pyostree", "fsck", f"--repo={repo}"],
+                          capture_output=True, text=True)
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+
+
+def _update(ref: str, old: Optional[str], new: str) -> bytes:
+    import json
+
+    return json.dumps({"refs": [{"ref": ref, "old": old, "new": new}]}).encode()
+
+
+def _tree_top(tmp_path: Path) -> Tuple[str, Dict[Tuple[str, ObjectType], bytes]]:
+    """A commit of another repo, and its commit, root dirtree and root dirmeta bytes (the
+    files and subdirectories the dirtree names are in no repo the tests push to)."""
+    from pyostree.repo import Repo
+
+    src = init(tmp_path / "elsewhere", "archive")
+    checksum = commit(src, make_tree(tmp_path / "elsewheretree", seed=11), subject="half sent")
+    repo = Repo.open(src)
+    top = repo.load_commit(checksum)
+    names = [(top.root_meta, ObjectType.DIR_META), (top.root_tree, ObjectType.DIR_TREE),
+             (checksum, ObjectType.COMMIT)]
+    return checksum, {name: repo.read_metadata_bytes(*name) for name in names}
+
+
+def test_an_incomplete_push_leaves_nothing_another_writer_publishes(remote: Path, tmp_path: Path) -> None:
+    """A session sends a dirtree and a commit whose files it never sends, gets "incomplete";
+    the next writers of this boot (libostree's ``ostree commit``, ``pyostree commit``)
+    resume its staging dir. None may publish that commit: a later session's ref move to
+    it is refused, and both fscks stay clean."""
+    checksum, objects = _tree_top(tmp_path)
+    main = (remote / "refs" / "heads" / "main").read_text().strip()
+    client = RawClient()
+    client.hello(remote)
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    kept = header.framed() + b"a verified file: the staging dir is kept for a resume\n"
+    client.send_object(ObjectType.FILE, hashlib.sha256(kept).hexdigest(), Encoding.CONTENT, kept)
+    for (name, objtype), data in objects.items():
+        client.send_object(objtype, name, Encoding.METADATA, data)
+    client.send(FrameKind.UPDATE, _update("main", main, checksum))
+    client.send(FrameKind.COMMIT)
+    assert "incomplete" in client.error()
+    assert any(p.name.startswith("staging-") for p in (remote / "tmp").iterdir())  # kept to resume
+
+    local = make_tree(tmp_path / "local", seed=3)
+    commit(remote, local, "ostree-side", "by ostree")
+    import subprocess
+    import sys
+
+    ours = subprocess.run([sys.executable, "-m", "pyostree", "commit", f"--repo={remote}",
+                           "-b", "pyostree-side", "-s", "by pyostree", str(local)],
+                          capture_output=True, text=True)
+    assert ours.returncode == 0, ours.stderr
+    assert not (remote / "objects" / checksum[:2] / f"{checksum[2:]}.commit").exists()
+    _fsck_both(remote)
+
+    later = RawClient()
+    later.hello(remote)
+    later.send(FrameKind.UPDATE, _update("stolen", None, checksum))
+    later.send(FrameKind.COMMIT)
+    assert "incomplete" in later.error()
+    assert not (remote / "refs" / "heads" / "stolen").exists()
+    _fsck_both(remote)

@@ -530,6 +530,8 @@ def test_write_raw_known_absent_never_replaces_an_existing_object(tmp_path: Path
         for checksum, objtype, data in raw * 2:  # twice: a duplicate within the transaction too
             assert txn.write_raw(checksum, objtype, data, known_absent=True) == checksum
             staged = Path(txn.staging_path) / checksum[:2]
+            if objtype is ObjectType.DIR_TREE:  # staged apart until published (issue 13)
+                staged = Path(txn.staged_metadata_path(checksum, objtype)).parent
             assert any(p.name.startswith(checksum[2:]) for p in staged.iterdir())  # no existence check
         with pytest.raises(Exception, match="checksum"):
             txn.write_raw("f" * 64, ObjectType.FILE, raw[0][2], known_absent=True)
@@ -594,7 +596,12 @@ def test_dirtrees_are_published_children_first_whatever_the_staging_order(
     txn = repo.transaction()
     txn.begin()
     for checksum, data, _children in reversed(family):  # root first: the worst order
-        txn.write_metadata_bytes(ObjectType.DIR_TREE, data, expected_checksum=checksum)
+        if resumed:  # left in XX/ by a libostree writer (ours stage them apart)
+            staged = Path(txn.staging_path) / checksum[:2]
+            staged.mkdir(exist_ok=True)
+            (staged / f"{checksum[2:]}.dirtree").write_bytes(data)
+        else:
+            txn.write_metadata_bytes(ObjectType.DIR_TREE, data, expected_checksum=checksum)
     if resumed:
         txn.abort()
         txn = repo.transaction()

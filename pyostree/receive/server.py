@@ -604,8 +604,7 @@ def _staged_meta(txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
     """Metadata staged in this transaction's dir; a missing one was never sent."""
     from pyostree.receive.incoming import MAX_METADATA_SIZE
 
-    rel = os.path.join(checksum[:2], f"{checksum[2:]}.{objtype.extension()}")
-    path = os.path.join(txn.staging_path, rel)
+    path = txn.staged_metadata_path(checksum, objtype)
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_METADATA_SIZE + 1)
