@@ -578,3 +578,28 @@ def test_privileged_files_accepted_when_allowed(tmp_path: Path) -> None:
     planted = dst / "objects" / name[:2] / f"{name[2:]}.file"
     assert os.stat(planted).st_mode & stat.S_ISUID
     _fsck_both(dst)
+
+
+@pytest.mark.parametrize("via", ["receive", "sftp"])
+def test_a_push_leaves_the_commitmeta_of_commits_it_moves_no_ref_to(tmp_path: Path, via: str) -> None:
+    """The parent of the pushed commit has detached metadata on both sides, different
+    (the server signed it): the push sends and publishes only the new commit's."""
+    from test_push_support import do_push
+
+    src = init(tmp_path / "src", "archive")
+    tree = make_tree(tmp_path / "tree")
+    first = commit(src, tree, "main", "one", "--add-detached-metadata-string=who=client")
+    dst = init(tmp_path / "dst", "archive")
+    do_push(src, dst, "main", via=via)
+    signed = _commitmeta_path(dst, first)
+    from pyostree.objects import CommitMeta
+
+    server_side = CommitMeta({"who": ("s", "server")}).to_bytes()
+    signed.write_bytes(server_side)
+    (tree / "new-file").write_bytes(b"two\n")
+    second = commit(src, tree, "main", "two", "--add-detached-metadata-string=who=client")
+    do_push(src, dst, "main", via=via)
+    assert (dst / "refs" / "heads" / "main").read_text().strip() == second
+    assert signed.read_bytes() == server_side
+    assert _commitmeta_path(dst, second).read_bytes() == _commitmeta_path(src, second).read_bytes()
+    _fsck_both(dst)
