@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -948,3 +949,27 @@ def test_an_abort_stops_and_waits_for_what_sync_ahead_began(
         assert all(again.has_object(c, ObjectType.FILE) for c in files)  # resumed, staged
     assert all(repo.has_object(c, ObjectType.FILE) for c in files)
     assert verify_all_objects(repo) == 20
+
+
+def test_syncfs_is_on_the_file_system_of_the_staged_objects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tmp/`` and ``objects/`` may be symlinks (or mounts) away from the repo root: the
+    syncfs before publishing must reach the file system the objects are staged on. (With
+    only ``tmp/`` elsewhere, publishing fails with EXDEV, in libostree too.)"""
+    repo = new_repo(tmp_path / "r")
+    away = tmp_path / "away"
+    away.mkdir()
+    for name in ("tmp", "objects"):
+        shutil.move(str(repo.path / name), str(away / name))
+        (repo.path / name).symlink_to(away / name)
+    synced: List[str] = []
+
+    def recording_syncfs(fd: int) -> None:
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(transaction_module, "syncfs", recording_syncfs)
+    repo = Repo.open(repo.path)
+    with repo.transaction() as txn:
+        commit = simple_commit(txn, b"synced where it is\n")
+    assert repo.read_ref("main") == commit
+    assert synced and all(path.startswith(str(away) + os.sep) for path in synced), synced
+    run_ostree("fsck", repo=repo.path)

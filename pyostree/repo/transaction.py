@@ -443,7 +443,7 @@ class Transaction:
 
     def _early_round(self, upto: int) -> None:
         """One syncfs, then what it made durable and may be visible goes into objects/."""
-        _syncfs_at(self.root)
+        _syncfs_at(self._sync_root())
         self._publish_durable(upto, lambda: self._early_stop)
 
     def _publish_durable(self, upto: int, stopped: Callable[[], bool]) -> None:
@@ -957,8 +957,15 @@ class Transaction:
             # A running round finishes its renames first (on the new thread, not here:
             # the caller goes on at once); no other round begins.
             self._sync = _BackgroundSync(
-                self.root, upto, after=running,
+                self._sync_root(), upto, after=running,
                 then=lambda: self._publish_durable(upto, lambda: self._sync_stop))
+
+    def _sync_root(self) -> str:
+        """What ``syncfs`` is called on: the staging dir, whose file system holds the
+        staged objects and (publishing renames them) ``objects/``, whichever of ``tmp/``
+        and ``objects/`` is a symlink or a mount; the repo root's may be neither's."""
+        staging = self._staging
+        return staging.path if staging is not None else self.root
 
     def _stop_sync(self) -> None:
         """Stop what sync_ahead began (it may be renaming) and wait for it, errors and all."""
@@ -974,7 +981,7 @@ class Transaction:
         if self.settings.fsync and (sync is None or sync.upto != len(self._sequence)):
             if sync is not None:
                 sync.wait()
-            sync = _BackgroundSync(self.root, len(self._sequence))
+            sync = _BackgroundSync(self._sync_root(), len(self._sequence))
         if sync is not None:
             sync.wait()
         staged = self._staged_objects(staging, dirtrees, commits)  # after sync_ahead's renames
@@ -1107,7 +1114,7 @@ def _syncfs_at(path: str) -> None:
 
 
 class _BackgroundSync:
-    """One ``syncfs`` of the repo's file system on a thread (once thread ``after``, if
+    """One ``syncfs`` of the staging dir's file system on a thread (once thread ``after``, if
     given, has ended), then ``then()`` if given; :meth:`wait` raises their error.
     ``upto``: how many objects the transaction had staged when it began."""
 
