@@ -973,3 +973,22 @@ def test_syncfs_is_on_the_file_system_of_the_staged_objects(tmp_path: Path, monk
     assert repo.read_ref("main") == commit
     assert synced and all(path.startswith(str(away) + os.sep) for path in synced), synced
     run_ostree("fsck", repo=repo.path)
+
+
+def test_ref_dirs_are_fsynced_before_commit_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A receiver answers DONE once commit returns: the ref's rename, and the dirs made
+    for it, must be durable by then (the ref file's own fdatasync does not cover them)."""
+    repo = new_repo(tmp_path / "r")
+    synced: List[Tuple[str, bool]] = []
+    real = transaction_module.fsync_dir
+
+    def recording(path: str) -> None:
+        ref = repo.path / "refs" / "heads" / "team" / "os" / "stable"
+        synced.append((os.path.relpath(path, repo.path), ref.exists()))
+        real(path)
+
+    monkeypatch.setattr(transaction_module, "fsync_dir", recording)
+    with repo.transaction() as txn:
+        txn.set_ref("team/os/stable", simple_commit(txn, b"durable ref\n", branch="other"))
+    after_ref = {path for path, ref_there in synced if ref_there}
+    assert {"refs", "refs/heads", "refs/heads/team", "refs/heads/team/os"} <= after_ref, synced

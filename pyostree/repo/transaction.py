@@ -258,6 +258,7 @@ class Transaction:
         self.publish_objects()
         try:
             self._write_refs()
+            self._sync_ref_dirs()
             try:
                 os.unlink(os.path.join(self.root, "transaction"))
             except FileNotFoundError:
@@ -923,6 +924,21 @@ class Transaction:
             from pyostree.repo.summary import build_summary, replace_summary
 
             replace_summary(self.root, build_summary(self.repo), fsync=self.settings.fsync)
+
+    def _sync_ref_dirs(self) -> None:
+        """The renames that moved the refs (and the dirs made for them) durable, so that
+        once commit returns (a receiver then answers DONE) no crash takes a ref back."""
+        if not self.settings.fsync or not self._refs:
+            return
+        dirs: Set[str] = set()
+        for relpath, _refspec, _checksum, _old in self._refs:
+            parts = relpath.split("/")[:-1]
+            while parts:
+                dirs.add("/".join(parts))
+                parts.pop()
+        # deepest first: its fsync commits the journal, an unchanged parent then costs ~0
+        paths = [os.path.join(self.root, rel) for rel in sorted(dirs, reverse=True)]
+        _parallel(fsync_dir, [path for path in paths if os.path.isdir(path)])
 
     def mark_commit_partial(self, checksum: str) -> None:
         """Record now, before the commit's tree is complete, that it may be partial."""
