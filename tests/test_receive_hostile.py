@@ -424,6 +424,31 @@ def test_an_incomplete_push_leaves_nothing_another_writer_publishes(remote: Path
     _fsck_both(remote)
 
 
+def test_a_killed_receiver_leaves_no_unchecked_metadata_where_libostree_publishes(
+        remote: Path, tmp_path: Path) -> None:
+    """kill -9 after the dirtree and commit are staged (no abort runs): the staging dir
+    holds them only under unchecked/, which ``ostree commit`` resuming it never publishes."""
+    import signal
+
+    checksum, objects = _tree_top(tmp_path)
+    client = RawClient()
+    client.hello(remote)
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    kept = header.framed() + b"staged before the kill\n"
+    client.send_object(ObjectType.FILE, hashlib.sha256(kept).hexdigest(), Encoding.CONTENT, kept)
+    for (name, objtype), data in objects.items():
+        client.send_object(objtype, name, Encoding.METADATA, data)
+    client.send(FrameKind.HAVE, encode_have([(checksum, ObjectType.COMMIT)]))
+    assert client.reader.expect(FrameKind.HAVE_REPLY).payload == b"\x01"  # staged: present
+    client.proc.send_signal(signal.SIGKILL)
+    client.proc.wait(timeout=30)
+    staged = [p for p in (remote / "tmp").glob("staging-*/??/*") if p.suffix in (".dirtree", ".commit")]
+    assert not staged, staged
+    commit(remote, make_tree(tmp_path / "after", seed=5), "after-kill", "by ostree")
+    assert not (remote / "objects" / checksum[:2] / f"{checksum[2:]}.commit").exists()
+    _fsck_both(remote)
+
+
 def _commitmeta_path(repo: Path, checksum: str) -> Path:
     return repo / "objects" / checksum[:2] / f"{checksum[2:]}.commitmeta"
 
