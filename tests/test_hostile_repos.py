@@ -366,3 +366,39 @@ def test_sftp_resume_never_publishes_a_damaged_staged_object(
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert not staging.exists()
+def _non_normal_source(path: Path, which: str) -> None:
+    """A source repo whose ``hostile`` commit has a root dirmeta (or a commitmeta) that
+    hashes to its name but is not in normal form (an xattr array of one stray byte, which
+    GLib reads as no xattrs; trailing bytes): libostree refuses both on pull."""
+    from pyostree.objects import Commit, CommitMeta, DirMeta, DirTree
+    from pyostree.objects.types import ObjectType
+    from pyostree.repo import Repo
+
+    _init(path)
+    repo = Repo.open(path)
+    meta_bytes = DirMeta(0, 0, 0o40755, ()).to_bytes()
+    if which == "dirmeta":
+        meta_bytes += b"\x01"
+    detached = CommitMeta({"k": ("s", "v")}).to_bytes()
+    if which == "commitmeta":
+        detached += b"\x00\x00\x00"
+    with repo.transaction() as txn:
+        meta = txn.write_metadata_bytes(ObjectType.DIR_META, meta_bytes)
+        root = txn.write_metadata(DirTree((), ()))
+        checksum = txn.write_metadata(Commit.create(root, meta, timestamp=1577836800, subject="x"))
+        txn.write_commitmeta(checksum, detached)
+        txn.set_ref("hostile", checksum)
+
+
+@pytest.mark.parametrize("which", ["dirmeta", "commitmeta"])
+def test_pull_local_refuses_metadata_not_in_normal_form(tmp_path: Path, which: str) -> None:
+    from pyostree.gvariant import is_normal
+
+    source = tmp_path / "source"
+    _non_normal_source(source, which)
+    bad = next((source / "objects").rglob(f"*.{which}"))
+    assert not is_normal("(uuua(ayay))" if which == "dirmeta" else "a{sv}", bad.read_bytes())
+    dest, before = _fresh_dest(tmp_path)
+    status, _, err = run_cli("pull-local", f"--repo={dest}", str(source), "hostile")
+    assert status == 1 and "normal" in err, err
+    _assert_dest_untouched(dest, before)

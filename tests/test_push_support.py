@@ -63,7 +63,14 @@ def two_commit_history(root: Path, *, files: int, changed: str, new: bytes = b"n
     return src, c1, c2
 
 
+ALL_MODES = "--allow-modes=archive,bare-user-only,bare-user,bare"
+"""``pyostree receive`` refuses bare and bare-user repos unless told (issue 13)."""
+
+
 def do_push(src: Path, dst: Path, *refs: str, via: str = "receive", **kw: object) -> PushResult:
+    """A push; into a local bare or bare-user remote, by a receiver that allows them."""
+    if via != "sftp" and "receive_command" not in kw and Repo.open(dst).mode.value in ("bare", "bare-user"):
+        kw["receive_command"] = (sys.executable, "-m", "pyostree", "receive", ALL_MODES)
     options = PushOptions(via=via, **kw)  # type: ignore[arg-type]
     return push(Repo.open(src), str(dst), refs, options)
 

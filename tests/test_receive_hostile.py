@@ -11,7 +11,7 @@ from typing import Dict, Optional, Set, Tuple
 import pytest
 
 from ostree_tool import needs_ostree, run_ostree
-from test_push_support import commit, init, make_tree, object_files, receive_process
+from test_push_support import ALL_MODES, commit, init, make_tree, object_files, receive_process
 
 from pyostree.objects import FileHeader
 from pyostree.objects.types import ObjectType
@@ -334,7 +334,7 @@ def test_hostile_filez(tmp_path: Path, remote_mode: str, case: str, message: str
     dst = init(tmp_path / "dst", remote_mode)
     before = _snapshot(dst)
     name, data = hostile_filez(case)
-    client = RawClient()
+    client = RawClient(ALL_MODES)
     client.hello(dst)
     client.send_object(ObjectType.FILE, name, Encoding.FILEZ, data)
     assert message in client.error()
@@ -348,3 +348,283 @@ def test_deeply_nested_json_is_a_protocol_error(remote: Path) -> None:
     assert "not valid JSON" in client.error()
     assert client.proc.stderr is not None
     assert b"Traceback" not in client.proc.stderr.read()
+
+
+# ---------------------------------------------------------------------------- issue 13
+
+
+def _fsck_both(repo: Path) -> None:
+    """``ostree fsck`` and our own fsck, both clean."""
+    import subprocess
+    import sys
+
+    run_ostree("fsck", repo=repo)
+    ours = subprocess.run([sys.executable, "-m", "pyostree", "fsck", f"--repo={repo}"],
+                          capture_output=True, text=True)
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+
+
+def _update(ref: str, old: Optional[str], new: str) -> bytes:
+    import json
+
+    return json.dumps({"refs": [{"ref": ref, "old": old, "new": new}]}).encode()
+
+
+def _tree_top(tmp_path: Path) -> Tuple[str, Dict[Tuple[str, ObjectType], bytes]]:
+    """A commit of another repo, and its commit, root dirtree and root dirmeta bytes (the
+    files and subdirectories the dirtree names are in no repo the tests push to)."""
+    from pyostree.repo import Repo
+
+    src = init(tmp_path / "elsewhere", "archive")
+    checksum = commit(src, make_tree(tmp_path / "elsewheretree", seed=11), subject="half sent")
+    repo = Repo.open(src)
+    top = repo.load_commit(checksum)
+    names = [(top.root_meta, ObjectType.DIR_META), (top.root_tree, ObjectType.DIR_TREE),
+             (checksum, ObjectType.COMMIT)]
+    return checksum, {name: repo.read_metadata_bytes(*name) for name in names}
+
+
+def test_an_incomplete_push_leaves_nothing_another_writer_publishes(remote: Path, tmp_path: Path) -> None:
+    """A session sends a dirtree and a commit whose files it never sends, gets "incomplete";
+    the next writers of this boot (libostree's ``ostree commit``, ``pyostree commit``)
+    resume its staging dir. None may publish that commit: a later session's ref move to
+    it is refused, and both fscks stay clean."""
+    checksum, objects = _tree_top(tmp_path)
+    main = (remote / "refs" / "heads" / "main").read_text().strip()
+    client = RawClient()
+    client.hello(remote)
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    kept = header.framed() + b"a verified file: the staging dir is kept for a resume\n"
+    client.send_object(ObjectType.FILE, hashlib.sha256(kept).hexdigest(), Encoding.CONTENT, kept)
+    for (name, objtype), data in objects.items():
+        client.send_object(objtype, name, Encoding.METADATA, data)
+    client.send(FrameKind.UPDATE, _update("main", main, checksum))
+    client.send(FrameKind.COMMIT)
+    assert "incomplete" in client.error()
+    assert any(p.name.startswith("staging-") for p in (remote / "tmp").iterdir())  # kept to resume
+
+    local = make_tree(tmp_path / "local", seed=3)
+    commit(remote, local, "ostree-side", "by ostree")
+    import subprocess
+    import sys
+
+    ours = subprocess.run([sys.executable, "-m", "pyostree", "commit", f"--repo={remote}",
+                           "-b", "pyostree-side", "-s", "by pyostree", str(local)],
+                          capture_output=True, text=True)
+    assert ours.returncode == 0, ours.stderr
+    assert not (remote / "objects" / checksum[:2] / f"{checksum[2:]}.commit").exists()
+    _fsck_both(remote)
+
+    later = RawClient()
+    later.hello(remote)
+    later.send(FrameKind.UPDATE, _update("stolen", None, checksum))
+    later.send(FrameKind.COMMIT)
+    assert "incomplete" in later.error()
+    assert not (remote / "refs" / "heads" / "stolen").exists()
+    _fsck_both(remote)
+
+
+def test_a_killed_receiver_leaves_no_unchecked_metadata_where_libostree_publishes(
+        remote: Path, tmp_path: Path) -> None:
+    """kill -9 after the dirtree and commit are staged (no abort runs): the staging dir
+    holds them only under unchecked/, which ``ostree commit`` resuming it never publishes."""
+    import signal
+
+    checksum, objects = _tree_top(tmp_path)
+    client = RawClient()
+    client.hello(remote)
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    kept = header.framed() + b"staged before the kill\n"
+    client.send_object(ObjectType.FILE, hashlib.sha256(kept).hexdigest(), Encoding.CONTENT, kept)
+    for (name, objtype), data in objects.items():
+        client.send_object(objtype, name, Encoding.METADATA, data)
+    client.send(FrameKind.HAVE, encode_have([(checksum, ObjectType.COMMIT)]))
+    assert client.reader.expect(FrameKind.HAVE_REPLY).payload == b"\x01"  # staged: present
+    client.proc.send_signal(signal.SIGKILL)
+    client.proc.wait(timeout=30)
+    staged = [p for p in (remote / "tmp").glob("staging-*/??/*") if p.suffix in (".dirtree", ".commit")]
+    assert not staged, staged
+    commit(remote, make_tree(tmp_path / "after", seed=5), "after-kill", "by ostree")
+    assert not (remote / "objects" / checksum[:2] / f"{checksum[2:]}.commit").exists()
+    _fsck_both(remote)
+
+
+def _commitmeta_path(repo: Path, checksum: str) -> Path:
+    return repo / "objects" / checksum[:2] / f"{checksum[2:]}.commitmeta"
+
+
+def _signed_main(remote: Path) -> Tuple[str, bytes]:
+    """main's commit given detached metadata (as a signature would be); (commit, bytes)."""
+    from pyostree.objects import CommitMeta
+
+    main = (remote / "refs" / "heads" / "main").read_text().strip()
+    original = CommitMeta({"test.signature": ("s", "the publisher's")}).to_bytes()
+    path = _commitmeta_path(remote, main)
+    path.write_bytes(original)
+    path.chmod(0o644)
+    return main, original
+
+
+def _forged() -> bytes:
+    from pyostree.objects import CommitMeta
+
+    return CommitMeta({"test.signature": ("s", "forged")}).to_bytes()
+
+
+def _done(client: RawClient) -> Dict[str, object]:
+    import json
+
+    frame = client.reader.expect(FrameKind.DONE)
+    assert client.proc.stdin
+    client.proc.stdin.close()
+    assert client.proc.wait(timeout=30) == 0
+    return dict(json.loads(frame.payload))
+
+
+def test_commitmeta_of_a_commit_no_ref_moves_to_is_not_published(remote: Path) -> None:
+    """A session that moves no ref cannot replace (strip, forge) any commit's signatures."""
+    main, original = _signed_main(remote)
+    client = RawClient()
+    client.hello(remote)
+    client.send_object(ObjectType.COMMIT_META, main, Encoding.METADATA, _forged())
+    client.send(FrameKind.UPDATE, b'{"refs":[]}')
+    client.send(FrameKind.COMMIT)
+    _done(client)
+    assert _commitmeta_path(remote, main).read_bytes() == original
+    _fsck_both(remote)
+
+
+def test_commitmeta_is_not_replaced_unless_the_receiver_allows_it(remote: Path) -> None:
+    """Moving a ref to a commit does not let its existing commitmeta be replaced, unless
+    ``--allow-commitmeta-replace``; the same bytes again are fine either way."""
+    main, original = _signed_main(remote)
+    before = _snapshot(remote)
+    client = RawClient()
+    client.hello(remote)
+    client.send_object(ObjectType.COMMIT_META, main, Encoding.METADATA, _forged())
+    client.send(FrameKind.UPDATE, _update("other", None, main))
+    client.send(FrameKind.COMMIT)
+    assert "detached metadata" in client.error()
+    assert _snapshot(remote) == before
+
+    same = RawClient()
+    same.hello(remote)
+    same.send_object(ObjectType.COMMIT_META, main, Encoding.METADATA, original)
+    same.send(FrameKind.UPDATE, _update("other", None, main))
+    same.send(FrameKind.COMMIT)
+    _done(same)
+    assert _commitmeta_path(remote, main).read_bytes() == original
+
+    allowed = RawClient("--allow-commitmeta-replace")
+    allowed.hello(remote)
+    allowed.send_object(ObjectType.COMMIT_META, main, Encoding.METADATA, _forged())
+    allowed.send(FrameKind.UPDATE, _update("third", None, main))
+    allowed.send(FrameKind.COMMIT)
+    _done(allowed)
+    assert _commitmeta_path(remote, main).read_bytes() == _forged()
+    _fsck_both(remote)
+
+
+def _open_error(client: RawClient, repo: Path) -> str:
+    import json
+
+    client.send(FrameKind.HELLO, b'{"magic":"%s","versions":[1],"compression":[]}' % MAGIC.encode())
+    assert client.reader.expect(FrameKind.WELCOME)
+    client.send(FrameKind.OPEN, b'{"repo":"%s"}' % str(repo).encode())
+    frame = client.reader.read()
+    assert frame is not None and frame.kind is FrameKind.ERROR, frame  # not REPO
+    assert client.proc.stdin
+    client.proc.stdin.close()
+    assert client.proc.wait(timeout=30) == 1
+    return str(json.loads(frame.payload)["message"])
+
+
+@pytest.mark.parametrize("mode", ["bare", "bare-user"])
+def test_bare_repos_are_refused_by_default(tmp_path: Path, mode: str) -> None:
+    dst = init(tmp_path / "dst", mode)
+    before = _snapshot(dst)
+    message = _open_error(RawClient(), dst)
+    assert f"does not accept {mode} repos" in message and "--allow-modes" in message
+    assert _snapshot(dst) == before
+    archive = init(tmp_path / "archive", "archive")
+    assert "does not accept archive repos" in _open_error(RawClient("--allow-modes=bare"), archive)
+
+
+def test_allow_modes_must_name_modes() -> None:
+    client = RawClient("--allow-modes=archive,bogus")
+    assert client.proc.wait(timeout=30) == 2
+    assert client.proc.stderr is not None
+    assert client.proc.stderr.read().decode().startswith("error: --allow-modes: unknown mode")
+
+
+def _privileged(case: str) -> Tuple[str, bytes]:
+    """(checksum, CONTENT bytes) of a setuid, setgid or capability file of this user."""
+    import os
+
+    xattrs: Tuple[Tuple[bytes, bytes], ...] = ()
+    mode = 0o100755
+    if case == "setuid":
+        mode = 0o104755
+    elif case == "setgid":
+        mode = 0o102755
+    else:  # a VFS_CAP_REVISION_2 cap_setuid+ep
+        xattrs = ((b"security.capability\0", bytes.fromhex("0100000280000000000000000000000000000000")),)
+    header = FileHeader(uid=os.getuid(), gid=os.getgid(), mode=mode, xattrs=xattrs)
+    data = header.framed() + b"#!/bin/sh\nid\n"
+    return hashlib.sha256(data).hexdigest(), data
+
+
+@pytest.mark.parametrize("case", ["setuid", "setgid", "capability"])
+def test_privileged_files_refused_in_a_bare_repo(tmp_path: Path, case: str) -> None:
+    dst = init(tmp_path / "dst", "bare")
+    before = _snapshot(dst)
+    name, data = _privileged(case)
+    client = RawClient("--allow-modes=bare")
+    client.hello(dst)
+    client.send_object(ObjectType.FILE, name, Encoding.CONTENT, data)
+    message = client.error()
+    assert ("setuid/setgid" if case != "capability" else "security.capability") in message
+    assert _snapshot(dst) == before
+    assert not _staged_names(dst)
+
+
+def test_privileged_files_accepted_when_allowed(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    dst = init(tmp_path / "dst", "bare")
+    name, data = _privileged("setuid")
+    client = RawClient("--allow-modes=bare", "--allow-privileged-files")
+    client.hello(dst)
+    client.send_object(ObjectType.FILE, name, Encoding.CONTENT, data)
+    client.send(FrameKind.UPDATE, b'{"refs":[]}')
+    client.send(FrameKind.COMMIT)
+    _done(client)
+    planted = dst / "objects" / name[:2] / f"{name[2:]}.file"
+    assert os.stat(planted).st_mode & stat.S_ISUID
+    _fsck_both(dst)
+
+
+@pytest.mark.parametrize("via", ["receive", "sftp"])
+def test_a_push_leaves_the_commitmeta_of_commits_it_moves_no_ref_to(tmp_path: Path, via: str) -> None:
+    """The parent of the pushed commit has detached metadata on both sides, different
+    (the server signed it): the push sends and publishes only the new commit's."""
+    from test_push_support import do_push
+
+    src = init(tmp_path / "src", "archive")
+    tree = make_tree(tmp_path / "tree")
+    first = commit(src, tree, "main", "one", "--add-detached-metadata-string=who=client")
+    dst = init(tmp_path / "dst", "archive")
+    do_push(src, dst, "main", via=via)
+    signed = _commitmeta_path(dst, first)
+    from pyostree.objects import CommitMeta
+
+    server_side = CommitMeta({"who": ("s", "server")}).to_bytes()
+    signed.write_bytes(server_side)
+    (tree / "new-file").write_bytes(b"two\n")
+    second = commit(src, tree, "main", "two", "--add-detached-metadata-string=who=client")
+    do_push(src, dst, "main", via=via)
+    assert (dst / "refs" / "heads" / "main").read_text().strip() == second
+    assert signed.read_bytes() == server_side
+    assert _commitmeta_path(dst, second).read_bytes() == _commitmeta_path(src, second).read_bytes()
+    _fsck_both(dst)

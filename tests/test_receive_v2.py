@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ostree_tool import needs_ostree, run_ostree
-from test_push_support import commit, do_push, init, make_tree, object_files, ostree_fsck, rev_parse
+from test_push_support import ALL_MODES, commit, do_push, init, make_tree, object_files, ostree_fsck, rev_parse
 from test_receive_fuzz import serve_or_refuse
 from test_receive_hostile import (  # remote: the seeded remote fixture, shared
     HOSTILE_FILEZ, RawClient, _commit_bytes, _filez, _snapshot, _staged_names, hostile_filez, remote,
@@ -313,7 +313,7 @@ def test_hostile_filez_in_a_batch(tmp_path: Path, remote_mode: str, case: str, m
     dst = init(tmp_path / "dst", remote_mode)
     name, data = hostile_filez(case)
     before = _snapshot(dst)
-    client = V2Client("--idle-timeout", REFUSAL_IDLE_TIMEOUT)
+    client = V2Client("--idle-timeout", REFUSAL_IDLE_TIMEOUT, ALL_MODES)
     client.hello_v2(dst)
     good_name, good = _content(1)
     client.send_batch([

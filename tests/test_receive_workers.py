@@ -333,7 +333,7 @@ def test_a_bare_repo_is_staged_without_workers(tmp_path: Path) -> None:
     commit(src, make_tree(tmp_path / "tree", files=40))
     dst = init(tmp_path / "dst", "bare-user")
     head, entries = _repo_entries(src)
-    client = _client("2")
+    client = _client("2", "--allow-modes=bare-user")
     client.hello_v2(dst)
     _pad(client)
     client.send_batch(entries)

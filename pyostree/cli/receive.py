@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Optional, Tuple
 
 from pyostree.errors import PyOstreeError
 
@@ -35,6 +36,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="verify and stage archive objects in N processes; 0 does it all in this one "
         "(default: one per CPU, at most 4, none on a single CPU)",
     )
+    parser.add_argument(
+        "--allow-modes", metavar="MODE[,MODE...]", default="archive,bare-user-only",
+        help="repository modes a client may push to (archive, bare-user-only, bare-user, "
+        "bare; default: archive,bare-user-only, the modes a publisher serves)",
+    )
+    parser.add_argument(
+        "--allow-privileged-files", action="store_true",
+        help="into a bare repo, accept files with setuid/setgid bits or a "
+        "security.capability xattr (refused by default)",
+    )
+    parser.add_argument(
+        "--allow-commitmeta-replace", action="store_true",
+        help="let a push replace a commit's existing detached metadata (signatures) "
+        "with other bytes (refused by default)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log decisions to stderr")
 
 
@@ -54,8 +70,15 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 0:
         print("error: --workers must be 0 or more", file=sys.stderr)
         return 2
+    modes = _parse_modes(args.allow_modes)
+    if modes is None:
+        print(f"error: --allow-modes: unknown mode in {args.allow_modes!r} "
+              f"(use {', '.join(_MODES)})", file=sys.stderr)
+        return 2
     config = ReceiveConfig(root=args.root, idle_timeout=args.idle_timeout or None,
-                           workers=args.workers)
+                           workers=args.workers, allow_modes=modes,
+                           allow_privileged_files=args.allow_privileged_files,
+                           allow_commitmeta_replace=args.allow_commitmeta_replace)
     try:
         serve(sys.stdin.buffer, sys.stdout.buffer, config, log=log)
     except PyOstreeError as err:
@@ -64,6 +87,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
     FAST_EXIT = _exit_handlers_done()
     return 0
+
+
+_MODES = ("archive", "archive-z2", "bare-user-only", "bare-user", "bare")
+
+
+def _parse_modes(text: str) -> Optional[Tuple[str, ...]]:
+    """The comma-separated modes, None if one is not a repo mode."""
+    modes = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not modes or any(name not in _MODES for name in modes):
+        return None
+    return modes
 
 
 def _exit_handlers_done() -> bool:

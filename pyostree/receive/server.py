@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["ReceiveConfig", "RefUpdateRequest", "serve", "resolve_repo_path"]
 
 LogFn = Callable[[str], None]
+DEFAULT_ALLOW_MODES: Tuple[str, ...] = ("archive", "bare-user-only")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,13 @@ class ReceiveConfig:
     """Staging worker processes (forks of this one) for archive repos, see
     pyostree.receive.workers; None: one per CPU (none on a single CPU). The default, 0,
     verifies and writes in this process: a library caller's process is not forked unasked."""
+    allow_modes: Tuple[str, ...] = DEFAULT_ALLOW_MODES
+    """Repo modes a client may open: by default the ones a publisher serves. A bare repo
+    gives each object file the pushed owner, mode and xattrs."""
+    allow_privileged_files: bool = False
+    """Into a bare repo, accept content with setuid/setgid bits or ``security.capability``."""
+    allow_commitmeta_replace: bool = False
+    """Let a push replace a commit's detached metadata (its signatures) that differs."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,16 @@ def resolve_repo_path(requested: str, root: Optional[str]) -> str:
     if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
         raise PushError(f"repository {requested!r} is outside the allowed root")
     return real
+
+
+def _check_mode(repo: Repo, allowed: Collection[str]) -> None:
+    """Refuse a repo whose mode the receiver's policy does not list."""
+    from pyostree.repo.config import RepoMode
+
+    if repo.mode not in {RepoMode.parse(name) for name in allowed}:
+        name = "archive" if repo.mode is RepoMode.ARCHIVE else repo.mode.value
+        raise PushError(f"this receiver does not accept {name} repos "
+                        f"(allowed: {', '.join(allowed) or 'none'}; see --allow-modes)")
 
 
 def _parse_updates(value: Dict[str, object]) -> Tuple[List[RefUpdateRequest], Optional[bool]]:
@@ -284,6 +302,7 @@ class _Session:
             raise ProtocolError("OPEN needs a repository path")
         real = resolve_repo_path(path, self.config.root)
         repo = Repo.open(real)
+        _check_mode(repo, self.config.allow_modes)
         self.repo = repo
         self.log(f"opened {real} ({repo.mode.value})")
         refs = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
@@ -500,7 +519,11 @@ class _Session:
     def _txn(self) -> Transaction:
         """The session's write transaction, begun on first use."""
         if self.txn is None:
-            self.txn = self._repo().transaction()
+            from pyostree.repo.transaction import Transaction
+
+            self.txn = Transaction(self._repo(),
+                                   replace_commitmeta=self.config.allow_commitmeta_replace,
+                                   privileged_files=self.config.allow_privileged_files)
             self.txn.begin()
         return self.txn
 
@@ -604,8 +627,7 @@ def _staged_meta(txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
     """Metadata staged in this transaction's dir; a missing one was never sent."""
     from pyostree.receive.incoming import MAX_METADATA_SIZE
 
-    rel = os.path.join(checksum[:2], f"{checksum[2:]}.{objtype.extension()}")
-    path = os.path.join(txn.staging_path, rel)
+    path = txn.staged_metadata_path(checksum, objtype)
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_METADATA_SIZE + 1)

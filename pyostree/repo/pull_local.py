@@ -1,7 +1,8 @@
 """``pull-local``: copy commits and everything they reach from another local repo.
 
 Every object is re-hashed on the way in (content from its logical header + payload), so a
-corrupt source cannot plant a mislabelled object, whatever its mode. A commit is marked
+corrupt source cannot plant a mislabelled object, whatever its mode; metadata must also
+be in normal form and pass libostree's structural checks, as for an untrusted pull. A commit is marked
 ``state/CSUM.commitpartial`` before its tree is copied and unmarked at commit time.
 """
 
@@ -27,10 +28,30 @@ class PullResult:
     objects: int
 
 
+def _check_metadata(objtype: ObjectType, checksum: str, data: bytes) -> None:
+    """Normal form and structure: bytes two readers may decode differently, or that
+    libostree refuses to pull, never get into the destination."""
+    from pyostree import gvariant, objects
+    from pyostree.errors import PyOstreeError
+
+    try:
+        if objtype is ObjectType.COMMIT:
+            objects.Commit.from_bytes(data, verify=True)
+        elif objtype is ObjectType.DIR_TREE:
+            objects.DirTree.from_bytes(data, verify=True)
+        elif objtype is ObjectType.DIR_META:
+            objects.DirMeta.from_bytes(data, verify=True)
+        elif not gvariant.is_normal("a{sv}", data):
+            raise ObjectError("not a normal-form a{sv}")
+    except PyOstreeError as err:
+        raise ObjectError(f"{objtype.extension()} {checksum} in the source repo: {err}") from None
+
+
 def _copy_metadata(src: Repo, txn: Transaction, checksum: str, objtype: ObjectType) -> bool:
     if txn.has_object(checksum, objtype):
         return False
     data = src.read_metadata_bytes(checksum, objtype)
+    _check_metadata(objtype, checksum, data)
     txn.write_metadata_bytes(objtype, data, expected_checksum=checksum)
     return True
 
@@ -130,7 +151,9 @@ def pull_local(
                 count_objects += _copy_metadata(src, txn, checksum, ObjectType.COMMIT)
                 detached = src.load_commitmeta(checksum)
                 if detached is not None:
-                    txn.write_commitmeta(checksum, src.read_metadata_bytes(checksum, ObjectType.COMMIT_META))
+                    data = src.read_metadata_bytes(checksum, ObjectType.COMMIT_META)
+                    _check_metadata(ObjectType.COMMIT_META, checksum, data)
+                    txn.write_commitmeta(checksum, data)
                 txn.clear_commit_partial(checksum)
                 count_commits += 1
                 if on_commit is not None:

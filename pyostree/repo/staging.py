@@ -17,9 +17,14 @@ from typing import Optional, Set
 from pyostree.errors import RepoError
 from pyostree.repo.lock import OfdLock
 
-__all__ = ["STAGING_PREFIX", "StagingDir", "cleanup_tmp", "read_boot_id"]
+__all__ = ["STAGING_PREFIX", "UNCHECKED_DIR", "StagingDir", "cleanup_tmp", "read_boot_id"]
 
 STAGING_PREFIX = "staging-"
+UNCHECKED_DIR = "unchecked"
+"""Where a transaction stages the objects that vouch for others (dirtree, commit,
+commitmeta) until it publishes them itself: libostree's commit publishes every entry of
+a resumed staging dir's two-character dirs, and nothing else, so a writer that dies or
+aborts never leaves them where another writer of this boot would publish them unchecked."""
 LOCK_SUFFIX = "-lock"
 DEFAULT_TMP_EXPIRY_SECS = 86400
 _RANDOM_ALPHABET = string.ascii_letters + string.digits
@@ -70,7 +75,9 @@ class StagingDir:
                 lock.close()
                 continue
             os.utime(path)  # libostree bumps the mtime of a resumed dir
-            return cls(path, lock, resumed=True)
+            staging = cls(path, lock, resumed=True)
+            staging.drop_unchecked()  # what its last owner left unpublished: unchecked
+            return staging
         for _ in range(100):
             path = os.path.join(tmp_dir, prefix + _random_suffix())
             try:
@@ -96,6 +103,21 @@ class StagingDir:
             pass
         self._made.add(prefix)
         return path
+
+    def unchecked_dir(self, prefix: str) -> str:
+        """``staging/unchecked/XX``, created on demand (see UNCHECKED_DIR)."""
+        key = f"{UNCHECKED_DIR}/{prefix}"
+        path = os.path.join(self.path, UNCHECKED_DIR, prefix)
+        if key in self._made:
+            return path
+        os.makedirs(path, 0o777, exist_ok=True)
+        self._made.add(key)
+        return path
+
+    def drop_unchecked(self) -> None:
+        """Delete what was staged under UNCHECKED_DIR: no later writer may use it."""
+        shutil.rmtree(os.path.join(self.path, UNCHECKED_DIR), ignore_errors=True)
+        self._made = {name for name in self._made if not name.startswith(UNCHECKED_DIR)}
 
     def remove(self) -> None:
         """Delete the dir first, then its lock file, then drop the lock (spec §1.8 rule 2)."""

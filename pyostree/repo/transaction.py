@@ -39,7 +39,7 @@ from pyostree.repo.fsutil import (
 from pyostree.repo.lock import RepoLock
 from pyostree.repo.modewrite import apply_file_metadata, check_header_for_mode, ostreemeta
 from pyostree.repo.refwrite import read_ref_file, ref_relpath, write_ref
-from pyostree.repo.staging import StagingDir, cleanup_tmp
+from pyostree.repo.staging import UNCHECKED_DIR, StagingDir, cleanup_tmp
 from pyostree.repo.writesettings import WriteSettings
 
 if TYPE_CHECKING:
@@ -56,6 +56,10 @@ _PUBLIC = 0o644  # final mode of archive objects and of metadata in every mode
 
 # Publication order: children before parents (spec §1.8 rule 4).
 _PUBLISH_RANK = {"file": 0, "filez": 0, "dirmeta": 1, "dirtree": 2, "commit": 3, "tombstone-commit": 4, "commitmeta": 5}
+# Staged under UNCHECKED_DIR: what vouches for other objects (a dirtree in objects/ is
+# trusted complete, a commit is walked by fsck, a commitmeta carries its signatures).
+_UNCHECKED_TYPES = frozenset((ObjectType.DIR_TREE, ObjectType.COMMIT, ObjectType.COMMIT_META))
+_PRIVILEGED_XATTR = b"security.capability\0"
 
 
 def _created_public(tmp: TmpFile) -> bool:
@@ -66,6 +70,14 @@ def _created_public(tmp: TmpFile) -> bool:
     except BaseException:
         tmp.discard()
         raise
+
+
+def _refuse_privileged(header: FileHeader) -> None:
+    """What a bare repo would make a real setuid/setgid or capability file."""
+    if header.mode & (stat.S_ISUID | stat.S_ISGID) and not header.is_symlink:
+        raise ObjectError(f"refusing a setuid/setgid file (mode 0o{header.mode:o})")
+    if any(name == _PRIVILEGED_XATTR for name, _value in header.xattrs):
+        raise ObjectError("refusing a file with a security.capability xattr")
 
 
 class TransactionError(RepoError):
@@ -93,8 +105,15 @@ class Transaction:
     Content writes are thread-safe so a tree builder may stage files from a worker pool.
     """
 
-    def __init__(self, repo: Repo, *, on_object: Optional[ProgressCallback] = None) -> None:
+    def __init__(self, repo: Repo, *, on_object: Optional[ProgressCallback] = None,
+                 replace_commitmeta: bool = True, privileged_files: bool = True) -> None:
+        """``replace_commitmeta``: a staged commitmeta replaces one already in ``objects/``
+        (libostree's rule); False refuses to publish over one with other bytes.
+        ``privileged_files``: False refuses content with setuid/setgid bits or a
+        ``security.capability`` xattr in a bare repo, where the object file gets them."""
         self.repo = repo
+        self._replace_commitmeta = replace_commitmeta
+        self._privileged_files = privileged_files
         self.root = os.fspath(repo.path)
         self.settings = WriteSettings(repo)
         self._on_object = on_object
@@ -107,6 +126,7 @@ class Transaction:
         self._state = "new"
         self._published = False  # publish_objects() done: objects visible, staging gone
         self._present: Set[str] = set()  # relpaths known to exist in objects/ or staging
+        self._unchecked: Set[str] = set()  # relpaths this transaction staged in UNCHECKED_DIR
         self._thread_tmp = threading.local()
         self._tmp_counter = itertools.count()
         self._public_tmp_mode = 0o600  # 0644 once begin() has seen a umask that keeps it
@@ -184,14 +204,16 @@ class Transaction:
         return staging
 
     def abort(self) -> None:
-        """Drop the lock; staged objects stay for a later transaction of this boot to reuse
-        (a staging dir that holds none is removed: nothing to resume)."""
+        """Drop the lock; staged content and dirmeta stay for a later transaction of this
+        boot to reuse (a staging dir that holds none is removed: nothing to resume), staged
+        dirtrees, commits and commitmeta go (nothing checked them)."""
         if self._state != "open":
             return
         self._stop_early()
         self._stop_sync()
         self._state = "aborted"
         if self._staging is not None:
+            self._staging.drop_unchecked()
             if _stages_no_object(self._staging.path):
                 self._staging.remove()
             else:
@@ -236,6 +258,7 @@ class Transaction:
         self.publish_objects()
         try:
             self._write_refs()
+            self._sync_ref_dirs()
             try:
                 os.unlink(os.path.join(self.root, "transaction"))
             except FileNotFoundError:
@@ -251,6 +274,7 @@ class Transaction:
         self._stop_sync()
         self._state = "aborted"
         if self._staging is not None:
+            self._staging.drop_unchecked()
             self._staging.release()
         self._lock.release()
 
@@ -258,6 +282,19 @@ class Transaction:
 
     def _relpath(self, checksum: str, objtype: ObjectType) -> str:
         return f"{checksum[:2]}/{checksum[2:]}.{objtype.extension(self.settings.archive)}"
+
+    def _staged_path(self, rel: str) -> str:
+        """Where a staged object is: under UNCHECKED_DIR if this transaction put it there."""
+        staging = self._staging
+        if staging is None:
+            raise TransactionError("transaction is not open")
+        if rel in self._unchecked:
+            return os.path.join(staging.path, UNCHECKED_DIR, rel)
+        return os.path.join(staging.path, rel)
+
+    def staged_metadata_path(self, checksum: str, objtype: ObjectType) -> str:
+        """The staged file of a metadata object (it may not exist)."""
+        return self._staged_path(self._relpath(checksum, objtype))
 
     def has_object(self, checksum: str, objtype: ObjectType) -> bool:
         """Present in ``objects/`` or already staged in this transaction's dir.
@@ -332,8 +369,13 @@ class Transaction:
         """Give a complete temp object its final name inside the staging dir (closes it)."""
         staging = self._require_staging()
         rel = self._relpath(checksum, objtype)
-        staging.object_dir(checksum[:2])
-        target = os.path.join(staging.path, rel)
+        if objtype in _UNCHECKED_TYPES:
+            target = os.path.join(staging.unchecked_dir(checksum[:2]), rel[3:])
+            with self._guard:
+                self._unchecked.add(rel)
+        else:
+            staging.object_dir(checksum[:2])
+            target = os.path.join(staging.path, rel)
         tmp.close()
         os.rename(tmp.path, target)
         self._record(rel, checksum, objtype)
@@ -402,7 +444,7 @@ class Transaction:
 
     def _early_round(self, upto: int) -> None:
         """One syncfs, then what it made durable and may be visible goes into objects/."""
-        _syncfs_at(self.root)
+        _syncfs_at(self._sync_root())
         self._publish_durable(upto, lambda: self._early_stop)
 
     def _publish_durable(self, upto: int, stopped: Callable[[], bool]) -> None:
@@ -434,7 +476,7 @@ class Transaction:
                 self._early_leaves_done = first + index
                 return
             if rel not in self._early_published:
-                self._publish_early(rel, staging.path)
+                self._publish_early(rel)
         self._early_leaves_done = end
         links = self._tree_links
         if new_trees:
@@ -457,7 +499,7 @@ class Transaction:
                 continue  # still waiting for the same one: nothing else to look at
             blocker = self._first_missing(*links[rel])
             if blocker is None:
-                self._publish_early(rel, staging.path)
+                self._publish_early(rel)
                 waits_for.pop(rel, None)
             else:
                 waits_for[rel] = blocker
@@ -474,7 +516,7 @@ class Transaction:
                 return meta
         return None
 
-    def _publish_early(self, rel: str, staging_path: str) -> None:
+    def _publish_early(self, rel: str) -> None:
         objects_dir = os.path.join(self.root, "objects")
         prefix = rel[:2]
         if prefix not in self._early_prefixes:
@@ -483,7 +525,7 @@ class Transaction:
             except FileExistsError:
                 pass
             self._early_prefixes.add(prefix)
-        self._publish_one(f"{staging_path}/{rel}", f"{objects_dir}/{rel}")
+        self._publish_one(self._staged_path(rel), f"{objects_dir}/{rel}")
         with self._guard:
             self._early_published.add(rel)
 
@@ -609,6 +651,8 @@ class Transaction:
         check: bool,
     ) -> str:
         check_header_for_mode(header, self.settings.mode_name)
+        if not self._privileged_files and self.settings.mode_name == "bare":
+            _refuse_privileged(header)
         hasher = hashlib.sha256(header.framed())
         if header.is_symlink:
             checksum = hasher.hexdigest()
@@ -881,6 +925,21 @@ class Transaction:
 
             replace_summary(self.root, build_summary(self.repo), fsync=self.settings.fsync)
 
+    def _sync_ref_dirs(self) -> None:
+        """The renames that moved the refs (and the dirs made for them) durable, so that
+        once commit returns (a receiver then answers DONE) no crash takes a ref back."""
+        if not self.settings.fsync or not self._refs:
+            return
+        dirs: Set[str] = set()
+        for relpath, _refspec, _checksum, _old in self._refs:
+            parts = relpath.split("/")[:-1]
+            while parts:
+                dirs.add("/".join(parts))
+                parts.pop()
+        # deepest first: its fsync commits the journal, an unchanged parent then costs ~0
+        paths = [os.path.join(self.root, rel) for rel in sorted(dirs, reverse=True)]
+        _parallel(fsync_dir, [path for path in paths if os.path.isdir(path)])
+
     def mark_commit_partial(self, checksum: str) -> None:
         """Record now, before the commit's tree is complete, that it may be partial."""
         validate_checksum(checksum)
@@ -914,8 +973,15 @@ class Transaction:
             # A running round finishes its renames first (on the new thread, not here:
             # the caller goes on at once); no other round begins.
             self._sync = _BackgroundSync(
-                self.root, upto, after=running,
+                self._sync_root(), upto, after=running,
                 then=lambda: self._publish_durable(upto, lambda: self._sync_stop))
+
+    def _sync_root(self) -> str:
+        """What ``syncfs`` is called on: the staging dir, whose file system holds the
+        staged objects and (publishing renames them) ``objects/``, whichever of ``tmp/``
+        and ``objects/`` is a symlink or a mount; the repo root's may be neither's."""
+        staging = self._staging
+        return staging.path if staging is not None else self.root
 
     def _stop_sync(self) -> None:
         """Stop what sync_ahead began (it may be renaming) and wait for it, errors and all."""
@@ -931,14 +997,16 @@ class Transaction:
         if self.settings.fsync and (sync is None or sync.upto != len(self._sequence)):
             if sync is not None:
                 sync.wait()
-            sync = _BackgroundSync(self.root, len(self._sequence))
+            sync = _BackgroundSync(self._sync_root(), len(self._sequence))
         if sync is not None:
             sync.wait()
         staged = self._staged_objects(staging, dirtrees, commits)  # after sync_ahead's renames
         objects_dir = os.path.join(self.root, "objects")
+        if not self._replace_commitmeta:
+            staged = self._check_commitmeta(staged, objects_dir)
         touched: Set[str] = set(self._early_prefixes)  # made already, fsynced below
         for _rank, _seq, rel in staged:
-            source = os.path.join(staging.path, rel)
+            source = self._staged_path(rel)
             target = os.path.join(objects_dir, rel)
             prefix = rel[:2]
             if prefix not in touched:
@@ -947,7 +1015,7 @@ class Transaction:
                 except FileExistsError:
                     pass
                 touched.add(prefix)
-            if rel.endswith(".commitmeta"):
+            if rel.endswith(".commitmeta") and self._replace_commitmeta:
                 os.replace(source, target)
                 continue
             self._publish_one(source, target)
@@ -961,14 +1029,45 @@ class Transaction:
             _parallel(fsync_dir, [os.path.join(objects_dir, prefix) for prefix in sorted(touched)])
             fsync_dir(objects_dir)
 
+    def _check_commitmeta(self, staged: List[Tuple[int, int, str]],
+                          objects_dir: str) -> List[Tuple[int, int, str]]:
+        """Without ``replace_commitmeta``: a staged commitmeta whose commit has one with
+        other bytes in ``objects/`` is refused before anything is published; one with the
+        same bytes has nothing to publish."""
+        kept: List[Tuple[int, int, str]] = []
+        for item in staged:
+            rel = item[2]
+            if not rel.endswith(".commitmeta"):
+                kept.append(item)
+                continue
+            try:
+                with open(os.path.join(objects_dir, rel), "rb") as handle:
+                    existing: Optional[bytes] = handle.read(MAX_METADATA_SIZE + 1)
+            except FileNotFoundError:
+                existing = None
+            if existing is None:
+                kept.append(item)
+                continue
+            with open(self._staged_path(rel), "rb") as handle:
+                if handle.read(MAX_METADATA_SIZE + 1) != existing:
+                    checksum = rel[:2] + rel[3:].partition(".")[0]
+                    raise RepoError(
+                        f"commit {checksum} already has other detached metadata, "
+                        "and this repo does not replace it")
+        return kept
+
     def _staged_objects(self, staging: StagingDir, dirtrees: Optional[Sequence[str]] = None,
                         commits: Optional[Collection[str]] = None) -> List[Tuple[int, int, str]]:
         """(rank, write order, relpath) of every staged object to publish, in publication
         order (``dirtrees``: see :meth:`publish_objects`). A fresh staging dir holds only
         what this transaction recorded (no one else writes a locked dir); a resumed one
-        is listed, as earlier runs staged objects there too."""
+        is listed, as earlier runs staged objects there too (not their UNCHECKED_DIR,
+        dropped on resume). Given ``commits``, only the commitmeta this transaction
+        staged for them goes."""
         if staging.resumed:
-            rels: Iterable[str] = _list_staged(staging.path)
+            with self._guard:
+                unchecked = set(self._unchecked)
+            rels: Iterable[str] = unchecked.union(_list_staged(staging.path))
         else:
             with self._guard:
                 rels = list(self._sequence)
@@ -981,7 +1080,10 @@ class Transaction:
         staged.sort()
         if commits is not None:
             wanted = {self._relpath(checksum, ObjectType.COMMIT) for checksum in commits}
-            staged = [item for item in staged if item[0] != _COMMIT_RANK or item[2] in wanted]
+            metas = {rel[:-len("commit")] + "commitmeta" for rel in wanted} & self._unchecked
+            staged = [item for item in staged
+                      if (item[0] != _COMMIT_RANK or item[2] in wanted)
+                      and (item[0] != _COMMITMETA_RANK or item[2] in metas)]
         if dirtrees is not None:
             given = {self._relpath(checksum, ObjectType.DIR_TREE): index
                      for index, checksum in enumerate(dirtrees)}
@@ -990,7 +1092,7 @@ class Transaction:
             return staged
         trees = [rel for rank, _seq, rel in staged if rank == _DIRTREE_RANK]
         if len(trees) > 1:
-            ordered = _children_first(staging.path, trees, self._kept_trees)
+            ordered = _children_first(self._staged_path, trees, self._kept_trees)
             order = {rel: index for index, rel in enumerate(ordered)}
             staged.sort(key=lambda item: (item[0], order.get(item[2], item[1])))
         return staged
@@ -1011,6 +1113,7 @@ class Transaction:
 
 _DIRTREE_RANK = _PUBLISH_RANK["dirtree"]
 _COMMIT_RANK = _PUBLISH_RANK["commit"]
+_COMMITMETA_RANK = _PUBLISH_RANK["commitmeta"]
 _DIRMETA_RANK = _PUBLISH_RANK["dirmeta"]
 EARLY_SYNC_BYTES = 8 << 20
 """Staged bytes between two background ``syncfs`` calls (see ``_staged_bytes``)."""
@@ -1027,7 +1130,7 @@ def _syncfs_at(path: str) -> None:
 
 
 class _BackgroundSync:
-    """One ``syncfs`` of the repo's file system on a thread (once thread ``after``, if
+    """One ``syncfs`` of the staging dir's file system on a thread (once thread ``after``, if
     given, has ended), then ``then()`` if given; :meth:`wait` raises their error.
     ``upto``: how many objects the transaction had staged when it began."""
 
@@ -1060,7 +1163,7 @@ class _BackgroundSync:
             raise self._error
 
 
-def _children_first(staging_path: str, trees: List[str],
+def _children_first(staged_path: Callable[[str], str], trees: List[str],
                     kept: Optional[Dict[str, bytes]] = None) -> List[str]:
     """Staged dirtrees (``XX/NAME.dirtree``) ordered so each comes after the staged
     dirtrees it names. Staging order is not enough: parallel writers finish out of order,
@@ -1073,7 +1176,7 @@ def _children_first(staging_path: str, trees: List[str],
     for rel in trees:
         data = kept.get(rel) if kept else None
         if data is None:
-            with open(os.path.join(staging_path, rel), "rb") as handle:
+            with open(staged_path(rel), "rb") as handle:
                 data = handle.read(MAX_METADATA_SIZE + 1)
         subdirs = DirTree.from_bytes(data, verify=False).dirs
         names = (f"{d.tree_checksum[:2]}/{d.tree_checksum[2:]}.dirtree" for d in subdirs)
