@@ -15,7 +15,7 @@ from test_push_support import commit, init, make_tree, object_files, receive_pro
 
 from pyostree.objects import FileHeader
 from pyostree.objects.types import ObjectType
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     MAGIC,
     DataCodec,
     Encoding,

@@ -18,7 +18,7 @@ from pyostree.push.convert import open_wire_object, read_whole_wire
 from pyostree.push.plan import ObjectName, RefUpdate
 from pyostree.push.progress import ProgressTracker
 from pyostree.push.publisher import Publisher, RemoteInfo
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     BATCH_ENTRY,
     BATCH_ENTRY_SIZE,
     BATCH_VERSION,

@@ -25,7 +25,7 @@ from pyostree.errors import PushError, PyOstreeError, RefError
 from pyostree.objects.checksum import validate_checksum
 from pyostree.objects.names import validate_ref_name
 from pyostree.objects.types import ObjectType
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     BATCH_VERSION,
     MAGIC,
     PROTOCOL_VERSIONS,
