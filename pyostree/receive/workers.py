@@ -263,7 +263,7 @@ def _serve(requests: int, replies: int, repo: RepoPaths, tmp_dir: str) -> None:
     from pyostree.objects.types import ObjectType
     from pyostree.transport.wire import CHUNK_SIZE, Encoding, encode_batch_entry, iter_batch
 
-    headers: FilezHeaderCache = {}
+    headers = FilezHeaderCache()
     writer = _StagedWriter(repo.staging, tmp_dir)
     lexists = os.path.lexists
     empty, absent = repo.empty, repo.absent  # a stale answer only stages a duplicate
