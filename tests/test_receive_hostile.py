@@ -242,6 +242,61 @@ def test_handshake_checks(remote: Path) -> None:
     assert "unknown frame kind" in client.error()
 
 
+def _hello_v3(client: RawClient, repo: Path, refs: object = None) -> None:
+    import json
+
+    client.send(FrameKind.HELLO, b'{"magic":"%s","versions":[1,2,3],"compression":[]}' % MAGIC.encode())
+    client.reader.expect(FrameKind.WELCOME)
+    opening: Dict[str, object] = {"repo": str(repo)}
+    if refs is not None:
+        opening["refs"] = refs
+    client.send(FrameKind.OPEN, json.dumps(opening).encode())
+
+
+TOO_LONG = [f"{index:04d}/" + "x" * 300 for index in range(900)]  # within the count, over the bytes
+HOSTILE_REF_REQUESTS = [
+    ({"refs": "main"}, "must be a list"),
+    ({"refs": ["main"] * 1025}, "at most 1024"),
+    ({"refs": [1]}, "must hold strings"),
+    ({"refs": ["../main"]}, "invalid ref name"),
+    ({"refs": ["a" * 64]}, "looks like a checksum"),
+    ({"refs": TOO_LONG}, "bytes of refs"),
+    ({}, "must be a list"),
+]
+
+
+@pytest.mark.parametrize(("request_value", "message"), HOSTILE_REF_REQUESTS)
+def test_hostile_ref_requests(remote: Path, request_value: Dict[str, object], message: str) -> None:
+    """v3 REFS frames (and OPEN's refs) ask for a bounded list of valid head names."""
+    import json
+
+    client = RawClient()
+    _hello_v3(client, remote)
+    assert client.reader.expect(FrameKind.REPO)
+    client.send(FrameKind.REFS, json.dumps(request_value).encode())
+    assert message in client.error()
+    if request_value:
+        client = RawClient()
+        _hello_v3(client, remote, request_value["refs"])
+        assert message in client.error()
+
+
+def test_refs_frames_only_from_v3(remote: Path) -> None:
+    client = RawClient()
+    client.send(FrameKind.HELLO, b'{"magic":"%s","versions":[1,2],"compression":[]}' % MAGIC.encode())
+    client.reader.expect(FrameKind.WELCOME)
+    client.send(FrameKind.OPEN, b'{"repo":"%s","refs":["main"]}' % str(remote).encode())
+    import json
+
+    assert set(json.loads(client.reader.expect(FrameKind.REPO).payload)["refs"]) == {"main"}
+    client.send(FrameKind.REFS, b'{"refs":["main"]}')
+    assert "got REFS" in client.error()
+    client = RawClient()
+    _hello_v3(client, remote)
+    client.send_raw(struct.pack(">BI", int(FrameKind.REFS), (512 << 10) + 1))
+    assert "exceeds the limit" in client.error()
+
+
 def test_root_confines_repositories(tmp_path: Path, remote: Path) -> None:
     root = tmp_path / "srv"
     root.mkdir()

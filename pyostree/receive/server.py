@@ -28,7 +28,9 @@ from pyostree.objects.types import ObjectType
 from pyostree.transport.wire import (
     BATCH_VERSION,
     MAGIC,
+    MAX_CONTROL_SIZE,
     PROTOCOL_VERSIONS,
+    REFS_VERSION,
     DataCodec,
     Frame,
     FrameKind,
@@ -42,6 +44,8 @@ from pyostree.transport.wire import (
     decode_json,
     decode_object_header,
     encode_have_reply,
+    encode_json,
+    parse_ref_request,
     zstd_available,
 )
 
@@ -286,14 +290,32 @@ class _Session:
         repo = Repo.open(real)
         self.repo = repo
         self.log(f"opened {real} ({repo.mode.value})")
-        refs = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
-        self.empty = not refs and _holds_no_objects(str(repo.path))
-        self.writer.write_json(FrameKind.REPO, {
+        if self.version >= REFS_VERSION:
+            # Only the heads asked for: listing every one costs a file read each, and a
+            # REPO frame cannot hold more than ~12k of them.
+            refs = _read_heads(repo, parse_ref_request(request.get("refs", []), "OPEN"))
+            self.empty = _holds_no_objects(str(repo.path)) and not _has_heads(str(repo.path))
+        else:
+            refs = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
+            self.empty = not refs and _holds_no_objects(str(repo.path))
+        answer = encode_json({
             "mode": repo.mode.value,
             "refs": refs,
             "summary": (repo.path / "summary").exists(),
             "empty": self.empty,
         })
+        if len(answer) > MAX_CONTROL_SIZE:
+            raise PushError(
+                f"the repository has {len(refs)} refs, too many to list in protocol "
+                f"version {self.version}: push with a pyostree that speaks version {REFS_VERSION}"
+            )
+        self.writer.write(FrameKind.REPO, answer)
+        self.writer.flush()
+
+    def answer_refs(self, frame: Frame) -> None:
+        """REFS (v3): the values of the heads asked for, the absent ones left out."""
+        names = parse_ref_request(decode_json(frame).get("refs"), "REFS")
+        self.writer.write_json(FrameKind.REFS_REPLY, {"refs": _read_heads(self._repo(), names)})
         self.writer.flush()
 
     # -- main loop ------------------------------------------------------------------
@@ -326,6 +348,8 @@ class _Session:
             FrameKind.HAVE, FrameKind.OBJECT, FrameKind.UPDATE, FrameKind.ABORT)
         if self.version >= BATCH_VERSION:
             kinds += (FrameKind.OBJECTS,)
+        if self.version >= REFS_VERSION:
+            kinds += (FrameKind.REFS,)
         while True:
             kind, length = self.reader.expect_head(*kinds, exact=self.workers is not None)
             if kind is FrameKind.OBJECTS:
@@ -339,6 +363,8 @@ class _Session:
                 self.answer_have(frame.payload, self._txn())
             elif frame.kind is FrameKind.OBJECT:
                 self.receive_one(frame.payload, self._txn(), stager)
+            elif frame.kind is FrameKind.REFS:
+                self.answer_refs(frame)
             elif frame.kind is FrameKind.ABORT:
                 self.log("client aborted")
                 stager.close()
@@ -726,6 +752,32 @@ def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False,
             return True
     finally:
         files.close()
+
+
+def _read_heads(repo: Repo, names: List[str]) -> Dict[str, str]:
+    """``refs/heads`` values of ``names`` (valid ref names) that exist."""
+    found: Dict[str, str] = {}
+    for name in names:
+        value = repo.refs.read_head(name)
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def _has_heads(repo_path: str) -> bool:
+    """Anything but directories under ``refs/heads`` (stops at the first)."""
+    pending = [os.path.join(repo_path, "refs", "heads")]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    else:
+                        return True
+        except OSError:
+            continue
+    return False
 
 
 def _holds_no_objects(repo_path: str) -> bool:
