@@ -297,6 +297,35 @@ def test_refs_frames_only_from_v3(remote: Path) -> None:
     assert "exceeds the limit" in client.error()
 
 
+def test_refs_asked_per_session_are_bounded(remote: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each name asked is a file lookup: a session asks for at most REFS_ASKED_LIMIT."""
+    import io
+
+    from pyostree.receive import ReceiveConfig, serve
+    from pyostree.receive import server as server_module
+    from pyostree.transport.wire import ProtocolError
+
+    monkeypatch.setattr(server_module, "REFS_ASKED_LIMIT", 3000)
+    frames = io.BytesIO()
+    writer = FrameWriter(frames)
+    writer.write_json(FrameKind.HELLO, {"magic": MAGIC, "versions": [3], "compression": []})
+    writer.write_json(FrameKind.OPEN, {"repo": str(remote), "refs": [f"a{i}" for i in range(1000)]})
+    for batch in range(3):
+        writer.write_json(FrameKind.REFS, {"refs": [f"b{batch}/{i}" for i in range(1000)]})
+    writer.flush()
+    answers = io.BytesIO()
+    with pytest.raises(ProtocolError, match="at most 3000 refs"):
+        serve(io.BytesIO(frames.getvalue()), answers, ReceiveConfig())
+    reader = FrameReader(io.BytesIO(answers.getvalue()))
+    kinds = []
+    frame = reader.read()
+    while frame is not None:
+        kinds.append(frame.kind)
+        frame = reader.read()
+    assert kinds == [FrameKind.WELCOME, FrameKind.REPO, FrameKind.REFS_REPLY, FrameKind.REFS_REPLY,
+                     FrameKind.ERROR]
+
+
 def test_root_confines_repositories(tmp_path: Path, remote: Path) -> None:
     root = tmp_path / "srv"
     root.mkdir()

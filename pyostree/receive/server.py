@@ -128,6 +128,8 @@ RECEIVED_META_BYTES = 16 << 20
 """Commit bytes kept in memory for the completeness check at COMMIT."""
 ABSENT_LIMIT = 200_000
 """Content names remembered from HAVE replies (~100 bytes each)."""
+REFS_ASKED_LIMIT = 200_000
+"""Ref names one session may ask for in OPEN and REFS frames (a file lookup each)."""
 SMALL_OBJECT = 4 << 20
 """Content objects up to this size are read whole and staged by a worker thread."""
 STAGER_THREADS = 1
@@ -252,6 +254,7 @@ class _Session:
         self.version = 1
         self.absent: Set[str] = set()  # content objects HAVE answered "absent" for
         self.empty = False  # the repo had no ref, no object and no staging dir at REPO
+        self.refs_asked = 0  # v3: ref names asked for so far (OPEN, REFS)
         self.received_meta: Dict[Tuple[str, ObjectType], bytes] = {}
         self._received_meta_bytes = 0
         self._received_meta_lock = threading.Lock()
@@ -293,7 +296,7 @@ class _Session:
         if self.version >= REFS_VERSION:
             # Only the heads asked for: listing every one costs a file read each, and a
             # REPO frame cannot hold more than ~12k of them.
-            refs = _read_heads(repo, parse_ref_request(request.get("refs", []), "OPEN"))
+            refs = self._read_heads(parse_ref_request(request.get("refs", []), "OPEN"))
             self.empty = _holds_no_objects(str(repo.path)) and not _has_heads(str(repo.path))
         else:
             refs = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
@@ -315,8 +318,21 @@ class _Session:
     def answer_refs(self, frame: Frame) -> None:
         """REFS (v3): the values of the heads asked for, the absent ones left out."""
         names = parse_ref_request(decode_json(frame).get("refs"), "REFS")
-        self.writer.write_json(FrameKind.REFS_REPLY, {"refs": _read_heads(self._repo(), names)})
+        self.writer.write_json(FrameKind.REFS_REPLY, {"refs": self._read_heads(names)})
         self.writer.flush()
+
+    def _read_heads(self, names: List[str]) -> Dict[str, str]:
+        """``refs/heads`` values of ``names`` (valid ref names) that exist."""
+        self.refs_asked += len(names)
+        if self.refs_asked > REFS_ASKED_LIMIT:
+            raise ProtocolError(f"a session may ask for at most {REFS_ASKED_LIMIT} refs")
+        repo = self._repo()
+        found: Dict[str, str] = {}
+        for name in names:
+            value = repo.refs.read_head(name)
+            if value is not None:
+                found[name] = value
+        return found
 
     # -- main loop ------------------------------------------------------------------
 
@@ -752,16 +768,6 @@ def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False,
             return True
     finally:
         files.close()
-
-
-def _read_heads(repo: Repo, names: List[str]) -> Dict[str, str]:
-    """``refs/heads`` values of ``names`` (valid ref names) that exist."""
-    found: Dict[str, str] = {}
-    for name in names:
-        value = repo.refs.read_head(name)
-        if value is not None:
-            found[name] = value
-    return found
 
 
 def _has_heads(repo_path: str) -> bool:
