@@ -34,7 +34,7 @@ from pyostree.errors import PyOstreeError
 from pyostree.objects import content_checksum, iter_inflate, parse_archive_header
 from pyostree.objects.types import ObjectType
 from pyostree.receive import ReceiveConfig, serve
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     MAGIC,
     Encoding,
     FrameKind,

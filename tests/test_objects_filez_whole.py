@@ -101,7 +101,7 @@ def test_rejects(data: bytes, problem: str) -> None:
 
 
 def test_a_cached_header_still_checks_each_objects_size() -> None:
-    cache: FilezHeaderCache = {}
+    cache = FilezHeaderCache()
     assert verify_filez_bytes(_filez(LINK, b""), content_checksum(LINK), cache) == LINK
     assert len(cache) == 1
     with pytest.raises(ObjectError, match="symlink with payload size 7"):
@@ -113,13 +113,38 @@ def test_a_cached_header_still_checks_each_objects_size() -> None:
 
 
 def test_a_cached_header_is_not_trusted_for_other_bytes() -> None:
-    cache: FilezHeaderCache = {}
+    cache = FilezHeaderCache()
     verify_filez_bytes(GOOD, GOOD_SUM, cache)
     owned = FileHeader(uid=1000, gid=1000, mode=stat.S_IFREG | 0o600)
     data = _filez(owned, b"x" * 1000)
     assert verify_filez_bytes(data, content_checksum(owned, [b"x" * 1000]), cache) == owned
     with pytest.raises(ChecksumMismatchError):
         verify_filez_bytes(data, GOOD_SUM, cache)
+
+
+def test_only_verified_headers_are_cached() -> None:
+    cache = FilezHeaderCache()
+    owned = FileHeader(uid=1000, gid=1000, mode=stat.S_IFREG | 0o600)
+    with pytest.raises(ChecksumMismatchError):
+        verify_filez_bytes(_filez(owned, b"x"), GOOD_SUM, cache)
+    big = _filez(REG, b"", size=WHOLE_INFLATE_LIMIT + 1)  # left to the stream: not checked
+    assert verify_filez_bytes(big, GOOD_SUM, cache) is None
+    assert len(cache) == 0 and cache.nbytes == 0
+
+
+def test_the_cache_is_bounded_by_bytes() -> None:
+    """Big headers (xattrs) are not kept at all; small ones up to the byte budget."""
+    cache = FilezHeaderCache(max_bytes=64 << 10)
+    big = FileHeader(uid=0, gid=0, mode=stat.S_IFREG | 0o644,
+                     xattrs=((b"user.big\0", b"v" * (FilezHeaderCache.MAX_ENTRY + 1)),))
+    assert verify_filez_bytes(_filez(big, b""), content_checksum(big), cache) == big
+    assert len(cache) == 0
+    for uid in range(200):
+        header = FileHeader(uid=uid, gid=0, mode=stat.S_IFREG | 0o644,
+                            xattrs=((b"user.small\0", b"v" * 200),))
+        assert verify_filez_bytes(_filez(header, b""), content_checksum(header), cache) == header
+    assert 0 < len(cache) < 200
+    assert cache.nbytes <= cache.max_bytes
 
 
 @settings(max_examples=300, deadline=None)
@@ -148,7 +173,7 @@ def test_agrees_with_the_streaming_path(payload: bytes, symlink: bool, cut: int,
         reference: Optional[str] = _streaming(bytes(data))
     except ObjectError:
         reference = None
-    caches: List[Optional[FilezHeaderCache]] = [None, {}]
+    caches: List[Optional[FilezHeaderCache]] = [None, FilezHeaderCache()]
     for cache in caches:
         try:
             checked = verify_filez_bytes(bytes(data), expected_sum, cache)

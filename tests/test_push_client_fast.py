@@ -15,7 +15,7 @@ from test_push_support import commit, do_push, init, make_tree, rev_parse
 import pyostree.push.convert as convert
 from pyostree.objects.types import ObjectType
 from pyostree.push.receive_client import _Batch
-from pyostree.receive.protocol import DataCodec, Encoding, decode_batch, encode_batch_entry
+from pyostree.transport.wire import DataCodec, Encoding, decode_batch, encode_batch_entry
 
 _CSUM_A = "ab" * 32
 _CSUM_B = "0f" * 32

@@ -14,7 +14,7 @@ from test_receive_hostile import RawClient
 
 from pyostree.objects.types import ObjectType
 from pyostree.push.receive_client import ReceiveClient
-from pyostree.receive.protocol import FrameKind
+from pyostree.transport.wire import FrameKind
 from pyostree.repo import Repo
 from pyostree.repo.staging import STAGING_PREFIX, read_boot_id
 

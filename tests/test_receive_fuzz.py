@@ -17,7 +17,7 @@ from test_push_support import init
 
 from pyostree.errors import PyOstreeError
 from pyostree.receive import serve
-from pyostree.receive.protocol import MAGIC, FrameKind, FrameReader
+from pyostree.transport.wire import MAGIC, FrameKind, FrameReader
 
 pytestmark = needs_ostree
 

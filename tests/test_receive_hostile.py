@@ -15,7 +15,7 @@ from test_push_support import ALL_MODES, commit, init, make_tree, object_files, 
 
 from pyostree.objects import FileHeader
 from pyostree.objects.types import ObjectType
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     MAGIC,
     DataCodec,
     Encoding,
@@ -240,6 +240,90 @@ def test_handshake_checks(remote: Path) -> None:
     client = RawClient()
     client.send_raw(b"\x63\x00\x00\x00\x00")
     assert "unknown frame kind" in client.error()
+
+
+def _hello_v3(client: RawClient, repo: Path, refs: object = None) -> None:
+    import json
+
+    client.send(FrameKind.HELLO, b'{"magic":"%s","versions":[1,2,3],"compression":[]}' % MAGIC.encode())
+    client.reader.expect(FrameKind.WELCOME)
+    opening: Dict[str, object] = {"repo": str(repo)}
+    if refs is not None:
+        opening["refs"] = refs
+    client.send(FrameKind.OPEN, json.dumps(opening).encode())
+
+
+TOO_LONG = [f"{index:04d}/" + "x" * 300 for index in range(900)]  # within the count, over the bytes
+HOSTILE_REF_REQUESTS = [
+    ({"refs": "main"}, "must be a list"),
+    ({"refs": ["main"] * 1025}, "at most 1024"),
+    ({"refs": [1]}, "must hold strings"),
+    ({"refs": ["../main"]}, "invalid ref name"),
+    ({"refs": ["a" * 64]}, "looks like a checksum"),
+    ({"refs": TOO_LONG}, "bytes of refs"),
+    ({}, "must be a list"),
+]
+
+
+@pytest.mark.parametrize(("request_value", "message"), HOSTILE_REF_REQUESTS)
+def test_hostile_ref_requests(remote: Path, request_value: Dict[str, object], message: str) -> None:
+    """v3 REFS frames (and OPEN's refs) ask for a bounded list of valid head names."""
+    import json
+
+    client = RawClient()
+    _hello_v3(client, remote)
+    assert client.reader.expect(FrameKind.REPO)
+    client.send(FrameKind.REFS, json.dumps(request_value).encode())
+    assert message in client.error()
+    if request_value:
+        client = RawClient()
+        _hello_v3(client, remote, request_value["refs"])
+        assert message in client.error()
+
+
+def test_refs_frames_only_from_v3(remote: Path) -> None:
+    client = RawClient()
+    client.send(FrameKind.HELLO, b'{"magic":"%s","versions":[1,2],"compression":[]}' % MAGIC.encode())
+    client.reader.expect(FrameKind.WELCOME)
+    client.send(FrameKind.OPEN, b'{"repo":"%s","refs":["main"]}' % str(remote).encode())
+    import json
+
+    assert set(json.loads(client.reader.expect(FrameKind.REPO).payload)["refs"]) == {"main"}
+    client.send(FrameKind.REFS, b'{"refs":["main"]}')
+    assert "got REFS" in client.error()
+    client = RawClient()
+    _hello_v3(client, remote)
+    client.send_raw(struct.pack(">BI", int(FrameKind.REFS), (512 << 10) + 1))
+    assert "exceeds the limit" in client.error()
+
+
+def test_refs_asked_per_session_are_bounded(remote: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each name asked is a file lookup: a session asks for at most REFS_ASKED_LIMIT."""
+    import io
+
+    from pyostree.receive import ReceiveConfig, serve
+    from pyostree.receive import server as server_module
+    from pyostree.transport.wire import ProtocolError
+
+    monkeypatch.setattr(server_module, "REFS_ASKED_LIMIT", 3000)
+    frames = io.BytesIO()
+    writer = FrameWriter(frames)
+    writer.write_json(FrameKind.HELLO, {"magic": MAGIC, "versions": [3], "compression": []})
+    writer.write_json(FrameKind.OPEN, {"repo": str(remote), "refs": [f"a{i}" for i in range(1000)]})
+    for batch in range(3):
+        writer.write_json(FrameKind.REFS, {"refs": [f"b{batch}/{i}" for i in range(1000)]})
+    writer.flush()
+    answers = io.BytesIO()
+    with pytest.raises(ProtocolError, match="at most 3000 refs"):
+        serve(io.BytesIO(frames.getvalue()), answers, ReceiveConfig())
+    reader = FrameReader(io.BytesIO(answers.getvalue()))
+    kinds = []
+    frame = reader.read()
+    while frame is not None:
+        kinds.append(frame.kind)
+        frame = reader.read()
+    assert kinds == [FrameKind.WELCOME, FrameKind.REPO, FrameKind.REFS_REPLY, FrameKind.REFS_REPLY,
+                     FrameKind.ERROR]
 
 
 def test_root_confines_repositories(tmp_path: Path, remote: Path) -> None:
@@ -628,3 +712,100 @@ def test_a_push_leaves_the_commitmeta_of_commits_it_moves_no_ref_to(tmp_path: Pa
     assert signed.read_bytes() == server_side
     assert _commitmeta_path(dst, second).read_bytes() == _commitmeta_path(src, second).read_bytes()
     _fsck_both(dst)
+RSS_BOUND_KIB = 128 << 10
+"""Peak RSS a receiver may reach on the header-cache sessions below: its own ~40 MB, the
+stager's 32 MiB of read-ahead and a few 1 MiB bodies. Before the cache was bounded by
+bytes, 150 cached 1 MiB headers took it to 489 MiB (75 took a staging worker to 250)."""
+
+_PEAK_RSS = """
+import resource, subprocess, sys, threading
+from pyostree.transport.wire import FrameKind, FrameReader
+# Like a client: the input stays open until the receiver's ERROR arrives (it must refuse
+# the session itself, not just stop at the end of its input), then closes.
+# The receiver starts first: a fork of this process holding the session would count it.
+proc = subprocess.Popen([sys.executable, "-m", "pyostree", "receive", *sys.argv[2:]],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+with open(sys.argv[1], "rb") as session:
+    data = session.read()
+def send():
+    try:
+        proc.stdin.write(data)
+        proc.stdin.flush()
+    except (BrokenPipeError, ValueError):
+        pass  # it stopped reading: expected once it refused the session
+sender = threading.Thread(target=send)
+sender.start()
+reader = FrameReader(proc.stdout)
+frame = reader.read()
+while frame is not None and frame.kind is not FrameKind.ERROR:
+    frame = reader.read()
+proc.stdout.close()
+sender.join()
+proc.stdin.close()
+status = proc.wait(timeout=60)
+stderr = proc.stderr.read()
+print(status, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.stderr.write(stderr.decode("utf-8", "replace"))
+"""
+
+
+def _big_header_session(repo: Path, count: int, *, compress: bool) -> bytes:
+    """HELLO (v2), OPEN, then ``count`` OBJECTS frames of one honest ``.filez`` each whose
+    header carries its own ~1 MiB xattr (every header differs), then one whose checksum
+    is wrong. zstd makes the megabyte of each frame ~140 bytes on the wire."""
+    import json
+    import zlib
+
+    import zstandard
+
+    from pyostree.transport.wire import encode_batch_entry
+
+    def frame(kind: FrameKind, payload: bytes) -> bytes:
+        return struct.pack(">BI", int(kind), len(payload)) + payload
+
+    hello = {"magic": MAGIC, "versions": [2], "compression": ["zstd"] if compress else []}
+    out = [frame(FrameKind.HELLO, json.dumps(hello).encode()),
+           frame(FrameKind.OPEN, json.dumps({"repo": str(repo)}).encode())]
+    packer = zstandard.ZstdCompressor()
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    empty = deflater.compress(b"") + deflater.flush()
+    for index in range(count + 1):
+        value = index.to_bytes(8, "big") + b"\0" * ((1 << 20) - 1200)
+        header = FileHeader(uid=0, gid=0, mode=0o100644, xattrs=((b"user.big\0", value),))
+        checksum = hashlib.sha256(header.framed()).hexdigest() if index < count else "00" * 32
+        body = encode_batch_entry(ObjectType.FILE, checksum, Encoding.FILEZ,
+                                  header.to_archive_bytes(0) + empty)
+        out.append(frame(FrameKind.OBJECTS, b"\x01" + packer.compress(body) if compress else b"\x00" + body))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize(("compress", "count", "extra"), [
+    (True, 150, ()),                 # decoded and verified by the receiver itself
+    (False, 150, ("--workers", "2")),  # spliced whole into its staging worker processes
+])
+def test_big_xattr_headers_do_not_blow_up_the_receiver(
+        tmp_path: Path, compress: bool, count: int, extra: Tuple[str, ...]) -> None:
+    """Issue 13, item 2: a ``.filez`` header cache counted entries, not bytes, and kept a
+    header before its object's checksum was checked. The receiver's peak RSS (and its
+    workers', all its waited-for children: ``RUSAGE_CHILDREN`` of a fresh parent) stays
+    bounded, and the session is refused."""
+    import subprocess
+    import sys
+
+    from pyostree.fsck import fsck
+    from pyostree.repo import Repo
+
+    dst = init(tmp_path / "dst", "archive")
+    before = _snapshot(dst)
+    session = tmp_path / "session"
+    session.write_bytes(_big_header_session(dst, count, compress=compress))
+    if compress:
+        assert session.stat().st_size < 64 << 10  # a small wire, a big receiver
+    done = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(session), *extra],
+                          capture_output=True, text=True, timeout=600, check=True)
+    status, peak_kib = (int(word) for word in done.stdout.split())
+    assert status == 1 and "corrupted file object: checksum expected=" in done.stderr, done.stderr
+    assert peak_kib < RSS_BOUND_KIB, f"receiver peaked at {peak_kib >> 10} MiB"
+    assert _snapshot(dst)["refs"] == before["refs"]  # verified files may be published early
+    run_ostree("fsck", repo=dst)
+    assert fsck(Repo.open(dst)).ok

@@ -23,7 +23,7 @@ from pyostree.errors import PyOstreeError
 from pyostree.objects import FileHeader
 from pyostree.objects.types import ObjectType
 from pyostree.receive import ReceiveConfig, serve
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     MAGIC,
     Encoding,
     FrameKind,

@@ -20,7 +20,7 @@ from pyostree.errors import PyOstreeError
 from pyostree.objects import FileHeader
 from pyostree.objects.types import ObjectType
 from pyostree.receive import server as server_module
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     MAGIC,
     DataCodec,
     Encoding,
@@ -118,7 +118,7 @@ def test_small_and_big_objects_mixed_with_a_tight_memory_bound(
         session.send_object(checksum, data)
         sent.append(checksum)
     # A HAVE after the objects must see every one of them (the workers are drained first).
-    from pyostree.receive.protocol import decode_have_reply, encode_have
+    from pyostree.transport.wire import decode_have_reply, encode_have
 
     session.send(FrameKind.HAVE, encode_have([(c, ObjectType.FILE) for c in sent]))
     session.writer.flush()

@@ -17,7 +17,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     DataCodec,
     FrameKind,
     FrameReader,

@@ -26,7 +26,7 @@ from pyostree.errors import PyOstreeError
 from pyostree.objects import FileHeader
 from pyostree.objects.types import ObjectType
 from pyostree.receive import serve
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     BATCH_ENTRY_SIZE,
     CHUNK_SIZE,
     MAGIC,

@@ -24,7 +24,7 @@ from test_receive_v2 import MALFORMED_BATCHES, V2Client, _content, _repo_entries
 
 from pyostree.objects import FileHeader
 from pyostree.objects.types import ObjectType
-from pyostree.receive.protocol import Encoding, FrameKind, encode_batch_entry, encode_have
+from pyostree.transport.wire import Encoding, FrameKind, encode_batch_entry, encode_have
 from pyostree.receive.server import INLINE_BYTES, INLINE_OBJECTS
 
 pytestmark = needs_ostree

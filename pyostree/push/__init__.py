@@ -114,12 +114,13 @@ def _remote_name(dest: Destination) -> str:
 
 def _open_publisher(
     dest: Destination, options: PushOptions, log: LogFn,
-    on_connected: Callable[[], None] = lambda: None,
+    on_connected: Callable[[], None] = lambda: None, refs: Sequence[str] = (),
 ) -> Tuple[Publisher, Callable[[], None], str]:
     """Connect and pick the mode: receive when asked or when ``auto`` can start it.
 
     Over ssh only the channel the mode needs is opened (no sftp session for receive).
     ``on_connected`` runs once the ssh handshake is done, before the remote side starts.
+    ``refs``: the refs being pushed, whose remote values the receiver sends at once.
     """
     from pyostree.push.receive_client import ReceiveClient, ReceiverRefusedError
     from pyostree.transport import LocalFileTransport, SshOptions, connect, local_exec
@@ -147,7 +148,7 @@ def _open_publisher(
             channel: Optional[ExecChannel] = None
             try:
                 channel = exec_fn(argv)
-                client = ReceiveClient(channel, dest.path, compress=options.compress)
+                client = ReceiveClient(channel, dest.path, compress=options.compress, refs=refs)
                 return client, close, "receive"
             except PyOstreeError as err:
                 if channel is not None:
@@ -191,7 +192,7 @@ def push(
     dest = parse_destination(destination)
     prefetch = TreePrefetch(repo, local.values())
     try:
-        publisher, close, via = _open_publisher(dest, options, log, prefetch.start)
+        publisher, close, via = _open_publisher(dest, options, log, prefetch.start, refs=list(local))
         try:
             return push_with(publisher, repo, local, options, via=via,
                              on_progress=on_progress, on_log=log, prefetch=prefetch)
@@ -224,8 +225,11 @@ def push_with(
     log: LogFn = on_log or (lambda _message: None)
     try:
         info = publisher.info
-        log(f"remote is {info.mode.value} with {len(info.refs)} refs, via {via}")
-        updates, current = decide_updates(repo, local, info.refs, force=options.force)
+        # Only the refs being pushed are asked for: a remote may have 100,000.
+        remote = publisher.remote_refs(list(local))
+        log(f"remote is {info.mode.value} ({len(remote)} of the {len(local)} refs pushed "
+            f"exist there), via {via}")
+        updates, current = decide_updates(repo, local, remote, force=options.force)
         for ref in current:
             log(f"{ref}: up to date")
         for update in updates:
@@ -233,7 +237,12 @@ def push_with(
             log(f"{update.ref}: {verb} {update.old or '(none)'} -> {update.new}")
         if prefetch is not None:
             prefetch.finish()  # done by now, or it would compete with the walk below
-        names = (missing_objects(repo, updates, info.refs.values(), publisher.have, prefetch)
+        # What the remote's commits reach is not asked about: the pushed refs' old values,
+        # and any other head the publisher happens to know (a receiver before protocol v3
+        # lists them all). A tree shared with another remote head is asked about in HAVE
+        # instead, so nothing the remote lacks is ever skipped.
+        known = {**info.refs, **remote}
+        names = (missing_objects(repo, updates, known.values(), publisher.have, prefetch)
                  if updates else [])
         total = 0
         if on_progress is not None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Tuple
 
 from pyostree.errors import PushError
 from pyostree.objects.types import ObjectType
-from pyostree.receive.protocol import Encoding
+from pyostree.transport.wire import Encoding
 from pyostree.repo.config import RepoMode
 
 if TYPE_CHECKING:

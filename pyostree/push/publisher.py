@@ -18,7 +18,9 @@ __all__ = ["Publisher", "RemoteInfo"]
 
 @dataclass(frozen=True)
 class RemoteInfo:
-    """What the remote repo looks like before the push: its mode, heads and summary."""
+    """What the remote repo looks like before the push: its mode, the heads known so far
+    (every one from a receiver before protocol v3; else only those asked for) and
+    whether it has a summary."""
 
     mode: RepoMode
     refs: Dict[str, str]
@@ -29,6 +31,11 @@ class Publisher(abc.ABC):
     """A remote repository being pushed to; nothing is visible before :meth:`publish`."""
 
     info: RemoteInfo
+
+    def remote_refs(self, names: Sequence[str]) -> Dict[str, str]:
+        """The remote heads among ``names`` (absent ones left out): what the push checks
+        fast-forwards against and expects in its compare-and-swap."""
+        return {name: self.info.refs[name] for name in names if name in self.info.refs}
 
     @abc.abstractmethod
     def have(self, names: Sequence[ObjectName]) -> List[bool]:

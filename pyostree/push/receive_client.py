@@ -1,7 +1,7 @@
 """Receive mode: stream objects to ``pyostree receive`` over an exec channel.
 
-HELLO and OPEN go out together (one round trip), then one HAVE round trip per 4096
-objects, then every object back to back with no reply (the receiver only speaks again on
+HELLO and OPEN go out together (one round trip; from v3 OPEN also asks for the values of
+the refs being pushed), then one HAVE round trip per 4096 objects, then every object back to back with no reply (the receiver only speaks again on
 error or at the end), then UPDATE + COMMIT. With protocol v2 small objects travel whole,
 many to an OBJECTS frame; bigger ones (and every object to a v1 receiver) as OBJECT,
 DATA..., END.
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import TYPE_CHECKING, Iterator, List, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Iterator, List, NoReturn, Optional, Sequence, Set
 
 from pyostree.errors import PushError, PyOstreeError, RepoError
 from pyostree.push.convert import open_wire_object, read_whole_wire
 from pyostree.push.plan import ObjectName, RefUpdate
 from pyostree.push.progress import ProgressTracker
 from pyostree.push.publisher import Publisher, RemoteInfo
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     BATCH_ENTRY,
     BATCH_ENTRY_SIZE,
     BATCH_VERSION,
@@ -27,6 +27,7 @@ from pyostree.receive.protocol import (
     HAVE_BATCH,
     MAGIC,
     PROTOCOL_VERSIONS,
+    REFS_VERSION,
     DataCodec,
     FrameKind,
     FrameReader,
@@ -34,6 +35,7 @@ from pyostree.receive.protocol import (
     ObjectHeader,
     ProtocolError,
     RemoteError,
+    batch_ref_names,
     decode_have_reply,
     decode_json,
     encode_have,
@@ -139,9 +141,11 @@ class _Batch:
 
 
 class ReceiveClient(Publisher):
-    """A push session with a remote ``pyostree receive`` process."""
+    """A push session with a remote ``pyostree receive`` process. ``refs``: the refs the
+    push will ask :meth:`remote_refs` about, asked for in OPEN already (v3)."""
 
-    def __init__(self, channel: ExecChannel, repo_path: str, *, compress: bool = True) -> None:
+    def __init__(self, channel: ExecChannel, repo_path: str, *, compress: bool = True,
+                 refs: Sequence[str] = ()) -> None:
         self._channel = channel
         self._reader = FrameReader(channel.stdout)
         self._writer = FrameWriter(channel.stdin)
@@ -152,14 +156,22 @@ class ReceiveClient(Publisher):
         self._done = False  # DONE received
         self.version = 1
         self._remote_empty = False  # the REPO answer says: no object, nothing to resume
+        self._asked: Set[str] = set()  # v3: refs whose remote value (or absence) is known
+        batches = batch_ref_names(refs)
         try:
             # HELLO and OPEN back to back: OPEN does not depend on the answer to HELLO,
-            # and a receiver reads them in order (one round trip instead of two).
+            # and a receiver reads them in order (one round trip instead of two). A
+            # receiver before v3 ignores OPEN's refs and lists every head in REPO.
             self._send_hello(compress and zstd_available())
-            self._writer.write_json(FrameKind.OPEN, {"repo": repo_path})
+            opening: Dict[str, object] = {"repo": repo_path}
+            if batches:
+                opening["refs"] = batches[0]
+            self._writer.write_json(FrameKind.OPEN, opening)
             self._writer.flush()
             self.codec = self._welcome()
             self.info = self._repo_info()
+            if batches:
+                self._asked.update(batches[0])
         except (ProtocolError, RemoteError, OSError, ValueError) as err:
             raise self._failure(err) from None
 
@@ -204,12 +216,29 @@ class ReceiveClient(Publisher):
         mode, refs = info.get("mode"), info.get("refs")
         if not isinstance(mode, str) or not isinstance(refs, dict):
             raise ProtocolError("REPO frame lacks mode or refs")
-        clean = {}
-        for name, csum in refs.items():
-            if isinstance(name, str) and isinstance(csum, str):
-                clean[name] = validate_checksum(csum)
         self._remote_empty = info.get("empty") is True
-        return RemoteInfo(RepoMode.parse(mode), clean, bool(info.get("summary")))
+        return RemoteInfo(RepoMode.parse(mode), _clean_refs(refs), bool(info.get("summary")))
+
+    def remote_refs(self, names: Sequence[str]) -> Dict[str, str]:
+        """v3: the refs OPEN did not ask for are asked in REFS frames, one round trip per
+        REFS_BATCH names (before v3, REPO listed every head)."""
+        if self.version < REFS_VERSION:
+            return super().remote_refs(names)
+        known = self.info.refs
+        try:
+            for batch in batch_ref_names([name for name in names if name not in self._asked]):
+                self._writer.write_json(FrameKind.REFS, {"refs": batch})
+                self._writer.flush()
+                answer = decode_json(self._reader.expect(FrameKind.REFS_REPLY)).get("refs")
+                if not isinstance(answer, dict):
+                    raise ProtocolError("REFS_REPLY lacks refs")
+                wanted = set(batch)
+                known.update((name, csum) for name, csum in _clean_refs(answer).items()
+                             if name in wanted)
+                self._asked.update(batch)
+        except (ProtocolError, RemoteError, OSError, ValueError) as err:
+            raise self._failure(err) from None
+        return {name: known[name] for name in names if name in known}
 
     def have(self, names: Sequence[ObjectName]) -> List[bool]:
         """Batched queries, at most HAVE_WINDOW in flight: enough to hide the latency, few
@@ -344,6 +373,15 @@ class ReceiveClient(Publisher):
             self._channel.wait()
         finally:
             self._channel.close()
+
+
+def _clean_refs(refs: Dict[object, object]) -> Dict[str, str]:
+    """The name -> checksum pairs of a REPO or REFS_REPLY answer (a bad checksum raises)."""
+    clean = {}
+    for name, csum in refs.items():
+        if isinstance(name, str) and isinstance(csum, str):
+            clean[name] = validate_checksum(csum)
+    return clean
 
 
 def metadata_first(names: Sequence[ObjectName]) -> List[ObjectName]:

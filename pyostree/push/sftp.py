@@ -92,7 +92,8 @@ class SftpPublisher(Publisher):
                 "use --via=receive"
             )
         self.archive = mode is RepoMode.ARCHIVE
-        self.info = RemoteInfo(mode, self._list_heads(), files.stat("summary") is not None)
+        # No heads listed: a stat and a read each, over sftp (see remote_refs).
+        self.info = RemoteInfo(mode, {}, files.stat("summary") is not None)
         self._staging: Optional[str] = None
         self._sent: List[ObjectName] = []
         self._staging_dirs: List[str] = []
@@ -179,6 +180,18 @@ class SftpPublisher(Publisher):
                     if value is not None:
                         refs[prefix + name] = value
         return refs
+
+    def remote_refs(self, names: Sequence[str]) -> Dict[str, str]:
+        """One read per ref asked for, not a listing of every head."""
+        from pyostree.objects.names import validate_ref_name
+
+        found: Dict[str, str] = {}
+        for name in dict.fromkeys(names):
+            validate_ref_name(name, allow_checksum=False)  # it becomes a remote path
+            value = self._read_ref_file(f"refs/heads/{name}")
+            if value is not None:
+                found[name] = value
+        return found
 
     def _read_ref_file(self, path: str) -> Optional[str]:
         try:

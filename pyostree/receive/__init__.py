@@ -11,5 +11,5 @@ if TYPE_CHECKING:
 
 __all__ = ["ReceiveConfig", "resolve_repo_path", "serve"]
 
-# The server loads on first use: a pushing client imports only the protocol.
+# The server loads on first use (the wire format is pyostree.transport.wire).
 __getattr__, __dir__ = lazy_names(globals(), {name: "pyostree.receive.server" for name in __all__})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Iterator
 from pyostree.errors import ObjectError
 from pyostree.objects.content import CHUNK_SIZE, parse_content_header
 from pyostree.objects.types import ObjectType
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     DataCodec,
     Encoding,
     FrameKind,

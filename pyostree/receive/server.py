@@ -25,10 +25,12 @@ from pyostree.errors import PushError, PyOstreeError, RefError
 from pyostree.objects.checksum import validate_checksum
 from pyostree.objects.names import validate_ref_name
 from pyostree.objects.types import ObjectType
-from pyostree.receive.protocol import (
+from pyostree.transport.wire import (
     BATCH_VERSION,
     MAGIC,
+    MAX_CONTROL_SIZE,
     PROTOCOL_VERSIONS,
+    REFS_VERSION,
     DataCodec,
     Frame,
     FrameKind,
@@ -42,6 +44,8 @@ from pyostree.receive.protocol import (
     decode_json,
     decode_object_header,
     encode_have_reply,
+    encode_json,
+    parse_ref_request,
     zstd_available,
 )
 
@@ -142,6 +146,8 @@ RECEIVED_META_BYTES = 16 << 20
 """Commit bytes kept in memory for the completeness check at COMMIT."""
 ABSENT_LIMIT = 200_000
 """Content names remembered from HAVE replies (~100 bytes each)."""
+REFS_ASKED_LIMIT = 200_000
+"""Ref names one session may ask for in OPEN and REFS frames (a file lookup each)."""
 SMALL_OBJECT = 4 << 20
 """Content objects up to this size are read whole and staged by a worker thread."""
 STAGER_THREADS = 1
@@ -266,6 +272,7 @@ class _Session:
         self.version = 1
         self.absent: Set[str] = set()  # content objects HAVE answered "absent" for
         self.empty = False  # the repo had no ref, no object and no staging dir at REPO
+        self.refs_asked = 0  # v3: ref names asked for so far (OPEN, REFS)
         self.received_meta: Dict[Tuple[str, ObjectType], bytes] = {}
         self._received_meta_bytes = 0
         self._received_meta_lock = threading.Lock()
@@ -305,15 +312,46 @@ class _Session:
         _check_mode(repo, self.config.allow_modes)
         self.repo = repo
         self.log(f"opened {real} ({repo.mode.value})")
-        refs = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
-        self.empty = not refs and _holds_no_objects(str(repo.path))
-        self.writer.write_json(FrameKind.REPO, {
+        if self.version >= REFS_VERSION:
+            # Only the heads asked for: listing every one costs a file read each, and a
+            # REPO frame cannot hold more than ~12k of them.
+            refs = self._read_heads(parse_ref_request(request.get("refs", []), "OPEN"))
+            self.empty = _holds_no_objects(str(repo.path)) and not _has_heads(str(repo.path))
+        else:
+            refs = {name: csum for name, csum in repo.list_refs().items() if ":" not in name}
+            self.empty = not refs and _holds_no_objects(str(repo.path))
+        answer = encode_json({
             "mode": repo.mode.value,
             "refs": refs,
             "summary": (repo.path / "summary").exists(),
             "empty": self.empty,
         })
+        if len(answer) > MAX_CONTROL_SIZE:
+            raise PushError(
+                f"the repository has {len(refs)} refs, too many to list in protocol "
+                f"version {self.version}: push with a pyostree that speaks version {REFS_VERSION}"
+            )
+        self.writer.write(FrameKind.REPO, answer)
         self.writer.flush()
+
+    def answer_refs(self, frame: Frame) -> None:
+        """REFS (v3): the values of the heads asked for, the absent ones left out."""
+        names = parse_ref_request(decode_json(frame).get("refs"), "REFS")
+        self.writer.write_json(FrameKind.REFS_REPLY, {"refs": self._read_heads(names)})
+        self.writer.flush()
+
+    def _read_heads(self, names: List[str]) -> Dict[str, str]:
+        """``refs/heads`` values of ``names`` (valid ref names) that exist."""
+        self.refs_asked += len(names)
+        if self.refs_asked > REFS_ASKED_LIMIT:
+            raise ProtocolError(f"a session may ask for at most {REFS_ASKED_LIMIT} refs")
+        repo = self._repo()
+        found: Dict[str, str] = {}
+        for name in names:
+            value = repo.refs.read_head(name)
+            if value is not None:
+                found[name] = value
+        return found
 
     # -- main loop ------------------------------------------------------------------
 
@@ -345,6 +383,8 @@ class _Session:
             FrameKind.HAVE, FrameKind.OBJECT, FrameKind.UPDATE, FrameKind.ABORT)
         if self.version >= BATCH_VERSION:
             kinds += (FrameKind.OBJECTS,)
+        if self.version >= REFS_VERSION:
+            kinds += (FrameKind.REFS,)
         while True:
             kind, length = self.reader.expect_head(*kinds, exact=self.workers is not None)
             if kind is FrameKind.OBJECTS:
@@ -358,6 +398,8 @@ class _Session:
                 self.answer_have(frame.payload, self._txn())
             elif frame.kind is FrameKind.OBJECT:
                 self.receive_one(frame.payload, self._txn(), stager)
+            elif frame.kind is FrameKind.REFS:
+                self.answer_refs(frame)
             elif frame.kind is FrameKind.ABORT:
                 self.log("client aborted")
                 stager.close()
@@ -748,6 +790,22 @@ def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False,
             return True
     finally:
         files.close()
+
+
+def _has_heads(repo_path: str) -> bool:
+    """Anything but directories under ``refs/heads`` (stops at the first)."""
+    pending = [os.path.join(repo_path, "refs", "heads")]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    else:
+                        return True
+        except OSError:
+            continue
+    return False
 
 
 def _holds_no_objects(repo_path: str) -> bool:

@@ -261,9 +261,9 @@ def _detach(keep: Set[int]) -> None:
 def _serve(requests: int, replies: int, repo: RepoPaths, tmp_dir: str) -> None:
     from pyostree.objects.content import FilezHeaderCache, verify_filez_bytes
     from pyostree.objects.types import ObjectType
-    from pyostree.receive.protocol import CHUNK_SIZE, Encoding, encode_batch_entry, iter_batch
+    from pyostree.transport.wire import CHUNK_SIZE, Encoding, encode_batch_entry, iter_batch
 
-    headers: FilezHeaderCache = {}
+    headers = FilezHeaderCache()
     writer = _StagedWriter(repo.staging, tmp_dir)
     lexists = os.path.lexists
     empty, absent = repo.empty, repo.absent  # a stale answer only stages a duplicate

@@ -131,7 +131,7 @@ class Transaction:
         self._tmp_counter = itertools.count()
         self._public_tmp_mode = 0o600  # 0644 once begin() has seen a umask that keeps it
         self._noreplace = True  # renameat2(RENAME_NOREPLACE) works here, until it says otherwise
-        self._filez_headers: FilezHeaderCache = {}
+        self._filez_headers: Optional[FilezHeaderCache] = None  # made on first use
         self._kept_trees: Dict[str, bytes] = {}  # staged dirtree relpath -> bytes
         # early publishing's: what a kept dirtree names, and relpaths found in objects/
         self._tree_links: Dict[str, Tuple[List[str], List[Tuple[str, str]]]] = {}
@@ -748,10 +748,13 @@ class Transaction:
         bad bytes; False when the payload is too large to check whole."""
         if not self.settings.archive:
             raise TransactionError("a .filez is stored as it is only in archive repos")
-        from pyostree.objects.content import verify_filez_bytes
+        from pyostree.objects.content import FilezHeaderCache, verify_filez_bytes
 
         validate_checksum(checksum)
-        return verify_filez_bytes(data, checksum, self._filez_headers) is not None
+        cache = self._filez_headers
+        if cache is None:  # two threads may both make one: one is dropped, no harm
+            cache = self._filez_headers = FilezHeaderCache()
+        return verify_filez_bytes(data, checksum, cache) is not None
 
     def stage_checked_filez(self, checksum: str, data: bytes) -> None:
         """The writing half: ``data`` must be bytes :meth:`check_filez_bytes` passed

@@ -1,4 +1,4 @@
-"""The framed wire protocol between ``pyostree push`` and ``pyostree receive`` (versions 1, 2).
+"""The framed wire protocol between ``pyostree push`` and ``pyostree receive`` (versions 1-3).
 
 Every frame is ``u8 kind | u32 BE length | payload``. Control payloads are UTF-8 JSON
 objects; object data is binary. Each kind has its own size limit, checked *before* the
@@ -17,8 +17,9 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
-from pyostree.errors import PyOstreeError
+from pyostree.errors import PyOstreeError, RefError
 from pyostree.objects.checksum import to_hex, to_raw
+from pyostree.objects.names import validate_ref_name
 from pyostree.objects.types import ObjectType
 
 __all__ = [
@@ -31,6 +32,9 @@ __all__ = [
     "MAX_CONTROL_SIZE",
     "MAX_DATA_SIZE",
     "PROTOCOL_VERSIONS",
+    "REFS_BATCH",
+    "REFS_BATCH_BYTES",
+    "REFS_VERSION",
     "Encoding",
     "Frame",
     "FrameKind",
@@ -48,6 +52,8 @@ __all__ = [
     "encode_have_reply",
     "encode_json",
     "encode_object_header",
+    "batch_ref_names",
+    "parse_ref_request",
     "iter_batch",
     "FrameReader",
     "FrameWriter",
@@ -58,9 +64,18 @@ __all__ = [
 ]
 
 MAGIC = "pyostree-receive"
-PROTOCOL_VERSIONS: Tuple[int, ...] = (1, 2)
+PROTOCOL_VERSIONS: Tuple[int, ...] = (1, 2, 3)
 BATCH_VERSION = 2
 """The first version with OBJECTS frames."""
+REFS_VERSION = 3
+"""The first version whose REPO carries only the refs OPEN asked for, with REFS frames for
+more: a REPO listing every head is capped at MAX_CONTROL_SIZE (~12k refs)."""
+REFS_BATCH = 1024
+"""Ref names one OPEN or REFS asks for at most."""
+REFS_BATCH_BYTES = 256 << 10
+"""What one OPEN or REFS may ask for: each name JSON-encoded plus _REF_ANSWER bytes for
+its answer, summed. The answer always fits one control frame."""
+_REF_ANSWER = 72  # ``:"<64 hex>",`` and some slack
 CHUNK_SIZE = 1 << 20
 """Largest decoded payload of one DATA frame."""
 MAX_CONTROL_SIZE = 1 << 20
@@ -106,6 +121,8 @@ class FrameKind(enum.IntEnum):
     ABORT = 13       # C→S empty
     ERROR = 14       # either way: json {"message"}
     OBJECTS = 15     # C→S (v2) u8 flag (0 raw, 1 zstd) + entries, see decode_batch
+    REFS = 16        # C→S (v3) json {"refs": [names]}
+    REFS_REPLY = 17  # S→C (v3) json {"refs": {name: checksum}}: the heads that exist
 
 
 _LIMITS: Dict[FrameKind, int] = {kind: MAX_CONTROL_SIZE for kind in FrameKind}
@@ -114,6 +131,7 @@ _LIMITS[FrameKind.HAVE_REPLY] = HAVE_BATCH
 _LIMITS[FrameKind.OBJECT] = _OBJECT_HEADER.size
 _LIMITS[FrameKind.DATA] = MAX_DATA_SIZE
 _LIMITS[FrameKind.OBJECTS] = MAX_DATA_SIZE
+_LIMITS[FrameKind.REFS] = 2 * REFS_BATCH_BYTES
 _LIMITS[FrameKind.END] = 0
 _LIMITS[FrameKind.COMMIT] = 0
 _LIMITS[FrameKind.ABORT] = 0
@@ -156,6 +174,46 @@ def decode_json(frame: Frame) -> Dict[str, object]:
     if not isinstance(value, dict):
         raise ProtocolError(f"{frame.kind.name} frame is not a JSON object")
     return value
+
+
+def _ref_cost(name: str) -> int:
+    return len(json.dumps(name)) + _REF_ANSWER
+
+
+def batch_ref_names(names: Sequence[str]) -> List[List[str]]:
+    """``names`` (duplicates dropped) split into the lists one OPEN or REFS may ask for."""
+    batches: List[List[str]] = []
+    batch: List[str] = []
+    cost = 0
+    for name in dict.fromkeys(names):
+        each = _ref_cost(name)
+        if batch and (len(batch) >= REFS_BATCH or cost + each > REFS_BATCH_BYTES):
+            batches.append(batch)
+            batch, cost = [], 0
+        batch.append(name)
+        cost += each
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def parse_ref_request(value: object, what: str) -> List[str]:
+    """The ref names of an OPEN's or a REFS frame's ``refs``: a list of valid head names
+    within REFS_BATCH and REFS_BATCH_BYTES, or a protocol error."""
+    if not isinstance(value, list) or len(value) > REFS_BATCH:
+        raise ProtocolError(f"{what} 'refs' must be a list of at most {REFS_BATCH} ref names")
+    cost = 0
+    for name in value:
+        if not isinstance(name, str):
+            raise ProtocolError(f"{what} 'refs' must hold strings")
+        cost += _ref_cost(name)
+        if cost > REFS_BATCH_BYTES:
+            raise ProtocolError(f"{what} asks for more than {REFS_BATCH_BYTES} bytes of refs")
+        try:
+            validate_ref_name(name, allow_checksum=False)
+        except RefError as err:
+            raise ProtocolError(f"{what}: {err}") from None
+    return list(dict.fromkeys(value))
 
 
 def _objtype(value: int) -> ObjectType:
