@@ -10,7 +10,11 @@ Every iteration applies the same checks as the tests (tests/test_fault_support.p
 ``ostree fsck`` clean after the fault, ``main`` old or new, nothing partial in objects/,
 re-push completes without re-sending staged objects nor objects already in objects/,
 one-line error messages; for races exactly one winner; for HTTP pulls no 404 on a needed
-object. The ``-early`` cases run the receiver with a 1 KiB early-publishing threshold
+object. The ``openssh`` cases go through a real OpenSSH sshd (tests/sshd.py) with the
+OpenSSH client; ``bare-user`` cases push into bare-user and bare-user-only remotes;
+``power-loss`` cases shut the remote's ext4 (a loop device) down without a log flush at a
+random point and remount it (``F.power_loss_case``): the ref must be old or new, and new
+if the push had reported success. The ``-early`` cases run the receiver with a 1 KiB early-publishing threshold
 (``F.EARLY_RECEIVE_ARGV``); ``-at-early-publish`` kills the receiver as soon as an object
 of the push appears in objects/. A failed check counts the
 iteration as not survived and is listed; "data lost" counts accepted updates or pushed
@@ -185,7 +189,8 @@ class Bench:
         image, seconds = self._new[key]  # type: ignore[misc]
         work = self._path("power")
         try:
-            outcome = F.power_loss_case(source, image, work, "receive", rng.uniform(0.0, seconds),
+            # a fifth of the cuts land after the push reported success: the ack must hold
+            outcome = F.power_loss_case(source, image, work, "receive", rng.uniform(0.0, 1.25 * seconds),
                                         F.RECEIVERS[receiver])
         finally:
             shutil.rmtree(work, ignore_errors=True)
