@@ -184,18 +184,19 @@ class Bench:
         finally:
             shutil.rmtree(remote, ignore_errors=True)
 
-    def power_loss(self, mode: str, receiver: str, tally: Tally, rng: random.Random, summary: bool = True) -> bool:
+    def power_loss(self, mode: str, receiver: str, tally: Tally, rng: random.Random, summary: bool = True,
+                   via: str = "receive") -> bool:
         source = self.small_source(mode, summary)
-        key = f"power-{mode}-{receiver}-{summary}"
+        key = f"power-{mode}-{receiver}-{summary}-{via}"
         if key not in self._new:
             image = F.power_loss_image(source, self.work / f"{key}.img")
-            seconds = F.power_loss_push_seconds(source, image, self._path("power-cal"), F.RECEIVERS[receiver])
+            seconds = F.power_loss_push_seconds(source, image, self._path("power-cal"), F.RECEIVERS[receiver], via)
             self._new[key] = (image, seconds)
         image, seconds = self._new[key]  # type: ignore[misc]
         work = self._path("power")
         try:
             # a fifth of the cuts land after the push reported success: the ack must hold
-            outcome = F.power_loss_case(source, image, work, "receive", rng.uniform(0.0, 1.25 * seconds),
+            outcome = F.power_loss_case(source, image, work, via, rng.uniform(0.0, 1.25 * seconds),
                                         F.RECEIVERS[receiver])
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -450,6 +451,9 @@ def run(bench: Bench, cases: List[str], iterations: int, seed: int) -> List[Tall
         issue13["power-loss-receive-bare-user"] = lambda t, r: bench.power_loss("bare-user", "default", t, r)
         # no summary to rewrite: nothing syncs after the ref's rename before DONE
         issue13["power-loss-receive-no-summary"] = lambda t, r: bench.power_loss("archive", "default", t, r, False)
+        # sftp mode to a local path: the client writes the remote itself (no receiver)
+        issue13["power-loss-sftp"] = lambda t, r: bench.power_loss("archive", "default", t, r, True, "sftp")
+        issue13["power-loss-sftp-no-summary"] = lambda t, r: bench.power_loss("archive", "default", t, r, False, "sftp")
     simple.update(issue13)
     if F.unshare_available():
         simple["disk-full-receive"] = lambda t, r: bench.disk_full("receive", t, r)

@@ -88,16 +88,18 @@ def test_power_loss_catches_a_receiver_that_does_not_sync(source: F.Source, tmp_
     assert outcome.ref_after_fault == source.c1 and outcome.data_lost, outcome
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the receiver does not fsync refs/heads/ after renaming the ref "
-                                       "into place, and with no summary to rewrite nothing syncs before DONE")
-def test_an_acknowledged_push_survives_a_power_loss_without_a_summary(tmp_path: Path) -> None:
+@pytest.mark.xfail(strict=True, reason="issue 13: refs/heads/ is not fsynced after the ref's rename, and with no "
+                                       "summary to rewrite nothing syncs before the push reports success")
+@pytest.mark.parametrize("via", ["receive", "sftp"])
+def test_an_acknowledged_push_survives_a_power_loss_without_a_summary(tmp_path: Path, via: str) -> None:
     """The remote has no summary file: after the ref's fdatasync and rename the receiver
-    says DONE with the rename not yet durable, and a power cut right after the push
-    reported success takes ``main`` back to the old commit."""
+    says DONE (sftp mode to a local path: the client exits 0) with the rename not yet
+    durable, and a power cut right after the push reported success takes ``main`` back to
+    the old commit."""
     source = F.build_source(tmp_path / "src", files=40, big=256 << 10)
     (source.template / "summary").unlink()
     image = F.power_loss_image(source, tmp_path / "disk.img")
-    seconds = F.power_loss_push_seconds(source, image, tmp_path / "calibrate")
-    outcome = F.power_loss_case(source, image, tmp_path / "cut", "receive", seconds * 3)
+    seconds = F.power_loss_push_seconds(source, image, tmp_path / "calibrate", via=via)
+    outcome = F.power_loss_case(source, image, tmp_path / "cut", via, seconds * 3)
     assert outcome.push_status == 0 and not outcome.fault_hit
     assert outcome.ref_after_fault == source.c2 and not outcome.data_lost, outcome

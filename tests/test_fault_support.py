@@ -906,7 +906,7 @@ def power_loss_case(source: Source, image: Path, work: Path, via: str, delay: fl
 
 
 def power_loss_push_seconds(source: Source, image: Path, work: Path,
-                            receive_argv: Sequence[str] = RECEIVE_ARGV) -> float:
+                            receive_argv: Sequence[str] = RECEIVE_ARGV, via: str = "receive") -> float:
     """How long an undisturbed push onto the loop-mounted ext4 takes (cut points are drawn
     from it)."""
-    return power_loss_case(source, image, work, "receive", -1.0, receive_argv)  # type: ignore[return-value]
+    return power_loss_case(source, image, work, via, -1.0, receive_argv)  # type: ignore[return-value]
