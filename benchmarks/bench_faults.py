@@ -4,12 +4,17 @@ docs/RELIABILITY.md.
 
     .venv/bin/python benchmarks/bench_faults.py --iterations 50
     .venv/bin/python benchmarks/bench_faults.py --iterations 5 --cases kill-receiver-local,race-receive-receive
+    .venv/bin/python benchmarks/bench_faults.py --iterations 50 --cases issue13   # OpenSSH, bare-user, power loss
 
 Every iteration applies the same checks as the tests (tests/test_fault_support.py):
 ``ostree fsck`` clean after the fault, ``main`` old or new, nothing partial in objects/,
 re-push completes without re-sending staged objects nor objects already in objects/,
 one-line error messages; for races exactly one winner; for HTTP pulls no 404 on a needed
-object. The ``-early`` cases run the receiver with a 1 KiB early-publishing threshold
+object. The ``openssh`` cases go through a real OpenSSH sshd (tests/sshd.py) with the
+OpenSSH client; ``bare-user`` cases push into bare-user and bare-user-only remotes;
+``power-loss`` cases shut the remote's ext4 (a loop device) down without a log flush at a
+random point and remount it (``F.power_loss_case``): the ref must be old or new, and new
+if the push had reported success. The ``-early`` cases run the receiver with a 1 KiB early-publishing threshold
 (``F.EARLY_RECEIVE_ARGV``); ``-at-early-publish`` kills the receiver as soon as an object
 of the push appears in objects/. A failed check counts the
 iteration as not survived and is listed; "data lost" counts accepted updates or pushed
@@ -19,6 +24,7 @@ commits the remote cannot serve whole afterwards (must be 0).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -94,9 +100,115 @@ class Bench:
         assert status == 0, err
         self.ssh_push_seconds = time.monotonic() - started
 
+        self._stack = contextlib.ExitStack()
+        self._new: Dict[str, object] = {}
+
     def close(self) -> None:
         self.proxy.close()
         self.ssh.server.stop()
+        self._stack.close()
+
+    # -- the cases of issue 13: OpenSSH sshd, bare-user remotes, power loss --------------
+    # They push a smaller tree (40 small files and 256 KiB, 72 objects) so that 50
+    # iterations of each fit in minutes, and also run ``pyostree fsck`` after the fault.
+
+    def small_source(self, remote_mode: str = "archive", summary: bool = True) -> F.Source:
+        """With SUMMARY false the remote template has no summary file, so a push does not
+        rewrite (and fsync) one after moving the ref."""
+        key = f"source-{remote_mode}{'' if summary else '-no-summary'}"
+        if key not in self._new:
+            source = F.build_source(self.work / key, files=40, big=256 << 10, remote_mode=remote_mode)
+            if not summary:
+                (source.template / "summary").unlink()
+            self._new[key] = source
+        return self._new[key]  # type: ignore[return-value]
+
+    def openssh(self) -> object:
+        """A real OpenSSH sshd (tests/sshd.py), a cutting proxy before it, and how long a
+        push (and its receiver) lasts through it, started on first use."""
+        if "sshd" not in self._new:
+            from sshd import running_sshd
+
+            server = self._stack.enter_context(running_sshd(self.work / "openssh"))
+            proxy = F.CuttingProxy(server.port)
+            self._stack.callback(proxy.close)
+            source = self.small_source()
+            target = F.openssh_target(server, F.fresh_remote(source, self.work / "openssh-calibrate"),
+                                      self.work / "openssh-home")
+            push, receiver = F.calibrate(source, target)
+            proxy.forwarded = 0
+            F.fresh_remote(source, target.remote)
+            F.calibrate(source, F.openssh_target(server, target.remote, self.work / "openssh-home",
+                                                 port=proxy.port))
+            self._new.update(sshd=server, openssh_proxy=proxy, openssh_push=push, openssh_receiver=receiver,
+                             openssh_bytes=proxy.forwarded)
+            print(f"[OpenSSH sshd: push {push:.2f} s, receiver {receiver:.2f} s, {proxy.forwarded} bytes] ",
+                  end="", flush=True)
+        return self._new["sshd"]
+
+    def kill_openssh(self, via: str, victim: str, tally: Tally, rng: random.Random) -> bool:
+        server = self.openssh()
+        source = self.small_source()
+        remote = F.fresh_remote(source, self._path("openssh-kill"))
+        target = F.openssh_target(server, remote, self.work / "openssh-home")
+        delay = (rng.uniform(0.0, self._new["openssh_receiver"]) if victim == "receiver"  # type: ignore[arg-type]
+                 else rng.uniform(0.05, self._new["openssh_push"]))  # type: ignore[arg-type]
+        try:
+            return self._judge(F.kill_case(tally.case, source, target, via, delay, victim), tally)
+        finally:
+            shutil.rmtree(remote, ignore_errors=True)
+
+    def cut_openssh(self, via: str, tally: Tally, rng: random.Random) -> bool:
+        server = self.openssh()
+        source = self.small_source()
+        proxy: F.CuttingProxy = self._new["openssh_proxy"]  # type: ignore[assignment]
+        remote = F.fresh_remote(source, self._path("openssh-cut"))
+        target = F.openssh_target(server, remote, self.work / "openssh-home", port=proxy.port)
+        budget = rng.randint(3_000, int(self._new["openssh_bytes"]))  # type: ignore[call-overload]
+        try:
+            return self._judge(F.cut_case(tally.case, source, target, proxy, via, budget), tally)
+        finally:
+            shutil.rmtree(remote, ignore_errors=True)
+
+    def kill_bare(self, mode: str, via: str, victim: str, tally: Tally, rng: random.Random) -> bool:
+        source = self.small_source(mode)
+        key = f"bare-seconds-{mode}-{via}"
+        if key not in self._new:
+            self._new[key] = F.calibrate(source, F.local_target(F.fresh_remote(source, self._path("bare-cal"))), via)
+        push, receiver = self._new[key]  # type: ignore[misc]
+        remote = F.fresh_remote(source, self._path(f"kill-{mode}"))
+        delay = rng.uniform(0.0, receiver) if victim == "receiver" else rng.uniform(0.05, push)
+        try:
+            return self._judge(F.kill_case(tally.case, source, F.local_target(remote, our_fsck=True), via, delay,
+                                           victim), tally)
+        finally:
+            shutil.rmtree(remote, ignore_errors=True)
+
+    def power_loss(self, mode: str, receiver: str, tally: Tally, rng: random.Random, summary: bool = True,
+                   via: str = "receive") -> bool:
+        source = self.small_source(mode, summary)
+        key = f"power-{mode}-{receiver}-{summary}-{via}"
+        if key not in self._new:
+            image = F.power_loss_image(source, self.work / f"{key}.img")
+            seconds = F.power_loss_push_seconds(source, image, self._path("power-cal"), F.RECEIVERS[receiver], via)
+            self._new[key] = (image, seconds)
+        image, seconds = self._new[key]  # type: ignore[misc]
+        work = self._path("power")
+        try:
+            # a fifth of the cuts land after the push reported success: the ack must hold
+            outcome = F.power_loss_case(source, image, work, via, rng.uniform(0.0, 1.25 * seconds),
+                                        F.RECEIVERS[receiver])
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        if outcome.data_lost:
+            raise DataLost(f"main is {outcome.ref_after_fault} after the power loss, acknowledged: "
+                           f"{outcome.push_status == 0}: {outcome}")
+        if outcome.note:
+            tally.note(outcome.note)
+        tally.note("cut mid-push" if outcome.fault_hit else "cut after the push had reported success")
+        if outcome.fault_hit:
+            tally.note(f"main {'new' if outcome.ref_after_fault == source.c2 else 'old'} after a cut mid-push")
+        return outcome.fault_hit
 
     def _path(self, name: str) -> Path:
         path = self.work / "runs" / f"{name}-{next(self.counter)}"
@@ -321,6 +433,28 @@ def run(bench: Bench, cases: List[str], iterations: int, seed: int) -> List[Tall
             lambda t, r: bench.kill_ssh("receive", "receiver", t, r, "early", at_early_publish=True),
         "cut-ssh-receive-early": lambda t, r: bench.cut("receive", t, r, "early"),
     }
+    issue13: Dict[str, Callable[[Tally, random.Random], bool]] = {
+        "kill-client-openssh-receive": lambda t, r: bench.kill_openssh("receive", "client", t, r),
+        "kill-client-openssh-sftp": lambda t, r: bench.kill_openssh("sftp", "client", t, r),
+        "kill-receiver-openssh": lambda t, r: bench.kill_openssh("receive", "receiver", t, r),
+        "cut-openssh-receive": lambda t, r: bench.cut_openssh("receive", t, r),
+        "cut-openssh-sftp": lambda t, r: bench.cut_openssh("sftp", t, r),
+        "kill-receiver-local-bare-user": lambda t, r: bench.kill_bare("bare-user", "receive", "receiver", t, r),
+        "kill-receiver-local-bare-user-only":
+            lambda t, r: bench.kill_bare("bare-user-only", "receive", "receiver", t, r),
+        "kill-client-local-bare-user-only-sftp":
+            lambda t, r: bench.kill_bare("bare-user-only", "sftp", "client", t, r),
+    }
+    if F.power_loss_available():
+        issue13["power-loss-receive"] = lambda t, r: bench.power_loss("archive", "default", t, r)
+        issue13["power-loss-receive-early"] = lambda t, r: bench.power_loss("archive", "early", t, r)
+        issue13["power-loss-receive-bare-user"] = lambda t, r: bench.power_loss("bare-user", "default", t, r)
+        # no summary to rewrite: nothing syncs after the ref's rename before DONE
+        issue13["power-loss-receive-no-summary"] = lambda t, r: bench.power_loss("archive", "default", t, r, False)
+        # sftp mode to a local path: the client writes the remote itself (no receiver)
+        issue13["power-loss-sftp"] = lambda t, r: bench.power_loss("archive", "default", t, r, True, "sftp")
+        issue13["power-loss-sftp-no-summary"] = lambda t, r: bench.power_loss("archive", "default", t, r, False, "sftp")
+    simple.update(issue13)
     if F.unshare_available():
         simple["disk-full-receive"] = lambda t, r: bench.disk_full("receive", t, r)
         simple["disk-full-receive-early"] = lambda t, r: bench.disk_full("receive", t, r, "early")
@@ -333,6 +467,7 @@ def run(bench: Bench, cases: List[str], iterations: int, seed: int) -> List[Tall
              "race-receive-sftp": ["receive", "sftp"], "race-receive-receive-early": ["receive", "receive"]}
     wanted = cases or [*simple, *races, "push-during-ostree-commit", "http-pull-during-push",
                        "http-pull-during-push-early"]
+    wanted = [name for case in wanted for name in (issue13 if case == "issue13" else [case])]
     tallies = []
     for case in wanted:
         tally = Tally(case)

@@ -37,6 +37,7 @@ class Sshd:
     known_hosts: str  # known_hosts file trusting this server's host key
     host_key_line: str  # "TYPE BASE64" of the host key
     workdir: str
+    pid: int = 0  # the listening sshd (its sessions and their commands descend from it)
 
 
 def _find(name: str, extra: List[str]) -> Optional[str]:
@@ -169,6 +170,7 @@ def running_sshd(workdir: Path, extra_config: Sequence[str] = ()) -> Iterator[Ss
             known_hosts=str(known_hosts),
             host_key_line=host_line,
             workdir=str(workdir),
+            pid=proc.pid,
         )
     finally:
         proc.terminate()

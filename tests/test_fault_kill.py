@@ -158,3 +158,21 @@ def test_kill_receiver_at_the_first_early_publish(embedded: EmbeddedSetup, sourc
     # early publishing, not the publish at commit, moved objects of the push into objects/
     # before a kill (the trigger fires on any published object, even at commit time)
     assert any(ok and o.fault_hit and o.published_new > 0 for ok, o in zip(marked, outcomes)), outcomes
+
+
+@pytest.mark.parametrize("mode,via,victim", [("bare-user", "receive", "receiver"), ("bare-user", "receive", "client"),
+                                             ("bare-user-only", "receive", "receiver"),
+                                             ("bare-user-only", "sftp", "client")])
+def test_kill_with_a_bare_user_remote(tmp_path: Path, mode: str, via: str, victim: str) -> None:
+    """bare-user and bare-user-only remotes (staged ``.file`` objects are checked against
+    their names too, and ``pyostree fsck`` runs after the fault)."""
+    source = F.build_source(tmp_path / "src", files=40, big=256 << 10, remote_mode=mode)
+    push, receiver = F.calibrate(source, F.local_target(F.fresh_remote(source, tmp_path / "calibrate")), via)
+    hits = 0
+    for index, fraction in enumerate((0.1, 0.4, 0.8)):
+        remote = F.fresh_remote(source, tmp_path / f"r{index}")
+        outcome = F.kill_case(f"kill-{victim}-{mode}", source, F.local_target(remote, our_fsck=True), via,
+                              fraction * (receiver if victim == "receiver" else push), victim)
+        check(outcome)
+        hits += outcome.fault_hit
+    assert hits, "no kill landed mid-push"

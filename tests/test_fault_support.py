@@ -58,6 +58,20 @@ OBJECTS frame (``INLINE_BYTES`` 0: these pushes are too small to start them othe
 set in the receiver process, as the library reads no environment: ``main()`` sees the argv
 ``python -m pyostree`` would give it, so exit status and fast exit are the real command's."""
 RECEIVERS = {"default": RECEIVE_ARGV, "early": EARLY_RECEIVE_ARGV}
+NOSYNC_RECEIVE_ARGV = (
+    PY, "-c",
+    "import os, sys\n"
+    "os.fsync = os.fdatasync = lambda fd: None\n"
+    "os.sync = lambda: None\n"
+    "import pyostree.repo.fsutil as fsutil, pyostree.repo.transaction as transaction\n"
+    "fsutil.syncfs = transaction.syncfs = lambda fd: None\n"
+    "from pyostree.cli.main import main; sys.argv = ['pyostree', *sys.argv[1:]]\n"
+    "raise SystemExit(main())",
+    "receive",
+)
+"""A receiver that never syncs (fsync, fdatasync, syncfs and sync are no-ops in it): the
+power-loss cases must catch it losing an acknowledged push, or they prove nothing."""
+
 OBJECT_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{62}\.(filez|file|dirtree|dirmeta|commit|commitmeta)$")
 WAIT = 60.0
 """Generous bound on one push or one receiver shutdown (a hang fails, it never stalls)."""
@@ -95,9 +109,11 @@ def _write_tree(root: Path, rng: random.Random, files: int, big: int) -> None:
 
 
 def build_source(base: Path, *, files: int = 150, big: int = 3 << 20, mode: str = "archive",
-                 seed: int = 1) -> Source:
+                 seed: int = 1, remote_mode: str = "archive") -> Source:
     """c1 is a small tree; c2 adds FILES small files and BIG random bytes (a push of c2 onto
-    a remote at c1 takes long enough that random kill points land in every phase)."""
+    a remote at c1 takes long enough that random kill points land in every phase). The
+    remote template is a REMOTE_MODE repo at c1 (``fresh_remote`` copies it with xattrs,
+    which bare-user's ``user.ostreemeta`` needs)."""
     rng = random.Random(seed)
     tree = base / "tree"
     tree.mkdir(parents=True)
@@ -109,7 +125,7 @@ def build_source(base: Path, *, files: int = 150, big: int = 3 << 20, mode: str 
     _write_tree(tree, rng, files, big)
     c2 = ostree(*commit, "--subject=two").stdout.strip()
     template = base / "template"
-    ostree("init", "--mode=archive", f"--repo={template}")
+    ostree("init", f"--mode={remote_mode}", f"--repo={template}")
     ostree("pull-local", f"--repo={template}", str(src), c1)
     ostree("refs", f"--repo={template}", "--create=main", c1)
     ostree("summary", "-u", f"--repo={template}")
@@ -155,17 +171,30 @@ def _proc_info(pid: int) -> Optional[Tuple[int, str, str]]:
     return int(fields[1]), fields[0], cmdline
 
 
-def receivers(parent: int, receive_argv: Sequence[str] = RECEIVE_ARGV) -> List[int]:
+def receivers(parent: int, receive_argv: Sequence[str] = RECEIVE_ARGV, *, ancestor: bool = False) -> List[int]:
     """PIDs of live receivers (processes running RECEIVE_ARGV, whatever its argv[0])
-    whose parent is PARENT."""
+    whose parent is PARENT (with ANCESTOR: PARENT anywhere above them, as for OpenSSH's
+    sshd, whose session processes and the user's shell come in between)."""
     found = []
     want = list(receive_argv[1:])
     for name in os.listdir("/proc"):
         if name.isdigit():
             info = _proc_info(int(name))
-            if info and info[0] == parent and info[1] != "Z" and info[2].split("\0")[1:1 + len(want)] == want:
-                found.append(int(name))
+            if info and info[1] != "Z" and info[2].split("\0")[1:1 + len(want)] == want:
+                if info[0] == parent or (ancestor and _descends(info[0], parent)):
+                    found.append(int(name))
     return found
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    for _ in range(32):
+        if pid == ancestor:
+            return True
+        info = _proc_info(pid)
+        if info is None or pid <= 1:
+            return False
+        pid = info[0]
+    return False
 
 
 def wait_gone(pid: int, timeout: float = WAIT) -> None:
@@ -194,6 +223,7 @@ class CuttingProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.budget: Optional[int] = None
+        self.forwarded = 0  # bytes forwarded, both ways, all connections (to size budgets)
         self.cut = threading.Event()
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
@@ -231,6 +261,7 @@ class CuttingProxy:
                             state["left"] = left - len(data)
                 if data:
                     dst.sendall(data)
+                    self.forwarded += len(data)
                 if state["left"] == 0:
                     self.cut.set()
                     break
@@ -285,7 +316,7 @@ def staged_objects(remote: Path) -> Set[str]:
     dirs and sftp push dirs); anything unverifiable there fails the check."""
     found: Set[str] = set()
     tmp = remote / "tmp"
-    for path in tmp.rglob("*"):
+    for path in sorted(tmp.rglob("*")):
         if not path.is_file() or len(path.parent.name) != 2:
             continue
         top = path.parent.parent.name
@@ -302,7 +333,7 @@ def staged_objects(remote: Path) -> Set[str]:
             payload = [] if header.is_symlink else list(iter_inflate(stream.read, size))
             actual = content_checksum(header, payload)
         elif ext == "file":
-            continue  # bare staging: trust fsck of the published repo instead
+            actual = _bare_checksum(remote, path.parent.parent, name)
         else:
             import hashlib
 
@@ -310,6 +341,24 @@ def staged_objects(remote: Path) -> Set[str]:
         assert actual == name, f"staged object {path} does not match its name"
         found.add(name)
     return found
+
+
+def _bare_checksum(remote: Path, staging: Path, name: str) -> str:
+    """The content checksum of a staged bare or bare-user object, read as the repo reads
+    its objects/ (a view whose objects/ is the staging dir)."""
+    from pyostree.repo import Repo
+    from pyostree.repo.store import ObjectStore
+
+    import tempfile
+
+    view = Path(tempfile.mkdtemp(prefix="staged-view-"))
+    try:
+        os.symlink(staging, view / "objects")
+        store = ObjectStore(view, Repo.open(remote).mode)
+        with store.open_content(name) as reader:
+            return content_checksum(reader.header, iter(lambda: reader.read(1 << 20), b""))
+    finally:
+        shutil.rmtree(view, ignore_errors=True)
 
 
 class _Reader:
@@ -323,19 +372,27 @@ class _Reader:
         return out
 
 
-def check_remote(remote: Path, source: Source, *, fsck: bool = True) -> RemoteState:
-    """After any fault: ``ostree fsck`` is clean, ``main`` is c1 or c2, nothing but complete
-    object files under objects/, and the staged leftovers are verified objects."""
+def check_remote(remote: Path, source: Source, *, fsck: bool = True, ours: bool = False,
+                 staged: bool = True) -> RemoteState:
+    """After any fault: ``ostree fsck`` is clean (with OURS, ``pyostree fsck`` too),
+    ``main`` is c1 or c2, nothing but complete object files under objects/, and the staged
+    leftovers are verified objects (not with STAGED false: after a power loss, a staging
+    dir of the dead boot may hold anything its writer had not synced, and no writer of
+    the next boot resumes it)."""
     if fsck:
         done = ostree("fsck", f"--repo={remote}", check=False)
         assert done.returncode == 0, f"ostree fsck after fault: {done.stderr.strip()[-500:]}"
+    if ours:
+        mine = subprocess.run([PY, "-m", "pyostree", "fsck", "-q", f"--repo={remote}"], capture_output=True,
+                              text=True, timeout=WAIT)
+        assert mine.returncode == 0, f"pyostree fsck after fault: {(mine.stderr or mine.stdout).strip()[-500:]}"
     ref = (remote / "refs" / "heads" / "main").read_text().strip()
     assert ref in (source.c1, source.c2), f"main is {ref}, neither old nor new"
     for path in (remote / "objects").rglob("*"):
         rel = str(path.relative_to(remote / "objects"))
         if path.is_file():
             assert OBJECT_NAME.match(rel), f"partial or stray file visible in objects/: {rel}"
-    return RemoteState(ref, staged_objects(remote) if (remote / "tmp").exists() else set(),
+    return RemoteState(ref, staged_objects(remote) if staged and (remote / "tmp").exists() else set(),
                        object_checksums(remote))
 
 
@@ -382,10 +439,15 @@ class Target:
     ssh: object = None               # SshOptions for an in-process re-push
     receiver_parent: Optional[int] = None  # who spawns receivers (None: the push client)
     receive_argv: Tuple[str, ...] = RECEIVE_ARGV  # the receiver, for the push and the re-push
+    receiver_ancestor: bool = False  # receiver_parent is further up (OpenSSH sshd)
+    our_fsck: bool = False           # check_remote also runs ``pyostree fsck``
+
+    def receivers(self, client: int) -> List[int]:
+        return receivers(self.receiver_parent or client, self.receive_argv, ancestor=self.receiver_ancestor)
 
 
-def local_target(remote: Path, receive_argv: Sequence[str] = RECEIVE_ARGV) -> Target:
-    return Target(remote, str(remote), receive_argv=tuple(receive_argv))
+def local_target(remote: Path, receive_argv: Sequence[str] = RECEIVE_ARGV, *, our_fsck: bool = False) -> Target:
+    return Target(remote, str(remote), receive_argv=tuple(receive_argv), our_fsck=our_fsck)
 
 
 def ssh_target(setup: object, remote_name: str, port: Optional[int] = None,
@@ -407,6 +469,30 @@ def ssh_target(setup: object, remote_name: str, port: Optional[int] = None,
                   receiver_parent=os.getpid(), receive_argv=tuple(receive_argv))
 
 
+def openssh_target(server: object, remote: Path, home: Path, *, vendor: str = "openssh",
+                   port: Optional[int] = None, receive_argv: Sequence[str] = RECEIVE_ARGV) -> Target:
+    """Push to REMOTE (an absolute path) through a real OpenSSH sshd (tests/sshd.py
+    ``running_sshd``), maybe via PORT (a CuttingProxy), with the VENDOR ssh client."""
+    from sshd import sshd_options
+
+    sshd_port = server.port  # type: ignore[attr-defined]
+    port = port or sshd_port
+    key_line = server.host_key_line  # type: ignore[attr-defined]
+    home.mkdir(parents=True, exist_ok=True)
+    known = home / "known_hosts"
+    known.write_text("".join(f"[127.0.0.1]:{p} {key_line}\n" for p in sorted({sshd_port, port})))
+    from dataclasses import replace
+
+    options = sshd_options(server, vendor, home)  # type: ignore[arg-type]
+    options = replace(options, port=port, options=(("UserKnownHostsFile", str(known)), ("IdentitiesOnly", "yes")))
+    extra = ("--ssh", vendor, "-p", str(port), "-i", server.client_key,  # type: ignore[attr-defined]
+             "-o", f"UserKnownHostsFile={known}", "-o", "IdentitiesOnly=yes")
+    env = dict(os.environ, HOME=str(home))
+    return Target(remote, f"{server.user}@127.0.0.1:{remote}", extra, env, options,  # type: ignore[attr-defined]
+                  receiver_parent=server.pid, receive_argv=tuple(receive_argv),  # type: ignore[attr-defined]
+                  receiver_ancestor=True, our_fsck=True)
+
+
 @dataclass
 class Outcome:
     """One fault iteration, as the benchmark reports it."""
@@ -424,6 +510,7 @@ class Outcome:
     published_new: int = 0   # objects of the push already in objects/ at the fault
     missing_new: int = 0     # objects of the push neither in objects/ nor staged at the fault
     resent_published: int = 0  # objects in objects/ at the fault that the re-push sent (must be 0)
+    note: str = ""           # something the case saw that is not a failure (the bench counts it)
 
     @property
     def published_early(self) -> bool:
@@ -445,7 +532,7 @@ def repush(source: Source, target: Target, via: str) -> object:
 def after_fault(case: str, source: Source, target: Target, via: str, started: float, *,
                 fault_hit: bool, status: Optional[int], message: str) -> Outcome:
     """The common tail of every case: check the remote, re-push, check again."""
-    state = check_remote(target.remote, source)
+    state = check_remote(target.remote, source, ours=target.our_fsck)
     result = repush(source, target, via)
     sent = {checksum for checksum, _t in result.objects}  # type: ignore[attr-defined]
     if via == "receive":
@@ -476,16 +563,15 @@ def kill_case(case: str, source: Source, target: Target, via: str, delay: float,
     started = time.monotonic()
     proc = start(push_argv(source, target.dest, via, *target.cli_extra, receive_argv=target.receive_argv),
                  env=target.env)
-    parent = target.receiver_parent or proc.pid
     seen: Set[int] = set()
     if victim == "receiver":
         limit = time.monotonic() + WAIT
         while not seen and proc.poll() is None and time.monotonic() < limit:
-            seen.update(receivers(parent, target.receive_argv))
+            seen.update(target.receivers(proc.pid))
             time.sleep(0.002)
     deadline = time.monotonic() + delay
     while time.monotonic() < deadline and proc.poll() is None:
-        seen.update(receivers(parent, target.receive_argv))
+        seen.update(target.receivers(proc.pid))
         if trigger is not None and trigger():
             break
         time.sleep(0.001 if trigger is not None else 0.002)
@@ -493,12 +579,12 @@ def kill_case(case: str, source: Source, target: Target, via: str, delay: float,
     status: Optional[int]
     message = ""
     if victim == "client":
-        seen.update(receivers(parent, target.receive_argv))
+        seen.update(target.receivers(proc.pid))
         kill9(proc.pid)
         proc.communicate(timeout=WAIT)
         status = None if fault_hit else proc.returncode
     else:
-        live = receivers(parent, target.receive_argv)
+        live = target.receivers(proc.pid)
         seen.update(live)
         for pid in live:
             kill9(pid)
@@ -509,6 +595,23 @@ def kill_case(case: str, source: Source, target: Target, via: str, delay: float,
     for pid in seen:
         wait_gone(pid)
     return after_fault(case, source, target, via, started, fault_hit=fault_hit, status=status, message=message)
+
+
+def calibrate(source: Source, target: Target, via: str = "receive") -> Tuple[float, float]:
+    """(seconds of an undisturbed push to TARGET, seconds its receiver lived, first seen to
+    the client's exit): kill points are drawn from them. TARGET's remote is pushed to."""
+    started = time.monotonic()
+    proc = start(push_argv(source, target.dest, via, *target.cli_extra, receive_argv=target.receive_argv),
+                 env=target.env)
+    seen: Optional[float] = None
+    while proc.poll() is None:
+        if seen is None and target.receivers(proc.pid):
+            seen = time.monotonic()
+        time.sleep(0.002)
+    ended = time.monotonic()
+    status, _out, err = finish(proc)
+    assert status == 0, err
+    return ended - started, ended - (seen or started)
 
 
 def cut_case(case: str, source: Source, target: Target, proxy: CuttingProxy, via: str,
@@ -524,9 +627,9 @@ def cut_case(case: str, source: Source, target: Target, proxy: CuttingProxy, via
     fault_hit = proxy.cut.is_set() and status != 0
     proxy.budget = None
     deadline = time.monotonic() + WAIT  # the server side notices the cut on its own
-    while receivers(os.getpid(), target.receive_argv) and time.monotonic() < deadline:
+    while target.receivers(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not receivers(os.getpid(), target.receive_argv), "receiver still running after the connection was cut"
+    assert not target.receivers(proc.pid), "receiver still running after the connection was cut"
     return after_fault(case, source, target, via, started, fault_hit=fault_hit, status=status, message=message)
 
 
@@ -672,3 +775,138 @@ MISSING_OBJECT = re.compile(r'"GET /objects/[0-9a-f]{2}/[0-9a-f]{62}\.(commit|di
 def missing_objects_served(log: Path) -> List[str]:
     """404s on objects a pull needed (detached .commitmeta, deltas, summary.sig are optional)."""
     return [line for line in log.read_text(errors="replace").splitlines() if MISSING_OBJECT.search(line)]
+
+
+# ---------------------------------------------------------------------------- power loss
+
+EXT4_IOC_SHUTDOWN = 0x8004587D  # _IOR('X', 125, __u32)
+EXT4_GOING_FLAGS_NOLOGFLUSH = 2
+"""Shut the file system down at once: the running journal transaction is aborted, not
+committed, and dirty pages are never written (xfstests' ``godown``): what is on the disk
+image afterwards is what the kernel had written to it, i.e. all that was synced and
+whatever write-back happened to send earlier."""
+POWER_MOUNT_OPTIONS = "loop,commit=600,noauto_da_alloc"
+"""No periodic journal commit during a push (only fsync, fdatasync and syncfs commit), and
+no implicit data flush when a file replaces another by rename (ext4's ``auto_da_alloc``
+would hide a missing fsync before a rename)."""
+
+POWER_LOSS_SCRIPT = r"""
+import json, os, signal, subprocess, sys, time, uuid
+from dataclasses import asdict
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import test_fault_support as F
+src = F.Source(Path(sys.argv[2]), sys.argv[3], sys.argv[4], Path(sys.argv[5]))
+image, work, via, delay = Path(sys.argv[6]), Path(sys.argv[7]), sys.argv[8], float(sys.argv[9])
+receive_argv = tuple(json.loads(sys.argv[10]))
+mnt, disk = work / "mnt", work / "disk.img"
+mnt.mkdir(parents=True, exist_ok=True)
+subprocess.run(["cp", "--sparse=always", str(image), str(disk)], check=True)
+subprocess.run(["mount", "-o", F.POWER_MOUNT_OPTIONS, str(disk), str(mnt)], check=True)
+remote = mnt / "remote"
+started = time.monotonic()
+proc = subprocess.Popen(F.push_argv(src, str(remote), via, receive_argv=receive_argv), stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+if delay < 0:  # calibration: no cut, just the length of a push onto this file system
+    status, _out, err = F.finish(proc)
+    assert status == 0, err
+    seconds = time.monotonic() - started
+    subprocess.run(["umount", str(mnt)], check=True)
+    print(json.dumps({"calibrated_seconds": seconds}))
+    raise SystemExit(0)
+deadline = started + delay
+while time.monotonic() < deadline and proc.poll() is None:
+    time.sleep(0.001)
+acked = proc.poll() == 0          # the push said it was done before the power went
+fault_hit = proc.poll() is None
+# the power goes: every process of the push stops, then the disk keeps what it had
+with __import__("contextlib").suppress(ProcessLookupError):
+    os.killpg(proc.pid, signal.SIGSTOP)
+fd = os.open(str(mnt), os.O_RDONLY)
+import fcntl
+fcntl.ioctl(fd, F.EXT4_IOC_SHUTDOWN, F.EXT4_GOING_FLAGS_NOLOGFLUSH.to_bytes(4, "little"))
+os.close(fd)
+with __import__("contextlib").suppress(ProcessLookupError):
+    os.killpg(proc.pid, signal.SIGKILL)
+proc.communicate(timeout=F.WAIT)
+if not fault_hit and not acked:
+    raise SystemExit(f"the push failed before the cut: status {proc.returncode}")
+deadline = time.monotonic() + F.WAIT
+while subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:  # workers may still be dying
+    assert time.monotonic() < deadline, "cannot unmount after the cut"
+    time.sleep(0.05)
+# the next boot: a new boot id (staging dirs of the dead one are not resumed), the journal replayed
+(work / "boot_id").write_text(str(uuid.uuid4()) + "\n")
+subprocess.run(["mount", "--bind", str(work / "boot_id"), "/proc/sys/kernel/random/boot_id"], check=True)
+subprocess.run(["mount", "-o", F.POWER_MOUNT_OPTIONS, str(disk), str(mnt)], check=True)
+try:
+    state = F.check_remote(remote, src, ours=True, staged=False)
+    lost_ack = acked and state.ref != src.c2
+    lock = remote / "tmp" / "pyostree-push-refs.lock"
+    note = (f"refs lock left behind ({lock.stat().st_size} bytes)" if lock.exists() else "")
+    result = F.repush(src, F.local_target(remote, receive_argv), via)
+    final = F.check_remote(remote, src, staged=False)
+    new = F.new_objects(src)
+    outcome = F.Outcome("power-loss", fault_hit, 0 if acked else None, "", state.ref, 0, 0,
+                        result.objects_reused, lost_ack or final.ref != src.c2, round(time.monotonic() - started, 3),
+                        published_new=len(state.published & new), missing_new=len(new - state.published),
+                        note=note)
+finally:
+    subprocess.run(["umount", str(mnt)], check=True)
+print(json.dumps(asdict(outcome)))
+"""
+
+
+def power_loss_available() -> bool:
+    """Root, ``unshare -m``, a loop device and ext4 (``mkfs.ext4``)."""
+    return unshare_available() and bool(shutil.which("mkfs.ext4")) and os.path.exists("/dev/loop-control")
+
+
+def power_loss_image(source: Source, path: Path, size: str = "48M") -> Path:
+    """An ext4 image holding a copy of SOURCE's remote template at ``/remote``, written and
+    unmounted (so all of it is on the image), for ``power_loss_case`` to copy."""
+    subprocess.run(["truncate", "-s", size, str(path)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(path)], check=True, capture_output=True)
+    script = ("import shutil, subprocess, sys\n"
+              "subprocess.run(['mount', '-o', 'loop', sys.argv[1], sys.argv[2]], check=True)\n"
+              "try:\n"
+              "    shutil.copytree(sys.argv[3], sys.argv[2] + '/remote', symlinks=True)\n"
+              "finally:\n"
+              "    subprocess.run(['umount', sys.argv[2]], check=True)\n")
+    mnt = path.with_suffix(".mnt")
+    mnt.mkdir(exist_ok=True)
+    subprocess.run(["unshare", "-m", "--", PY, "-c", script, str(path), str(mnt), str(source.template)],
+                   check=True, capture_output=True, timeout=WAIT)
+    return path
+
+
+def power_loss_case(source: Source, image: Path, work: Path, via: str, delay: float,
+                    receive_argv: Sequence[str] = RECEIVE_ARGV) -> Outcome:
+    """Push onto a copy of IMAGE (ext4 on a loop device, in a private mount namespace);
+    DELAY seconds after the push started, stop its processes and shut the file system down
+    without flushing (the power goes), kill them, unmount; then mount again (the journal
+    replays) under a new boot id, check the remote (``ostree fsck``, ``pyostree fsck``,
+    ``main`` old or new; new if the push had reported success) and re-push."""
+    tests = str(Path(__file__).resolve().parent)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            ["unshare", "-m", "--", PY, "-c", POWER_LOSS_SCRIPT, tests, str(source.path), source.c1, source.c2,
+             str(source.template), str(image), str(work), via, str(delay), json.dumps(list(receive_argv))],
+            capture_output=True, text=True, timeout=WAIT * 3,
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            (work / "disk.img").unlink()
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if "calibrated_seconds" in result:
+        return result["calibrated_seconds"]  # type: ignore[no-any-return]
+    return Outcome(**result)
+
+
+def power_loss_push_seconds(source: Source, image: Path, work: Path,
+                            receive_argv: Sequence[str] = RECEIVE_ARGV, via: str = "receive") -> float:
+    """How long an undisturbed push onto the loop-mounted ext4 takes (cut points are drawn
+    from it)."""
+    return power_loss_case(source, image, work, via, -1.0, receive_argv)  # type: ignore[return-value]
