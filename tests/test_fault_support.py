@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from pyostree.objects import content_checksum, iter_inflate, parse_archive_header
+from pyostree.push.sftp import BATCH_BYTES
 
 PY = sys.executable
 RECEIVE_ARGV = (PY, "-m", "pyostree", "receive")
@@ -304,6 +305,13 @@ def object_checksums(repo: Path) -> Set[str]:
 _NEW_OBJECTS: Dict[Path, Set[str]] = {}
 
 
+def _source_size(source: Source, checksum: str) -> int:
+    """Bytes of an object in the source repo (its .filez, or a metadata object)."""
+    for path in (source.path / "objects" / checksum[:2]).glob(f"{checksum[2:]}.*"):
+        return path.stat().st_size
+    return 0
+
+
 def new_objects(source: Source) -> Set[str]:
     """The objects a push of c2 onto the template (at c1) has to send."""
     if source.path not in _NEW_OBJECTS:
@@ -503,7 +511,7 @@ class Outcome:
     message: str
     ref_after_fault: str
     staged: int
-    resent_staged: int       # staged objects the re-push sent again (must be 0)
+    resent_staged: int       # staged objects the re-push sent again (must be 0; sftp: big ones)
     reused: int
     data_lost: bool          # a ref pointing at a commit the remote cannot serve whole
     seconds: float
@@ -537,8 +545,12 @@ def after_fault(case: str, source: Source, target: Target, via: str, started: fl
     sent = {checksum for checksum, _t in result.objects}  # type: ignore[attr-defined]
     if via == "receive":
         resent = len(sent & state.staged)
-    else:  # sftp lists every missing object; the reused ones are not uploaded again
-        resent = len(state.staged & sent) - result.objects_reused  # type: ignore[attr-defined]
+    else:
+        # sftp lists every missing object; the reused ones are not uploaded again. A
+        # small one is sent again on purpose (cheaper than reading it back to check it),
+        # so only the big ones it would read back and reuse count.
+        big = {checksum for checksum in state.staged & sent if _source_size(source, checksum) > BATCH_BYTES}
+        resent = len(big) - result.objects_reused  # type: ignore[attr-defined]
     final = check_remote(target.remote, source)
     lost = final.ref != source.c2
     new = new_objects(source)
