@@ -103,6 +103,16 @@ def _snapshot(repo: Path) -> Dict[str, object]:
     return {"objects": object_files(repo), "refs": refs}
 
 
+def _fscks(repo: Path) -> None:
+    """``ostree fsck`` and our own fsck both find the repo clean."""
+    from pyostree.fsck import fsck
+    from pyostree.repo import Repo
+
+    run_ostree("fsck", repo=repo)
+    result = fsck(Repo.open(repo))
+    assert result.ok, result.problems
+
+
 def _staged_names(repo: Path) -> Set[str]:
     return {p.name for p in (repo / "tmp").rglob("*") if p.is_file() and "." in p.name}
 
@@ -181,6 +191,27 @@ def test_stale_expected_old_value_refused(remote: Path) -> None:
     client.send(FrameKind.COMMIT)
     assert "moved" in client.error()
     assert _snapshot(remote) == before
+
+
+def test_multi_ref_update_with_one_stale_old_moves_no_ref(remote: Path, tmp_path: Path) -> None:
+    """The compare-and-swap of every ref is checked before any is written: ``main``
+    (right old value) must not move when ``two`` (stale) is refused."""
+    src = init(tmp_path / "src2", "archive")
+    second = commit(src, make_tree(tmp_path / "tree2", seed=3), subject="second")
+    run_ostree("pull-local", str(src), second, repo=remote)
+    first = run_ostree("rev-parse", "main", repo=remote).strip()
+    run_ostree("refs", "--create=two", first, repo=remote)
+    before = _snapshot(remote)
+    client = RawClient()
+    client.hello(remote)
+    client.send(FrameKind.UPDATE, b'{"refs":[{"ref":"main","old":"%s","new":"%s"},'
+                b'{"ref":"two","old":"%s","new":"%s"}]}'
+                % (first.encode(), second.encode(), second.encode(), second.encode()))
+    client.send(FrameKind.COMMIT)
+    message = client.error()
+    assert "ref two moved" in message and "main" not in message
+    assert _snapshot(remote) == before
+    _fscks(remote)
 
 
 def test_oversized_frames_refused_before_reading(remote: Path) -> None:

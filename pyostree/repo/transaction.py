@@ -38,7 +38,7 @@ from pyostree.repo.fsutil import (
 )
 from pyostree.repo.lock import RepoLock
 from pyostree.repo.modewrite import apply_file_metadata, check_header_for_mode, ostreemeta
-from pyostree.repo.refwrite import read_ref_file, ref_relpath, write_ref
+from pyostree.repo.refwrite import check_expected, check_ref_write, read_ref_file, ref_relpath, write_ref
 from pyostree.repo.staging import StagingDir, cleanup_tmp
 from pyostree.repo.writesettings import WriteSettings
 
@@ -868,8 +868,22 @@ class Transaction:
         self._refs.append((relpath, refspec, checksum, expected_old))
 
     def _write_refs(self) -> None:
+        """All or nothing: every ref's compare-and-swap (and the shape of the refs dir it
+        goes in) is checked before the first ref is written, as sftp-mode pushers do
+        under the refs lock; each write re-checks the value it was checked against."""
+        pending: Dict[str, Optional[str]] = {}
+        checked: List[Optional[str]] = []
         for relpath, refspec, checksum, expected_old in self._refs:
-            write_ref(self.root, relpath, checksum, expected_old=expected_old, refspec=refspec)
+            if relpath in pending:
+                current = pending[relpath]
+            else:
+                current = read_ref_file(os.path.join(self.root, relpath))
+            check_expected(refspec, current, expected_old)
+            check_ref_write(self.root, relpath, checksum, refspec, pending=pending)
+            pending[relpath] = checksum
+            checked.append(current)
+        for (relpath, refspec, checksum, _expected), current in zip(self._refs, checked):
+            write_ref(self.root, relpath, checksum, expected_old=current, refspec=refspec)
         if not self._refs:
             return
         try:
