@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Dict, Optional, Set, Tuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ostree_tool import needs_ostree, run_ostree
 from test_push_support import commit, init, make_tree, object_files, receive_process
@@ -214,6 +216,76 @@ def test_multi_ref_update_with_one_stale_old_moves_no_ref(remote: Path, tmp_path
     _fscks(remote)
 
 
+def _subpath_pulled(tmp_path: Path) -> Tuple[Path, Path, str]:
+    """(src, remote, c1): ``remote`` got c1 of ``src`` by libostree's ``pull --subpath=/sub``,
+    which leaves c1's root dirtree in ``objects/`` without the subtrees it skipped (and
+    ``state/c1.commitpartial``); ``src`` has c1 complete."""
+    src = init(tmp_path / "src", "archive")
+    first = commit(src, make_tree(tmp_path / "tree"), subject="full")
+    remote = init(tmp_path / "partial", "archive")
+    run_ostree("remote", "add", "--no-gpg-verify", "origin", f"file://{src}", repo=remote)
+    run_ostree("pull", "--subpath=/sub", "origin", "main", repo=remote)
+    assert (remote / "state" / f"{first}.commitpartial").exists()
+    return src, remote, first
+
+
+def test_push_reusing_a_subpath_pulls_root_dirtree_is_incomplete(tmp_path: Path) -> None:
+    """A commit whose root dirtree is in ``objects/`` only from a subpath pull is not
+    complete: the receiver walks it (the repo holds a partial commit) and refuses a
+    push that sends only the commit; an honest push sends the missing subtrees."""
+    from test_push_support import do_push
+
+    src, remote, first = _subpath_pulled(tmp_path)
+    second = run_ostree("commit", "--branch=main", "--subject=same tree", f"--tree=ref={first}",
+                        repo=src).strip()
+    data = (src / "objects" / second[:2] / f"{second[2:]}.commit").read_bytes()
+    before = _snapshot(remote)
+    client = RawClient()
+    client.hello(remote)
+    client.send_object(ObjectType.COMMIT, second, Encoding.METADATA, data)
+    client.send(FrameKind.UPDATE, b'{"refs":[{"ref":"main","old":null,"new":"%s"}]}' % second.encode())
+    client.send(FrameKind.COMMIT)
+    message = client.error()
+    assert f"commit {second} is incomplete" in message
+    assert _snapshot(remote) == before
+    _fscks(remote)
+    do_push(src, remote, "main")
+    assert run_ostree("rev-parse", "main", repo=remote).strip() == second
+    _fscks(remote)
+
+
+def test_refs_to_one_commit_check_it_once(tmp_path: Path) -> None:
+    """An UPDATE of many refs to one commit (and of a second commit sharing its tree)
+    checks the commit once and reads each dirtree once, walked or not."""
+    src, remote, first = _subpath_pulled(tmp_path)
+    run_ostree("pull-local", str(src), first, repo=remote)  # first is complete now
+    trees = len(list((remote / "objects").rglob("*.dirtree")))
+    # ... but the repo holds a partial commit: present dirtrees are walked
+    meta_only = commit(src, make_tree(tmp_path / "tree3", seed=3), branch="meta")
+    run_ostree("pull", "--commit-metadata-only", "origin", "meta", repo=remote)
+    assert (remote / "state" / f"{meta_only}.commitpartial").exists()
+    other = run_ostree("commit", "--branch=other", "--subject=same tree", f"--tree=ref={first}",
+                       repo=src).strip()
+    data = (src / "objects" / other[:2] / f"{other[2:]}.commit").read_bytes()
+    client = RawClient("-v")
+    client.hello(remote)
+    client.send_object(ObjectType.COMMIT, other, Encoding.METADATA, data)
+    refs = [b'{"ref":"r%d","old":null,"new":"%s"}' % (i, first.encode()) for i in range(50)]
+    refs.append(b'{"ref":"other","old":null,"new":"%s"}' % other.encode())
+    client.send(FrameKind.UPDATE, b'{"refs":[%s]}' % b",".join(refs))
+    client.send(FrameKind.COMMIT)
+    assert client.reader.expect(FrameKind.DONE)
+    assert client.proc.stdin and client.proc.stderr
+    client.proc.stdin.close()
+    assert client.proc.wait(timeout=30) == 0
+    log = client.proc.stderr.read().decode()
+    checked = [line for line in log.splitlines() if "is complete" in line]
+    assert len(checked) == 2, log
+    assert f"commit {first} is complete ({trees} dirtrees read)" in log  # walked: partial repo
+    assert f"commit {other} is complete (0 dirtrees read)" in log
+    _fscks(remote)
+
+
 def test_oversized_frames_refused_before_reading(remote: Path) -> None:
     before = _snapshot(remote)
     client = RawClient()
@@ -379,3 +451,36 @@ def test_deeply_nested_json_is_a_protocol_error(remote: Path) -> None:
     assert "not valid JSON" in client.error()
     assert client.proc.stderr is not None
     assert b"Traceback" not in client.proc.stderr.read()
+
+
+_NAMES = st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)),
+                 min_size=1, max_size=12).filter(lambda name: name not in (".", ".."))
+_DIGESTS = st.binary(min_size=32, max_size=32)
+
+
+@given(st.dictionaries(_NAMES, _DIGESTS, max_size=8),
+       st.dictionaries(_NAMES, st.tuples(_DIGESTS, _DIGESTS), max_size=8))
+@settings(max_examples=150, deadline=None)
+def test_completeness_check_reads_dirtrees_as_the_codec_does(
+        files: Dict[str, bytes], dirs: Dict[str, Tuple[bytes, bytes]]) -> None:
+    """The check's offset-by-offset reader of a dirtree gives the entries the general
+    codec decodes, and raises only PushError for bytes that do not add up."""
+    from pyostree.errors import PushError
+    from pyostree.objects import DirEntry, DirTree, FileEntry
+    from pyostree.receive.server import _dirtree_entries
+
+    dirs = {name: value for name, value in dirs.items() if name not in files}
+    tree = DirTree.from_entries([FileEntry(n, d.hex()) for n, d in files.items()],
+                                [DirEntry(n, t.hex(), m.hex()) for n, (t, m) in dirs.items()])
+    data = tree.to_bytes()
+    got_files, got_dirs = _dirtree_entries(data, "x")
+    assert [(n.decode(), d.hex()) for n, d in got_files] == [(e.name, e.checksum) for e in tree.files]
+    assert [(n.decode(), t.hex(), m.hex()) for n, t, m in got_dirs] == [
+        (e.name, e.tree_checksum, e.meta_checksum) for e in tree.dirs]
+    for cut in range(0, len(data), max(1, len(data) // 16)):
+        for broken in (data[:cut], data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1:]):
+            try:
+                rows_f, rows_d = _dirtree_entries(broken, "x")
+                list(rows_f), list(rows_d)
+            except PushError:
+                pass
