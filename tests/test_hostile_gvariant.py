@@ -303,3 +303,41 @@ def test_huge_tuple_type_in_a_variant_is_cheap() -> None:
     256 MiB, as GLib does in ~30 MiB."""
     result = _run_stress("huge-fixed-type-in-variant", 256)
     assert result[0].startswith("('()', ())")
+
+
+def test_wide_variant_type_over_a_short_body_is_refused_without_a_codec(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commit metadata holding a variant of a 1M-member tuple type over a body too short
+    for any normal value of it is refused by the size rule (TypeNode.min_size): no
+    checker or decoder is compiled for the wide type, so it costs one parse of it."""
+    from pyostree.gvariant import decoder, normal
+
+    compiled: List[int] = []
+    for module in (decoder, normal):
+        def counting(node: Any, real: Any = module._compile) -> Any:
+            compiled.append(node.length)
+            return real(node)
+        monkeypatch.setattr(module, "_compile", counting)
+    members = 1_000_000
+    wide_y = "(" + "y" * members + ")"
+    meta = {"x": (wide_y, tuple([0] * members))}
+    seeds = {
+        METADICT_T: encode(METADICT_T, meta),
+        COMMIT_T: encode(COMMIT_T, (meta, b"", [], "s", "b", 0, b"\1" * 32, b"\2" * 32)),
+    }
+    for kind in "svg":
+        wide = "(" + kind * members + ")"  # as long, but each member needs a byte or two
+        for type_string, data in seeds.items():
+            swapped = data.replace(wide_y.encode(), wide.encode())
+            with pytest.raises(ObjectError, match="not normal form"):
+                if type_string == COMMIT_T:
+                    Commit.from_bytes(swapped, verify=True)
+                else:
+                    _metadict(swapped)
+    assert all(length < 100 for length in compiled), max(compiled)
+
+
+def _metadict(data: bytes) -> None:
+    from pyostree.objects._common import decode_metadata
+
+    decode_metadata(METADICT_T, data, verify=True, what="commitmeta")
