@@ -22,7 +22,9 @@ import hostile
 from hostile import COMMIT_T, DIRTREE_T, METADICT_T, OSTREE_TYPES
 from pyostree.errors import ObjectError
 from pyostree.gvariant import GVariantError, decode, encode, is_normal
-from pyostree.objects import Commit, DirTree, FileHeader, parse_archive_header, parse_content_header
+from pyostree.objects import (
+    Commit, DirTree, FileEntry, FileHeader, parse_archive_header, parse_content_header,
+)
 
 HYPO = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 check = hostile.check
@@ -341,3 +343,41 @@ def _metadict(data: bytes) -> None:
     from pyostree.objects._common import decode_metadata
 
     decode_metadata(METADICT_T, data, verify=True, what="commitmeta")
+
+
+def test_one_pass_dirtree_check_agrees_with_from_bytes() -> None:
+    """The receiver's one-pass dirtree check (no object per entry) accepts exactly what
+    ``DirTree.from_bytes(verify=True)`` accepts, on seeds and 20,000 hostile mutations;
+    above 1 MiB its own refusal is the error."""
+    from test_gvariant_fastpaths import _hostile_bytes, dirtree_seeds
+
+    from pyostree.objects.dirtree import _check_one_pass, _Refused, validate_dirtree_bytes
+
+    rng = random.Random(5)
+    seeds = dirtree_seeds(rng)[0::3]  # the whole dirtrees, not their lists
+    accepted = 0
+    for index in range(20000):
+        data = seeds[index] if index < len(seeds) else _hostile_bytes(rng, rng.choice(seeds))
+        try:
+            DirTree.from_bytes(data, verify=True)
+            valid = True
+        except ObjectError:
+            valid = False
+        try:
+            _check_one_pass(data)
+            passed = True
+        except _Refused:
+            passed = False
+        assert passed == valid or (valid and data == b""), data.hex()  # b"": GLib's quirk
+        accepted += valid
+        if not valid:
+            with pytest.raises(ObjectError):
+                validate_dirtree_bytes(data)
+    assert accepted > 500
+    big = DirTree.from_entries([FileEntry(f"f{i:07d}", "ab" * 32) for i in range(40000)])
+    data = big.to_bytes()
+    assert len(data) > 1 << 20
+    validate_dirtree_bytes(data)
+    unsorted = data.replace(b"f0000001\0", b"f0000000\0", 1)
+    with pytest.raises(ObjectError, match="f0000000' is repeated"):
+        validate_dirtree_bytes(unsorted)

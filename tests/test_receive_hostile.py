@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from pathlib import Path
-from typing import Dict, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -484,3 +484,69 @@ def test_completeness_check_reads_dirtrees_as_the_codec_does(
                 list(rows_f), list(rows_d)
             except PushError:
                 pass
+
+
+_PEAK_RSS_WRAPPER = """
+import resource, subprocess, sys
+code = subprocess.call([sys.executable, "-m", "pyostree", "receive"])
+print("peak-rss-kib", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _big_dirtree(size: int, file_checksum: bytes) -> bytes:
+    """A normal-form dirtree of about ``size`` bytes: files only, all one content."""
+    from pyostree.gvariant._framing import offset_width, pack_table
+
+    parts: List[bytes] = []
+    ends: List[int] = []
+    pos = 0
+    while pos < size:
+        name = b"f%019d" % len(ends)
+        parts.append(name + b"\0" + file_checksum + bytes([len(name) + 1]))
+        pos += len(parts[-1])
+        ends.append(pos)
+    files = b"".join(parts) + pack_table(pos, ends)
+    width = next(w for w in (1, 2, 4, 8) if offset_width(len(files) + w) == w)
+    return files + len(files).to_bytes(width, "little")
+
+
+def test_a_big_dirtree_is_received_in_the_memory_of_its_bytes(tmp_path: Path) -> None:
+    """A 24 MiB dirtree of 430k entries: checked on arrival and for completeness without
+    an object per entry (the receiver peaked at about ten times the dirtree's size)."""
+    import subprocess
+    import sys
+
+    from pyostree.objects import DirMeta
+    from pyostree.gvariant import encode
+
+    remote = init(tmp_path / "remote", "archive")
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    content = header.framed() + b"x"
+    file_checksum = hashlib.sha256(content).digest()
+    tree = _big_dirtree(24 << 20, file_checksum)
+    meta = DirMeta(0, 0, 0o40755).to_bytes()
+    data = encode("(a{sv}aya(say)sstayay)", ({}, b"", [], "big", "", 0,
+                                              hashlib.sha256(tree).digest(), hashlib.sha256(meta).digest()))
+    checksum = hashlib.sha256(data).hexdigest()
+    client = RawClient.__new__(RawClient)  # the receiver under a wrapper that reports its peak
+    client.proc = subprocess.Popen([sys.executable, "-c", _PEAK_RSS_WRAPPER], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert client.proc.stdin and client.proc.stdout and client.proc.stderr
+    client.writer = FrameWriter(client.proc.stdin)
+    client.reader = FrameReader(client.proc.stdout)
+    client.hello(remote)
+    client.send_object(ObjectType.FILE, file_checksum.hex(), Encoding.CONTENT, content)
+    client.send_object(ObjectType.DIR_META, hashlib.sha256(meta).hexdigest(), Encoding.METADATA, meta)
+    client.send_object(ObjectType.DIR_TREE, hashlib.sha256(tree).hexdigest(), Encoding.METADATA, tree)
+    client.send_object(ObjectType.COMMIT, checksum, Encoding.METADATA, data)
+    size = len(tree)
+    del tree
+    client.send(FrameKind.UPDATE, b'{"refs":[{"ref":"big","old":null,"new":"%s"}]}' % checksum.encode())
+    client.send(FrameKind.COMMIT)
+    assert client.reader.expect(FrameKind.DONE)
+    client.proc.stdin.close()
+    assert client.proc.wait(timeout=120) == 0
+    peak = int(client.proc.stderr.read().decode().split("peak-rss-kib")[1].split()[0]) * 1024
+    assert peak < 2.5 * size + (40 << 20), (peak, size)
+    _fscks(remote)

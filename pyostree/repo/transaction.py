@@ -525,18 +525,20 @@ class Transaction:
         """Serialise and stage a dirmeta, dirtree or commit; returns its checksum."""
         return self.write_metadata_bytes(_metadata_type(obj), obj.to_bytes())
 
-    def write_metadata_bytes(self, objtype: ObjectType, data: bytes, expected_checksum: Optional[str] = None) -> str:
+    def write_metadata_bytes(self, objtype: ObjectType, data: Union[bytes, bytearray],
+                             expected_checksum: Optional[str] = None) -> str:
         """Stage already-serialised metadata; a given ``expected_checksum`` is verified first."""
         return self._write_metadata_bytes(objtype, data, expected_checksum, True)
 
     def _write_metadata_bytes(
-        self, objtype: ObjectType, data: bytes, expected_checksum: Optional[str], check: bool
+        self, objtype: ObjectType, data: Union[bytes, bytearray], expected_checksum: Optional[str],
+        check: bool
     ) -> str:
         if objtype not in (ObjectType.DIR_TREE, ObjectType.DIR_META, ObjectType.COMMIT):
             raise TransactionError(f"{objtype.name} objects are not content-addressed metadata")
         if len(data) > MAX_METADATA_SIZE:
             raise ObjectError(f"metadata object of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
-        checksum = sha256_hex(bytes(data))
+        checksum = hashlib.sha256(data).hexdigest()  # a bytearray is not copied
         if expected_checksum is not None and checksum != validate_checksum(expected_checksum):
             raise ChecksumMismatchError(
                 f"corrupted {objtype.extension()} object: expected {expected_checksum}, actual {checksum}"
@@ -545,16 +547,20 @@ class Transaction:
             return checksum
         self._stage_public_bytes(data, checksum, objtype)
         if objtype is ObjectType.DIR_TREE:
-            self._keep_tree(checksum, bytes(data))
+            self._keep_tree(checksum, data)
         return checksum
 
-    def _keep_tree(self, checksum: str, data: bytes) -> None:
-        """Remember a staged dirtree's bytes (up to _KEPT_TREE_BYTES in all) so that
-        publishing orders the dirtrees children-first without reading them back."""
+    def _keep_tree(self, checksum: str, data: Union[bytes, bytearray]) -> None:
+        """Remember a staged dirtree's bytes (up to _KEPT_TREE_BYTES in all, each up to
+        _KEPT_TREE_MAX) so that publishing orders the dirtrees children-first without
+        reading them back. Past the bounds nothing is copied: a big dirtree is read back
+        once, by the completeness check, which reads each dirtree once per session."""
+        if len(data) > _KEPT_TREE_MAX:
+            return  # early publishing would build an entry per file: it waits for commit
         with self._guard:
             if self._kept_tree_bytes + len(data) <= _KEPT_TREE_BYTES:
                 self._kept_tree_bytes += len(data)
-                self._kept_trees[self._relpath(checksum, ObjectType.DIR_TREE)] = data
+                self._kept_trees[self._relpath(checksum, ObjectType.DIR_TREE)] = bytes(data)
 
     def staged_dirtree_bytes(self, checksum: str) -> Optional[bytes]:
         """A dirtree this transaction staged, from memory; None if it did not, if it
@@ -571,7 +577,7 @@ class Transaction:
             raise ObjectError(f"commitmeta of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
         self._stage_public_bytes(data, commit_checksum, ObjectType.COMMIT_META)
 
-    def _stage_public_bytes(self, data: bytes, checksum: str, objtype: ObjectType) -> None:
+    def _stage_public_bytes(self, data: Union[bytes, bytearray], checksum: str, objtype: ObjectType) -> None:
         """Stage bytes stored as they are, mode 0644 (metadata in every mode)."""
         tmp = self._new_tmp(public=True)
         try:
@@ -1029,6 +1035,9 @@ _DIRMETA_RANK = _PUBLISH_RANK["dirmeta"]
 EARLY_SYNC_BYTES = 8 << 20
 """Staged bytes between two background ``syncfs`` calls (see ``_staged_bytes``)."""
 _KEPT_TREE_BYTES = 16 << 20
+_KEPT_TREE_MAX = 1 << 20
+"""A bigger dirtree is not kept: parsing it for early publishing (an object per entry)
+took ~10 bytes of memory per byte of it."""
 
 
 def _syncfs_at(path: str) -> None:
