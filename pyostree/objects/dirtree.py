@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 from pyostree import gvariant
 from pyostree.errors import ObjectError
 from pyostree.objects._common import MAX_METADATA_SIZE, BytesLike, decode_metadata
 from pyostree.objects.checksum import DIGEST_SIZE, sha256_hex, validate_checksum
 from pyostree.objects.names import validate_filename
+
+if TYPE_CHECKING:
+    import mmap
 
 __all__ = ["DIRTREE_TYPE", "EMPTY_DIRTREE_CHECKSUM", "DirEntry", "DirTree", "FileEntry",
            "validate_dirtree_bytes"]
@@ -182,7 +185,14 @@ class _Refused(Exception):
     """The one-pass check found the bytes not normal, or not a valid dirtree."""
 
 
-def validate_dirtree_bytes(data: Union[bytes, bytearray]) -> None:
+Release = Callable[[int, int], None]
+"""``release(start, end)``: the caller may drop what it holds of that range of the bytes
+(pages of a mapped file); called as the one-pass check moves past it."""
+_RELEASE_EVERY = 1 << 15
+
+
+def validate_dirtree_bytes(data: Union[bytes, bytearray, "mmap.mmap"],
+                           release: Optional[Release] = None) -> None:
     """The checks of ``DirTree.from_bytes(data, verify=True)`` (normal form, 32-byte
     checksums, valid names sorted and unique, none both a file and a dir) in one pass
     over the framing offsets, without building an object per entry: a receiver checks
@@ -191,15 +201,16 @@ def validate_dirtree_bytes(data: Union[bytes, bytearray]) -> None:
         raise ObjectError(
             f"dirtree: {len(data)} bytes exceeds the metadata limit of {MAX_METADATA_SIZE}")
     try:
-        _check_one_pass(data)
+        _check_one_pass(data, release)
     except _Refused as refusal:
         if len(data) <= _GENERIC_CHECK_BYTES:
-            DirTree.from_bytes(data, verify=True)  # the precise message; or the layouts
+            DirTree.from_bytes(data[:], verify=True)  # the precise message; or the layouts
             return  # the one-pass reader leaves to the generic code (GLib's empty quirk)
         raise ObjectError(f"dirtree: {refusal}") from None
 
 
-def _check_one_pass(data: Union[bytes, bytearray]) -> None:
+def _check_one_pass(data: Union[bytes, bytearray, "mmap.mmap"],
+                    release: Optional[Release] = None) -> None:
     from pyostree.gvariant._framing import offset_width, total_size
 
     size = len(data)
@@ -210,8 +221,8 @@ def _check_one_pass(data: Union[bytes, bytearray]) -> None:
     table = size - width
     if files_end > table or total_size(table, 1) != size:
         raise _Refused("not normal form")
-    files = _entries(data, 0, files_end, 1, "file")
-    dirs = _entries(data, files_end, table, 2, "dir")
+    files = _entries(data, 0, files_end, 1, "file", release)
+    dirs = _entries(data, files_end, table, 2, "dir", release)
     name = next(files, None)
     other = next(dirs, None)
     while name is not None and other is not None:
@@ -227,8 +238,8 @@ def _check_one_pass(data: Union[bytes, bytearray]) -> None:
         pass
 
 
-def _entries(data: Union[bytes, bytearray], start: int, end: int, checksums: int,
-             what: str) -> Iterator[bytes]:
+def _entries(data: Union[bytes, bytearray, "mmap.mmap"], start: int, end: int, checksums: int,
+             what: str, release: Optional[Release] = None) -> Iterator[bytes]:
     """The names of ``a(say)`` (``checksums`` 1) or ``a(sayay)`` (2) laid out in normal
     form, each checked as a dirtree entry, one at a time."""
     from pyostree.gvariant._framing import offset_width, total_size
@@ -243,14 +254,16 @@ def _entries(data: Union[bytes, bytearray], start: int, end: int, checksums: int
     count = (size - last) // width
     if count == 0 or total_size(last, count) != size:
         raise _Refused("not normal form")
-    table = memoryview(data)[start + last:end]
-    ends: Iterator[int] = (iter(table) if width == 1 else
-                           (entry for (entry,) in struct.iter_unpack(_TABLE_CODES[width], table)))
+    ends: Iterator[int] = _table(data, start + last, end, width)
     offsets = checksums  # the string's end, and the first checksum's if two
     find = data.find
     previous = b""
     prev = 0
-    for item_end in ends:  # bytes names: an entry at a time
+    table_start = start + last
+    for count, item_end in enumerate(ends, 1):  # bytes names: an entry at a time
+        if release is not None and count % _RELEASE_EVERY == 0:
+            release(start, start + prev)
+            release(table_start, table_start + (count - 1) * width)
         if not prev < item_end <= last:
             raise _Refused("not normal form")
         a = start + prev
@@ -262,7 +275,7 @@ def _entries(data: Union[bytes, bytearray], start: int, end: int, checksums: int
         body = b - offsets * inner
         name_end = a + int.from_bytes(data[b - inner:b], "little")
         sums_end = a + int.from_bytes(data[b - 2 * inner:b - inner], "little") if offsets == 2 else body
-        if not a < name_end <= sums_end <= body or find(0, a, name_end) != name_end - 1:
+        if not a < name_end <= sums_end <= body or find(b"\0", a, name_end) != name_end - 1:
             raise _Refused("not normal form")
         name = bytes(data[a:name_end - 1])
         try:
@@ -280,3 +293,18 @@ def _entries(data: Union[bytes, bytearray], start: int, end: int, checksums: int
         prev = item_end
     if start + prev != start + last:
         raise _Refused("not normal form")
+
+
+def _table(data: Union[bytes, bytearray, "mmap.mmap"], start: int, end: int,
+           width: int) -> Iterator[int]:
+    """The entries of a framing table, read a slice at a time (no view is left on the
+    bytes, so a mapped file can be closed)."""
+    step = width << 14
+    code = _TABLE_CODES.get(width)
+    for pos in range(start, end, step):
+        chunk = data[pos:min(pos + step, end)]
+        if code is None:
+            yield from chunk
+        else:
+            for (entry,) in struct.iter_unpack(code, chunk):
+                yield entry

@@ -40,6 +40,9 @@ __all__ = [
 ]
 
 MAX_METADATA_SIZE = 128 * 1024 * 1024
+IN_MEMORY_DIRTREE = 16 << 20
+"""A bigger dirtree is staged as it arrives and checked from its mapped file, never held
+whole: a 128 MiB one would double the receiver's memory."""
 
 
 class _ChunkedReader:
@@ -258,6 +261,13 @@ def receive_object(
                 f"metadata object of {header.size} bytes exceeds {MAX_METADATA_SIZE}"
             )
         incoming = IncomingObject(reader, codec, header)
+        if objtype is ObjectType.DIR_TREE and header.size > IN_MEMORY_DIRTREE:
+            from pyostree.objects.dirtree import validate_dirtree_bytes
+
+            txn.write_metadata_stream(objtype, incoming.chunks(), header.size, header.checksum,
+                                      validate_dirtree_bytes)
+            incoming.finish()
+            return
         if objtype is ObjectType.DIR_TREE:
             tree = _read_in_place(incoming, header.size)
             validate_metadata(objtype, tree)

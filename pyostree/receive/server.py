@@ -46,6 +46,8 @@ from pyostree.receive.protocol import (
 )
 
 if TYPE_CHECKING:
+    import mmap
+
     from pyostree.repo import Repo
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -692,14 +694,14 @@ class CompletenessCheck:
         from pyostree.objects import Commit
 
         repo, txn = self.repo, self.txn
-        data = self.received.get((commit, ObjectType.COMMIT))
-        if data is None:
+        commit_bytes = self.received.get((commit, ObjectType.COMMIT))
+        if commit_bytes is None:
             if repo.has_object(commit, ObjectType.COMMIT):
-                data = repo.read_metadata_bytes(commit, ObjectType.COMMIT)
+                commit_bytes = repo.read_metadata_bytes(commit, ObjectType.COMMIT)
             else:
-                data = _staged_meta(txn, commit, ObjectType.COMMIT)
-        commit_obj = Commit.from_bytes(data, verify=False)
-        del data
+                commit_bytes = _staged_meta(txn, commit, ObjectType.COMMIT)
+        commit_obj = Commit.from_bytes(commit_bytes, verify=False)
+        del commit_bytes
         # (dirtree, dirmeta, the baseline's (dirtree, dirmeta) here, children done): a
         # staged dirtree goes back on the stack under its children and joins ``order``
         # after them
@@ -716,20 +718,22 @@ class CompletenessCheck:
             if (old is not None and old[0] == tree) or tree in seen:
                 continue
             seen.add(tree)
-            data = txn.staged_dirtree_bytes(tree)
+            data: Optional[_DirtreeBytes] = txn.staged_dirtree_bytes(tree)
             staged = True
+            release: Optional[Callable[[int, int], None]] = None
             if data is None:
                 if repo.has_object(tree, ObjectType.DIR_TREE):
                     if self.trust_present:
                         continue
                     staged = False
-                    data = repo.read_metadata_bytes(tree, ObjectType.DIR_TREE)
+                    path = repo.store.object_str(tree, ObjectType.DIR_TREE)
                 else:
-                    data = _staged_meta(txn, tree, ObjectType.DIR_TREE)
+                    path = os.path.join(txn.staging_path, tree[:2], f"{tree[2:]}.dirtree")
+                data, release = _read_dirtree(path, commit, tree)
             self.dirtrees_read += 1
             if staged:
                 pending.append((tree, meta, old, True))
-            files, dirs = _dirtree_entries(data, tree)
+            files, dirs = _dirtree_entries(data, tree, release)
             old_files, old_dirs = _baseline_entries(repo, old[0] if old is not None else None)
             for name, raw in _unmatched(files, old_files):
                 checksum = raw.hex()
@@ -766,12 +770,52 @@ _FileRow = Tuple[bytes, bytes]
 _DirRow = Tuple[bytes, bytes, bytes]
 
 
-def _dirtree_entries(data: bytes, checksum: str) -> Tuple[Iterator[_FileRow], Iterator[_DirRow]]:
+_DirtreeBytes = Union[bytes, "mmap.mmap"]
+MAPPED_DIRTREE = 16 << 20
+"""A bigger dirtree is read through a read-only mapping whose pages are dropped as the
+check moves on, never whole into memory."""
+
+
+def _read_dirtree(path: str, commit: str, tree: str
+                  ) -> Tuple[_DirtreeBytes, Optional[Callable[[int, int], None]]]:
+    """The bytes of a dirtree file, or for a big one its mapping and a ``release``."""
+    import mmap
+
+    from pyostree.receive.incoming import MAX_METADATA_SIZE
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise PushError(f"commit {commit} is incomplete: dirtree {tree} was never sent") from None
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_METADATA_SIZE:
+            raise PushError(f"dirtree {tree} is too large")
+        if size <= MAPPED_DIRTREE:
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                return handle.read(MAX_METADATA_SIZE + 1), None
+        mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+    page = mmap.PAGESIZE
+
+    def release(start: int, end: int) -> None:
+        start = -(-start // page) * page
+        end = end // page * page
+        if end > start:
+            mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    return mapped, release
+
+
+def _dirtree_entries(data: _DirtreeBytes, checksum: str,
+                     release: Optional[Callable[[int, int], None]] = None
+                     ) -> Tuple[Iterator[_FileRow], Iterator[_DirRow]]:
     """(name, checksum) of a dirtree's files and (name, dirtree, dirmeta) of its
     subdirs, raw, read one at a time from its framing offsets: a dirtree of a million
     entries is never turned into a million objects. The bytes were verified when
     staged (or are in ``objects/``); a layout that does not add up is an error."""
-    from pyostree.gvariant._framing import offset_width, read_offset
+    from pyostree.gvariant._framing import offset_width
 
     view = memoryview(data)
     size = len(view)
@@ -782,7 +826,7 @@ def _dirtree_entries(data: bytes, checksum: str) -> Tuple[Iterator[_FileRow], It
     width = offset_width(size)
     if size == 0 or width > size:
         raise broken()
-    files_end = read_offset(data, size - width, width)
+    files_end = _offset(data, size - width, width)
     if files_end > size - width:
         raise broken()
 
@@ -790,16 +834,19 @@ def _dirtree_entries(data: bytes, checksum: str) -> Tuple[Iterator[_FileRow], It
         if start == end:
             return
         table_width = offset_width(end - start)
-        table = start + read_offset(data, end - table_width, table_width)
+        table = start + _offset(data, end - table_width, table_width)
         if not start <= table <= end - table_width or (end - table) % table_width:
             raise broken()
         element_start = start
         for pos in range(table, end, table_width):
-            element_end = start + read_offset(data, pos, table_width)
+            if release is not None and (pos - table) % (table_width << 15) == 0:
+                release(start, element_start)
+                release(table, pos)
+            element_end = start + _offset(data, pos, table_width)
             inner = offset_width(element_end - element_start)
             if not element_start + offsets * inner <= element_end <= table:
                 raise broken()
-            ends = [read_offset(data, element_end - (k + 1) * inner, inner) for k in range(offsets)]
+            ends = [_offset(data, element_end - (k + 1) * inner, inner) for k in range(offsets)]
             element = view[element_start:element_end - offsets * inner]
             bounds = [0, *ends, len(element)]
             if any(b > c for b, c in zip(bounds, bounds[1:])) or ends[0] < 1:
@@ -822,6 +869,10 @@ def _dirtree_entries(data: bytes, checksum: str) -> Tuple[Iterator[_FileRow], It
         return bytes(raw)
 
     return files(), dirs()
+
+
+def _offset(data: _DirtreeBytes, pos: int, width: int) -> int:
+    return int.from_bytes(data[pos:pos + width], "little")
 
 
 def _unmatched(files: Iterator[_FileRow], old: Iterator[_FileRow]) -> Iterator[_FileRow]:

@@ -43,6 +43,8 @@ from pyostree.repo.staging import StagingDir, cleanup_tmp
 from pyostree.repo.writesettings import WriteSettings
 
 if TYPE_CHECKING:
+    import mmap
+
     from pyostree.objects.content import FilezHeaderCache
     from pyostree.objects import Commit, DirMeta, DirTree, FileHeader
     from pyostree.repo import Repo
@@ -569,6 +571,64 @@ class Transaction:
         rel = self._relpath(checksum, ObjectType.DIR_TREE)
         with self._guard:
             return None if rel in self._early_published else self._kept_trees.get(rel)
+
+    def write_metadata_stream(self, objtype: ObjectType, chunks: Iterable[bytes], size: int,
+                              expected_checksum: str,
+                              check: Callable[["mmap.mmap", Callable[[int, int], None]], None]
+                              ) -> str:
+        """Stage a big metadata object as it arrives, never whole in memory: ``chunks``
+        (``size`` bytes in all) go to a temp file of the staging dir while hashed, then
+        ``check(mapped, release)`` validates the file mapped read-only, calling
+        ``release(start, end)`` for what it has read (those pages are dropped)."""
+        import mmap
+
+        validate_checksum(expected_checksum)
+        if objtype not in (ObjectType.DIR_TREE, ObjectType.DIR_META, ObjectType.COMMIT):
+            raise TransactionError(f"{objtype.name} objects are not content-addressed metadata")
+        if size > MAX_METADATA_SIZE:
+            raise ObjectError(f"metadata object of {size} bytes exceeds {MAX_METADATA_SIZE}")
+        tmp = self._new_tmp(public=True)
+        try:
+            hasher = hashlib.sha256()
+            written = 0
+            for chunk in chunks:
+                hasher.update(chunk)
+                write_all(tmp.fd, chunk)
+                written += len(chunk)
+            if written != size:
+                raise ObjectError(f"metadata object of {written} bytes, announced {size}")
+            checksum = hasher.hexdigest()
+            if checksum != expected_checksum:
+                raise ChecksumMismatchError(
+                    f"corrupted {objtype.extension()} object: expected {expected_checksum}, "
+                    f"actual {checksum}")
+            if size:
+                mapped = mmap.mmap(tmp.fd, size, prot=mmap.PROT_READ)
+                page = mmap.PAGESIZE
+
+                def release(start: int, end: int) -> None:
+                    start = -(-start // page) * page
+                    end = end // page * page
+                    if end > start:
+                        mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+                try:
+                    check(mapped, release)
+                finally:
+                    try:
+                        mapped.close()
+                    except BufferError:
+                        pass  # a view still held by a traceback: it goes with it
+            if self.has_object(checksum, objtype):
+                tmp.discard()
+                return checksum
+            self._make_public(tmp)
+        except BaseException:
+            tmp.discard()
+            raise
+        self._install(tmp, checksum, objtype)
+        self._staged_bytes(size)
+        return checksum
 
     def write_commitmeta(self, commit_checksum: str, data: bytes) -> None:
         """Detached metadata is named after its commit and is replaced, not deduplicated."""
