@@ -254,6 +254,35 @@ def test_push_reusing_a_subpath_pulls_root_dirtree_is_incomplete(tmp_path: Path)
     _fscks(remote)
 
 
+def test_a_partial_commit_marked_during_the_check_makes_it_walk_again(tmp_path: Path) -> None:
+    """The markers are looked at again after the checks: a subpath pull that marks its
+    commit (and publishes its root dirtree) while a push is being checked makes the
+    check run again, walking, and refuse what it trusted."""
+    from pyostree.errors import PushError
+    from pyostree.receive.server import CompletenessCheck
+    from pyostree.repo import Repo
+
+    src, remote, first = _subpath_pulled(tmp_path)
+    second = run_ostree("commit", "--branch=main", "--subject=same tree", f"--tree=ref={first}",
+                        repo=src).strip()
+    run_ostree("pull-local", "--commit-metadata-only", str(src), second, repo=remote)
+    marker = remote / "state" / f"{first}.commitpartial"
+    marker.rename(tmp_path / "marker")  # as if the pull had not marked it yet
+    (remote / "state" / f"{second}.commitpartial").unlink()
+    repo = Repo.open(remote)
+    txn = repo.transaction()
+    txn.begin()
+    try:
+        check = CompletenessCheck(repo, txn)
+        assert check.trust_present
+        check.check(second)  # the root dirtree in objects/ is trusted
+        (tmp_path / "marker").rename(marker)  # the pull marks its commit meanwhile
+        with pytest.raises(PushError, match=f"commit {second} is incomplete"):
+            check.confirm()
+    finally:
+        txn.abort()
+
+
 def test_refs_to_one_commit_check_it_once(tmp_path: Path) -> None:
     """An UPDATE of many refs to one commit (and of a second commit sharing its tree)
     checks the commit once and reads each dirtree once, walked or not."""
