@@ -22,7 +22,9 @@ import hostile
 from hostile import COMMIT_T, DIRTREE_T, METADICT_T, OSTREE_TYPES
 from pyostree.errors import ObjectError
 from pyostree.gvariant import GVariantError, decode, encode, is_normal
-from pyostree.objects import Commit, DirTree, FileHeader, parse_archive_header, parse_content_header
+from pyostree.objects import (
+    Commit, DirTree, FileEntry, FileHeader, parse_archive_header, parse_content_header,
+)
 
 HYPO = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 check = hostile.check
@@ -303,3 +305,79 @@ def test_huge_tuple_type_in_a_variant_is_cheap() -> None:
     256 MiB, as GLib does in ~30 MiB."""
     result = _run_stress("huge-fixed-type-in-variant", 256)
     assert result[0].startswith("('()', ())")
+
+
+def test_wide_variant_type_over_a_short_body_is_refused_without_a_codec(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commit metadata holding a variant of a 1M-member tuple type over a body too short
+    for any normal value of it is refused by the size rule (TypeNode.min_size): no
+    checker or decoder is compiled for the wide type, so it costs one parse of it."""
+    from pyostree.gvariant import decoder, normal
+
+    compiled: List[int] = []
+    for module in (decoder, normal):
+        def counting(node: Any, real: Any = module._compile) -> Any:
+            compiled.append(node.length)
+            return real(node)
+        monkeypatch.setattr(module, "_compile", counting)
+    members = 1_000_000
+    wide_y = "(" + "y" * members + ")"
+    meta = {"x": (wide_y, tuple([0] * members))}
+    seeds = {
+        METADICT_T: encode(METADICT_T, meta),
+        COMMIT_T: encode(COMMIT_T, (meta, b"", [], "s", "b", 0, b"\1" * 32, b"\2" * 32)),
+    }
+    for kind in "svg":
+        wide = "(" + kind * members + ")"  # as long, but each member needs a byte or two
+        for type_string, data in seeds.items():
+            swapped = data.replace(wide_y.encode(), wide.encode())
+            with pytest.raises(ObjectError, match="not normal form"):
+                if type_string == COMMIT_T:
+                    Commit.from_bytes(swapped, verify=True)
+                else:
+                    _metadict(swapped)
+    assert all(length < 100 for length in compiled), max(compiled)
+
+
+def _metadict(data: bytes) -> None:
+    from pyostree.objects._common import decode_metadata
+
+    decode_metadata(METADICT_T, data, verify=True, what="commitmeta")
+
+
+def test_one_pass_dirtree_check_agrees_with_from_bytes() -> None:
+    """The receiver's one-pass dirtree check (no object per entry) accepts exactly what
+    ``DirTree.from_bytes(verify=True)`` accepts, on seeds and 20,000 hostile mutations;
+    above 1 MiB its own refusal is the error."""
+    from test_gvariant_fastpaths import _hostile_bytes, dirtree_seeds
+
+    from pyostree.objects.dirtree import _check_one_pass, _Refused, validate_dirtree_bytes
+
+    rng = random.Random(5)
+    seeds = dirtree_seeds(rng)[0::3]  # the whole dirtrees, not their lists
+    accepted = 0
+    for index in range(20000):
+        data = seeds[index] if index < len(seeds) else _hostile_bytes(rng, rng.choice(seeds))
+        try:
+            DirTree.from_bytes(data, verify=True)
+            valid = True
+        except ObjectError:
+            valid = False
+        try:
+            _check_one_pass(data)
+            passed = True
+        except _Refused:
+            passed = False
+        assert passed == valid or (valid and data == b""), data.hex()  # b"": GLib's quirk
+        accepted += valid
+        if not valid:
+            with pytest.raises(ObjectError):
+                validate_dirtree_bytes(data)
+    assert accepted > 500
+    big = DirTree.from_entries([FileEntry(f"f{i:07d}", "ab" * 32) for i in range(40000)])
+    data = big.to_bytes()
+    assert len(data) > 1 << 20
+    validate_dirtree_bytes(data)
+    unsorted = data.replace(b"f0000001\0", b"f0000000\0", 1)
+    with pytest.raises(ObjectError, match="f0000000' is repeated"):
+        validate_dirtree_bytes(unsorted)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import struct
 from pathlib import Path
-from typing import Dict, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ostree_tool import needs_ostree, run_ostree
 from test_push_support import ALL_MODES, commit, init, make_tree, object_files, receive_process
@@ -103,6 +105,16 @@ def _snapshot(repo: Path) -> Dict[str, object]:
     return {"objects": object_files(repo), "refs": refs}
 
 
+def _fscks(repo: Path) -> None:
+    """``ostree fsck`` and our own fsck both find the repo clean."""
+    from pyostree.fsck import fsck
+    from pyostree.repo import Repo
+
+    run_ostree("fsck", repo=repo)
+    result = fsck(Repo.open(repo))
+    assert result.ok, result.problems
+
+
 def _staged_names(repo: Path) -> Set[str]:
     return {p.name for p in (repo / "tmp").rglob("*") if p.is_file() and "." in p.name}
 
@@ -181,6 +193,126 @@ def test_stale_expected_old_value_refused(remote: Path) -> None:
     client.send(FrameKind.COMMIT)
     assert "moved" in client.error()
     assert _snapshot(remote) == before
+
+
+def test_multi_ref_update_with_one_stale_old_moves_no_ref(remote: Path, tmp_path: Path) -> None:
+    """The compare-and-swap of every ref is checked before any is written: ``main``
+    (right old value) must not move when ``two`` (stale) is refused."""
+    src = init(tmp_path / "src2", "archive")
+    second = commit(src, make_tree(tmp_path / "tree2", seed=3), subject="second")
+    run_ostree("pull-local", str(src), second, repo=remote)
+    first = run_ostree("rev-parse", "main", repo=remote).strip()
+    run_ostree("refs", "--create=two", first, repo=remote)
+    before = _snapshot(remote)
+    client = RawClient()
+    client.hello(remote)
+    client.send(FrameKind.UPDATE, b'{"refs":[{"ref":"main","old":"%s","new":"%s"},'
+                b'{"ref":"two","old":"%s","new":"%s"}]}'
+                % (first.encode(), second.encode(), second.encode(), second.encode()))
+    client.send(FrameKind.COMMIT)
+    message = client.error()
+    assert "ref two moved" in message and "main" not in message
+    assert _snapshot(remote) == before
+    _fscks(remote)
+
+
+def _subpath_pulled(tmp_path: Path) -> Tuple[Path, Path, str]:
+    """(src, remote, c1): ``remote`` got c1 of ``src`` by libostree's ``pull --subpath=/sub``,
+    which leaves c1's root dirtree in ``objects/`` without the subtrees it skipped (and
+    ``state/c1.commitpartial``); ``src`` has c1 complete."""
+    src = init(tmp_path / "src", "archive")
+    first = commit(src, make_tree(tmp_path / "tree"), subject="full")
+    remote = init(tmp_path / "partial", "archive")
+    run_ostree("remote", "add", "--no-gpg-verify", "origin", f"file://{src}", repo=remote)
+    run_ostree("pull", "--subpath=/sub", "origin", "main", repo=remote)
+    assert (remote / "state" / f"{first}.commitpartial").exists()
+    return src, remote, first
+
+
+def test_push_reusing_a_subpath_pulls_root_dirtree_is_incomplete(tmp_path: Path) -> None:
+    """A commit whose root dirtree is in ``objects/`` only from a subpath pull is not
+    complete: the receiver walks it (the repo holds a partial commit) and refuses a
+    push that sends only the commit; an honest push sends the missing subtrees."""
+    from test_push_support import do_push
+
+    src, remote, first = _subpath_pulled(tmp_path)
+    second = run_ostree("commit", "--branch=main", "--subject=same tree", f"--tree=ref={first}",
+                        repo=src).strip()
+    data = (src / "objects" / second[:2] / f"{second[2:]}.commit").read_bytes()
+    before = _snapshot(remote)
+    client = RawClient()
+    client.hello(remote)
+    client.send_object(ObjectType.COMMIT, second, Encoding.METADATA, data)
+    client.send(FrameKind.UPDATE, b'{"refs":[{"ref":"main","old":null,"new":"%s"}]}' % second.encode())
+    client.send(FrameKind.COMMIT)
+    message = client.error()
+    assert f"commit {second} is incomplete" in message
+    assert _snapshot(remote) == before
+    _fscks(remote)
+    do_push(src, remote, "main")
+    assert run_ostree("rev-parse", "main", repo=remote).strip() == second
+    _fscks(remote)
+
+
+def test_a_partial_commit_marked_during_the_check_makes_it_walk_again(tmp_path: Path) -> None:
+    """The markers are looked at again after the checks: a subpath pull that marks its
+    commit (and publishes its root dirtree) while a push is being checked makes the
+    check run again, walking, and refuse what it trusted."""
+    from pyostree.errors import PushError
+    from pyostree.receive.server import CompletenessCheck
+    from pyostree.repo import Repo
+
+    src, remote, first = _subpath_pulled(tmp_path)
+    second = run_ostree("commit", "--branch=main", "--subject=same tree", f"--tree=ref={first}",
+                        repo=src).strip()
+    run_ostree("pull-local", "--commit-metadata-only", str(src), second, repo=remote)
+    marker = remote / "state" / f"{first}.commitpartial"
+    marker.rename(tmp_path / "marker")  # as if the pull had not marked it yet
+    (remote / "state" / f"{second}.commitpartial").unlink()
+    repo = Repo.open(remote)
+    txn = repo.transaction()
+    txn.begin()
+    try:
+        check = CompletenessCheck(repo, txn)
+        assert check.trust_present
+        check.check(second)  # the root dirtree in objects/ is trusted
+        (tmp_path / "marker").rename(marker)  # the pull marks its commit meanwhile
+        with pytest.raises(PushError, match=f"commit {second} is incomplete"):
+            check.confirm()
+    finally:
+        txn.abort()
+
+
+def test_refs_to_one_commit_check_it_once(tmp_path: Path) -> None:
+    """An UPDATE of many refs to one commit (and of a second commit sharing its tree)
+    checks the commit once and reads each dirtree once, walked or not."""
+    src, remote, first = _subpath_pulled(tmp_path)
+    run_ostree("pull-local", str(src), first, repo=remote)  # first is complete now
+    trees = len(list((remote / "objects").rglob("*.dirtree")))
+    # ... but the repo holds a partial commit: present dirtrees are walked
+    meta_only = commit(src, make_tree(tmp_path / "tree3", seed=3), branch="meta")
+    run_ostree("pull", "--commit-metadata-only", "origin", "meta", repo=remote)
+    assert (remote / "state" / f"{meta_only}.commitpartial").exists()
+    other = run_ostree("commit", "--branch=other", "--subject=same tree", f"--tree=ref={first}",
+                       repo=src).strip()
+    data = (src / "objects" / other[:2] / f"{other[2:]}.commit").read_bytes()
+    client = RawClient("-v")
+    client.hello(remote)
+    client.send_object(ObjectType.COMMIT, other, Encoding.METADATA, data)
+    refs = [b'{"ref":"r%d","old":null,"new":"%s"}' % (i, first.encode()) for i in range(50)]
+    refs.append(b'{"ref":"other","old":null,"new":"%s"}' % other.encode())
+    client.send(FrameKind.UPDATE, b'{"refs":[%s]}' % b",".join(refs))
+    client.send(FrameKind.COMMIT)
+    assert client.reader.expect(FrameKind.DONE)
+    assert client.proc.stdin and client.proc.stderr
+    client.proc.stdin.close()
+    assert client.proc.wait(timeout=30) == 0
+    log = client.proc.stderr.read().decode()
+    checked = [line for line in log.splitlines() if "is complete" in line]
+    assert len(checked) == 2, log
+    assert f"commit {first} is complete ({trees} dirtrees read)" in log  # walked: partial repo
+    assert f"commit {other} is complete (0 dirtrees read)" in log
+    _fscks(remote)
 
 
 def test_oversized_frames_refused_before_reading(remote: Path) -> None:
@@ -809,3 +941,128 @@ def test_big_xattr_headers_do_not_blow_up_the_receiver(
     assert _snapshot(dst)["refs"] == before["refs"]  # verified files may be published early
     run_ostree("fsck", repo=dst)
     assert fsck(Repo.open(dst)).ok
+_NAMES = st.text(st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)),
+                 min_size=1, max_size=12).filter(lambda name: name not in (".", ".."))
+_DIGESTS = st.binary(min_size=32, max_size=32)
+
+
+@given(st.dictionaries(_NAMES, _DIGESTS, max_size=8),
+       st.dictionaries(_NAMES, st.tuples(_DIGESTS, _DIGESTS), max_size=8))
+@settings(max_examples=150, deadline=None)
+def test_completeness_check_reads_dirtrees_as_the_codec_does(
+        files: Dict[str, bytes], dirs: Dict[str, Tuple[bytes, bytes]]) -> None:
+    """The check's offset-by-offset reader of a dirtree gives the entries the general
+    codec decodes, and raises only PushError for bytes that do not add up."""
+    from pyostree.errors import PushError
+    from pyostree.objects import DirEntry, DirTree, FileEntry
+    from pyostree.receive.server import _dirtree_entries
+
+    dirs = {name: value for name, value in dirs.items() if name not in files}
+    tree = DirTree.from_entries([FileEntry(n, d.hex()) for n, d in files.items()],
+                                [DirEntry(n, t.hex(), m.hex()) for n, (t, m) in dirs.items()])
+    data = tree.to_bytes()
+    got_files, got_dirs = _dirtree_entries(data, "x")
+    assert [(n.decode(), d.hex()) for n, d in got_files] == [(e.name, e.checksum) for e in tree.files]
+    assert [(n.decode(), t.hex(), m.hex()) for n, t, m in got_dirs] == [
+        (e.name, e.tree_checksum, e.meta_checksum) for e in tree.dirs]
+    for cut in range(0, len(data), max(1, len(data) // 16)):
+        for broken in (data[:cut], data[:cut] + bytes([data[cut] ^ 0xFF]) + data[cut + 1:]):
+            try:
+                rows_f, rows_d = _dirtree_entries(broken, "x")
+                list(rows_f), list(rows_d)
+            except PushError:
+                pass
+
+
+_PEAK_RSS_WRAPPER = """
+import resource, subprocess, sys
+code = subprocess.call([sys.executable, "-m", "pyostree", "receive"])
+print("peak-rss-kib", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _big_dirtree(size: int, file_checksum: bytes) -> bytes:
+    """A normal-form dirtree of about ``size`` bytes: files only, all one content."""
+    from pyostree.gvariant._framing import offset_width, pack_table
+
+    parts: List[bytes] = []
+    ends: List[int] = []
+    pos = 0
+    while pos < size:
+        name = b"f%019d" % len(ends)
+        parts.append(name + b"\0" + file_checksum + bytes([len(name) + 1]))
+        pos += len(parts[-1])
+        ends.append(pos)
+    files = b"".join(parts) + pack_table(pos, ends)
+    width = next(w for w in (1, 2, 4, 8) if offset_width(len(files) + w) == w)
+    return files + len(files).to_bytes(width, "little")
+
+
+def test_a_big_dirtree_is_received_without_being_held(tmp_path: Path) -> None:
+    """A 48 MiB dirtree of 870k entries: staged as it arrives, checked on arrival and for
+    completeness from its mapped file, without an object per entry: the receiver's peak
+    stays below the dirtree's size (it was about ten times that)."""
+    import subprocess
+    import sys
+
+    from pyostree.objects import DirMeta
+    from pyostree.gvariant import encode
+
+    remote = init(tmp_path / "remote", "archive")
+    header = FileHeader(uid=0, gid=0, mode=0o100644)
+    content = header.framed() + b"x"
+    file_checksum = hashlib.sha256(content).digest()
+    tree = _big_dirtree(48 << 20, file_checksum)
+    meta = DirMeta(0, 0, 0o40755).to_bytes()
+    data = encode("(a{sv}aya(say)sstayay)", ({}, b"", [], "big", "", 0,
+                                              hashlib.sha256(tree).digest(), hashlib.sha256(meta).digest()))
+    checksum = hashlib.sha256(data).hexdigest()
+    client = RawClient.__new__(RawClient)  # the receiver under a wrapper that reports its peak
+    client.proc = subprocess.Popen([sys.executable, "-c", _PEAK_RSS_WRAPPER], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert client.proc.stdin and client.proc.stdout and client.proc.stderr
+    client.writer = FrameWriter(client.proc.stdin)
+    client.reader = FrameReader(client.proc.stdout)
+    client.hello(remote)
+    client.send_object(ObjectType.FILE, file_checksum.hex(), Encoding.CONTENT, content)
+    client.send_object(ObjectType.DIR_META, hashlib.sha256(meta).hexdigest(), Encoding.METADATA, meta)
+    client.send_object(ObjectType.DIR_TREE, hashlib.sha256(tree).hexdigest(), Encoding.METADATA, tree)
+    client.send_object(ObjectType.COMMIT, checksum, Encoding.METADATA, data)
+    size = len(tree)
+    del tree
+    client.send(FrameKind.UPDATE, b'{"refs":[{"ref":"big","old":null,"new":"%s"}]}' % checksum.encode())
+    client.send(FrameKind.COMMIT)
+    assert client.reader.expect(FrameKind.DONE)
+    client.proc.stdin.close()
+    assert client.proc.wait(timeout=120) == 0
+    peak = int(client.proc.stderr.read().decode().split("peak-rss-kib")[1].split()[0]) * 1024
+    assert peak < size, (peak, size)
+    _fscks(remote)
+
+
+@pytest.mark.parametrize("case", ["out of order", "wrong name", "short", "not normal"])
+def test_a_big_hostile_dirtree_is_refused_and_not_staged(remote: Path, case: str) -> None:
+    """The streamed path (dirtrees over 16 MiB) refuses what the in-memory one does, and
+    leaves nothing under the dirtree's name."""
+    tree = _big_dirtree(17 << 20, b"\x07" * 32)
+    if case == "out of order":
+        tree = tree.replace(b"f0000000000000000007\0", b"f0000000000000000009\0", 1)
+    elif case == "not normal":
+        tree = tree[:-1] + b"\xff"
+    checksum = hashlib.sha256(tree).hexdigest()
+    if case == "wrong name":
+        checksum = "ab" * 32
+    before = _snapshot(remote)
+    client = RawClient()
+    client.hello(remote)
+    if case == "short":
+        client.send_object(ObjectType.DIR_TREE, checksum, Encoding.METADATA, tree[:-100], size=len(tree))
+    else:
+        client.send_object(ObjectType.DIR_TREE, checksum, Encoding.METADATA, tree)
+    message = client.error()
+    expected = {"out of order": "out of order", "wrong name": "expected abab", "short": "announced",
+                "not normal": "not normal form"}[case]
+    assert expected in message
+    assert _snapshot(remote) == before
+    assert f"{checksum[2:]}.dirtree" not in _staged_names(remote)

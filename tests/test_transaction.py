@@ -247,6 +247,40 @@ def test_ref_over_ref_directory_is_refused(tmp_path: Path) -> None:
             txn.set_ref("a/b/c", commit)
 
 
+def test_ref_updates_are_all_or_nothing(tmp_path: Path) -> None:
+    """A stale expected value of the second ref leaves the first unwritten too."""
+    repo = new_repo(tmp_path / "r")
+    with repo.transaction() as txn:
+        first = simple_commit(txn, b"one", branch="a")
+        txn.set_ref("b", first)
+    with repo.transaction() as txn:
+        second = simple_commit(txn, b"two", branch="unused")
+    with pytest.raises(RefMovedError, match="ref b moved"):
+        with repo.transaction() as txn:
+            txn.set_ref("a", second, expected_old=first)
+            txn.set_ref("b", second, expected_old=second)  # stale: b is at first
+    assert (repo.read_ref("a"), repo.read_ref("b")) == (first, first)
+
+
+def test_ref_updates_refused_by_the_refs_dir_write_none(tmp_path: Path) -> None:
+    """A ref the refs dir cannot take (a ref file where its directory goes, also one
+    set earlier in the same transaction) is found before any ref is written."""
+    repo = new_repo(tmp_path / "r")
+    with repo.transaction() as txn:
+        first = simple_commit(txn, b"one", branch="a")
+    for blocked in ("a/c", "d/e"):
+        with pytest.raises(RefError, match="is a ref, not a directory"):
+            with repo.transaction() as txn:
+                txn.set_ref("x", first)
+                txn.set_ref("d", first)
+                txn.set_ref(blocked, first)
+        assert repo.read_ref("x") is None and repo.read_ref("d") is None
+    with repo.transaction() as txn:  # the same ref twice: the last value wins, as before
+        txn.set_ref("a", None, expected_old=first)
+        txn.set_ref("a", first, expected_old=None)
+    assert repo.read_ref("a") == first
+
+
 # ---- locks and staging ----------------------------------------------------------------
 
 

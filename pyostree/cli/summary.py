@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pyostree.repo.commitwrite import split_key_value
-    from pyostree.repo.summary import parse_extra, update_summary
+    from pyostree.repo.summary import parse_extra
+    from pyostree.repo.summaryupdate import update_summary
 
     if not args.update:
         raise SummaryUsageError("summary: only --update is supported")

@@ -67,6 +67,20 @@ def decode_checked(type_string: str, data: Any) -> Tuple[Any, bool]:
     return decode_node(node, data), is_normal_node(node, data)
 
 
+def decode_if_normal(type_string: str, data: Any) -> Tuple[bool, Any]:
+    """``(True, value)`` if the bytes are normal, else ``(False, None)``: for untrusted
+    objects, which are refused unless normal, so bytes that are not cost no decode (a
+    wide type string over a short body is refused by the checker without a codec)."""
+    value = _fast_value(type_string, data)
+    if value is not None:
+        return True, value
+    node = parse_type(type_string)
+    data = as_bytes(data)
+    if not is_normal_node(node, data):
+        return False, None
+    return True, decode_node(node, data)
+
+
 def encode(type_string: str, value: Any) -> bytes:
     """Serialise ``value`` (mapping of spec §12) as GLib's normal form."""
     if type(type_string) is str:

@@ -210,7 +210,8 @@ def variant_type(raw: bytes) -> Optional[Tuple[str, TypeNode, Optional[DecodeFn]
 
 def variant_child(data: bytes, start: int, end: int, depth: int
                   ) -> Optional[Tuple[str, TypeNode, int]]:
-    """(type string, node, child end) of a valid variant at ``depth``, else None."""
+    """(type string, node, child end) of a variant at ``depth`` that may be normal, else
+    None (also when its body is shorter than its type's ``min_size``)."""
     if end <= start:
         return None
     sep = data.rfind(b"\x00", start, end)
@@ -222,7 +223,7 @@ def variant_child(data: bytes, start: int, end: int, depth: int
     child = found[1]
     if child.fixed_size and sep - start != child.fixed_size:
         return None
-    if depth + child.depth >= MAX_DEPTH:
+    if depth + child.depth >= MAX_DEPTH or sep - start < child.min_size:
         return None
     return found[0], child, sep
 

@@ -51,7 +51,7 @@ def is_normal_node(node: TypeNode, data: Any) -> bool:
             raise TypeError(f"GVariant data must be bytes-like, not {type(data).__name__}")
         data = bytes(data)
     size = len(data)
-    if node.fixed_size and size != node.fixed_size:
+    if (node.fixed_size and size != node.fixed_size) or size < node.min_size:
         return False
     return get_checker(node)(data, 0, size, 0)
 

@@ -62,11 +62,11 @@ class TypeNode:
     """
 
     __slots__ = ("_text", "_src", "_start", "_end", "kind", "align", "fixed_size", "depth",
-                 "element", "members")
+                 "element", "members", "min_size")
 
     def __init__(self, src: str, start: int, end: int, kind: str, align: int,
                  fixed_size: int, depth: int, element: Optional[TypeNode] = None,
-                 members: Tuple[TypeNode, ...] = ()) -> None:
+                 members: Tuple[TypeNode, ...] = (), min_size: int = 0) -> None:
         length = end - start
         if length == len(src) and length <= CACHE_MAX_ENTRY_CHARS:
             self._text: Optional[str] = src  # a whole type string: no copy
@@ -87,6 +87,12 @@ class TypeNode:
         self.depth = depth
         self.element = element
         self.members = members
+        self.min_size = min_size
+        """No normal form of a value of this type is shorter: the fixed size; 1 for a
+        string, object path, signature or variant (its NUL); 0 for an array or maybe;
+        for a tuple the members' sum, plus a byte per framing offset unless that sum is
+        0 (GLib's empty tuple of empty members has none). A checker refuses a shorter body at once, so a
+        wide type string over a short body (a hostile variant) costs no codec."""
 
     @property
     def string(self) -> str:
@@ -190,7 +196,8 @@ def bounded_put(cache: Dict[Any, Any], key: Any, value: Any, limit: int) -> None
 
 
 _BASIC_NODES: Dict[str, TypeNode] = {
-    ch: TypeNode(ch, 0, 1, ch, align, fixed, 1) for ch, (align, fixed) in _BASIC_LAYOUT.items()
+    ch: TypeNode(ch, 0, 1, ch, align, fixed, 1, min_size=fixed or 1)
+    for ch, (align, fixed) in _BASIC_LAYOUT.items()
 }
 _cache: Dict[str, TypeNode] = dict(_BASIC_NODES)  # may evict them: _BASIC_NODES stays
 _cache_chars = len(_cache)
@@ -325,7 +332,12 @@ def _tuple_node(s: str, start: int, end: int, kind: str,
     depth = 0
     fixed = 1
     offset = 0
+    least = 0
+    framed = -1  # framing offsets: one per variable-size member but the last
     for m in members:
+        least += m.min_size
+        if not m.fixed_size:
+            framed += 1
         m_align = m.align
         if m_align > align:
             align = m_align
@@ -344,7 +356,10 @@ def _tuple_node(s: str, start: int, end: int, kind: str,
     if fixed and members:
         fixed = offset + (-offset & (align - 1))
     # the unit tuple () has size 1
-    return TypeNode(s, start, end, kind, align, fixed, depth, members=members)
+    if least and framed > 0:
+        least += framed  # a body of at least a byte has offsets of at least a byte
+    return TypeNode(s, start, end, kind, align, fixed, depth, members=members,
+                    min_size=fixed or least)
 
 
 def layout_rows(members: Tuple[TypeNode, ...]) -> Iterator[Tuple[int, int, int, int, int]]:

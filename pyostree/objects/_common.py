@@ -24,7 +24,7 @@ def decode_metadata(type_string: str, data: BytesLike, *, verify: bool, what: st
         )
     if not verify:
         return gvariant.decode(type_string, data)
-    value, normal = gvariant.decode_checked(type_string, data)
+    normal, value = gvariant.decode_if_normal(type_string, data)
     if not normal:
         raise ObjectError(f"{what}: not normal form")
     return value

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 from pyostree import gvariant
 from pyostree.errors import ObjectError
-from pyostree.objects._common import BytesLike, decode_metadata
+from pyostree.objects._common import MAX_METADATA_SIZE, BytesLike, decode_metadata
 from pyostree.objects.checksum import DIGEST_SIZE, sha256_hex, validate_checksum
 from pyostree.objects.names import validate_filename
 
-__all__ = ["DIRTREE_TYPE", "EMPTY_DIRTREE_CHECKSUM", "DirEntry", "DirTree", "FileEntry"]
+if TYPE_CHECKING:
+    import mmap
+
+__all__ = ["DIRTREE_TYPE", "EMPTY_DIRTREE_CHECKSUM", "DirEntry", "DirTree", "FileEntry",
+           "validate_dirtree_bytes"]
 
 DIRTREE_TYPE = "(a(say)a(sayay))"
 EMPTY_DIRTREE_CHECKSUM = "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
@@ -168,3 +173,138 @@ def _bisect(entries: Sequence[_Entry], key: bytes) -> Optional[_Entry]:
         else:
             high = middle
     return None
+
+
+_TABLE_CODES = {2: "<H", 4: "<I", 8: "<Q"}
+_GENERIC_CHECK_BYTES = 1 << 20
+"""Dirtrees up to this size that the one-pass check refuses are checked again by
+``DirTree.from_bytes``, for its exact message."""
+
+
+class _Refused(Exception):
+    """The one-pass check found the bytes not normal, or not a valid dirtree."""
+
+
+Release = Callable[[int, int], None]
+"""``release(start, end)``: the caller may drop what it holds of that range of the bytes
+(pages of a mapped file); called as the one-pass check moves past it."""
+_RELEASE_EVERY = 1 << 15
+
+
+def validate_dirtree_bytes(data: Union[bytes, bytearray, "mmap.mmap"],
+                           release: Optional[Release] = None) -> None:
+    """The checks of ``DirTree.from_bytes(data, verify=True)`` (normal form, 32-byte
+    checksums, valid names sorted and unique, none both a file and a dir) in one pass
+    over the framing offsets, without building an object per entry: a receiver checks
+    a 128 MiB dirtree in the memory of its bytes. Raises ObjectError."""
+    if len(data) > MAX_METADATA_SIZE:
+        raise ObjectError(
+            f"dirtree: {len(data)} bytes exceeds the metadata limit of {MAX_METADATA_SIZE}")
+    try:
+        _check_one_pass(data, release)
+    except _Refused as refusal:
+        if len(data) <= _GENERIC_CHECK_BYTES:
+            DirTree.from_bytes(data[:], verify=True)  # the precise message; or the layouts
+            return  # the one-pass reader leaves to the generic code (GLib's empty quirk)
+        raise ObjectError(f"dirtree: {refusal}") from None
+
+
+def _check_one_pass(data: Union[bytes, bytearray, "mmap.mmap"],
+                    release: Optional[Release] = None) -> None:
+    from pyostree.gvariant._framing import offset_width, total_size
+
+    size = len(data)
+    if size == 0:
+        raise _Refused("not normal form")
+    width = offset_width(size)
+    files_end = int.from_bytes(data[size - width:], "little")
+    table = size - width
+    if files_end > table or total_size(table, 1) != size:
+        raise _Refused("not normal form")
+    files = _entries(data, 0, files_end, 1, "file", release)
+    dirs = _entries(data, files_end, table, 2, "dir", release)
+    name = next(files, None)
+    other = next(dirs, None)
+    while name is not None and other is not None:
+        if name == other:
+            raise _Refused(f"name {name.decode()!r} is both a file and a dir")
+        if name < other:
+            name = next(files, None)
+        else:
+            other = next(dirs, None)
+    for _rest in files:
+        pass
+    for _rest in dirs:
+        pass
+
+
+def _entries(data: Union[bytes, bytearray, "mmap.mmap"], start: int, end: int, checksums: int,
+             what: str, release: Optional[Release] = None) -> Iterator[bytes]:
+    """The names of ``a(say)`` (``checksums`` 1) or ``a(sayay)`` (2) laid out in normal
+    form, each checked as a dirtree entry, one at a time."""
+    from pyostree.gvariant._framing import offset_width, total_size
+
+    if start == end:
+        return
+    size = end - start
+    width = offset_width(size)
+    last = int.from_bytes(data[end - width:end], "little")
+    if last > size or (size - last) % width:
+        raise _Refused("not normal form")
+    count = (size - last) // width
+    if count == 0 or total_size(last, count) != size:
+        raise _Refused("not normal form")
+    ends: Iterator[int] = _table(data, start + last, end, width)
+    offsets = checksums  # the string's end, and the first checksum's if two
+    find = data.find
+    previous = b""
+    prev = 0
+    table_start = start + last
+    for count, item_end in enumerate(ends, 1):  # bytes names: an entry at a time
+        if release is not None and count % _RELEASE_EVERY == 0:
+            release(start, start + prev)
+            release(table_start, table_start + (count - 1) * width)
+        if not prev < item_end <= last:
+            raise _Refused("not normal form")
+        a = start + prev
+        b = start + item_end
+        size = item_end - prev
+        inner = offset_width(size)
+        if size < offsets * inner or total_size(size - offsets * inner, offsets) != size:
+            raise _Refused("not normal form")
+        body = b - offsets * inner
+        name_end = a + int.from_bytes(data[b - inner:b], "little")
+        sums_end = a + int.from_bytes(data[b - 2 * inner:b - inner], "little") if offsets == 2 else body
+        if not a < name_end <= sums_end <= body or find(b"\0", a, name_end) != name_end - 1:
+            raise _Refused("not normal form")
+        name = bytes(data[a:name_end - 1])
+        try:
+            text = name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Refused("not normal form") from None
+        if sums_end - name_end != DIGEST_SIZE or (offsets == 2 and body - sums_end != DIGEST_SIZE):
+            raise _Refused(f"checksum of {text!r} is not {DIGEST_SIZE} bytes")
+        if name in (b"", b".", b"..") or b"/" in name:
+            raise _Refused(f"{what} name {text!r} is not allowed")
+        if name <= previous:
+            raise _Refused(f"{what} name {text!r} is {'repeated' if name == previous else 'out of order'}")
+        previous = name
+        yield name
+        prev = item_end
+    if start + prev != start + last:
+        raise _Refused("not normal form")
+
+
+def _table(data: Union[bytes, bytearray, "mmap.mmap"], start: int, end: int,
+           width: int) -> Iterator[int]:
+    """The entries of a framing table, read a slice at a time (no view is left on the
+    bytes, so a mapped file can be closed)."""
+    step = width << 14
+    code = _TABLE_CODES.get(width)
+    for pos in range(start, end, step):
+        chunk = data[pos:min(pos + step, end)]
+        if code is None:
+            yield from chunk
+        else:
+            for (entry,) in struct.iter_unpack(code, chunk):
+                yield entry

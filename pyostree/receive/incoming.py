@@ -8,7 +8,7 @@ if it does not match (nothing becomes visible under a wrong name).
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Union
 
 from pyostree.errors import ObjectError
 from pyostree.objects.content import CHUNK_SIZE, parse_content_header
@@ -40,6 +40,9 @@ __all__ = [
 ]
 
 MAX_METADATA_SIZE = 128 * 1024 * 1024
+IN_MEMORY_DIRTREE = 16 << 20
+"""A bigger dirtree is staged as it arrives and checked from its mapped file, never held
+whole: a 128 MiB one would double the receiver's memory."""
 
 
 class _ChunkedReader:
@@ -112,14 +115,31 @@ def _read_metadata(incoming: IncomingObject, size: int) -> bytes:
     return data
 
 
-def validate_metadata(objtype: ObjectType, data: bytes) -> None:
+def _read_in_place(incoming: IncomingObject, size: int) -> bytearray:
+    """The whole object read into one buffer (a dirtree, which may be 128 MiB): held
+    once, rather than as its chunks and then their join."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    filled = 0
+    for chunk in incoming.chunks():  # never more than announced
+        view[filled:filled + len(chunk)] = chunk
+        filled += len(chunk)
+    view.release()
+    if filled != size:
+        raise ProtocolError("metadata object shorter than announced")
+    return buffer
+
+
+def validate_metadata(objtype: ObjectType, data: Union[bytes, bytearray]) -> None:
     """Normal form and libostree's structural checks, as an untrusted pull does."""
     from pyostree import objects, gvariant
 
     if objtype is ObjectType.COMMIT:
         objects.Commit.from_bytes(data, verify=True)
     elif objtype is ObjectType.DIR_TREE:
-        objects.DirTree.from_bytes(data, verify=True)
+        from pyostree.objects.dirtree import validate_dirtree_bytes
+
+        validate_dirtree_bytes(data)  # no object per entry
     elif objtype is ObjectType.DIR_META:
         objects.DirMeta.from_bytes(data, verify=True)
     elif objtype is ObjectType.COMMIT_META:
@@ -241,6 +261,18 @@ def receive_object(
                 f"metadata object of {header.size} bytes exceeds {MAX_METADATA_SIZE}"
             )
         incoming = IncomingObject(reader, codec, header)
+        if objtype is ObjectType.DIR_TREE and header.size > IN_MEMORY_DIRTREE:
+            from pyostree.objects.dirtree import validate_dirtree_bytes
+
+            txn.write_metadata_stream(objtype, incoming.chunks(), header.size, header.checksum,
+                                      validate_dirtree_bytes)
+            incoming.finish()
+            return
+        if objtype is ObjectType.DIR_TREE:
+            tree = _read_in_place(incoming, header.size)
+            validate_metadata(objtype, tree)
+            txn.write_metadata_bytes(objtype, tree, expected_checksum=header.checksum)
+            return
         data = _read_metadata(incoming, header.size)
         validate_metadata(objtype, data)
         if objtype is ObjectType.COMMIT_META:

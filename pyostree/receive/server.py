@@ -17,8 +17,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import (
-    TYPE_CHECKING, BinaryIO, Callable, Collection, Deque, Dict, List, Mapping, Optional, Set, Tuple,
-    Union,
+    TYPE_CHECKING, Any, BinaryIO, Callable, Collection, Deque, Dict, Iterator, List, Mapping, Optional,
+    Set, Tuple, Union,
 )
 
 from pyostree.errors import PushError, PyOstreeError, RefError
@@ -50,6 +50,8 @@ from pyostree.transport.wire import (
 )
 
 if TYPE_CHECKING:
+    import mmap
+
     from pyostree.repo import Repo
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -580,18 +582,22 @@ class _Session:
         self.received_by_workers = 0
         if self.txn is not None and self.received:
             self.txn.sync_ahead()  # the disk catches up while the commits are checked
-        trees: Dict[str, None] = {}  # staged dirtrees the commits reach, children first
+        check: Optional[CompletenessCheck] = None
         for update in updates:
             txn = self._txn()
+            if check is None:
+                check = CompletenessCheck(repo, txn, self.received_meta, self.log)
             # The ref's commit now (under the repo lock, so nothing of it can be pruned)
             # is complete: subtrees the new commit shares with it need no lookups.
-            trees.update(dict.fromkeys(check_commit_complete(
-                repo, txn, update.new, self.received_meta, baseline=repo.read_ref(update.ref))))
+            check.check(update.new, baseline=repo.read_ref(update.ref))
             txn.set_ref(update.ref, update.new, expected_old=update.old)
+        if check is not None:
+            check.confirm()
+        trees = check.order if check is not None else []
         had_summary = (repo.path / "summary").exists()
         want_summary = summary is True or (summary is None and had_summary)
         if updates:
-            self._publish_objects(self._txn(), list(trees), {u.new for u in updates})
+            self._publish_objects(self._txn(), trees, {u.new for u in updates})
             wrote_summary = self._commit_refs(want_summary)
         else:
             if self.received:
@@ -686,59 +692,277 @@ def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
                           received: Optional[ReceivedMetadata] = None,
                           baseline: Optional[str] = None) -> List[str]:
     """Every object the commit reaches must be in ``objects/`` or staged now. Returns
-    the staged dirtrees it reaches, children first: the ones to publish.
+    the staged dirtrees it reaches, children first: the ones to publish. One check of
+    one commit; a session checks all its refs with one :class:`CompletenessCheck`."""
+    check = CompletenessCheck(repo, txn, received)
+    check.check(commit, baseline)
+    check.confirm()
+    return check.order
 
-    A dirtree already in ``objects/`` is trusted to be complete below it (publishing
-    is children-first, and only of dirtrees checked here), so an incremental push only
-    walks what changed. So is the tree of ``baseline``, a commit in ``objects/`` that a
-    ref of the repo points to (and not marked partial): at each path where the new tree
-    has the baseline's dirtree, dirmeta or file, nothing is looked up. Commits in
-    ``received`` and dirtrees the transaction keeps (staged by this session, in memory)
-    are not read back from disk.
-    """
-    from pyostree.objects import Commit, DirTree
 
-    received = received or {}
-    data = received.get((commit, ObjectType.COMMIT))
-    if data is None:
-        if repo.has_object(commit, ObjectType.COMMIT):
-            data = repo.read_metadata_bytes(commit, ObjectType.COMMIT)
-        else:
-            data = _staged_meta(txn, commit, ObjectType.COMMIT)
-    commit_obj = Commit.from_bytes(data, verify=False)
-    # (dirtree, dirmeta, the baseline's (dirtree, dirmeta) here, children done): a staged
-    # dirtree goes back on the stack under its children and joins ``order`` after them
-    pending: List[Tuple[str, str, Optional[Tuple[str, str]], bool]] = [
-        (commit_obj.root_tree, commit_obj.root_meta, _baseline_root(repo, baseline, commit), False)]
-    seen: Set[str] = set()
-    order: List[str] = []
-    while pending:
-        tree, meta, old, children_done = pending.pop()
-        if children_done:
-            order.append(tree)
-            continue
-        if (old is None or old[1] != meta) and not txn.has_object(meta, ObjectType.DIR_META):
-            raise PushError(f"commit {commit} is incomplete: dirmeta {meta} was never sent")
-        if (old is not None and old[0] == tree) or tree in seen:
-            continue
-        seen.add(tree)
-        data = txn.staged_dirtree_bytes(tree)
-        if data is None:
-            if repo.has_object(tree, ObjectType.DIR_TREE):
+class CompletenessCheck:
+    """The completeness check of one session's commits, each commit and each dirtree
+    looked at once however many refs reach it: the cost is bounded by the distinct
+    metadata the commits reach (and the staged dirtrees, which the client sent), not by
+    the number of refs, and a dirtree's bytes are held only while it is read.
+
+    A dirtree already in ``objects/`` is trusted to be complete below it (publishing is
+    children-first, and only of dirtrees checked here), so an incremental push only
+    walks what changed, unless the repo may hold partial commits (see
+    :func:`may_hold_partial_commits`): then libostree may have left a dirtree there
+    whose subtrees are missing, and present dirtrees are walked like staged ones. So
+    is the tree of ``baseline``, a commit in ``objects/`` that a ref of the repo points
+    to (and not marked partial): at each path where the new tree has the baseline's
+    dirtree, dirmeta or file, nothing is looked up. Commits in ``received`` and
+    dirtrees the transaction keeps (staged by this session, in memory) are not read
+    back from disk."""
+
+    def __init__(self, repo: Repo, txn: Transaction, received: Optional[ReceivedMetadata] = None,
+                 log: Optional[LogFn] = None) -> None:
+        self.repo = repo
+        self.txn = txn
+        self.received = received or {}
+        self.log = log or (lambda _msg: None)
+        self.trust_present = not may_hold_partial_commits(os.fspath(repo.path))
+        self.order: List[str] = []  # staged dirtrees reached, children first
+        self.dirtrees_read = 0
+        self._commits: Dict[str, Optional[str]] = {}  # checked commit -> its baseline
+        self._trees: Set[str] = set()  # dirtrees looked at: complete below once checked
+
+    def check(self, commit: str, baseline: Optional[str] = None) -> None:
+        """Raise PushError unless ``commit`` is complete; a commit checked before is not
+        looked at again."""
+        if commit in self._commits:
+            return
+        self._commits[commit] = baseline
+        read_before = self.dirtrees_read
+        self._check(commit, baseline)
+        self.log(f"commit {commit} is complete "
+                 f"({self.dirtrees_read - read_before} dirtrees read)")
+
+    def confirm(self) -> None:
+        """After the last :meth:`check`: a partial commit that appeared meanwhile (a
+        libostree pull marks it before any of its objects reach ``objects/``) may have
+        put a dirtree there the checks trusted; then they run again, walking."""
+        if self.trust_present and may_hold_partial_commits(os.fspath(self.repo.path)):
+            self.log("a partial commit appeared: checking again")
+            commits = list(self._commits.items())
+            self.trust_present = False
+            self._commits.clear()
+            self._trees.clear()
+            self.order = []
+            for commit, baseline in commits:
+                self.check(commit, baseline)
+
+    def _check(self, commit: str, baseline: Optional[str]) -> None:
+        from pyostree.objects import Commit
+
+        repo, txn = self.repo, self.txn
+        commit_bytes = self.received.get((commit, ObjectType.COMMIT))
+        if commit_bytes is None:
+            if repo.has_object(commit, ObjectType.COMMIT):
+                commit_bytes = repo.read_metadata_bytes(commit, ObjectType.COMMIT)
+            else:
+                commit_bytes = _staged_meta(txn, commit, ObjectType.COMMIT)
+        commit_obj = Commit.from_bytes(commit_bytes, verify=False)
+        del commit_bytes
+        # (dirtree, dirmeta, the baseline's (dirtree, dirmeta) here, children done): a
+        # staged dirtree goes back on the stack under its children and joins ``order``
+        # after them
+        pending: List[Tuple[str, str, Optional[Tuple[str, str]], bool]] = [
+            (commit_obj.root_tree, commit_obj.root_meta, _baseline_root(repo, baseline, commit), False)]
+        seen = self._trees
+        while pending:
+            tree, meta, old, children_done = pending.pop()
+            if children_done:
+                self.order.append(tree)
                 continue
-            data = _staged_meta(txn, tree, ObjectType.DIR_TREE)
-        pending.append((tree, meta, old, True))
-        dirtree = DirTree.from_bytes(data, verify=False)
-        old_files, old_dirs = _baseline_entries(repo, old[0] if old is not None else None)
-        for entry in dirtree.files:
-            if (old_files.get(entry.name) != entry.checksum
-                    and not txn.has_object(entry.checksum, ObjectType.FILE)):
-                raise PushError(
-                    f"commit {commit} is incomplete: file {entry.checksum} was never sent"
-                )
-        for sub in dirtree.dirs:
-            pending.append((sub.tree_checksum, sub.meta_checksum, old_dirs.get(sub.name), False))
-    return order
+            if (old is None or old[1] != meta) and not txn.has_object(meta, ObjectType.DIR_META):
+                raise PushError(f"commit {commit} is incomplete: dirmeta {meta} was never sent")
+            if (old is not None and old[0] == tree) or tree in seen:
+                continue
+            seen.add(tree)
+            data: Optional[_DirtreeBytes] = txn.staged_dirtree_bytes(tree)
+            staged = True
+            release: Optional[Callable[[int, int], None]] = None
+            if data is None:
+                if repo.has_object(tree, ObjectType.DIR_TREE):
+                    if self.trust_present:
+                        continue
+                    staged = False
+                    path = repo.store.object_str(tree, ObjectType.DIR_TREE)
+                else:
+                    path = txn.staged_metadata_path(tree, ObjectType.DIR_TREE)
+                data, release = _read_dirtree(path, commit, tree)
+            self.dirtrees_read += 1
+            if staged:
+                pending.append((tree, meta, old, True))
+            files, dirs = _dirtree_entries(data, tree, release)
+            old_files, old_dirs = _baseline_entries(repo, old[0] if old is not None else None)
+            for name, raw in _unmatched(files, old_files):
+                checksum = raw.hex()
+                if not txn.has_object(checksum, ObjectType.FILE):
+                    raise PushError(
+                        f"commit {commit} is incomplete: file {checksum} was never sent"
+                    )
+            old_dir = _matcher(old_dirs)
+            for name, tree_raw, meta_raw in dirs:
+                pending.append((tree_raw.hex(), meta_raw.hex(), old_dir(name), False))
+            del data, files, dirs
+
+
+def may_hold_partial_commits(repo_path: str) -> bool:
+    """Whether a dirtree in ``objects/`` may lack subtrees. libostree 2022.7 marks a
+    commit ``state/CHECKSUM.commitpartial`` before it fetches any of its tree, and
+    clears the mark only once a pull of the whole tree is done: a pull with
+    ``--subpath`` or ``--commit-metadata-only`` keeps it (its root dirtree stays in
+    ``objects/`` without the subtrees left out), as does an interrupted pull or
+    ``fsck --delete``. Older libostree kept a ``transaction`` link for the whole repo
+    instead. One look at ``state/`` (its first marker ends it)."""
+    if os.path.lexists(os.path.join(repo_path, "transaction")):
+        return True
+    try:
+        with os.scandir(os.path.join(repo_path, "state")) as entries:
+            return any(entry.name.endswith(".commitpartial") for entry in entries)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: walk
+
+
+_FileRow = Tuple[bytes, bytes]
+_DirRow = Tuple[bytes, bytes, bytes]
+
+
+_DirtreeBytes = Union[bytes, "mmap.mmap"]
+MAPPED_DIRTREE = 16 << 20
+"""A bigger dirtree is read through a read-only mapping whose pages are dropped as the
+check moves on, never whole into memory."""
+
+
+def _read_dirtree(path: str, commit: str, tree: str
+                  ) -> Tuple[_DirtreeBytes, Optional[Callable[[int, int], None]]]:
+    """The bytes of a dirtree file, or for a big one its mapping and a ``release``."""
+    import mmap
+
+    from pyostree.receive.incoming import MAX_METADATA_SIZE
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise PushError(f"commit {commit} is incomplete: dirtree {tree} was never sent") from None
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_METADATA_SIZE:
+            raise PushError(f"dirtree {tree} is too large")
+        if size <= MAPPED_DIRTREE:
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                return handle.read(MAX_METADATA_SIZE + 1), None
+        mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+    page = mmap.PAGESIZE
+
+    def release(start: int, end: int) -> None:
+        start = -(-start // page) * page
+        end = end // page * page
+        if end > start:
+            mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    return mapped, release
+
+
+def _dirtree_entries(data: _DirtreeBytes, checksum: str,
+                     release: Optional[Callable[[int, int], None]] = None
+                     ) -> Tuple[Iterator[_FileRow], Iterator[_DirRow]]:
+    """(name, checksum) of a dirtree's files and (name, dirtree, dirmeta) of its
+    subdirs, raw, read one at a time from its framing offsets: a dirtree of a million
+    entries is never turned into a million objects. The bytes were verified when
+    staged (or are in ``objects/``); a layout that does not add up is an error."""
+    from pyostree.gvariant._framing import offset_width
+
+    view = memoryview(data)
+    size = len(view)
+
+    def broken() -> PushError:
+        return PushError(f"dirtree {checksum} cannot be read")
+
+    width = offset_width(size)
+    if size == 0 or width > size:
+        raise broken()
+    files_end = _offset(data, size - width, width)
+    if files_end > size - width:
+        raise broken()
+
+    def elements(start: int, end: int, offsets: int) -> Iterator[Tuple[memoryview, List[int]]]:
+        if start == end:
+            return
+        table_width = offset_width(end - start)
+        table = start + _offset(data, end - table_width, table_width)
+        if not start <= table <= end - table_width or (end - table) % table_width:
+            raise broken()
+        element_start = start
+        for pos in range(table, end, table_width):
+            if release is not None and (pos - table) % (table_width << 15) == 0:
+                release(start, element_start)
+                release(table, pos)
+            element_end = start + _offset(data, pos, table_width)
+            inner = offset_width(element_end - element_start)
+            if not element_start + offsets * inner <= element_end <= table:
+                raise broken()
+            ends = [_offset(data, element_end - (k + 1) * inner, inner) for k in range(offsets)]
+            element = view[element_start:element_end - offsets * inner]
+            bounds = [0, *ends, len(element)]
+            if any(b > c for b, c in zip(bounds, bounds[1:])) or ends[0] < 1:
+                raise broken()
+            yield element, bounds
+            element_start = element_end
+
+    def files() -> Iterator[_FileRow]:
+        for element, (_zero, name_end, end) in elements(0, files_end, 1):
+            yield bytes(element[:name_end - 1]), _digest(element[name_end:end])
+
+    def dirs() -> Iterator[_DirRow]:
+        for element, (_zero, name_end, tree_end, end) in elements(files_end, size - width, 2):
+            yield (bytes(element[:name_end - 1]), _digest(element[name_end:tree_end]),
+                   _digest(element[tree_end:end]))
+
+    def _digest(raw: memoryview) -> bytes:
+        if len(raw) != 32:
+            raise broken()
+        return bytes(raw)
+
+    return files(), dirs()
+
+
+def _offset(data: _DirtreeBytes, pos: int, width: int) -> int:
+    return int.from_bytes(data[pos:pos + width], "little")
+
+
+def _unmatched(files: Iterator[_FileRow], old: Iterator[_FileRow]) -> Iterator[_FileRow]:
+    """The files not in the baseline under the same name and checksum. Both lists are
+    sorted by name (a baseline that is not is only matched less)."""
+    current = next(old, None)
+    for name, raw in files:
+        while current is not None and current[0] < name:
+            current = next(old, None)
+        if current is None or current[0] != name or current[1] != raw:
+            yield name, raw
+
+
+def _matcher(old: Iterator[_DirRow]) -> Callable[[bytes], Optional[Tuple[str, str]]]:
+    """Look-ups, in increasing name order, of a baseline's subdirs: (dirtree, dirmeta)."""
+    state: List[Optional[_DirRow]] = [next(old, None)]
+
+    def lookup(name: bytes) -> Optional[Tuple[str, str]]:
+        current = state[0]
+        while current is not None and current[0] < name:
+            current = state[0] = next(old, None)
+        if current is None or current[0] != name:
+            return None
+        return current[1].hex(), current[2].hex()
+
+    return lookup
 
 
 def _baseline_root(repo: Repo, baseline: Optional[str], commit: str) -> Optional[Tuple[str, str]]:
@@ -754,20 +978,25 @@ def _baseline_root(repo: Repo, baseline: Optional[str], commit: str) -> Optional
     return old.root_tree, old.root_meta
 
 
-def _baseline_entries(repo: Repo, tree: Optional[str]) -> Tuple[Dict[str, str], Dict[str, Tuple[str, str]]]:
-    """Files (name -> checksum) and subdirs (name -> (dirtree, dirmeta)) of a baseline
-    dirtree; none if there is no baseline here, or it cannot be read (then the new
-    tree is checked in full)."""
-    from pyostree.objects import DirTree
-
+def _baseline_entries(repo: Repo, tree: Optional[str]) -> Tuple[Iterator[_FileRow], Iterator[_DirRow]]:
+    """Files and subdirs of a baseline dirtree, as :func:`_dirtree_entries` gives them;
+    none if there is no baseline here, or it cannot be read (then the new tree is
+    checked in full)."""
     if tree is None:
-        return {}, {}
+        return iter(()), iter(())
     try:
-        old = DirTree.from_bytes(repo.read_metadata_bytes(tree, ObjectType.DIR_TREE), verify=False)
+        files, dirs = _dirtree_entries(repo.read_metadata_bytes(tree, ObjectType.DIR_TREE), tree)
     except (PyOstreeError, OSError):
-        return {}, {}
-    return ({entry.name: entry.checksum for entry in old.files},
-            {entry.name: (entry.tree_checksum, entry.meta_checksum) for entry in old.dirs})
+        return iter(()), iter(())
+    return _quiet(files), _quiet(dirs)
+
+
+def _quiet(rows: Iterator[Any]) -> Iterator[Any]:
+    """A baseline's rows, ending where they cannot be read."""
+    try:
+        yield from rows
+    except PyOstreeError:
+        return
 
 
 def regenerate_summary(repo: Repo, log: LogFn, *, only_if_stale: bool = False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from typing import Optional, Union
+from typing import Dict, Optional, Union
 
 from pyostree.errors import RefError, RepoError
 from pyostree.objects.checksum import is_checksum, validate_checksum
@@ -23,6 +23,8 @@ from pyostree.objects.names import (
 __all__ = [
     "ANY",
     "RefMovedError",
+    "check_expected",
+    "check_ref_write",
     "delete_ref",
     "read_ref_file",
     "ref_relpath",
@@ -73,7 +75,7 @@ def read_ref_file(path: str) -> Optional[str]:
     return text
 
 
-def _check_expected(refspec: str, current: Optional[str], expected_old: object) -> None:
+def check_expected(refspec: str, current: Optional[str], expected_old: object) -> None:
     if expected_old is ANY or expected_old is Ellipsis:
         return
     if current != expected_old:
@@ -104,6 +106,38 @@ def _remove_empty_ref_dir(path: str, relpath: str) -> None:
         os.rmdir(dirpath)
 
 
+def check_ref_write(repo_root: str, relpath: str, checksum: Optional[str], refspec: Optional[str] = None,
+                    *, pending: Optional[Dict[str, Optional[str]]] = None) -> None:
+    """Raise the error :func:`write_ref` would for the shape of the refs dir (an alias
+    ref, a ref file where a directory goes, refs below the ref's name), without writing:
+    a caller moving several refs checks them all first. ``pending``: relpaths already
+    set (a checksum) or deleted (None) by earlier updates of the same batch."""
+    name = refspec or relpath
+    pending = pending or {}
+    if checksum is None:
+        return
+    parts = relpath.split("/")
+    for depth in range(1, len(parts)):
+        parent = "/".join(parts[:depth])
+        if parent in pending:
+            if pending[parent] is not None:
+                raise RefError(f"cannot create ref {relpath}: {parts[depth - 1]} is a ref, not a directory")
+            continue
+        full = os.path.join(repo_root, parent)
+        if os.path.lexists(full) and not os.path.isdir(full):
+            raise RefError(f"cannot create ref {relpath}: {parts[depth - 1]} is a ref, not a directory")
+    path = os.path.join(repo_root, relpath)
+    if os.path.islink(path):
+        raise RefError(f"cannot update {name}: it is an alias ref")
+    if os.path.isdir(path):
+        below = relpath + "/"
+        if any(other.startswith(below) and value is not None for other, value in pending.items()):
+            raise RefError(f"cannot create ref {name}: refs exist below it")
+        for _dirpath, _dirnames, filenames in os.walk(path):
+            if filenames:
+                raise RefError(f"cannot create ref {name}: refs exist below it")
+
+
 def write_ref(
     repo_root: Union[str, "os.PathLike[str]"],
     relpath: str,
@@ -117,7 +151,7 @@ def write_ref(
     name = refspec or relpath
     path = os.path.join(root, relpath)
     current = read_ref_file(path)
-    _check_expected(name, current, expected_old)
+    check_expected(name, current, expected_old)
     if checksum is None:
         try:
             os.unlink(path)

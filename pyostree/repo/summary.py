@@ -1,4 +1,6 @@
-"""Regenerate ``summary`` like ``ostree summary -u`` (spec §6).
+"""Regenerate ``summary`` like ``ostree summary -u`` (spec §6); ``update_summary``
+itself, which may write a commit, is in ``pyostree.repo.summaryupdate`` (a transaction
+writes the summary through this module, so it cannot import the commit writer).
 
 Refs sorted by ``strcmp``, commit sizes little-endian, timestamps big-endian, the
 ``ostree.summary.*`` keys, and with a collection id: an ``ostree-metadata`` commit first
@@ -12,20 +14,18 @@ import os
 import secrets
 import struct
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from pyostree import gvariant
 from pyostree.errors import RepoError
 from pyostree.objects.checksum import from_mb64, to_raw
-from pyostree.objects.dirmeta import DirMeta
-from pyostree.objects.dirtree import DirTree
 from pyostree.objects.types import ObjectType
-from pyostree.repo import Repo
-from pyostree.repo.commitwrite import CommitRequest, write_commit
-from pyostree.repo.lock import RepoLock
 from pyostree.repo.writesettings import WriteSettings
 
-__all__ = ["SUMMARY_TYPE", "build_summary", "update_summary"]
+if TYPE_CHECKING:
+    from pyostree.repo import Repo
+
+__all__ = ["SUMMARY_TYPE", "build_summary", "replace_summary"]
 
 SUMMARY_TYPE = "(a(s(taya{sv}))a{sv})"
 METADATA_REF = "ostree-metadata"
@@ -118,42 +118,6 @@ def build_summary(repo: Repo, *, extra: Optional[MetadataDict] = None, now: Opti
             }
             meta["ostree.summary.collection-map"] = ("a{sa(s(taya{sv}))}", mapped)
     return gvariant.encode(SUMMARY_TYPE, (_sorted_entries(repo, heads), meta))
-
-
-def _write_metadata_commit(repo: Repo, extra: MetadataDict, now: Optional[int]) -> str:
-    """The ``ostree-metadata`` commit 2022.7's CLI writes before a collection repo's summary."""
-    with repo.transaction() as txn:
-        root_meta = txn.write_metadata(DirMeta(0, 0, 0o40755, ()))
-        root_tree = txn.write_metadata(DirTree((), ()))
-        request = CommitRequest(
-            branch=METADATA_REF,
-            timestamp=int(time.time()) if now is None else now,
-            extra=dict(extra),
-        )
-        result = write_commit(txn, root_tree, root_meta, request, bindings_first=True)
-    return result.checksum
-
-
-def update_summary(
-    repo: Repo,
-    *,
-    extra: Optional[MetadataDict] = None,
-    now: Optional[int] = None,
-) -> bytes:
-    """``ostree summary -u``: write ``summary`` by temp file + rename and drop a stale ``.sig``."""
-    extra = dict(extra or {})
-    settings = WriteSettings(repo)
-    root = os.fspath(repo.path)
-    lock = RepoLock(root, enabled=settings.locking, timeout_secs=settings.lock_timeout)
-    lock.acquire(exclusive=False)
-    try:
-        if repo.collection_id is not None:
-            _write_metadata_commit(repo, extra, now)
-        data = build_summary(repo, extra=extra, now=now)
-        replace_summary(root, data, fsync=settings.fsync)
-    finally:
-        lock.release()
-    return data
 
 
 def replace_summary(root: str, data: bytes, *, fsync: bool) -> None:

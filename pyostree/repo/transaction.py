@@ -38,11 +38,13 @@ from pyostree.repo.fsutil import (
 )
 from pyostree.repo.lock import RepoLock
 from pyostree.repo.modewrite import apply_file_metadata, check_header_for_mode, ostreemeta
-from pyostree.repo.refwrite import read_ref_file, ref_relpath, write_ref
+from pyostree.repo.refwrite import check_expected, check_ref_write, read_ref_file, ref_relpath, write_ref
 from pyostree.repo.staging import UNCHECKED_DIR, StagingDir, cleanup_tmp
 from pyostree.repo.writesettings import WriteSettings
 
 if TYPE_CHECKING:
+    import mmap
+
     from pyostree.objects.content import FilezHeaderCache
     from pyostree.objects import Commit, DirMeta, DirTree, FileHeader
     from pyostree.repo import Repo
@@ -567,18 +569,20 @@ class Transaction:
         """Serialise and stage a dirmeta, dirtree or commit; returns its checksum."""
         return self.write_metadata_bytes(_metadata_type(obj), obj.to_bytes())
 
-    def write_metadata_bytes(self, objtype: ObjectType, data: bytes, expected_checksum: Optional[str] = None) -> str:
+    def write_metadata_bytes(self, objtype: ObjectType, data: Union[bytes, bytearray],
+                             expected_checksum: Optional[str] = None) -> str:
         """Stage already-serialised metadata; a given ``expected_checksum`` is verified first."""
         return self._write_metadata_bytes(objtype, data, expected_checksum, True)
 
     def _write_metadata_bytes(
-        self, objtype: ObjectType, data: bytes, expected_checksum: Optional[str], check: bool
+        self, objtype: ObjectType, data: Union[bytes, bytearray], expected_checksum: Optional[str],
+        check: bool
     ) -> str:
         if objtype not in (ObjectType.DIR_TREE, ObjectType.DIR_META, ObjectType.COMMIT):
             raise TransactionError(f"{objtype.name} objects are not content-addressed metadata")
         if len(data) > MAX_METADATA_SIZE:
             raise ObjectError(f"metadata object of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
-        checksum = sha256_hex(bytes(data))
+        checksum = hashlib.sha256(data).hexdigest()  # a bytearray is not copied
         if expected_checksum is not None and checksum != validate_checksum(expected_checksum):
             raise ChecksumMismatchError(
                 f"corrupted {objtype.extension()} object: expected {expected_checksum}, actual {checksum}"
@@ -587,16 +591,20 @@ class Transaction:
             return checksum
         self._stage_public_bytes(data, checksum, objtype)
         if objtype is ObjectType.DIR_TREE:
-            self._keep_tree(checksum, bytes(data))
+            self._keep_tree(checksum, data)
         return checksum
 
-    def _keep_tree(self, checksum: str, data: bytes) -> None:
-        """Remember a staged dirtree's bytes (up to _KEPT_TREE_BYTES in all) so that
-        publishing orders the dirtrees children-first without reading them back."""
+    def _keep_tree(self, checksum: str, data: Union[bytes, bytearray]) -> None:
+        """Remember a staged dirtree's bytes (up to _KEPT_TREE_BYTES in all, each up to
+        _KEPT_TREE_MAX) so that publishing orders the dirtrees children-first without
+        reading them back. Past the bounds nothing is copied: a big dirtree is read back
+        once, by the completeness check, which reads each dirtree once per session."""
+        if len(data) > _KEPT_TREE_MAX:
+            return  # early publishing would build an entry per file: it waits for commit
         with self._guard:
             if self._kept_tree_bytes + len(data) <= _KEPT_TREE_BYTES:
                 self._kept_tree_bytes += len(data)
-                self._kept_trees[self._relpath(checksum, ObjectType.DIR_TREE)] = data
+                self._kept_trees[self._relpath(checksum, ObjectType.DIR_TREE)] = bytes(data)
 
     def staged_dirtree_bytes(self, checksum: str) -> Optional[bytes]:
         """A dirtree this transaction staged, from memory; None if it did not, if it
@@ -606,6 +614,64 @@ class Transaction:
         with self._guard:
             return None if rel in self._early_published else self._kept_trees.get(rel)
 
+    def write_metadata_stream(self, objtype: ObjectType, chunks: Iterable[bytes], size: int,
+                              expected_checksum: str,
+                              check: Callable[["mmap.mmap", Callable[[int, int], None]], None]
+                              ) -> str:
+        """Stage a big metadata object as it arrives, never whole in memory: ``chunks``
+        (``size`` bytes in all) go to a temp file of the staging dir while hashed, then
+        ``check(mapped, release)`` validates the file mapped read-only, calling
+        ``release(start, end)`` for what it has read (those pages are dropped)."""
+        import mmap
+
+        validate_checksum(expected_checksum)
+        if objtype not in (ObjectType.DIR_TREE, ObjectType.DIR_META, ObjectType.COMMIT):
+            raise TransactionError(f"{objtype.name} objects are not content-addressed metadata")
+        if size > MAX_METADATA_SIZE:
+            raise ObjectError(f"metadata object of {size} bytes exceeds {MAX_METADATA_SIZE}")
+        tmp = self._new_tmp(public=True)
+        try:
+            hasher = hashlib.sha256()
+            written = 0
+            for chunk in chunks:
+                hasher.update(chunk)
+                write_all(tmp.fd, chunk)
+                written += len(chunk)
+            if written != size:
+                raise ObjectError(f"metadata object of {written} bytes, announced {size}")
+            checksum = hasher.hexdigest()
+            if checksum != expected_checksum:
+                raise ChecksumMismatchError(
+                    f"corrupted {objtype.extension()} object: expected {expected_checksum}, "
+                    f"actual {checksum}")
+            if size:
+                mapped = mmap.mmap(tmp.fd, size, prot=mmap.PROT_READ)
+                page = mmap.PAGESIZE
+
+                def release(start: int, end: int) -> None:
+                    start = -(-start // page) * page
+                    end = end // page * page
+                    if end > start:
+                        mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+                try:
+                    check(mapped, release)
+                finally:
+                    try:
+                        mapped.close()
+                    except BufferError:
+                        pass  # a view still held by a traceback: it goes with it
+            if self.has_object(checksum, objtype):
+                tmp.discard()
+                return checksum
+            self._make_public(tmp)
+        except BaseException:
+            tmp.discard()
+            raise
+        self._install(tmp, checksum, objtype)
+        self._staged_bytes(size)
+        return checksum
+
     def write_commitmeta(self, commit_checksum: str, data: bytes) -> None:
         """Detached metadata is named after its commit and is replaced, not deduplicated."""
         validate_checksum(commit_checksum)
@@ -613,7 +679,7 @@ class Transaction:
             raise ObjectError(f"commitmeta of {len(data)} bytes exceeds {MAX_METADATA_SIZE}")
         self._stage_public_bytes(data, commit_checksum, ObjectType.COMMIT_META)
 
-    def _stage_public_bytes(self, data: bytes, checksum: str, objtype: ObjectType) -> None:
+    def _stage_public_bytes(self, data: Union[bytes, bytearray], checksum: str, objtype: ObjectType) -> None:
         """Stage bytes stored as they are, mode 0644 (metadata in every mode)."""
         tmp = self._new_tmp(public=True)
         try:
@@ -915,8 +981,22 @@ class Transaction:
         self._refs.append((relpath, refspec, checksum, expected_old))
 
     def _write_refs(self) -> None:
+        """All or nothing: every ref's compare-and-swap (and the shape of the refs dir it
+        goes in) is checked before the first ref is written, as sftp-mode pushers do
+        under the refs lock; each write re-checks the value it was checked against."""
+        pending: Dict[str, Optional[str]] = {}
+        checked: List[Optional[str]] = []
         for relpath, refspec, checksum, expected_old in self._refs:
-            write_ref(self.root, relpath, checksum, expected_old=expected_old, refspec=refspec)
+            if relpath in pending:
+                current = pending[relpath]
+            else:
+                current = read_ref_file(os.path.join(self.root, relpath))
+            check_expected(refspec, current, expected_old)
+            check_ref_write(self.root, relpath, checksum, refspec, pending=pending)
+            pending[relpath] = checksum
+            checked.append(current)
+        for (relpath, refspec, checksum, _expected), current in zip(self._refs, checked):
+            write_ref(self.root, relpath, checksum, expected_old=current, refspec=refspec)
         if not self._refs:
             return
         try:
@@ -1121,6 +1201,9 @@ _DIRMETA_RANK = _PUBLISH_RANK["dirmeta"]
 EARLY_SYNC_BYTES = 8 << 20
 """Staged bytes between two background ``syncfs`` calls (see ``_staged_bytes``)."""
 _KEPT_TREE_BYTES = 16 << 20
+_KEPT_TREE_MAX = 1 << 20
+"""A bigger dirtree is not kept: parsing it for early publishing (an object per entry)
+took ~10 bytes of memory per byte of it."""
 
 
 def _syncfs_at(path: str) -> None:
