@@ -27,7 +27,9 @@ from pyostree.objects import content_checksum, iter_inflate, parse_archive_heade
 from pyostree.push.sftp import BATCH_BYTES
 
 PY = sys.executable
-RECEIVE_ARGV = (PY, "-m", "pyostree", "receive")
+ALLOW_MODES = "--allow-modes=archive,bare-user-only,bare-user"
+"""The fault cases push into bare-user remotes too, which a receiver refuses by default."""
+RECEIVE_ARGV = (PY, "-m", "pyostree", "receive", ALLOW_MODES)
 EARLY_SYNC_TEST_BYTES = 1 << 10
 """The early-publishing threshold of the receivers in the ``early`` variants, instead of
 8 MiB (never reached by these pushes). Their 3 MiB are one big object and ~150 small ones
@@ -51,7 +53,7 @@ EARLY_RECEIVE_ARGV = (
     "import pyostree.receive.server as server; server.INLINE_BYTES = 0\n"
     "from pyostree.cli.main import main; sys.argv = ['pyostree', *sys.argv[1:]]\n"
     "raise SystemExit(main())",
-    "receive", "--workers", "2",
+    "receive", "--workers", "2", ALLOW_MODES,
 )
 """``python -m pyostree receive`` with a small ``EARLY_SYNC_BYTES``, a mark of early
 publishing (``EARLY_PUBLISH_MARK``) and two staging worker processes from the first
@@ -68,7 +70,7 @@ NOSYNC_RECEIVE_ARGV = (
     "fsutil.syncfs = transaction.syncfs = lambda fd: None\n"
     "from pyostree.cli.main import main; sys.argv = ['pyostree', *sys.argv[1:]]\n"
     "raise SystemExit(main())",
-    "receive",
+    "receive", ALLOW_MODES,
 )
 """A receiver that never syncs (fsync, fdatasync, syncfs and sync are no-ops in it): the
 power-loss cases must catch it losing an acknowledged push, or they prove nothing."""
