@@ -88,14 +88,12 @@ def test_power_loss_catches_a_receiver_that_does_not_sync(source: F.Source, tmp_
     assert outcome.ref_after_fault == source.c1 and outcome.data_lost, outcome
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: refs/heads/ is not fsynced after the ref's rename, and with no "
-                                       "summary to rewrite nothing syncs before the push reports success")
 @pytest.mark.parametrize("via", ["receive", "sftp"])
 def test_an_acknowledged_push_survives_a_power_loss_without_a_summary(tmp_path: Path, via: str) -> None:
-    """The remote has no summary file: after the ref's fdatasync and rename the receiver
-    says DONE (sftp mode to a local path: the client exits 0) with the rename not yet
-    durable, and a power cut right after the push reported success takes ``main`` back to
-    the old commit."""
+    """The remote has no summary file, so no later fsync carries the ref's rename along:
+    the receiver (sftp mode to a local path: the client) must fsync ``refs/heads/`` before
+    it reports success, or a power cut right after takes ``main`` back to the old commit
+    (it did, in both modes, until the ref's directories were fsynced)."""
     source = F.build_source(tmp_path / "src", files=40, big=256 << 10)
     (source.template / "summary").unlink()
     image = F.power_loss_image(source, tmp_path / "disk.img")

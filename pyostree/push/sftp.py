@@ -570,6 +570,11 @@ class SftpPublisher(Publisher):
         with self._remote_io("writing", tmp):
             self._fsync(tmp)
             self.files.rename(tmp, path, replace=True)
+            # The rename, and any dir made for it, durable before the push reports
+            # success (a remote without a summary has no later fsync to carry it along).
+            # Over sftp directories cannot be fsynced: a no-op there.
+            for depth in range(len(parts), 1, -1):
+                self._fsync("/".join(parts[:depth]))
         self.log(f"{update.ref} -> {update.new}")
 
     def abort(self) -> None:
