@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import stat
 import struct
-import threading
 import zlib
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
@@ -360,7 +359,10 @@ class FilezHeaderCache:
     The bytes come from an untrusted pusher, so only the header of an object whose
     checksum matched is kept, only a small one (a big xattr is rare and not worth it), and
     only up to a byte budget: cached headers of 1 MiB, cheap to send zstd-compressed, once
-    took a receiver to 900 MB. Thread-safe (the receiver verifies on two threads)."""
+    took a receiver to 900 MB. Safe on two threads (the receiver verifies on two) without a
+    lock, which would put ``threading`` on every read command's import path: each step is
+    one dict or int operation under the GIL, and a race can only overshoot the budget by
+    one small entry per thread."""
 
     MAX_ENTRY = 16 << 10
     """Largest header (bytes after the size field) kept."""
@@ -374,7 +376,6 @@ class FilezHeaderCache:
         self.max_entry = max_entry
         self.nbytes = 0
         self._entries: Dict[bytes, Tuple[FileHeader, bytes]] = {}
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -387,10 +388,9 @@ class FilezHeaderCache:
         if len(key) > self.max_entry:
             return
         cost = 3 * len(key) + self._OVERHEAD
-        with self._lock:
-            if key not in self._entries and self.nbytes + cost <= self.max_bytes:
-                self._entries[key] = entry
-                self.nbytes += cost
+        if key not in self._entries and self.nbytes + cost <= self.max_bytes:
+            self._entries[key] = entry
+            self.nbytes += cost
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
