@@ -12,7 +12,7 @@ import os
 import secrets
 import struct
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from pyostree import gvariant
 from pyostree.errors import RepoError
@@ -30,6 +30,10 @@ __all__ = ["SUMMARY_TYPE", "build_summary", "update_summary"]
 SUMMARY_TYPE = "(a(s(taya{sv}))a{sv})"
 METADATA_REF = "ostree-metadata"
 MetadataDict = Dict[str, Tuple[str, object]]
+#: Makes ``summary.sig`` (an ``a{sv}``) for the given summary bytes (``pyostree.sign``).
+SummarySigner = Callable[[bytes], bytes]
+#: Signs a commit written in an open transaction: (txn, checksum, commit bytes).
+CommitSigner = Callable[[object, str, bytes], None]
 RefEntry = Tuple[str, Tuple[int, bytes, MetadataDict]]
 
 
@@ -120,8 +124,10 @@ def build_summary(repo: Repo, *, extra: Optional[MetadataDict] = None, now: Opti
     return gvariant.encode(SUMMARY_TYPE, (_sorted_entries(repo, heads), meta))
 
 
-def _write_metadata_commit(repo: Repo, extra: MetadataDict, now: Optional[int]) -> str:
-    """The ``ostree-metadata`` commit 2022.7's CLI writes before a collection repo's summary."""
+def _write_metadata_commit(repo: Repo, extra: MetadataDict, now: Optional[int],
+                           sign_commit: Optional[CommitSigner] = None) -> str:
+    """The ``ostree-metadata`` commit 2022.7's CLI writes before a collection repo's summary
+    (signed in the same transaction, before its ref moves, as the CLI signs it)."""
     with repo.transaction() as txn:
         root_meta = txn.write_metadata(DirMeta(0, 0, 0o40755, ()))
         root_tree = txn.write_metadata(DirTree((), ()))
@@ -131,6 +137,8 @@ def _write_metadata_commit(repo: Repo, extra: MetadataDict, now: Optional[int]) 
             extra=dict(extra),
         )
         result = write_commit(txn, root_tree, root_meta, request, bindings_first=True)
+        if sign_commit is not None and result.commit is not None:
+            sign_commit(txn, result.checksum, result.commit.to_bytes())
     return result.checksum
 
 
@@ -139,8 +147,13 @@ def update_summary(
     *,
     extra: Optional[MetadataDict] = None,
     now: Optional[int] = None,
+    sign: Optional[SummarySigner] = None,
+    sign_commit: Optional[CommitSigner] = None,
 ) -> bytes:
-    """``ostree summary -u``: write ``summary`` by temp file + rename and drop a stale ``.sig``."""
+    """``ostree summary -u``: write ``summary`` by temp file + rename and drop a stale ``.sig``.
+
+    SIGN makes the new ``summary.sig`` before anything is written (a failing key leaves the
+    old pair); SIGN_COMMIT signs a collection repo's ``ostree-metadata`` commit."""
     extra = dict(extra or {})
     settings = WriteSettings(repo)
     root = os.fspath(repo.path)
@@ -148,17 +161,29 @@ def update_summary(
     lock.acquire(exclusive=False)
     try:
         if repo.collection_id is not None:
-            _write_metadata_commit(repo, extra, now)
+            _write_metadata_commit(repo, extra, now, sign_commit)
         data = build_summary(repo, extra=extra, now=now)
-        replace_summary(root, data, fsync=settings.fsync)
+        signature = sign(data) if sign is not None else None
+        replace_summary(root, data, fsync=settings.fsync, signature=signature)
     finally:
         lock.release()
     return data
 
 
-def replace_summary(root: str, data: bytes, *, fsync: bool) -> None:
-    """Install new summary bytes and drop the ``summary.sig`` that no longer matches them."""
-    _replace_file(root, "summary", data, fsync=fsync)
+def replace_summary(root: str, data: bytes, *, fsync: bool, signature: Optional[bytes] = None) -> None:
+    """Install new summary bytes, then their ``summary.sig`` (libostree's order), or drop the
+    ``summary.sig`` that no longer matches them. Both files are written before either is
+    renamed, so the two renames are all that separates a matching old pair from a new one."""
+    sig_tmp = _write_tmp(root, "summary.sig", signature, fsync=fsync) if signature is not None else None
+    try:
+        _replace_file(root, "summary", data, fsync=fsync)
+    except BaseException:
+        if sig_tmp is not None:
+            os.unlink(sig_tmp)
+        raise
+    if sig_tmp is not None:
+        _rename(sig_tmp, root, "summary.sig")
+        return
     try:
         os.unlink(os.path.join(root, "summary.sig"))
     except FileNotFoundError:
@@ -166,6 +191,10 @@ def replace_summary(root: str, data: bytes, *, fsync: bool) -> None:
 
 
 def _replace_file(root: str, name: str, data: bytes, *, fsync: bool) -> None:
+    _rename(_write_tmp(root, name, data, fsync=fsync), root, name)
+
+
+def _write_tmp(root: str, name: str, data: bytes, *, fsync: bool) -> str:
     tmp_path = os.path.join(root, f".{name}.tmp-{secrets.token_hex(4)}")
     fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
@@ -174,8 +203,15 @@ def _replace_file(root: str, name: str, data: bytes, *, fsync: bool) -> None:
             view = view[os.write(fd, view):]
         if fsync:
             os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        os.unlink(tmp_path)
+        raise
+    os.close(fd)
+    return tmp_path
+
+
+def _rename(tmp_path: str, root: str, name: str) -> None:
     try:
         os.rename(tmp_path, os.path.join(root, name))
     except OSError as err:
