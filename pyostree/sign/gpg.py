@@ -32,6 +32,7 @@ __all__ = [
     "describe",
     "find_key",
     "keyring_files",
+    "remote_keyrings",
     "require_valid",
 ]
 
@@ -191,6 +192,43 @@ def keyring_files(directory: str) -> List[str]:
             and os.path.isfile(os.path.join(directory, name))]
 
 
+def remote_keyrings(repo: object, remote: Optional[str] = None, *, global_dir: str = GLOBAL_KEYRING_DIR,
+                    keyring_dir: Optional[str] = None) -> List[str]:
+    """The keyrings libostree trusts for REMOTE (None: every remote's ``*.gpg`` in the repo):
+    ``REPO/REMOTE.trustedkeys.gpg`` and ``gpgkeypath`` entries, the global directory only when
+    the remote has no keyring of its own, plus ``*.gpg`` under KEYRING_DIR (``--gpg-homedir``)."""
+    from pyostree.repo import Repo
+
+    assert isinstance(repo, Repo)
+    root = os.fspath(repo.path)
+    files: List[str] = []
+    use_global = True
+    if remote is None:
+        files.extend(keyring_files(root))
+    else:
+        group = f'remote "{remote}"'
+        if repo.config.get(group, "url") is None and repo.config.get(group, "metalink") is None:
+            raise SignError(f"Remote \"{remote}\" not found")
+        own = os.path.join(root, f"{remote}.trustedkeys.gpg")
+        if os.path.isfile(own):
+            files.append(own)
+            use_global = False
+        paths = repo.config.get(group, "gpgkeypath") or ""
+        for entry in (part.strip() for part in paths.replace(",", ";").split(";")):
+            if not entry:
+                continue
+            if os.path.isdir(entry):
+                files.extend(os.path.join(entry, name) for name in sorted(os.listdir(entry))
+                             if os.path.isfile(os.path.join(entry, name)))
+            else:
+                files.append(entry)
+    if use_global:
+        files.extend(keyring_files(global_dir))
+    if keyring_dir is not None:
+        files.extend(keyring_files(keyring_dir))
+    return files
+
+
 @dataclass(frozen=True)
 class SignatureResult:
     """One signature as gpgme reports it to libostree."""
@@ -293,11 +331,19 @@ class GpgVerifier:
         return results
 
 
+def _glib_c_time(stamp: int) -> str:
+    """g_date_time_format(local time, "%c") in the C locale: "%a %b %e %H:%M:%S %Y", where
+    GLib pads a one-digit %e with a FIGURE SPACE (U+2007), not a space."""
+    local = time.localtime(stamp)
+    day = f"{local.tm_mday:d}".rjust(2, "\u2007")
+    return time.strftime("%a %b ", local) + day + time.strftime(" %H:%M:%S %Y", local)
+
+
 def describe(result: SignatureResult, prefix: str = "") -> str:
     """ostree_gpg_verify_result_describe() in its default format."""
     fpr = result.fingerprint
     key_id = fpr[-16:] if len(fpr) > 16 else fpr
-    when = time.strftime("%c", time.localtime(result.timestamp))
+    when = _glib_c_time(result.timestamp)
     lines = [f"{prefix}Signature made {when} using {result.pubkey_algo} key ID {key_id}\n"]
     who = f'"{result.user_name} <{result.user_email}>"'
     if result.key_missing:
@@ -314,7 +360,7 @@ def describe(result: SignatureResult, prefix: str = "") -> str:
         lines.append(f"{prefix}Primary key ID {result.fingerprint_primary[-16:]}\n")
     if result.exp_timestamp > 0:
         expired = result.sig_expired
-        stamp = time.strftime("%c", time.localtime(result.exp_timestamp))
+        stamp = _glib_c_time(result.exp_timestamp)
         lines.append(f"{prefix}Signature {'expired' if expired else 'expires'} {stamp}\n")
     return "".join(lines)
 
