@@ -88,9 +88,9 @@ def parse_key_file(data: bytes, size: int, what: str, source: str) -> List[bytes
 
 def public_key_of_seed(seed: bytes) -> bytes:
     """The public key libsodium derives from a 32-byte seed."""
+    ed25519 = _crypto()
     from cryptography.hazmat.primitives import serialization
 
-    ed25519 = _crypto()
     private = ed25519.Ed25519PrivateKey.from_private_bytes(seed)  # type: ignore[attr-defined]
     return bytes(private.public_key().public_bytes(serialization.Encoding.Raw,
                                                    serialization.PublicFormat.Raw))
@@ -140,9 +140,9 @@ class Ed25519Verifier:
 
     def verify(self, data: bytes, signatures: Sequence[bytes]) -> str:
         """libostree's success message, or SignError with its failure message."""
+        ed25519 = _crypto()
         from cryptography.exceptions import InvalidSignature
 
-        ed25519 = _crypto()
         sigs = bounded(list(signatures), "ed25519")
         if not sigs:
             raise SignError("ed25519: commit have no signatures of my type")
