@@ -41,6 +41,8 @@ GLOBAL_KEYRING_DIR = "/usr/share/ostree/trusted.gpg.d"
 #: A keyring file bigger than this is not a set of publisher keys.
 MAX_KEYRING_SIZE = 64 << 20
 _BATCH = ("--batch", "--no-tty")
+#: What libostree prints when gpgme names no public-key algorithm.
+_UNKNOWN_ALGO = "[unknown name]"
 
 
 def _run(argv: List[str], data: Optional[bytes] = None) -> "subprocess.CompletedProcess[bytes]":
@@ -277,16 +279,25 @@ def _results(status: str, packets: List[SignaturePacket]) -> List[SignatureResul
         uid = " ".join(words[1:]) if verdict != "ERRSIG" else ""
         name, email = _split_uid(uid)
         valid = block.get("VALIDSIG", [])
-        fingerprint = valid[0] if valid else (packet.issuer_fingerprint or packet.issuer_key_id if packet else "")
-        if not fingerprint and words:
-            fingerprint = words[0]
-        primary = valid[9] if len(valid) > 9 else fingerprint
-        timestamp = int(valid[2]) if len(valid) > 2 and valid[2].isdigit() else (packet.created if packet else 0)
-        exp = int(valid[3]) if len(valid) > 3 and valid[3].isdigit() else 0
-        if not exp and packet is not None and packet.expires:
-            exp = packet.created + packet.expires
-        algo = PUBKEY_ALGO_NAMES.get(int(valid[6]), "Unknown") if len(valid) > 6 and valid[6].isdigit() \
-            else (packet.pubkey_algo_name if packet else "Unknown")
+        considered = block.get("KEY_CONSIDERED", [])
+        if verdict == "BADSIG":
+            # gpgme reports a bad signature with only the key id: no time, no algorithm
+            fingerprint = words[0] if words else ""
+            primary = considered[0] if considered else fingerprint
+            timestamp, exp, algo = 0, 0, _UNKNOWN_ALGO
+        else:
+            fingerprint = valid[0] if valid else (packet.issuer_fingerprint or packet.issuer_key_id if packet else "")
+            if not fingerprint and words:
+                fingerprint = words[0]
+            primary = valid[9] if len(valid) > 9 else fingerprint
+            timestamp = int(valid[2]) if len(valid) > 2 and valid[2].isdigit() else (packet.created if packet else 0)
+            exp = int(valid[3]) if len(valid) > 3 and valid[3].isdigit() else 0
+            if not exp and packet is not None and packet.expires:
+                exp = packet.created + packet.expires
+            if len(valid) > 6 and valid[6].isdigit():
+                algo = PUBKEY_ALGO_NAMES.get(int(valid[6]), _UNKNOWN_ALGO)
+            else:
+                algo = PUBKEY_ALGO_NAMES.get(packet.pubkey_algo, _UNKNOWN_ALGO) if packet else _UNKNOWN_ALGO
         missing = verdict == "ERRSIG" and len(words) > 5 and words[5] == "9"
         results.append(SignatureResult(
             valid=verdict == "GOODSIG", sig_expired=verdict == "EXPSIG", key_expired=verdict == "EXPKEYSIG",
