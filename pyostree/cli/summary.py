@@ -28,13 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pyostree.repo.commitwrite import split_key_value
     from pyostree.repo.summary import parse_extra, update_summary
 
     if not args.update:
         raise SummaryUsageError("summary: only --update is supported")
-    pairs = [split_key_value(text, "--add-metadata") for text in args.add_metadata]
-    extra = parse_extra(pairs)
+    extra = parse_extra([])
+    if args.add_metadata:  # commitwrite brings the writing machinery: only when needed
+        from pyostree.repo.commitwrite import split_key_value
+
+        extra = parse_extra([split_key_value(text, "--add-metadata") for text in args.add_metadata])
     repo = open_repo(args)
     if not (args.gpg_sign or args.sign):
         update_summary(repo, extra=extra)
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from pyostree.sign.options import make_signers
 
     signers = make_signers(sign_keys=args.sign, sign_type=args.sign_type,
-                           gpg_keys=args.gpg_sign, gpg_homedir=args.gpg_homedir)
+                           gpg_keys=args.gpg_sign, gpg_homedir=args.gpg_homedir, wait=False)
 
     def sign_metadata_commit(txn: object, checksum: str, data: bytes) -> None:
         sign_commit(repo, checksum, signers, commit_bytes=data, txn=txn)

@@ -17,11 +17,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from pyostree import gvariant
 from pyostree.errors import RepoError
 from pyostree.objects.checksum import from_mb64, to_raw
-from pyostree.objects.dirmeta import DirMeta
-from pyostree.objects.dirtree import DirTree
 from pyostree.objects.types import ObjectType
 from pyostree.repo import Repo
-from pyostree.repo.commitwrite import CommitRequest, write_commit
 from pyostree.repo.lock import RepoLock
 from pyostree.repo.writesettings import WriteSettings
 
@@ -44,7 +41,7 @@ def _be64(value: int) -> int:
 
 def _ref_entry(repo: Repo, name: str, checksum: str) -> RefEntry:
     data = repo.read_metadata_bytes(checksum, ObjectType.COMMIT)
-    commit = repo.load_commit(checksum)
+    commit = repo.parse_commit(checksum, data)  # one read: the size and the fields
     meta: MetadataDict = {}
     version = commit.metadata.get("version")
     if version is not None and version[0] == "s":
@@ -128,6 +125,11 @@ def _write_metadata_commit(repo: Repo, extra: MetadataDict, now: Optional[int],
                            sign_commit: Optional[CommitSigner] = None) -> str:
     """The ``ostree-metadata`` commit 2022.7's CLI writes before a collection repo's summary
     (signed in the same transaction, before its ref moves, as the CLI signs it)."""
+    # imported here: the writing machinery costs a plain repo's summary -u a third of its time
+    from pyostree.objects.dirmeta import DirMeta
+    from pyostree.objects.dirtree import DirTree
+    from pyostree.repo.commitwrite import CommitRequest, write_commit
+
     with repo.transaction() as txn:
         root_meta = txn.write_metadata(DirMeta(0, 0, 0o40755, ()))
         root_tree = txn.write_metadata(DirTree((), ()))

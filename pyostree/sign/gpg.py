@@ -101,19 +101,51 @@ def _parse_colons(text: str) -> List[GpgKey]:
     return keys
 
 
-def find_key(key_id: str, homedir: Optional[str] = None, *, secret: bool = True,
-             gpg: str = "gpg") -> GpgKey:
-    """The one key KEY_ID names, with libostree's messages when none or several match."""
+def _list_argv(key_id: str, homedir: Optional[str], secret: bool, gpg: str) -> List[str]:
     listing = "--list-secret-keys" if secret else "--list-keys"
-    result = _run([gpg, *_BATCH, *_home_args(homedir), "--with-colons", "--fixed-list-mode",
-                   listing, "--", key_id])
-    keys = _parse_colons(result.stdout.decode("utf-8", "replace")) if result.returncode == 0 else []
+    return [gpg, *_BATCH, *_home_args(homedir), "--with-colons", "--fixed-list-mode", listing, "--", key_id]
+
+
+def _one_key(key_id: str, homedir: Optional[str], returncode: int, stdout: bytes) -> GpgKey:
+    keys = _parse_colons(stdout.decode("utf-8", "replace")) if returncode == 0 else []
     where = homedir if homedir is not None else "<default>"
     if not keys:
         raise SignError(f"No gpg key found with ID {key_id} (homedir: {where})")
     if len(keys) > 1:
         raise SignError(f"gpg key id {key_id} ambiguous (homedir: {where}). Try the fingerprint instead")
     return keys[0]
+
+
+def find_key(key_id: str, homedir: Optional[str] = None, *, secret: bool = True,
+             gpg: str = "gpg") -> GpgKey:
+    """The one key KEY_ID names, with libostree's messages when none or several match."""
+    result = _run(_list_argv(key_id, homedir, secret, gpg))
+    return _one_key(key_id, homedir, result.returncode, result.stdout)
+
+
+class _KeyLookup:
+    """``find_key`` started now and read when first needed: the lookup's process runs while
+    the caller builds what it will sign (the summary of a thousand refs, say)."""
+
+    def __init__(self, key_id: str, homedir: Optional[str], gpg: str) -> None:
+        self.key_id, self.homedir = key_id, homedir
+        argv = _list_argv(key_id, homedir, True, gpg)
+        try:
+            self._proc: Optional["subprocess.Popen[bytes]"] = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise SignError(f"GPG: '{gpg}' is not installed (not found in PATH)") from None
+        except OSError as err:
+            raise SignError(f"GPG: cannot run '{gpg}': {err.strerror}") from None
+        self._key: Optional[GpgKey] = None
+
+    def result(self) -> GpgKey:
+        if self._key is None:
+            assert self._proc is not None
+            stdout, _ = self._proc.communicate()
+            proc, self._proc = self._proc, None
+            self._key = _one_key(self.key_id, self.homedir, proc.returncode, stdout)
+        return self._key
 
 
 class GpgSigner:
@@ -126,7 +158,21 @@ class GpgSigner:
         self.key_id = key_id
         self.homedir = homedir
         self.gpg = gpg
-        self.key = key if key is not None else find_key(key_id, homedir, gpg=gpg)
+        self._lookup = _KeyLookup(key_id, homedir, gpg) if key is None else None
+        self._key = key
+
+    @property
+    def key(self) -> GpgKey:
+        """The key, once its lookup has answered (SignError if it names none or several)."""
+        if self._key is None:
+            assert self._lookup is not None
+            self._key = self._lookup.result()
+        return self._key
+
+    def check(self) -> GpgSigner:
+        """Wait for the key lookup: a bad key id fails here, before anything is written."""
+        self.key  # noqa: B018 - the property raises
+        return self
 
     def sign(self, data: bytes) -> bytes:
         result = _run([self.gpg, *_BATCH, *_home_args(self.homedir), "--no-armor",

@@ -15,16 +15,23 @@ def make_signers(
     sign_type: Optional[str] = None,
     gpg_keys: Sequence[str] = (),
     gpg_homedir: Optional[str] = None,
+    wait: bool = True,
 ) -> List[Signer]:
-    """``--gpg-sign=KEYID``s (looked up in the homedir now) then ``--sign=KEY``s of SIGN_TYPE.
+    """``--gpg-sign=KEYID``s (looked up in the homedir) then ``--sign=KEY``s of SIGN_TYPE.
 
-    A bad key, an unknown type or a missing ``gpg`` raises SignError here, not halfway.
+    A bad key, an unknown type or a missing ``gpg`` raises SignError here, not halfway;
+    with WAIT false a GPG key lookup may still be running, and fails on the signer's first use
+    (callers that sign before writing anything, like ``update_summary``, lose nothing).
     """
     signers: List[Signer] = []
     if gpg_keys:
         from pyostree.sign.gpg import GpgSigner
 
-        signers.extend(GpgSigner(key, gpg_homedir) for key in gpg_keys)
+        gpg_signers = [GpgSigner(key, gpg_homedir) for key in gpg_keys]
+        if wait:
+            for signer in gpg_signers:
+                signer.check()
+        signers.extend(gpg_signers)
     if sign_keys:
         check_sign_type(sign_type)
         from pyostree.sign.ed25519 import Ed25519Signer
