@@ -51,3 +51,14 @@ def make_key(base: Path, name: str = "Test Signer", email: str = "signer@example
 def kill_agent(home: GpgKeyHome) -> None:
     subprocess.run(["gpgconf", "--homedir", str(home.homedir), "--kill", "all"], check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def revoke(home: GpgKeyHome) -> None:
+    """Import the key's revocation certificate (made by --quick-gen-key) and re-export it."""
+    gpg = gpg_bin()
+    cert = (home.homedir / "openpgp-revocs.d" / f"{home.fingerprint}.rev").read_text()
+    cert = cert.replace(":-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    subprocess.run([gpg, "--batch", "--homedir", str(home.homedir), "--import"], input=cert.encode(),
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    home.keyring.write_bytes(subprocess.run([gpg, "--batch", "--homedir", str(home.homedir), "--export",
+                                             home.fingerprint], check=True, stdout=subprocess.PIPE).stdout)

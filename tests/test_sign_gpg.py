@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpgkeys import GpgKeyHome, kill_agent, make_key
+from gpgkeys import GpgKeyHome, gpg_bin, kill_agent, make_key, revoke
 from ostree_tool import needs_ostree, run_ostree, run_ostree_fail
 from pyostree import gvariant
 from pyostree.cli.main import main
@@ -256,6 +256,47 @@ def test_signature_packet_fields(key: GpgKeyHome, repo: Tuple[Path, str]) -> Non
     (packet,) = parse_signatures(signatures(path, checksum)[0])
     assert packet.issuer_fingerprint == key.fingerprint and packet.issuer_key_id == key.key_id
     assert packet.pubkey_algo_name == "EdDSA" and packet.sig_type == 0 and packet.created > 0
+
+
+def test_revoked_and_expired_keys_as_ostree_reports_them(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path, repo: Tuple[Path, str]) -> None:
+    path, checksum = repo
+    data = commit_bytes(path, checksum)
+    meta = path / "objects" / checksum[:2] / f"{checksum[2:]}.commitmeta"
+    # a key that expired in 2020 (made and used at a faked time)
+    old_base = tmp_path / "old"
+    old_base.mkdir()
+    home = old_base / "home"
+    home.mkdir(mode=0o700)
+    faked = ["--faked-system-time", "20200101T000000"]
+    subprocess.run([gpg_bin(), "--batch", "--homedir", str(home), *faked, "--passphrase", "", "--quick-gen-key",
+                    "Old Key <old@example.com>", "ed25519", "sign", "1d"], check=True, capture_output=True)
+    sig = subprocess.run([gpg_bin(), "--batch", "--homedir", str(home), *faked, "--detach-sign"], input=data,
+                         check=True, capture_output=True).stdout
+    keyrings = tmp_path / "keyrings"
+    keyrings.mkdir()
+    (keyrings / "old.gpg").write_bytes(subprocess.run([gpg_bin(), "--batch", "--homedir", str(home), "--export"],
+                                                      check=True, capture_output=True).stdout)
+    meta.write_bytes(gvariant.encode("a{sv}", {"ostree.gpgsigs": ("aay", [sig])}))
+    want = run_ostree("show", f"--gpg-homedir={keyrings}", checksum, repo=path)
+    assert "Key expired Thu Jan \u20072 00:00:00 2020" in want
+    assert ours(capsys, f"--repo={path}", "show", f"--gpg-homedir={keyrings}", checksum) == (0, want, "")
+    (result,) = GpgVerifier([str(keyrings / "old.gpg")]).verify(data, [sig])
+    assert result.key_expired and not result.valid
+    # a revoked key
+    key = make_key(tmp_path / "revoked", "Revoked Key", "revoked@example.com")
+    try:
+        assert ours(capsys, f"--repo={path}", "gpg-sign", f"--gpg-homedir={key.homedir}", checksum, key.key_id)[0] == 0
+        revoke(key)
+        (keyrings / "revoked.gpg").write_bytes(key.keyring.read_bytes())
+        want = run_ostree("show", f"--gpg-homedir={keyrings}", checksum, repo=path)
+        assert "Key revoked\n" in want
+        assert ours(capsys, f"--repo={path}", "show", f"--gpg-homedir={keyrings}", checksum) == (0, want, "")
+        results = GpgVerifier([str(key.keyring)]).verify(data, signatures(path, checksum))
+        with pytest.raises(SignError, match="Key revoked"):
+            require_valid(results, "commit")
+    finally:
+        kill_agent(key)
 
 
 @settings(max_examples=300, deadline=None)

@@ -293,6 +293,7 @@ class SignatureResult:
     pubkey_algo: str
     user_name: str
     user_email: str
+    key_exp_timestamp: int = 0   # known only once the key has expired (gpgv's KEYEXPIRED)
 
 
 def _split_uid(uid: str) -> Tuple[str, str]:
@@ -344,12 +345,14 @@ def _results(status: str, packets: List[SignaturePacket]) -> List[SignatureResul
                 algo = PUBKEY_ALGO_NAMES.get(int(valid[6]), _UNKNOWN_ALGO)
             else:
                 algo = PUBKEY_ALGO_NAMES.get(packet.pubkey_algo, _UNKNOWN_ALGO) if packet else _UNKNOWN_ALGO
+        expired_at = block.get("KEYEXPIRED", [])
+        key_exp = int(expired_at[0]) if expired_at and expired_at[0].isdigit() else 0
         missing = verdict == "ERRSIG" and len(words) > 5 and words[5] == "9"
         results.append(SignatureResult(
             valid=verdict == "GOODSIG", sig_expired=verdict == "EXPSIG", key_expired=verdict == "EXPKEYSIG",
             key_revoked=verdict == "REVKEYSIG", key_missing=missing, fingerprint=fingerprint,
             fingerprint_primary=primary, timestamp=timestamp, exp_timestamp=exp, pubkey_algo=algo,
-            user_name=name, user_email=email))
+            user_name=name, user_email=email, key_exp_timestamp=key_exp))
     return results
 
 
@@ -419,6 +422,9 @@ def describe(result: SignatureResult, prefix: str = "") -> str:
         expired = result.sig_expired
         stamp = _glib_c_time(result.exp_timestamp)
         lines.append(f"{prefix}Signature {'expired' if expired else 'expires'} {stamp}\n")
+    if result.key_exp_timestamp > 0:
+        stamp = _glib_c_time(result.key_exp_timestamp)
+        lines.append(f"{prefix}Key {'expired' if result.key_expired else 'expires'} {stamp}\n")
     return "".join(lines)
 
 
