@@ -280,3 +280,32 @@ def test_verifier_never_raises_anything_but_sign_error(signatures: List[bytes], 
         pass
     else:
         raise AssertionError("a random signature verified")
+
+
+def test_remote_settings(repo: Tuple[Path, str], tmp_path: Path) -> None:
+    from pyostree.sign.remote import remote_ed25519_verifier, sign_verify_engines
+
+    path, checksum = repo
+    keys = tmp_path / "remote.ed25519"
+    keys.write_text(f"{PK1}\n")
+    run_ostree("remote", "add", "--no-gpg-verify", "--set=sign-verify=true", f"--set=verification-ed25519-file={keys}",
+               f"--set=verification-ed25519-key={PK2}", "--set=sign-verify-summary=ed25519", "origin",
+               "http://127.0.0.1:1/", repo=path)
+    run_ostree("remote", "add", "--no-gpg-verify", "--set=sign-verify=rsa", "plain", "http://127.0.0.1:1/", repo=path)
+    r = Repo.open(path)
+    verifier = remote_ed25519_verifier(r, "origin")
+    assert verifier is not None and verifier.trusted == (base64.b64decode(PK1), base64.b64decode(PK2))
+    data = commit_bytes(path, checksum)
+    assert "verified" in verifier.verify(data, [Ed25519Signer.from_base64(SK2).sign(data)])
+    assert sign_verify_engines(r, "origin") == ("ed25519",)
+    assert sign_verify_engines(r, "origin", "sign-verify-summary") == ("ed25519",)
+    assert remote_ed25519_verifier(r, "plain") is None
+    with pytest.raises(SignError, match="^No keys found for required signapi type ed25519$"):
+        remote_ed25519_verifier(r, "plain", required=True)
+    with pytest.raises(SignError, match="^Requested signature type is not implemented$"):
+        sign_verify_engines(r, "plain")
+    with pytest.raises(SignError, match='^Remote "nowhere" not found$'):
+        sign_verify_engines(r, "nowhere")
+    keys.write_text("garbage\n")
+    with pytest.raises(SignError, match=f"^Failed loading 'ed25519' keys from '{keys}'$"):
+        remote_ed25519_verifier(Repo.open(path), "origin")

@@ -31,6 +31,8 @@ __all__ = [
     "load_verifier",
     "parse_key_file",
     "public_key_of_seed",
+    "read_key_file",
+    "read_secret_keys",
 ]
 
 PUBLIC_KEY_SIZE = 32
@@ -168,7 +170,7 @@ class Ed25519Verifier:
         raise SignError(f"ed25519: Signature couldn't be verified with: {'; '.join(failed)}")
 
 
-def _read_key_file(path: str, size: int, what: str) -> List[bytes]:
+def read_key_file(path: str, size: int, what: str) -> List[bytes]:
     if not os.path.isfile(path):
         raise SignError(f"File object '{path}' is not a regular file")
     try:
@@ -198,7 +200,7 @@ def _collect(bases: Iterable[str], name: str) -> List[bytes]:
             if not os.path.isfile(path):
                 continue
             try:
-                found = _read_key_file(path, PUBLIC_KEY_SIZE, "public" if name.startswith("trusted") else "revoked")
+                found = read_key_file(path, PUBLIC_KEY_SIZE, "public" if name.startswith("trusted") else "revoked")
             except SignError:
                 continue
             keys.extend(key for key in found if key not in keys)
@@ -218,7 +220,7 @@ def load_verifier(
     if keys:
         return Ed25519Verifier(tuple(decode_key(text, PUBLIC_KEY_SIZE, "public") for text in keys))
     if keys_file is not None:
-        return Ed25519Verifier(tuple(_read_key_file(keys_file, PUBLIC_KEY_SIZE, "public")))
+        return Ed25519Verifier(tuple(read_key_file(keys_file, PUBLIC_KEY_SIZE, "public")))
     bases = (keys_dir,) if keys_dir is not None else tuple(system_dirs)
     trusted = _collect(bases, "trusted.ed25519")
     if not trusted:
@@ -228,4 +230,4 @@ def load_verifier(
 
 def read_secret_keys(path: str) -> List[Ed25519Signer]:
     """``--keys-file`` when signing: one base64 secret key per line."""
-    return [Ed25519Signer(key) for key in _read_key_file(path, SECRET_KEY_SIZE, "secret")]
+    return [Ed25519Signer(key) for key in read_key_file(path, SECRET_KEY_SIZE, "secret")]
