@@ -307,3 +307,44 @@ def test_packet_parser_only_raises_sign_error(data: bytes) -> None:
     except SignError:
         return
     assert packets
+
+
+def test_failed_summary_signing_keeps_the_old_pair(capsys: pytest.CaptureFixture[str], key: GpgKeyHome,
+                                                   repo: Tuple[Path, str]) -> None:
+    path, _ = repo
+    gpg = (f"--gpg-sign={key.key_id}", f"--gpg-homedir={key.homedir}")
+    assert ours(capsys, f"--repo={path}", "summary", "-u", *gpg) == (0, "", "")
+    pair = ((path / "summary").read_bytes(), (path / "summary.sig").read_bytes())
+    status, _, err = ours(capsys, f"--repo={path}", "summary", "-u", "--gpg-sign=DEADBEEF",
+                          f"--gpg-homedir={key.homedir}")
+    assert (status, err) == (1, f"error: No gpg key found with ID DEADBEEF (homedir: {key.homedir})\n")
+    assert ((path / "summary").read_bytes(), (path / "summary.sig").read_bytes()) == pair
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith(".summary")) == []
+
+
+def test_collection_repo_metadata_commit_is_signed(capsys: pytest.CaptureFixture[str], key: GpgKeyHome,
+                                                   tmp_path: Path) -> None:
+    path = tmp_path / "collection"
+    run_ostree("init", "--mode=archive", "--collection-id=org.example.Os", repo=path)
+    assert ours(capsys, f"--repo={path}", "summary", "-u", f"--gpg-sign={key.key_id}",
+                f"--gpg-homedir={key.homedir}") == (0, "", "")
+    shown = run_ostree("show", f"--gpg-homedir={key.keyring_dir}", "ostree-metadata", repo=path)
+    assert f'Good signature from "{key.uid}"' in shown
+    sig = gvariant.decode("a{sv}", (path / "summary.sig").read_bytes())
+    assert isinstance(sig, dict)
+    require_valid(GpgVerifier([str(key.keyring)]).verify((path / "summary").read_bytes(),
+                                                         sig["ostree.gpgsigs"][1]), "summary")
+    run_ostree("fsck", repo=path)
+
+
+def test_too_many_signatures_is_refused(capsys: pytest.CaptureFixture[str], key: GpgKeyHome,
+                                        repo: Tuple[Path, str]) -> None:
+    """A hostile commitmeta with thousands of signatures is refused, not fed to gpgv."""
+    path, checksum = repo
+    assert ours(capsys, f"--repo={path}", "gpg-sign", f"--gpg-homedir={key.homedir}", checksum, key.key_id)[0] == 0
+    (sig,) = signatures(path, checksum)
+    meta = path / "objects" / checksum[:2] / f"{checksum[2:]}.commitmeta"
+    meta.write_bytes(gvariant.encode("a{sv}", {"ostree.gpgsigs": ("aay", [sig] * 2000)}))
+    status, out, err = ours(capsys, f"--repo={path}", "show", checksum)
+    # the commit is printed first, as ostree prints it before verifying
+    assert (status, err) == (1, "error: GPG: 2000 signatures, more than 1024\n") and out.startswith("commit ")
