@@ -271,8 +271,11 @@ def test_revoked_and_expired_keys_as_ostree_reports_them(capsys: pytest.CaptureF
     faked = ["--faked-system-time", "20200101T000000"]
     subprocess.run([gpg_bin(), "--batch", "--homedir", str(home), *faked, "--passphrase", "", "--quick-gen-key",
                     "Old Key <old@example.com>", "ed25519", "sign", "1d"], check=True, capture_output=True)
-    sig = subprocess.run([gpg_bin(), "--batch", "--homedir", str(home), *faked, "--detach-sign"], input=data,
-                         check=True, capture_output=True).stdout
+    try:
+        sig = subprocess.run([gpg_bin(), "--batch", "--homedir", str(home), *faked, "--detach-sign"], input=data,
+                             check=True, capture_output=True).stdout
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False, capture_output=True)
     keyrings = tmp_path / "keyrings"
     keyrings.mkdir()
     (keyrings / "old.gpg").write_bytes(subprocess.run([gpg_bin(), "--batch", "--homedir", str(home), "--export"],
