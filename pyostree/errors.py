@@ -45,3 +45,7 @@ class TransportError(PyOstreeError):
 
 class PushError(PyOstreeError):
     """A push was refused or failed; the remote is left consistent."""
+
+
+class SignError(PyOstreeError):
+    """Signing or signature verification failed (bad key, bad signature, no gpg)."""

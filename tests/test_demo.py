@@ -1,4 +1,5 @@
-"""``pyostree demo`` runs end to end on a fresh machine: real ssh on 127.0.0.1, both modes."""
+"""``pyostree demo`` runs end to end on a fresh machine: real ssh on 127.0.0.1, both modes,
+a signed commit."""
 
 from __future__ import annotations
 
@@ -19,4 +20,6 @@ def test_demo_runs_and_verifies() -> None:
     assert "via sftp" in out and "via receive" in out
     assert out.count("(equal)") == 2
     assert "demo OK" in out
+    # the second commit was signed before its push, and its signature checks on the remote
+    assert "signature:     ed25519: Signature verified successfully" in out
     assert "Traceback" not in done.stderr

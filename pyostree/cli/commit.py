@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-bindings", action="store_true", help="do not add ref/collection bindings")
     parser.add_argument("--skip-if-unchanged", action="store_true",
                         help="do not commit if the tree equals the parent's")
+    parser.add_argument("--gpg-sign", action="append", default=[], metavar="KEY-ID",
+                        help="GPG Key ID to sign the commit with (repeatable)")
+    parser.add_argument("--gpg-homedir", metavar="HOMEDIR", help="GPG Homedir to use when looking for keyrings")
+    parser.add_argument("--sign", action="append", default=[], metavar="KEY_ID",
+                        help="sign the commit with this base64 secret key (repeatable)")
+    parser.add_argument("--sign-type", metavar="NAME", help="signature type to use (defaults to 'ed25519')")
 
 
 def _parse_trees(args: argparse.Namespace) -> List[Tuple[str, str]]:
@@ -83,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
 
         ref_relpath(args.branch)  # reject a bad ref name before reading any file
     repo = open_repo(args)
+    signers: list = []  # type: ignore[type-arg]
+    if args.gpg_sign or args.sign:
+        from pyostree.sign.options import make_signers
+
+        signers = make_signers(sign_keys=args.sign, sign_type=args.sign_type,
+                               gpg_keys=args.gpg_sign, gpg_homedir=args.gpg_homedir)
     parent: Optional[str] = None
     orphan_parent = False
     if args.parent is not None:
@@ -121,5 +133,9 @@ def run(args: argparse.Namespace) -> int:
                     builder.add_tar(sys.stdin.buffer if value == "-" else value)
             root_tree, root_meta = builder.finish()
         result = write_commit(txn, root_tree, root_meta, request)
+        if signers and result.commit is not None:  # signed before its ref moves
+            from pyostree.sign.commitmeta import sign_commit
+
+            sign_commit(repo, result.checksum, signers, commit_bytes=result.commit.to_bytes(), txn=txn)
     sys.stdout.write(f"{result.checksum}\n")
     return 0

@@ -2,12 +2,14 @@
 
 Needs no set-up: everything (repos, keys, an embedded ssh server) lives in a temporary
 directory that is removed at the end. It shows both push modes: sftp for the first
-commit, ``pyostree receive`` for the second.
+commit, ``pyostree receive`` for the second, which it signs (ed25519, a throwaway key)
+and whose signature it verifies on the destination.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import os
 import shutil
@@ -22,7 +24,8 @@ if TYPE_CHECKING:
     from pyostree.sshserver import EmbeddedSshServer
 
 NAME = "demo"
-SUMMARY = "Push a sample tree over ssh on 127.0.0.1 in both modes and verify it (self-contained)"
+SUMMARY = ("Push a sample tree over ssh on 127.0.0.1 in both modes, one commit signed, and verify it "
+           "(self-contained)")
 
 BRANCH = "demo/main"
 
@@ -102,6 +105,37 @@ def _verify(remote_path: Path, local_commit: str) -> List[str]:
     return problems
 
 
+def _sign(repo_path: Path, commit: str) -> bytes:
+    """Sign COMMIT with a throwaway ed25519 key, as ``commit --sign`` does; its public key."""
+    from pyostree.repo import Repo
+    from pyostree.sign.commitmeta import sign_commit
+    from pyostree.sign.ed25519 import Ed25519Signer, public_key_of_seed
+
+    seed = os.urandom(32)
+    signer = Ed25519Signer(seed + public_key_of_seed(seed))
+    sign_commit(Repo.open(repo_path), commit, [signer])
+    return signer.public_key
+
+
+def _verify_signature(remote_path: Path, commit: str, public_key: bytes) -> List[str]:
+    """The signature came along with the commit: check it on the destination."""
+    from pyostree.errors import SignError
+    from pyostree.objects.commitmeta import ED25519_SIGNATURES_KEY, CommitMeta
+    from pyostree.objects.types import ObjectType
+    from pyostree.repo import Repo
+    from pyostree.sign.ed25519 import Ed25519Verifier
+
+    remote = Repo.open(remote_path)
+    signatures = CommitMeta(remote.load_commitmeta(commit) or {}).signatures(ED25519_SIGNATURES_KEY)
+    try:
+        message = Ed25519Verifier((public_key,)).verify(
+            remote.read_metadata_bytes(commit, ObjectType.COMMIT), signatures)
+    except SignError as err:
+        return [f"signature on the remote: {err}"]
+    _say(f"  signature:     {message}")
+    return []
+
+
 def _ssh_setup(base: Path) -> Tuple["EmbeddedSshServer", str]:
     """A throwaway client key (written to a file) and the embedded server (not started)."""
     from pyostree.sshserver import RECEIVE_ALLOW_LIST, EmbeddedSshServer, generate_key, write_private_key
@@ -165,9 +199,12 @@ def run(args: argparse.Namespace) -> int:
             _make_tree(tree, 2)
             second = _commit(src_path, tree, "Second demo commit")
             _say(f"\nsource repo: committed {second[:12]} (parent {first[:12]})")
+            public_key = _sign(src_path, second)
+            _say(f"  signed it with ed25519 key {base64.b64encode(public_key).decode()}")
             _say("[2/2] push over ssh, receive mode (pyostree receive on the server)")
             report(push(source, destination, (BRANCH,), PushOptions(via="receive", ssh=ssh)))
             problems += _verify(remote_path, second)
+            problems += _verify_signature(remote_path, second, public_key)
 
         _say(f"  remote summary regenerated: {(remote_path / 'summary').exists()}")
         elapsed = time.monotonic() - started
@@ -175,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
             for problem in problems:
                 print(f"error: {problem}", file=sys.stderr)
             return 1
-        _say(f"\ndemo OK in {elapsed:.1f}s: both pushes landed, remote verified, refs equal")
+        _say(f"\ndemo OK in {elapsed:.1f}s: both pushes landed, remote verified, refs equal, signature good")
         return 0
     finally:
         if args.keep:

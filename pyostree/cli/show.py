@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-related", action="store_true", help='show the "related" commits')
     parser.add_argument("-B", "--no-byteswap", action="store_true",
                         help="do not convert variant data from big endian")
+    parser.add_argument("--gpg-homedir", metavar="HOMEDIR",
+                        help="GPG Homedir to use when looking for keyrings")
+    parser.add_argument("--gpg-verify-remote", metavar="REMOTE", help="use REMOTE name for GPG configuration")
 
 
 def _print_key(args: argparse.Namespace) -> int:
@@ -62,6 +65,31 @@ def _print_file(repo: object, checksum: str) -> None:
     sys.stdout.write("".join(out))
 
 
+def _gpg_report(args: argparse.Namespace, repo: object, checksum: str) -> str:
+    """ostree's "Found N signatures:" block after a GPG-signed commit ("" when unsigned)."""
+    import os
+
+    from pyostree.objects.commitmeta import GPG_SIGNATURES_KEY, CommitMeta
+    from pyostree.repo import Repo
+
+    assert isinstance(repo, Repo)
+    detached = repo.load_commitmeta(checksum)
+    signatures = CommitMeta(detached).signatures(GPG_SIGNATURES_KEY) if detached else []
+    if not signatures:
+        return ""
+    from pyostree.objects import ObjectType
+    from pyostree.sign.gpg import GLOBAL_KEYRING_DIR, GpgVerifier, describe, remote_keyrings
+
+    global_dir = os.environ.get("OSTREE_GPG_HOME", GLOBAL_KEYRING_DIR)
+    keyrings = remote_keyrings(repo, args.gpg_verify_remote, global_dir=global_dir,
+                               keyring_dir=args.gpg_homedir)
+    results = GpgVerifier(keyrings).verify(repo.read_metadata_bytes(checksum, ObjectType.COMMIT), signatures)
+    out = [f"Found {len(results)} signature{'' if len(results) == 1 else 's'}:\n"]
+    for result in results:
+        out.append("\n" + describe(result, "  "))
+    return "".join(out)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.print_metadata_key is not None or args.print_detached_metadata_key is not None:
         return _print_key(args)
@@ -77,10 +105,12 @@ def run(args: argparse.Namespace) -> int:
     if not is_checksum(args.object):
         checksum = repo.resolve_rev(args.object)
         sys.stdout.write(format_commit(checksum, repo.load_commit(checksum)))
+        sys.stdout.write(_gpg_report(args, repo, checksum))
         return 0
     checksum = args.object
     if repo.has_object(checksum, ObjectType.COMMIT):
         sys.stdout.write(format_commit(checksum, repo.load_commit(checksum)))
+        sys.stdout.write(_gpg_report(args, repo, checksum))
     elif repo.has_object(checksum, ObjectType.DIR_META):
         sys.stdout.write(f"dirmeta {checksum}\n")
     elif repo.has_object(checksum, ObjectType.DIR_TREE):

@@ -137,9 +137,12 @@ class Repo:
         return self.store.read_metadata_bytes(checksum, objtype)
 
     def load_commit(self, checksum: str) -> Commit:
+        return self.parse_commit(checksum, self.read_metadata_bytes(checksum, ObjectType.COMMIT))
+
+    def parse_commit(self, checksum: str, data: bytes) -> Commit:
+        """``load_commit`` of bytes already read (the summary needs both)."""
         from pyostree.objects.commit import Commit
 
-        data = self.read_metadata_bytes(checksum, ObjectType.COMMIT)
         commit = _parse(Commit.from_bytes, data, f"commit {checksum}")
         for what, value in (("root dirtree", commit.root_tree), ("root dirmeta", commit.root_meta)):
             if not is_checksum(value):

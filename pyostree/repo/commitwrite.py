@@ -52,6 +52,7 @@ class CommitRequest:
 class CommitResult:
     checksum: str
     skipped: bool
+    commit: Optional[Commit] = None   # the commit written (None when skipped): what signers sign
 
 
 def build_metadata(
@@ -149,7 +150,7 @@ def write_commit(
     checksum = txn.write_metadata(commit)
     if request.branch is not None:  # ostree writes the ref even with --orphan
         txn.set_ref(request.branch, checksum)
-    return CommitResult(checksum, False)
+    return CommitResult(checksum, False, commit)
 
 
 def split_key_value(text: str, what: str) -> Tuple[str, str]:

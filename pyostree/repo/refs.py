@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import stat
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -98,10 +99,30 @@ class RefStore:
         self.root = repo_path
         self._real_refs = os.path.realpath(repo_path / "refs")
 
-    def _read(self, path: Path, name: str) -> str:
+    @staticmethod
+    def _realpath(path: Path, real_dirs: Optional[Dict[str, str]]) -> str:
+        """``os.path.realpath``; a listing passes REAL_DIRS (its own, never kept) so that each
+        directory is resolved once: a thousand refs cost a thousand full resolutions, an
+        lstat per path component."""
+        text = os.fspath(path)
+        if real_dirs is None:
+            return os.path.realpath(text)
+        try:
+            is_link = stat.S_ISLNK(os.lstat(text).st_mode)
+        except OSError:
+            is_link = True  # let realpath and the read report it
+        if is_link:
+            return os.path.realpath(text)
+        parent, base = os.path.split(text)
+        real_parent = real_dirs.get(parent)
+        if real_parent is None:
+            real_parent = real_dirs[parent] = os.path.realpath(parent)
+        return os.path.join(real_parent, base)
+
+    def _read(self, path: Path, name: str, real_dirs: Optional[Dict[str, str]] = None) -> str:
         """Read a ref file, refusing one whose real location is outside ``refs/`` (a
         symlinked directory on the way, say)."""
-        real = os.path.realpath(path)
+        real = self._realpath(path, real_dirs)
         if not real.startswith(self._real_refs + os.sep):
             raise RepoError(f"Ref '{name}' resolves outside the refs directory")
         return read_ref_file(path, name)
@@ -171,29 +192,32 @@ class RefStore:
         """Every ``refs/heads`` ref (aliases included, as their target's checksum)."""
         heads = self.root / HEADS
         out: Dict[str, str] = {}
+        real_dirs: Dict[str, str] = {}
         for name, is_link in _walk_refs(heads, prefix):
             if is_link:
                 real = _resolve_alias(heads, name)
                 if real is None:
                     raise RepoError(f"Alias ref '{name}' is dangling")
-                out[name] = self._read(heads / real, name)
+                out[name] = self._read(heads / real, name, real_dirs)
             else:
-                out[name] = self._read(heads / name, name)
+                out[name] = self._read(heads / name, name, real_dirs)
         return out
 
     def remote(self, remote: str, prefix: Optional[str] = None) -> Dict[str, str]:
         """Refs of one remote, keyed by their name inside the remote."""
         base = self.root / REMOTES / remote
+        real_dirs: Dict[str, str] = {}
         return {
-            name: self._read(base / name, f"{remote}:{name}")
+            name: self._read(base / name, f"{remote}:{name}", real_dirs)
             for name, is_link in _walk_refs(base, prefix)
             if not is_link
         }
 
     def mirror(self, collection_id: str) -> Dict[str, str]:
         base = self.root / MIRRORS / collection_id
+        real_dirs: Dict[str, str] = {}
         return {
-            name: self._read(base / name, f"({collection_id}, {name})")
+            name: self._read(base / name, f"({collection_id}, {name})", real_dirs)
             for name, is_link in _walk_refs(base, None)
             if not is_link
         }

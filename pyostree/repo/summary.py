@@ -14,7 +14,7 @@ import os
 import secrets
 import struct
 import time
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from pyostree import gvariant
 from pyostree.errors import RepoError
@@ -30,6 +30,10 @@ __all__ = ["SUMMARY_TYPE", "build_summary", "replace_summary"]
 SUMMARY_TYPE = "(a(s(taya{sv}))a{sv})"
 METADATA_REF = "ostree-metadata"
 MetadataDict = Dict[str, Tuple[str, object]]
+#: Makes ``summary.sig`` (an ``a{sv}``) for the given summary bytes (``pyostree.sign``).
+SummarySigner = Callable[[bytes], bytes]
+#: Signs a commit written in an open transaction: (txn, checksum, commit bytes).
+CommitSigner = Callable[[object, str, bytes], None]
 RefEntry = Tuple[str, Tuple[int, bytes, MetadataDict]]
 
 
@@ -40,7 +44,7 @@ def _be64(value: int) -> int:
 
 def _ref_entry(repo: Repo, name: str, checksum: str) -> RefEntry:
     data = repo.read_metadata_bytes(checksum, ObjectType.COMMIT)
-    commit = repo.load_commit(checksum)
+    commit = repo.parse_commit(checksum, data)  # one read: the size and the fields
     meta: MetadataDict = {}
     version = commit.metadata.get("version")
     if version is not None and version[0] == "s":
@@ -120,9 +124,20 @@ def build_summary(repo: Repo, *, extra: Optional[MetadataDict] = None, now: Opti
     return gvariant.encode(SUMMARY_TYPE, (_sorted_entries(repo, heads), meta))
 
 
-def replace_summary(root: str, data: bytes, *, fsync: bool) -> None:
-    """Install new summary bytes and drop the ``summary.sig`` that no longer matches them."""
-    _replace_file(root, "summary", data, fsync=fsync)
+def replace_summary(root: str, data: bytes, *, fsync: bool, signature: Optional[bytes] = None) -> None:
+    """Install new summary bytes, then their ``summary.sig`` (libostree's order), or drop the
+    ``summary.sig`` that no longer matches them. Both files are written before either is
+    renamed, so the two renames are all that separates a matching old pair from a new one."""
+    sig_tmp = _write_tmp(root, "summary.sig", signature, fsync=fsync) if signature is not None else None
+    try:
+        _replace_file(root, "summary", data, fsync=fsync)
+    except BaseException:
+        if sig_tmp is not None:
+            os.unlink(sig_tmp)
+        raise
+    if sig_tmp is not None:
+        _rename(sig_tmp, root, "summary.sig")
+        return
     try:
         os.unlink(os.path.join(root, "summary.sig"))
     except FileNotFoundError:
@@ -130,6 +145,10 @@ def replace_summary(root: str, data: bytes, *, fsync: bool) -> None:
 
 
 def _replace_file(root: str, name: str, data: bytes, *, fsync: bool) -> None:
+    _rename(_write_tmp(root, name, data, fsync=fsync), root, name)
+
+
+def _write_tmp(root: str, name: str, data: bytes, *, fsync: bool) -> str:
     tmp_path = os.path.join(root, f".{name}.tmp-{secrets.token_hex(4)}")
     fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
@@ -138,8 +157,15 @@ def _replace_file(root: str, name: str, data: bytes, *, fsync: bool) -> None:
             view = view[os.write(fd, view):]
         if fsync:
             os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        os.unlink(tmp_path)
+        raise
+    os.close(fd)
+    return tmp_path
+
+
+def _rename(tmp_path: str, root: str, name: str) -> None:
     try:
         os.rename(tmp_path, os.path.join(root, name))
     except OSError as err:
