@@ -28,7 +28,7 @@ from pyostree.repo.commitwrite import CommitRequest, write_commit
 from pyostree.repo.lock import RepoLock
 from pyostree.repo.refwrite import RefMovedError
 from pyostree.repo.staging import StagingDir, read_boot_id
-from pyostree.repo import transaction as transaction_module
+from pyostree.repo import fsutil, refqueue, transaction as transaction_module
 from pyostree.repo.transaction import Transaction, TransactionError
 from pyostree.repo.treebuilder import TreeBuilder
 
@@ -393,7 +393,7 @@ def test_cleanup_of_other_boots_and_locked_dirs(tmp_path: Path) -> None:
 
 KILL_SCRIPT = r"""
 import os, signal, sys
-from pyostree.repo import Repo, transaction, refwrite
+from pyostree.repo import Repo, transaction, refqueue, refwrite
 from pyostree.repo.commitwrite import CommitRequest, write_commit
 from pyostree.repo.treebuilder import TreeBuilder
 
@@ -412,7 +412,7 @@ if phase == "ref":
     real_ref = refwrite.write_ref
     def write_ref(*a, **k):
         tick(); return real_ref(*a, **k)
-    transaction.write_ref = write_ref
+    refqueue.write_ref = write_ref
 repo = Repo.open(repo_path)
 with transaction.Transaction(repo, on_object=tick if phase == "stage" else None) as txn:
     with TreeBuilder(txn) as builder:
@@ -914,7 +914,7 @@ def test_a_dirtree_staged_before_its_files_goes_early_once_the_last_is_there(
 def test_parallel_io_visits_every_path_once_and_raises_a_failure() -> None:
     paths = [str(index) for index in range(50)]
     seen: List[str] = []
-    transaction_module._parallel(seen.append, paths)
+    fsutil.parallel_io(seen.append, paths)
     assert sorted(seen, key=int) == paths
 
     def fail_on_seven(path: str) -> None:
@@ -922,7 +922,7 @@ def test_parallel_io_visits_every_path_once_and_raises_a_failure() -> None:
             raise OSError(5, "Input/output error", path)
 
     with pytest.raises(OSError, match="Input/output error"):
-        transaction_module._parallel(fail_on_seven, paths)
+        fsutil.parallel_io(fail_on_seven, paths)
 
 
 def test_publish_objects_takes_the_given_dirtrees_in_their_order_and_drops_the_rest(
@@ -1014,14 +1014,14 @@ def test_ref_dirs_are_fsynced_before_commit_returns(tmp_path: Path, monkeypatch:
     for it, must be durable by then (the ref file's own fdatasync does not cover them)."""
     repo = new_repo(tmp_path / "r")
     synced: List[Tuple[str, bool]] = []
-    real = transaction_module.fsync_dir
+    real = refqueue.fsync_dir
 
     def recording(path: str) -> None:
         ref = repo.path / "refs" / "heads" / "team" / "os" / "stable"
         synced.append((os.path.relpath(path, repo.path), ref.exists()))
         real(path)
 
-    monkeypatch.setattr(transaction_module, "fsync_dir", recording)
+    monkeypatch.setattr(refqueue, "fsync_dir", recording)
     with repo.transaction() as txn:
         txn.set_ref("team/os/stable", simple_commit(txn, b"durable ref\n", branch="other"))
     after_ref = {path for path, ref_there in synced if ref_there}

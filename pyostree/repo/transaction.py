@@ -30,6 +30,7 @@ from pyostree.repo.fsutil import (
     BytesReader,
     TmpFile,
     fsync_dir,
+    parallel_io,
     process_umask,
     rename_noreplace,
     syncfs,
@@ -38,7 +39,8 @@ from pyostree.repo.fsutil import (
 )
 from pyostree.repo.lock import RepoLock
 from pyostree.repo.modewrite import apply_file_metadata, check_header_for_mode, ostreemeta
-from pyostree.repo.refwrite import check_expected, check_ref_write, read_ref_file, ref_relpath, write_ref
+from pyostree.repo.refqueue import RefQueue
+from pyostree.repo.refwrite import ref_relpath
 from pyostree.repo.staging import UNCHECKED_DIR, StagingDir, cleanup_tmp
 from pyostree.repo.writesettings import WriteSettings
 
@@ -123,8 +125,7 @@ class Transaction:
         self._staging: Optional[StagingDir] = None
         self._guard = threading.Lock()
         self._sequence: Dict[str, int] = {}  # staged relpath -> write order
-        self._refs: List[Tuple[str, str, Optional[str], object]] = []
-        self._clear_partial: Set[str] = set()
+        self._refs = RefQueue(repo, self.root, self.settings)
         self._state = "new"
         self._published = False  # publish_objects() done: objects visible, staging gone
         self._present: Set[str] = set()  # relpaths known to exist in objects/ or staging
@@ -244,11 +245,7 @@ class Transaction:
             _empty_dir_parallel(staging.path)
             staging.remove()
             cleanup_tmp(os.path.join(self.root, "tmp"), expiry_secs=self.settings.tmp_expiry)
-            for checksum in sorted(self._clear_partial):
-                try:
-                    os.unlink(os.path.join(self.root, "state", f"{checksum}.commitpartial"))
-                except FileNotFoundError:
-                    pass
+            self._refs.drop_cleared_marks()
         except BaseException:
             self._fail()
             raise
@@ -259,8 +256,8 @@ class Transaction:
         self._require_open()
         self.publish_objects()
         try:
-            self._write_refs()
-            self._sync_ref_dirs()
+            self._refs.write()
+            self._refs.sync_dirs()
             try:
                 os.unlink(os.path.join(self.root, "transaction"))
             except FileNotFoundError:
@@ -963,7 +960,7 @@ class Transaction:
         has now (read under our lock), else commit raises ``RefMovedError``."""
         self._require_open()
         relpath = ref_relpath(refspec)
-        self._queue_ref(relpath, refspec, checksum, expected_old)
+        self._refs.queue(relpath, refspec, checksum, expected_old)
 
     def set_collection_ref(
         self, collection_id: str, ref: str, checksum: Optional[str], *, expected_old: object = ...
@@ -971,73 +968,18 @@ class Transaction:
         """Like :meth:`set_ref` for a (collection id, ref) pair (``refs/mirrors`` unless ours)."""
         self._require_open()
         relpath = ref_relpath(ref, collection_id=collection_id, own_collection_id=self.settings.collection_id)
-        self._queue_ref(relpath, ref, checksum, expected_old)
-
-    def _queue_ref(self, relpath: str, refspec: str, checksum: Optional[str], expected_old: object) -> None:
-        if checksum is not None:
-            validate_checksum(checksum)
-        if expected_old is Ellipsis:
-            expected_old = read_ref_file(os.path.join(self.root, relpath))
-        self._refs.append((relpath, refspec, checksum, expected_old))
-
-    def _write_refs(self) -> None:
-        """All or nothing: every ref's compare-and-swap (and the shape of the refs dir it
-        goes in) is checked before the first ref is written, as sftp-mode pushers do
-        under the refs lock; each write re-checks the value it was checked against."""
-        pending: Dict[str, Optional[str]] = {}
-        checked: List[Optional[str]] = []
-        for relpath, refspec, checksum, expected_old in self._refs:
-            if relpath in pending:
-                current = pending[relpath]
-            else:
-                current = read_ref_file(os.path.join(self.root, relpath))
-            check_expected(refspec, current, expected_old)
-            check_ref_write(self.root, relpath, checksum, refspec, pending=pending)
-            pending[relpath] = checksum
-            checked.append(current)
-        for (relpath, refspec, checksum, _expected), current in zip(self._refs, checked):
-            write_ref(self.root, relpath, checksum, expected_old=current, refspec=refspec)
-        if not self._refs:
-            return
-        try:
-            os.utime(self.root)
-        except OSError:
-            pass
-        if self.settings.auto_update_summary:
-            from pyostree.repo.summary import build_summary, replace_summary
-
-            replace_summary(self.root, build_summary(self.repo), fsync=self.settings.fsync)
-
-    def _sync_ref_dirs(self) -> None:
-        """The renames that moved the refs (and the dirs made for them) durable, so that
-        once commit returns (a receiver then answers DONE) no crash takes a ref back."""
-        if not self.settings.fsync or not self._refs:
-            return
-        dirs: Set[str] = set()
-        for relpath, _refspec, _checksum, _old in self._refs:
-            parts = relpath.split("/")[:-1]
-            while parts:
-                dirs.add("/".join(parts))
-                parts.pop()
-        # deepest first: its fsync commits the journal, an unchanged parent then costs ~0
-        paths = [os.path.join(self.root, rel) for rel in sorted(dirs, reverse=True)]
-        _parallel(fsync_dir, [path for path in paths if os.path.isdir(path)])
+        self._refs.queue(relpath, ref, checksum, expected_old)
 
     def mark_commit_partial(self, checksum: str) -> None:
         """Record now, before the commit's tree is complete, that it may be partial."""
         validate_checksum(checksum)
         self._require_open()
-        self._clear_partial.discard(checksum)
-        state = os.path.join(self.root, "state")
-        os.makedirs(state, 0o775, exist_ok=True)
-        path = os.path.join(state, f"{checksum}.commitpartial")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        os.close(fd)
+        self._refs.mark_partial(checksum)
 
     def clear_commit_partial(self, checksum: str) -> None:
         """Drop the marker once the objects are durable (at commit)."""
         validate_checksum(checksum)
-        self._clear_partial.add(checksum)
+        self._refs.clear_partial(checksum)
 
     # ---- publication -----------------------------------------------------------------
 
@@ -1109,7 +1051,7 @@ class Transaction:
                     pass
         if self.settings.fsync:
             # Each fsync waits for the journal: overlapped, they share its commits.
-            _parallel(fsync_dir, [os.path.join(objects_dir, prefix) for prefix in sorted(touched)])
+            parallel_io(fsync_dir, [os.path.join(objects_dir, prefix) for prefix in sorted(touched)])
             fsync_dir(objects_dir)
 
     def _check_commitmeta(self, staged: List[Tuple[int, int, str]],
@@ -1317,42 +1259,6 @@ def _link_or_skip(source: str, target: str) -> None:
             os.rename(source, target)
 
 
-_PARALLEL_IO = 8
-
-
-def _parallel(function: Callable[[str], None], paths: List[str]) -> None:
-    """``function`` on every path, blocking calls overlapped in a few threads; raises the
-    first error (the others stop at their next path). Plain threads: concurrent.futures
-    and the logging it imports cost a receiver ~4 ms to load at every commit."""
-    if len(paths) < 4:
-        for path in paths:
-            function(path)
-        return
-    pending = iter(paths)
-    guard = threading.Lock()
-    errors: List[BaseException] = []
-
-    def work() -> None:
-        while not errors:
-            with guard:
-                path = next(pending, None)
-            if path is None:
-                return
-            try:
-                function(path)
-            except BaseException as err:
-                errors.append(err)
-
-    threads = [threading.Thread(target=work, name="parallel-io", daemon=True)
-               for _ in range(min(_PARALLEL_IO, len(paths)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-
-
 def _empty_subdir(path: str) -> None:
     try:
         for name in os.listdir(path):
@@ -1395,4 +1301,4 @@ def _empty_dir_parallel(path: str) -> None:
             os.rmdir(subdir)
         except OSError:
             full.append(subdir)
-    _parallel(_empty_subdir, full)
+    parallel_io(_empty_subdir, full)
