@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import threading
 from typing import Callable, List, Optional, Union
 
 __all__ = [
@@ -170,6 +169,8 @@ def parallel_io(function: Callable[[str], None], paths: List[str]) -> None:
     """``function`` on every path, blocking calls overlapped in a few threads; raises the
     first error (the others stop at their next path). Plain threads: concurrent.futures
     and the logging it imports cost a receiver ~4 ms to load at every commit."""
+    import threading  # not at module level: the read path loads this module, not threads
+
     if len(paths) < 4:
         for path in paths:
             function(path)
