@@ -252,7 +252,7 @@ class Publisher:
         """Begin the write-back that publishing starts with (``syncfs``) on a thread, then
         the renames early publishing would make of what it made durable (content,
         dirmeta, dirtrees complete below them), so that a caller's own checks before
-        :meth:`publish_objects` overlap both; publishing then waits for it, and syncs
+        ``Transaction.publish_objects`` overlap both; publishing then waits for it, and syncs
         again only if something was staged since."""
         if self._settings.fsync and self._sync is None:
             with self._stager.guard:
@@ -350,7 +350,7 @@ class Publisher:
     def _staged_objects(self, staging: StagingDir, dirtrees: Optional[Sequence[str]] = None,
                         commits: Optional[Collection[str]] = None) -> List[Tuple[int, int, str]]:
         """(rank, write order, relpath) of every staged object to publish, in publication
-        order (``dirtrees``: see :meth:`publish_objects`). A fresh staging dir holds only
+        order (``dirtrees``: see ``Transaction.publish_objects``). A fresh staging dir holds only
         what this transaction recorded (no one else writes a locked dir); a resumed one
         is listed, as earlier runs staged objects there too (not their UNCHECKED_DIR,
         dropped on resume). Given ``commits``, only the commitmeta this transaction
@@ -407,7 +407,7 @@ _COMMIT_RANK = _PUBLISH_RANK["commit"]
 _COMMITMETA_RANK = _PUBLISH_RANK["commitmeta"]
 _DIRMETA_RANK = _PUBLISH_RANK["dirmeta"]
 EARLY_SYNC_BYTES = 8 << 20
-"""Staged bytes between two background ``syncfs`` calls (see ``_staged_bytes``)."""
+"""Staged bytes between two background ``syncfs`` calls (see ``Publisher.staged_bytes``)."""
 
 
 def _syncfs_at(path: str) -> None:
