@@ -42,14 +42,14 @@ moved what a kill finds there."""
 EARLY_RECEIVE_ARGV = (
     PY, "-c",
     "import os, sys, threading\n"
-    "import pyostree.repo.transaction as transaction\n"
-    f"transaction.EARLY_SYNC_BYTES = {EARLY_SYNC_TEST_BYTES}\n"
-    "publish_one = transaction.Transaction._publish_one\n"
+    "import pyostree.repo.publish as publish\n"
+    f"publish.EARLY_SYNC_BYTES = {EARLY_SYNC_TEST_BYTES}\n"
+    "publish_one = publish.Publisher._publish_one\n"
     "def marked(self, source, target):\n"
     "    if threading.current_thread().name == 'early-syncfs':\n"
-    f"        open(os.path.join(self.root, 'tmp', {EARLY_PUBLISH_MARK!r}), 'a').close()\n"
+    f"        open(os.path.join(self._root, 'tmp', {EARLY_PUBLISH_MARK!r}), 'a').close()\n"
     "    publish_one(self, source, target)\n"
-    "transaction.Transaction._publish_one = marked\n"
+    "publish.Publisher._publish_one = marked\n"
     "import pyostree.receive.server as server; server.INLINE_BYTES = 0\n"
     "from pyostree.cli.main import main; sys.argv = ['pyostree', *sys.argv[1:]]\n"
     "raise SystemExit(main())",
@@ -66,8 +66,8 @@ NOSYNC_RECEIVE_ARGV = (
     "import os, sys\n"
     "os.fsync = os.fdatasync = lambda fd: None\n"
     "os.sync = lambda: None\n"
-    "import pyostree.repo.fsutil as fsutil, pyostree.repo.transaction as transaction\n"
-    "fsutil.syncfs = transaction.syncfs = lambda fd: None\n"
+    "import pyostree.repo.fsutil as fsutil, pyostree.repo.publish as publish\n"
+    "fsutil.syncfs = publish.syncfs = lambda fd: None\n"
     "from pyostree.cli.main import main; sys.argv = ['pyostree', *sys.argv[1:]]\n"
     "raise SystemExit(main())",
     "receive", ALLOW_MODES,

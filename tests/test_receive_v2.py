@@ -420,10 +420,10 @@ def test_commit_missing_an_object_refused(tmp_path: Path, monkeypatch: pytest.Mo
     """The completeness check at COMMIT walks dirtrees the transaction keeps in memory
     (or reads back from the staging dir past the bound) and finds what is missing."""
     from pyostree.receive import server as server_module
-    from pyostree.repo import transaction as transaction_module
+    from pyostree.repo import stagewrite
 
     monkeypatch.setattr(server_module, "RECEIVED_META_BYTES", kept)
-    monkeypatch.setattr(transaction_module, "_KEPT_TREE_BYTES", kept)
+    monkeypatch.setattr(stagewrite, "_KEPT_TREE_BYTES", kept)
     src = init(tmp_path / "src", "archive")
     commit(src, make_tree(tmp_path / "tree", files=20))
     dst = init(tmp_path / "dst", "archive")

@@ -28,7 +28,7 @@ from pyostree.repo.commitwrite import CommitRequest, write_commit
 from pyostree.repo.lock import RepoLock
 from pyostree.repo.refwrite import RefMovedError
 from pyostree.repo.staging import StagingDir, read_boot_id
-from pyostree.repo import transaction as transaction_module
+from pyostree.repo import fsutil, publish, refqueue
 from pyostree.repo.transaction import Transaction, TransactionError
 from pyostree.repo.treebuilder import TreeBuilder
 
@@ -143,7 +143,7 @@ def test_publication_is_children_first(tmp_path: Path, monkeypatch: pytest.Monke
     repo = new_repo(tmp_path / "r")
     order: List[str] = []
     real_link = os.link
-    real_rename = transaction_module.rename_noreplace
+    real_rename = publish.rename_noreplace
 
     def spy_link(src: str, dst: str, **kwargs: object) -> None:
         order.append(str(dst).rpartition(".")[2])
@@ -156,7 +156,7 @@ def test_publication_is_children_first(tmp_path: Path, monkeypatch: pytest.Monke
         return real_rename(src, dst)
 
     monkeypatch.setattr(os, "link", spy_link)
-    monkeypatch.setattr(transaction_module, "rename_noreplace", spy_rename)
+    monkeypatch.setattr(publish, "rename_noreplace", spy_rename)
     with repo.transaction() as txn:
         builder = TreeBuilder(txn, workers=0)
         builder.add_dir("/")
@@ -393,7 +393,7 @@ def test_cleanup_of_other_boots_and_locked_dirs(tmp_path: Path) -> None:
 
 KILL_SCRIPT = r"""
 import os, signal, sys
-from pyostree.repo import Repo, transaction, refwrite
+from pyostree.repo import Repo, transaction, refqueue, refwrite
 from pyostree.repo.commitwrite import CommitRequest, write_commit
 from pyostree.repo.treebuilder import TreeBuilder
 
@@ -412,7 +412,7 @@ if phase == "ref":
     real_ref = refwrite.write_ref
     def write_ref(*a, **k):
         tick(); return real_ref(*a, **k)
-    transaction.write_ref = write_ref
+    refqueue.write_ref = write_ref
 repo = Repo.open(repo_path)
 with transaction.Transaction(repo, on_object=tick if phase == "stage" else None) as txn:
     with TreeBuilder(txn) as builder:
@@ -594,10 +594,8 @@ def _tree_family() -> List[Tuple[str, bytes, List[str]]]:
 
 def _record_publish_order(monkeypatch: pytest.MonkeyPatch) -> List[str]:
     """Names moved into objects/, in order, whichever publish primitive the system has."""
-    import pyostree.repo.transaction as transaction_module
-
     order: List[str] = []
-    real_rename, real_link = transaction_module.rename_noreplace, transaction_module._link_or_skip
+    real_rename, real_link = publish.rename_noreplace, publish._link_or_skip
 
     def rename(source: str, target: str) -> Optional[bool]:
         order.append(os.path.basename(target))
@@ -607,8 +605,8 @@ def _record_publish_order(monkeypatch: pytest.MonkeyPatch) -> List[str]:
         order.append(os.path.basename(target))
         real_link(source, target)
 
-    monkeypatch.setattr(transaction_module, "rename_noreplace", rename)
-    monkeypatch.setattr(transaction_module, "_link_or_skip", link)
+    monkeypatch.setattr(publish, "rename_noreplace", rename)
+    monkeypatch.setattr(publish, "_link_or_skip", link)
     return order
 
 
@@ -665,8 +663,8 @@ def _gated_syncfs(monkeypatch: pytest.MonkeyPatch, *, only_first: bool) -> Tuple
         if name == "early-syncfs" and (not only_first or calls.count(name) == 1):
             release.wait(5)
 
-    monkeypatch.setattr(transaction_module, "syncfs", fake_syncfs)
-    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1000)
+    monkeypatch.setattr(publish, "syncfs", fake_syncfs)
+    monkeypatch.setattr(publish, "EARLY_SYNC_BYTES", 1000)
     return calls, release
 
 
@@ -725,7 +723,7 @@ def test_sync_ahead_is_the_publish_sync_unless_more_was_staged(
         published = [p for p in objects_dir.rglob("*") if p.is_file()]
         events.append(f"syncfs with {len(published)} published")
 
-    monkeypatch.setattr(transaction_module, "syncfs", fake_syncfs)
+    monkeypatch.setattr(publish, "syncfs", fake_syncfs)
     txn = repo.transaction()
     txn.begin()
     _staged_file(txn, b"before")
@@ -752,8 +750,8 @@ def test_sync_ahead_does_not_wait_for_a_running_early_round(
             release.wait(5)
         events.append(f"{name} returns")
 
-    monkeypatch.setattr(transaction_module, "syncfs", gated_syncfs)
-    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1000)
+    monkeypatch.setattr(publish, "syncfs", gated_syncfs)
+    monkeypatch.setattr(publish, "EARLY_SYNC_BYTES", 1000)
     repo = new_repo(tmp_path / "r")
     txn = repo.transaction()
     txn.begin()
@@ -774,7 +772,7 @@ def test_a_failing_sync_ahead_fails_the_publish(tmp_path: Path, monkeypatch: pyt
     def failing_syncfs(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(transaction_module, "syncfs", failing_syncfs)
+    monkeypatch.setattr(publish, "syncfs", failing_syncfs)
     repo = new_repo(tmp_path / "r")
     txn = repo.transaction()
     txn.begin()
@@ -791,8 +789,8 @@ def test_a_failing_early_sync_is_left_to_the_final_one(tmp_path: Path, monkeypat
             raise OSError(5, "Input/output error")
         raise OSError(5, "Input/output error (final)")
 
-    monkeypatch.setattr(transaction_module, "syncfs", failing_syncfs)
-    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 100)
+    monkeypatch.setattr(publish, "syncfs", failing_syncfs)
+    monkeypatch.setattr(publish, "EARLY_SYNC_BYTES", 100)
     repo = new_repo(tmp_path / "r")
     txn = repo.transaction()
     txn.begin()
@@ -804,8 +802,8 @@ def test_a_failing_early_sync_is_left_to_the_final_one(tmp_path: Path, monkeypat
 
 def test_no_early_sync_without_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: List[int] = []
-    monkeypatch.setattr(transaction_module, "syncfs", lambda fd: calls.append(fd))
-    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 100)
+    monkeypatch.setattr(publish, "syncfs", lambda fd: calls.append(fd))
+    monkeypatch.setattr(publish, "EARLY_SYNC_BYTES", 100)
     repo = new_repo(tmp_path / "r", fsync="false")
     with repo.transaction() as txn:
         _staged_file(txn, os.urandom(5000))
@@ -815,7 +813,7 @@ def test_no_early_sync_without_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_leaves_staged_before_an_early_sync_are_published_then(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Content and dirmeta are renamed into objects/ once a background syncfs made them
     durable; dirtrees and commits wait for the publish at commit."""
-    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 2000)
+    monkeypatch.setattr(publish, "EARLY_SYNC_BYTES", 2000)
     repo = new_repo(tmp_path / "r")
     txn = repo.transaction()
     txn.begin()
@@ -844,24 +842,25 @@ def test_early_publishing_moves_a_dirtree_only_when_its_subtree_is_there(
     accepts the result."""
     early: List[str] = []
     incomplete: List[str] = []
-    real = transaction_module.Transaction._publish_one
+    real = publish.Publisher._publish_one
     objects_dir = tmp_path / "r" / "objects"
 
-    def publish_one(self: Transaction, source: str, target: str) -> None:
+    def publish_one(self: publish.Publisher, source: str, target: str) -> None:
         if threading.current_thread().name == "early-syncfs":
             kind = target.rpartition(".")[2]
             early.append(kind)
             if kind == "dirtree":
                 tree = DirTree.from_bytes(Path(source).read_bytes())
-                names = [self._relpath(f.checksum, ObjectType.FILE) for f in tree.files]
+                relpath = self._stager.relpath
+                names = [relpath(f.checksum, ObjectType.FILE) for f in tree.files]
                 for sub in tree.dirs:
-                    names += [self._relpath(sub.tree_checksum, ObjectType.DIR_TREE),
-                              self._relpath(sub.meta_checksum, ObjectType.DIR_META)]
+                    names += [relpath(sub.tree_checksum, ObjectType.DIR_TREE),
+                              relpath(sub.meta_checksum, ObjectType.DIR_META)]
                 incomplete.extend(name for name in names if not (objects_dir / name).exists())
         real(self, source, target)
 
-    monkeypatch.setattr(transaction_module.Transaction, "_publish_one", publish_one)
-    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1)
+    monkeypatch.setattr(publish.Publisher, "_publish_one", publish_one)
+    monkeypatch.setattr(publish, "EARLY_SYNC_BYTES", 1)
     repo = new_repo(tmp_path / "r")
     make_sample_tree(tmp_path / "tree")
     with repo.transaction() as txn:
@@ -881,7 +880,7 @@ def test_a_dirtree_staged_before_its_files_goes_early_once_the_last_is_there(
     """A push sends dirtrees first: each round looks again only at a dirtree whose awaited
     object came. One that another writer put into objects/ after a round found it absent
     is not looked up again: that dirtree waits for the commit, which publishes it."""
-    monkeypatch.setattr(transaction_module, "EARLY_SYNC_BYTES", 1)  # a round per object
+    monkeypatch.setattr(publish, "EARLY_SYNC_BYTES", 1)  # a round per object
     with new_repo(tmp_path / "names").transaction() as elsewhere:  # only to learn the names
         names = [elsewhere.write_content(HEADER, [b"file %d" % i]) for i in range(4)]
     repo = new_repo(tmp_path / "r")
@@ -903,7 +902,7 @@ def test_a_dirtree_staged_before_its_files_goes_early_once_the_last_is_there(
         other.write_content(HEADER, [b"file 3"])
     other_file = txn.write_content(HEADER, [b"something else"])  # another round
     assert wait_for(lambda: repo.has_object(other_file, ObjectType.FILE))
-    assert wait_for(lambda: txn._early_thread is None)  # that round is over, no other
+    assert wait_for(lambda: txn._publisher._early_thread is None)  # that round is over, no other
     assert not repo.has_object(top, ObjectType.DIR_TREE)  # file 3 was not looked up again
     write_commit(txn, top, meta, CommitRequest(branch="main", timestamp=0))
     txn.commit()
@@ -914,7 +913,7 @@ def test_a_dirtree_staged_before_its_files_goes_early_once_the_last_is_there(
 def test_parallel_io_visits_every_path_once_and_raises_a_failure() -> None:
     paths = [str(index) for index in range(50)]
     seen: List[str] = []
-    transaction_module._parallel(seen.append, paths)
+    fsutil.parallel_io(seen.append, paths)
     assert sorted(seen, key=int) == paths
 
     def fail_on_seven(path: str) -> None:
@@ -922,7 +921,7 @@ def test_parallel_io_visits_every_path_once_and_raises_a_failure() -> None:
             raise OSError(5, "Input/output error", path)
 
     with pytest.raises(OSError, match="Input/output error"):
-        transaction_module._parallel(fail_on_seven, paths)
+        fsutil.parallel_io(fail_on_seven, paths)
 
 
 def test_publish_objects_takes_the_given_dirtrees_in_their_order_and_drops_the_rest(
@@ -935,13 +934,13 @@ def test_publish_objects_takes_the_given_dirtrees_in_their_order_and_drops_the_r
     top = txn.write_metadata(DirTree(files=(), dirs=(DirEntry("sub", leaf, meta),)))
     stray = txn.write_metadata(DirTree(files=(FileEntry("g", "ab" * 32),), dirs=()))
     renamed: List[str] = []
-    publish_one = Transaction._publish_one
+    publish_one = publish.Publisher._publish_one
 
-    def recording(self: Transaction, source: str, target: str) -> None:
+    def recording(self: publish.Publisher, source: str, target: str) -> None:
         renamed.append(os.path.basename(os.path.dirname(target)) + os.path.basename(target))
         publish_one(self, source, target)
 
-    monkeypatch.setattr(Transaction, "_publish_one", recording)
+    monkeypatch.setattr(publish.Publisher, "_publish_one", recording)
     txn.publish_objects([leaf, top])
     txn.commit()
     trees = [name for name in renamed if name.endswith(".dirtree")]
@@ -963,7 +962,7 @@ def test_an_abort_stops_and_waits_for_what_sync_ahead_began(
             entered.set()
             release.wait(5)
 
-    monkeypatch.setattr(transaction_module, "syncfs", blocked_syncfs)
+    monkeypatch.setattr(publish, "syncfs", blocked_syncfs)
     repo = new_repo(tmp_path / "r")
     txn = repo.transaction()
     txn.begin()
@@ -1000,7 +999,7 @@ def test_syncfs_is_on_the_file_system_of_the_staged_objects(tmp_path: Path, monk
     def recording_syncfs(fd: int) -> None:
         synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
 
-    monkeypatch.setattr(transaction_module, "syncfs", recording_syncfs)
+    monkeypatch.setattr(publish, "syncfs", recording_syncfs)
     repo = Repo.open(repo.path)
     with repo.transaction() as txn:
         commit = simple_commit(txn, b"synced where it is\n")
@@ -1014,14 +1013,14 @@ def test_ref_dirs_are_fsynced_before_commit_returns(tmp_path: Path, monkeypatch:
     for it, must be durable by then (the ref file's own fdatasync does not cover them)."""
     repo = new_repo(tmp_path / "r")
     synced: List[Tuple[str, bool]] = []
-    real = transaction_module.fsync_dir
+    real = refqueue.fsync_dir
 
     def recording(path: str) -> None:
         ref = repo.path / "refs" / "heads" / "team" / "os" / "stable"
         synced.append((os.path.relpath(path, repo.path), ref.exists()))
         real(path)
 
-    monkeypatch.setattr(transaction_module, "fsync_dir", recording)
+    monkeypatch.setattr(refqueue, "fsync_dir", recording)
     with repo.transaction() as txn:
         txn.set_ref("team/os/stable", simple_commit(txn, b"durable ref\n", branch="other"))
     after_ref = {path for path, ref_there in synced if ref_there}
