@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sign_support import ours, repo  # noqa: F401  (repo: the fixture)
 from ostree_tool import needs_ostree, run_ostree
 from pyostree import gvariant
-from pyostree.cli.main import main
 from pyostree.errors import SignError
 from pyostree.objects import ObjectType
 from pyostree.repo import Repo
@@ -59,23 +59,6 @@ def keypair(seed: bytes) -> Tuple[str, str]:
 
 SK1, PK1 = keypair(bytes(range(32)))
 SK2, PK2 = keypair(bytes(range(1, 33)))
-
-
-def ours(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    status = main(list(argv))
-    out = capsys.readouterr()
-    return status, out.out, out.err
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Tuple[Path, str]:
-    path = tmp_path / "repo"
-    run_ostree("init", "--mode=archive", repo=path)
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    (tree / "file").write_text("content\n")
-    checksum = run_ostree("commit", "-b", "main", f"--tree=dir={tree}", "-s", "x", repo=path).strip()
-    return path, checksum
 
 
 def commitmeta_path(path: Path, checksum: str) -> Path:

@@ -21,9 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpgkeys import GpgKeyHome, gpg_bin, kill_agent, make_key, revoke
+from sign_support import ours, repo  # noqa: F401  (repo: the fixture)
 from ostree_tool import needs_ostree, run_ostree, run_ostree_fail
 from pyostree import gvariant
-from pyostree.cli.main import main
 from pyostree.errors import SignError
 from pyostree.objects import ObjectType
 from pyostree.repo import Repo
@@ -45,23 +45,6 @@ def key2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpgKeyHome]:
     home = make_key(tmp_path_factory.mktemp("gpg2"), "Second Signer", "second@example.com")
     yield home
     kill_agent(home)
-
-
-def ours(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    status = main(list(argv))
-    out = capsys.readouterr()
-    return status, out.out, out.err
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Tuple[Path, str]:
-    path = tmp_path / "repo"
-    run_ostree("init", "--mode=archive", repo=path)
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    (tree / "file").write_text("content\n")
-    checksum = run_ostree("commit", "-b", "main", f"--tree=dir={tree}", "-s", "x", repo=path).strip()
-    return path, checksum
 
 
 def signatures(path: Path, checksum: str) -> List[bytes]:

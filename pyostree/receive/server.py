@@ -846,6 +846,7 @@ def _read_dirtree(path: str, commit: str, tree: str
     import mmap
 
     from pyostree.receive.incoming import MAX_METADATA_SIZE
+    from pyostree.repo.fsutil import page_dropper
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -861,15 +862,7 @@ def _read_dirtree(path: str, commit: str, tree: str
         mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
-    page = mmap.PAGESIZE
-
-    def release(start: int, end: int) -> None:
-        start = -(-start // page) * page
-        end = end // page * page
-        if end > start:
-            mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
-
-    return mapped, release
+    return mapped, page_dropper(mapped)
 
 
 def _dirtree_entries(data: _DirtreeBytes, checksum: str,

@@ -5,12 +5,16 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Callable, List, Optional, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Union
+
+if TYPE_CHECKING:
+    import mmap
 
 __all__ = [
     "BytesReader",
     "TmpFile",
     "fsync_dir",
+    "page_dropper",
     "parallel_io",
     "process_umask",
     "rename_noreplace",
@@ -198,3 +202,20 @@ def parallel_io(function: Callable[[str], None], paths: List[str]) -> None:
         thread.join()
     if errors:
         raise errors[0]
+
+
+def page_dropper(mapped: "mmap.mmap") -> Callable[[int, int], None]:
+    """``release(start, end)`` for a read-only mapping read front to back: the whole pages
+    in that range are dropped (MADV_DONTNEED), so a big mapped object is never resident
+    whole however far the reader gets."""
+    import mmap as mmap_module
+
+    page = mmap_module.PAGESIZE
+
+    def release(start: int, end: int) -> None:
+        start = -(-start // page) * page
+        end = end // page * page
+        if end > start:
+            mapped.madvise(mmap_module.MADV_DONTNEED, start, end - start)
+
+    return release

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequ
 from pyostree.errors import ChecksumMismatchError, ObjectError, RepoError
 from pyostree.objects.checksum import validate_checksum
 from pyostree.objects.types import ObjectType
-from pyostree.repo.fsutil import BytesReader, TmpFile, write_all
+from pyostree.repo.fsutil import BytesReader, TmpFile, page_dropper, write_all
 from pyostree.repo.modewrite import apply_file_metadata, check_header_for_mode, ostreemeta
 from pyostree.repo.staging import UNCHECKED_DIR, StagingDir
 
@@ -314,16 +314,8 @@ class Stager:
                     f"actual {checksum}")
             if size:
                 mapped = mmap.mmap(tmp.fd, size, prot=mmap.PROT_READ)
-                page = mmap.PAGESIZE
-
-                def release(start: int, end: int) -> None:
-                    start = -(-start // page) * page
-                    end = end // page * page
-                    if end > start:
-                        mapped.madvise(mmap.MADV_DONTNEED, start, end - start)
-
                 try:
-                    check(mapped, release)
+                    check(mapped, page_dropper(mapped))
                 finally:
                     try:
                         mapped.close()
