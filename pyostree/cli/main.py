@@ -165,6 +165,20 @@ def _build_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
     return parser
 
 
+def _parse_intermixed(name: str, module: ModuleType, argv: list[str]) -> argparse.Namespace:
+    """Options anywhere between the positionals, as GOption allows (``config set --group=G
+    KEY VALUE``), for a module that sets ``INTERMIXED = True``."""
+    summary = str(getattr(module, "SUMMARY", ""))
+    parser = _Parser(prog=f"{PROG} {name}", description=summary, formatter_class=_Formatter)
+    _add_repo_option(parser)
+    module.add_arguments(parser)
+    words = list(argv)
+    words.remove(name)
+    args = parser.parse_intermixed_args(words)
+    args.command = name
+    return args
+
+
 def _resolve_repo(explicit: Optional[str]) -> Optional[str]:
     """``--repo``, else the working directory if it is a repo, else ``$OSTREE_REPO`` (as ostree)."""
     if explicit is not None:
@@ -189,8 +203,10 @@ def _run(argv: list[str]) -> tuple[int, bool]:
     if module is None:
         sys.stderr.write(_usage_text())
         raise UsageError(f"Unknown command '{name}'")
-    parser = _build_parser(name, module)
-    args = parser.parse_args(argv)
+    if getattr(module, "INTERMIXED", False) is True:
+        args = _parse_intermixed(name, module, argv)
+    else:
+        args = _build_parser(name, module).parse_args(argv)
     args.repo = _resolve_repo(getattr(args, "repo", None))
     status = module.run(args)
     return int(status or 0), getattr(module, "FAST_EXIT", False) is True
