@@ -30,3 +30,34 @@ def test_invalid_timestamp_refused_as_ostree(tmp_path: Path, stamp: str) -> None
     assert want.status == 1
     assert got == want
     assert not list((ours / "refs" / "heads").iterdir())
+
+
+def _content_checksum(repo: Path, ref: str) -> str:
+    shown = ostree("show", f"--repo={repo}", ref).out
+    return next(line.split()[1] for line in shown.splitlines() if line.startswith("ContentChecksum:"))
+
+
+@pytest.mark.parametrize("mode", ["archive", "bare-user"])
+def test_base_layers_the_tree_on_the_base_commit(tmp_path: Path, mode: str) -> None:
+    base_tree, top = tmp_path / "base", tmp_path / "top"
+    (base_tree / "sub").mkdir(parents=True)
+    (base_tree / "kept").write_text("kept\n")
+    (base_tree / "sub" / "over").write_text("old\n")
+    (top / "sub").mkdir(parents=True)
+    (top / "sub" / "over").write_text("new\n")
+    (top / "added").write_text("added\n")
+    repos = []
+    for tool, name in ((ostree, "theirs"), (pyostree, "ours")):
+        repo = tmp_path / name
+        assert ostree("init", f"--repo={repo}", f"--mode={mode}").status == 0
+        assert ostree("commit", f"--repo={repo}", "-b", "base", "--timestamp=2020-01-01",
+                      str(base_tree)).status == 0
+        got = tool("commit", f"--repo={repo}", "-b", "x", "--base=base", "--timestamp=2020-01-02",
+                   str(top))
+        assert got.status == 0 and got.err == "", got
+        repos.append(repo)
+    assert _content_checksum(repos[1], "x") == _content_checksum(repos[0], "x")
+    listing = ostree("ls", f"--repo={repos[1]}", "-R", "x").out
+    assert "/kept" in listing and "/added" in listing
+    assert ostree("cat", f"--repo={repos[1]}", "x", "/sub/over").out == "new\n"
+    assert ostree("fsck", f"--repo={repos[1]}").status == 0
