@@ -61,3 +61,30 @@ def test_base_layers_the_tree_on_the_base_commit(tmp_path: Path, mode: str) -> N
     assert "/kept" in listing and "/added" in listing
     assert ostree("cat", f"--repo={repos[1]}", "x", "/sub/over").out == "new\n"
     assert ostree("fsck", f"--repo={repos[1]}").status == 0
+
+
+@pytest.mark.parametrize("mode", ["archive", "bare-user"])
+def test_commit_cwd_holding_the_repo_skips_the_repo(tmp_path: Path, mode: str) -> None:
+    """ostree commits its own repo directory too (staging files with random names, so no
+    two runs agree); the walk raced those files ('cannot read ./repo/tmp/staging-...').
+    We leave the repo out and commit the rest as ostree would."""
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    for index in range(200):  # enough files that staging runs while the walk lists repo/
+        (work / "sub" / f"f{index}").write_text(f"{index}\n" * 50)
+    repo = work / "repo"
+    assert ostree("init", "--repo=repo", f"--mode={mode}", cwd=work).status == 0
+    got = pyostree("commit", "--repo=repo", "-b", "X", cwd=work)
+    assert got.status == 0 and got.err == "", got
+    listing = ostree("ls", f"--repo={repo}", "-R", "X").out
+    assert "/repo" not in listing and "/sub/f199" in listing
+    # the same content as ostree's commit of the tree without the repo
+    other = tmp_path / "other"
+    assert ostree("init", f"--repo={other}", f"--mode={mode}").status == 0
+    (tmp_path / "copy").mkdir()
+    (work / "sub").rename(tmp_path / "copy" / "sub")
+    assert ostree("commit", f"--repo={other}", "-b", "X", str(tmp_path / "copy")).status == 0
+    shown = [ostree("show", f"--repo={r}", "X").out.splitlines() for r in (repo, other)]
+    content = [[line for line in s if line.startswith("ContentChecksum:")] for s in shown]
+    assert content[0] == content[1]
+    assert ostree("fsck", f"--repo={repo}").status == 0
