@@ -165,6 +165,21 @@ def _build_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
     return parser
 
 
+def _exec_extension(name: str, argv: list[str]) -> None:
+    """Like ostree, run ``ostree-NAME`` from $PATH for an unknown command, with every
+    argument (the command name included); returns only if there is none."""
+    import shutil
+
+    if "/" in name or not _COMMAND_NAME.match(name):
+        return
+    path = shutil.which(f"ostree-{name}")
+    if path is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(path, [path, *argv])
+
+
 def _parse_intermixed(name: str, module: ModuleType, argv: list[str]) -> argparse.Namespace:
     """Options anywhere between the positionals, as GOption allows (``config set --group=G
     KEY VALUE``), for a module that sets ``INTERMIXED = True``."""
@@ -201,6 +216,7 @@ def _run(argv: list[str]) -> tuple[int, bool]:
         return (0 if wants_help else USAGE_ERROR_STATUS), False
     module = load_command(name)
     if module is None:
+        _exec_extension(name, argv)
         sys.stderr.write(_usage_text())
         raise UsageError(f"Unknown command '{name}'")
     if getattr(module, "INTERMIXED", False) is True:
