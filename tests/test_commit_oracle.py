@@ -238,7 +238,7 @@ def test_fifo_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     "argv, message",
     [
         (("commit", "."), "A branch must be specified"),
-        (("commit", "-b", "x", "--timestamp=yesterday", "."), "could not parse timestamp"),
+        (("commit", "-b", "x", "--timestamp=yesterday", "."), "Could not parse 'yesterday'"),
         (("commit", "-b", "x", "--add-metadata=k=[1, 'a']", "."), "string where i was expected"),
         (("commit", "-b", "x", "--add-metadata-string=novalue", "."), "expected KEY=VALUE"),
         (("commit", "-b", "x", "--tree=zip=foo", "."), "invalid --tree"),

@@ -55,6 +55,7 @@ class CheckoutOptions:
     subpath: str = "/"        # --subpath: check out only this directory
     force_copy: bool = False  # -C: never hardlink (also keeps directory mtimes)
     fsync: bool = False       # fsync files and directories as they are written
+    require_hardlinks: bool = False  # -H: fail where a file would be copied, as ostree
 
 
 @dataclass(frozen=True)
@@ -386,6 +387,8 @@ class _Writer:
             counts.files += 1
             counts.hardlinks += 1
             return
+        if self.options.require_hardlinks and not self.hardlinkable:
+            raise CheckoutError(self._no_hardlink_reason())
         with self.repo.open_content(checksum) as reader:
             header = reader.header
             if not (header.is_regular or header.is_symlink):
@@ -412,6 +415,14 @@ class _Writer:
                                                   header.uid, header.gid, header.xattrs, path)
         counts.files += 1
 
+    def _no_hardlink_reason(self) -> str:
+        """libostree's words when --require-hardlinks meets a mode that copies."""
+        from pyostree.repo import RepoMode
+
+        if self.repo.mode == RepoMode.BARE_USER and not self.user_mode:
+            return "User repository mode requires user checkout mode to hardlink"
+        return "Bare repository mode cannot hardlink in user checkout mode"
+
     def _try_fast_hardlink(self, dir_fd: int, name: str, checksum: str, path: str) -> bool:
         """The common case without opening a reader: a plain, readable, non-empty file."""
         raw = bytes.fromhex(checksum)
@@ -430,7 +441,7 @@ class _Writer:
         except FileExistsError:
             raise CheckoutError(f"{path}: destination already exists") from None
         except OSError as err:
-            if err.errno in _HARDLINK_FALLBACK_ERRNOS:
+            if err.errno in _HARDLINK_FALLBACK_ERRNOS and not self.options.require_hardlinks:
                 return False
             raise CheckoutError(f"{path}: hardlinking {checksum}: {err.strerror}") from None
         if target != name:

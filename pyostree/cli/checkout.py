@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subpath", metavar="PATH", default="/", help="check out sub-directory PATH")
     parser.add_argument("--allow-noent", action="store_true",
                         help="do nothing if the specified path does not exist")
+    parser.add_argument("-H", "--require-hardlinks", action="store_true",
+                        help="Do not fall back to full copies if hardlinking fails")
     parser.add_argument("-C", "--force-copy", action="store_true", help="never hardlink")
     parser.add_argument("--fsync", metavar="POLICY", choices=("true", "false", "1", "0"),
                         help="whether to fsync the files written (default: no)")
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         union=args.union,
         subpath=args.subpath,
         force_copy=args.force_copy,
+        require_hardlinks=args.require_hardlinks,
         fsync=args.fsync in ("true", "1"),
     )
     root = commit_root(repo, commit)

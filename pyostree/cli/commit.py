@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="add a layer (repeatable, later layers win)")
     parser.add_argument("--timestamp", help="commit time: @SECONDS or YYYY-MM-DD[ HH:MM:SS] (UTC)")
     parser.add_argument("--parent", help="parent commit, or 'none'")
+    parser.add_argument("--base", metavar="REV",
+                        help="Start from the given commit as a base (no modifiers apply)")
     parser.add_argument("--orphan", action="store_true",
                         help="no default parent (and no ref unless -b is given, as in ostree)")
     parser.add_argument("--add-metadata-string", action="append", default=[], metavar="KEY=VALUE",
@@ -123,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     )
     with repo.transaction() as txn:
         with TreeBuilder(txn, options) as builder:
+            if args.base is not None:  # the tree below every layer, as ostree's --base
+                base = repo.load_commit(repo.resolve_rev(args.base))
+                builder.add_repo_tree(base.root_tree, base.root_meta)
             for kind, value in _parse_trees(args):
                 if kind == "dir":
                     builder.add_directory(value)

@@ -165,6 +165,35 @@ def _build_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
     return parser
 
 
+def _exec_extension(name: str, argv: list[str]) -> None:
+    """Like ostree, run ``ostree-NAME`` from $PATH for an unknown command, with every
+    argument (the command name included); returns only if there is none."""
+    import shutil
+
+    if "/" in name or not _COMMAND_NAME.match(name):
+        return
+    path = shutil.which(f"ostree-{name}")
+    if path is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(path, [path, *argv])
+
+
+def _parse_intermixed(name: str, module: ModuleType, argv: list[str]) -> argparse.Namespace:
+    """Options anywhere between the positionals, as GOption allows (``config set --group=G
+    KEY VALUE``), for a module that sets ``INTERMIXED = True``."""
+    summary = str(getattr(module, "SUMMARY", ""))
+    parser = _Parser(prog=f"{PROG} {name}", description=summary, formatter_class=_Formatter)
+    _add_repo_option(parser)
+    module.add_arguments(parser)
+    words = list(argv)
+    words.remove(name)
+    args = parser.parse_intermixed_args(words)
+    args.command = name
+    return args
+
+
 def _resolve_repo(explicit: Optional[str]) -> Optional[str]:
     """``--repo``, else the working directory if it is a repo, else ``$OSTREE_REPO`` (as ostree)."""
     if explicit is not None:
@@ -187,10 +216,13 @@ def _run(argv: list[str]) -> tuple[int, bool]:
         return (0 if wants_help else USAGE_ERROR_STATUS), False
     module = load_command(name)
     if module is None:
+        _exec_extension(name, argv)
         sys.stderr.write(_usage_text())
         raise UsageError(f"Unknown command '{name}'")
-    parser = _build_parser(name, module)
-    args = parser.parse_args(argv)
+    if getattr(module, "INTERMIXED", False) is True:
+        args = _parse_intermixed(name, module, argv)
+    else:
+        args = _build_parser(name, module).parse_args(argv)
     args.repo = _resolve_repo(getattr(args, "repo", None))
     status = module.run(args)
     return int(status or 0), getattr(module, "FAST_EXIT", False) is True

@@ -86,12 +86,12 @@ _DATE_RE = re.compile(
 
 def parse_timestamp(text: str) -> int:
     """``@SECONDS``, ``YYYY-MM-DD`` or ``YYYY-MM-DD[T ]HH:MM[:SS][Z|±HH:MM]``, taken as UTC."""
-    text = text.strip()
+    original, text = text, text.strip()
     if text.startswith("@") and re.fullmatch(r"@-?\d+", text):
         return int(text[1:])
     match = _DATE_RE.fullmatch(text)
     if match is None:
-        raise CommitError(f"could not parse timestamp {text!r}")
+        raise CommitError(f"Could not parse '{original}'")
     year, month, day, hour, minute, second, zone = match.groups()
     try:
         moment = calendar.timegm(
@@ -100,7 +100,7 @@ def parse_timestamp(text: str) -> int:
             ).timetuple()
         )
     except (ValueError, OverflowError):
-        raise CommitError(f"could not parse timestamp {text!r}") from None
+        raise CommitError(f"Could not parse '{original}'") from None
     if zone and zone not in ("Z", "UTC"):
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")

@@ -85,10 +85,20 @@ def _unescape(raw: str) -> str:
 
 
 def _escape(value: str) -> str:
-    out = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    if out.startswith(" "):
-        out = "\\s" + out[1:]
-    return out
+    """g_key_file_set_string's escaping: spaces and tabs only while still leading."""
+    out: List[str] = []
+    leading = True
+    for ch in value:
+        if ch == " " and leading:
+            out.append("\\s")
+        elif ch == "\t" and leading:
+            out.append("\\t")
+        elif ch in "\n\r\\":
+            out.append({"\n": "\\n", "\r": "\\r", "\\": "\\\\"}[ch])
+        else:
+            out.append(ch)
+            leading = False
+    return "".join(out)
 
 
 def _split_key(line: str) -> Tuple[str, str]:
@@ -266,25 +276,45 @@ class RepoConfig:
             text = _escape(value)
         line = f"{key}={text}"
         matches = [entry for entry in self._entries(group) if entry.key == key]
-        if matches:
+        if matches:  # GLib replaces the value that wins (the last) and keeps the others
             matches[-1].raw = line
-            for section in self._sections(group):
-                section.entries[:] = [
-                    e for e in section.entries if e.key != key or e is matches[-1]
-                ]
             return
         found = self._group(group, create=True)
         # Insert after the last key so trailing blank lines stay between groups.
         last_key = max((i for i, e in enumerate(found.entries) if e.key is not None), default=-1)
         found.entries.insert(last_key + 1, _Entry(key, line))
 
-    def remove(self, group: str, key: Optional[str] = None) -> None:
-        """Remove KEY from GROUP, or the whole GROUP when KEY is None; missing is fine."""
+    def remove(self, group: str, key: Optional[str] = None) -> bool:
+        """Remove KEY (its last line, as g_key_file_remove_key) from GROUP, or the whole GROUP
+        when KEY is None; False if it was missing."""
         if key is None:
+            found = self.has_group(group)
             self._groups = [g for g in self._groups if g.name != group]
-            return
-        for section in self._sections(group):
-            section.entries[:] = [entry for entry in section.entries if entry.key != key]
+            return found
+        for section in reversed(self._sections(group)):  # GLib drops only the winning one
+            for index in range(len(section.entries) - 1, -1, -1):
+                if section.entries[index].key == key:
+                    del section.entries[index]
+                    return True
+        return False
+
+    def to_keyfile_text(self) -> str:
+        """What ``g_key_file_to_data`` writes for this file as libostree loads it (no
+        KEEP_COMMENTS): comments and blank lines dropped, repeated groups merged, each
+        group after the first preceded by one blank line, ``key=value`` with the value as
+        written (repeated keys kept). ``ostree config set`` rewrites the file this way."""
+        out: List[str] = []
+        length = 0
+        for name in self.groups():
+            if length >= 2 and out[-1][-2:-1] != "\n":
+                out.append("\n")
+            out.append(f"[{name}]\n")
+            for entry in self._entries(name):
+                if entry.key is not None:
+                    value = _split_key(entry.raw.lstrip(_ASCII_SPACE))[1]
+                    out.append(f"{entry.key}={value}\n")
+            length = sum(len(part) for part in out)
+        return "".join(out)
 
 
 def parse_core(config: RepoConfig) -> RepoMode:

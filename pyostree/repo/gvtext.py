@@ -3,14 +3,16 @@
 Supported: strings ('…' or "…" with backslash escapes), booleans, integers and floats with
 optional type prefixes (``byte``, ``int16``, ``uint16``, ``int32``, ``uint32``, ``int64``,
 ``uint64``, ``double``; bare integers are ``i``, bare floats ``d``), ``@TYPE`` annotations
-on those and on arrays, and homogeneous arrays of any of these (``['a', 'b']`` is ``as``,
-``@as []`` an empty one).
+on any value, homogeneous arrays (``['a', 'b']`` is ``as``, ``@as []`` an empty one),
+dictionaries (``{'k': <1>}`` is ``a{sv}``, ``@a{sv} {}`` an empty one), variants
+(``<'x'>``) and tuples (``('a', 1)``), as ``g_variant_parse`` reads what
+``g_variant_print`` writes.
 """
 
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from pyostree.errors import PyOstreeError
 
@@ -62,13 +64,29 @@ class _Parser:
             if match is None:
                 raise self.fail("bad type annotation")
             self.pos = match.end()
-            return self.value(match.group(1))
+            annotated = match.group(1)
+            if expected is not None and annotated != expected:
+                raise self.fail(f"{annotated} where {expected} was expected")
+            if _type_end(annotated, 0) != len(annotated):
+                raise self.fail(f"bad type annotation {annotated!r}")
+            return self.value(annotated)
         if char in ("'", '"'):
             if expected not in (None, "s"):
                 raise self.fail(f"string where {expected} was expected")
             return "s", self.string()
         if char == "[":
             return self.array(expected)
+        if char == "{":
+            return self.dictionary(expected)
+        if char == "<":
+            if expected not in (None, "v"):
+                raise self.fail(f"variant where {expected} was expected")
+            self.pos += 1
+            inner = self.value()
+            self.expect(">")
+            return "v", inner
+        if char == "(":
+            return self.tuple(expected)
         word = self.word()
         if word in ("true", "false"):
             if expected not in (None, "b"):
@@ -155,6 +173,8 @@ class _Parser:
             self.pos += 1
             if element_type is None:
                 raise self.fail("empty array needs a type annotation such as @as []")
+            if element_type.startswith("{"):  # GLib takes @a{sv} [] for an empty dictionary
+                return "a" + element_type, {}
             return "a" + element_type, values
         while True:
             kind, value = self.value(element_type)
@@ -169,6 +189,109 @@ class _Parser:
                 return "a" + element_type, values
             if char != ",":
                 raise self.fail("expected ',' or ']'")
+
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise self.fail(f"expected {char!r}")
+        self.pos += 1
+
+    def dictionary(self, expected: Optional[str]) -> Typed:
+        key_type: Optional[str] = None
+        value_type: Optional[str] = None
+        if expected is not None:
+            if not expected.startswith("a{"):
+                raise self.fail(f"dictionary where {expected} was expected")
+            key_type, value_type = _member_types(expected[1:])
+        self.pos += 1  # '{'
+        entries: Dict[object, object] = {}
+        if self.peek() == "}":
+            self.pos += 1
+            if key_type is None:
+                raise self.fail("empty dictionary needs a type annotation such as @a{sv} {}")
+            return expected or "", entries
+        while True:
+            kind, key = self.value(key_type)
+            if kind not in _BASIC_TYPES:
+                raise self.fail(f"dictionary key of type {kind}")
+            self.expect(":")
+            value_kind, item = self.value(value_type)
+            if key_type is None:
+                key_type, value_type = kind, value_kind
+            elif kind != key_type or value_kind != value_type:
+                raise self.fail("dictionary mixes entry types")
+            if isinstance(key, list):
+                raise self.fail("unhashable dictionary key")
+            entries[key] = item
+            char = self.peek()
+            self.pos += 1
+            if char == "}":
+                return "a{" + key_type + str(value_type) + "}", entries
+            if char != ",":
+                raise self.fail("expected ',' or '}'")
+
+    def tuple(self, expected: Optional[str]) -> Typed:
+        members: Optional[List[str]] = None
+        if expected is not None:
+            if not expected.startswith("("):
+                raise self.fail(f"tuple where {expected} was expected")
+            members = _member_types(expected)
+        self.pos += 1  # '('
+        kinds: List[str] = []
+        values: List[object] = []
+        while self.peek() != ")":
+            index = len(values)
+            if members is not None and index >= len(members):
+                raise self.fail("too many tuple members")
+            kind, item = self.value(members[index] if members is not None else None)
+            kinds.append(kind)
+            values.append(item)
+            if self.peek() == ",":
+                self.pos += 1
+            elif self.peek() != ")":
+                raise self.fail("expected ',' or ')'")
+        self.pos += 1
+        if members is not None and len(values) != len(members):
+            raise self.fail("too few tuple members")
+        return "(" + "".join(kinds) + ")", tuple(values)
+
+
+_BASIC_TYPES = frozenset("bynqiuxthdsog")
+
+
+def _type_end(type_string: str, start: int) -> int:
+    """Index just after the complete type at START; -1 when it is not one."""
+    if start >= len(type_string):
+        return -1
+    char = type_string[start]
+    if char in "am":
+        return _type_end(type_string, start + 1)
+    if char == "{":
+        key_end = _type_end(type_string, start + 1)
+        if key_end < 0 or type_string[start + 1] not in _BASIC_TYPES:
+            return -1
+        value_end = _type_end(type_string, key_end)
+        if value_end < 0 or value_end >= len(type_string) or type_string[value_end] != "}":
+            return -1
+        return value_end + 1
+    if char == "(":
+        pos = start + 1
+        while pos < len(type_string) and type_string[pos] != ")":
+            pos = _type_end(type_string, pos)
+            if pos < 0:
+                return -1
+        return pos + 1 if pos < len(type_string) else -1
+    return start + 1 if char in _BASIC_TYPES or char == "v" else -1
+
+
+def _member_types(type_string: str) -> List[str]:
+    """The member types of a tuple or dict-entry type string."""
+    members, pos = [], 1
+    while pos < len(type_string) - 1:
+        end = _type_end(type_string, pos)
+        members.append(type_string[pos:end])
+        pos = end
+    return members
 
 
 def parse_gvariant_text(text: str) -> Typed:

@@ -3,13 +3,15 @@
 Every object is re-hashed on the way in (content from its logical header + payload), so a
 corrupt source cannot plant a mislabelled object, whatever its mode; metadata must also
 be in normal form and pass libostree's structural checks, as for an untrusted pull. A commit is marked
-``state/CSUM.commitpartial`` before its tree is copied and unmarked at commit time.
+``state/CSUM.commitpartial`` before its tree is copied and unmarked at commit time; with
+``commit_metadata_only`` only the commit and its detached metadata are copied and the mark
+stays, as libostree's ``--commit-metadata-only``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Set
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from pyostree.errors import NotFoundError, ObjectError
 from pyostree.objects.checksum import is_checksum
@@ -26,6 +28,8 @@ class PullResult:
     refs: Dict[str, str]  # ref written in the destination -> commit
     commits: int
     objects: int
+    metadata: int = 0  # metadata objects copied (commits, dirtrees, dirmetas)
+    content: int = 0  # content objects copied
 
 
 def _check_metadata(objtype: ObjectType, checksum: str, data: bytes) -> None:
@@ -64,8 +68,10 @@ def _copy_content(src: Repo, txn: Transaction, checksum: str) -> bool:
     return True
 
 
-def _copy_tree(src: Repo, txn: Transaction, tree: str, meta: str) -> int:
+def _copy_tree(src: Repo, txn: Transaction, tree: str, meta: str) -> Tuple[int, int]:
+    """Metadata and content objects copied."""
     copied = 0
+    content = 0
     stack = [(tree, meta)]
     done: Set[str] = set()
     while stack:
@@ -83,12 +89,12 @@ def _copy_tree(src: Repo, txn: Transaction, tree: str, meta: str) -> int:
             except ObjectError as err:
                 raise ObjectError(f"dirtree {tree_checksum}: {err}") from None
         for entry in dirtree.files:
-            copied += _copy_content(src, txn, entry.checksum)
+            content += _copy_content(src, txn, entry.checksum)
         for sub in dirtree.dirs:
             stack.append((sub.tree_checksum, sub.meta_checksum))
         # the dirtree itself only after its children (children before parents)
         copied += _copy_metadata(src, txn, tree_checksum, ObjectType.DIR_TREE)
-    return copied
+    return copied, content
 
 
 def _commit_chain(src: Repo, commit: str, depth: int) -> List[str]:
@@ -112,6 +118,7 @@ def pull_local(
     depth: int = 0,
     remote: Optional[str] = None,
     on_commit: Optional[Callable[[str], None]] = None,
+    commit_metadata_only: bool = False,
 ) -> PullResult:
     """Copy ``refs`` (all of the source's local refs when empty; a checksum copies that
     commit without writing a ref) with ``depth`` parents (-1: all)."""
@@ -130,7 +137,8 @@ def pull_local(
     commits.extend(wanted.values())
     written: Dict[str, str] = {}
     count_commits = 0
-    count_objects = 0
+    count_metadata = 0
+    count_content = 0
     with dest.transaction() as txn:
         seen: Set[str] = set()
         for head in commits:
@@ -140,21 +148,25 @@ def pull_local(
                 if checksum in seen:
                     continue
                 seen.add(checksum)
-                complete = txn.has_object(checksum, ObjectType.COMMIT) and not dest.is_commit_partial(checksum)
-                if complete:
+                present = txn.has_object(checksum, ObjectType.COMMIT)
+                if present and (commit_metadata_only or not dest.is_commit_partial(checksum)):
                     continue
-                if src.is_commit_partial(checksum):
+                if src.is_commit_partial(checksum) and not commit_metadata_only:
                     raise NotFoundError(f"commit {checksum} is partial in the source repo")
                 txn.mark_commit_partial(checksum)
                 commit = src.load_commit(checksum)
-                count_objects += _copy_tree(src, txn, commit.root_tree, commit.root_meta)
-                count_objects += _copy_metadata(src, txn, checksum, ObjectType.COMMIT)
+                if not commit_metadata_only:
+                    metadata, content = _copy_tree(src, txn, commit.root_tree, commit.root_meta)
+                    count_metadata += metadata
+                    count_content += content
+                count_metadata += _copy_metadata(src, txn, checksum, ObjectType.COMMIT)
                 detached = src.load_commitmeta(checksum)
                 if detached is not None:
                     data = src.read_metadata_bytes(checksum, ObjectType.COMMIT_META)
                     _check_metadata(ObjectType.COMMIT_META, checksum, data)
                     txn.write_commitmeta(checksum, data)
-                txn.clear_commit_partial(checksum)
+                if not commit_metadata_only:
+                    txn.clear_commit_partial(checksum)
                 count_commits += 1
                 if on_commit is not None:
                     on_commit(checksum)
@@ -162,4 +174,5 @@ def pull_local(
             target = f"{remote}:{name}" if remote else name
             txn.set_ref(target, checksum)
             written[target] = checksum
-    return PullResult(written, count_commits, count_objects)
+    return PullResult(written, count_commits, count_metadata + count_content,
+                      count_metadata, count_content)

@@ -180,6 +180,7 @@ class TreeBuilder:
         self._skip_xattrs = self.options.no_xattrs or self.options.canonical_permissions
         # (uid, gid, mode, xattrs) from disk -> validated header and its checksum prefix
         self._headers: Dict[Tuple[int, int, int, Xattrs], Tuple[FileHeader, bytes]] = {}
+        self._skip_dir: Optional[Tuple[int, int]] = None  # (dev, ino) of the repo, not committed
 
     # ---- the mutable tree ------------------------------------------------------------
 
@@ -283,6 +284,11 @@ class TreeBuilder:
         if not stat.S_ISDIR(st.st_mode):
             raise TreeBuildError(f"not a directory: {top}")
         self.root.meta = self._disk_dir_meta(top, st)
+        try:  # the repo itself, when it lies inside the tree, changes under the walk: skipped
+            repo_st = os.stat(self.txn.root)
+            self._skip_dir = (repo_st.st_dev, repo_st.st_ino)
+        except (AttributeError, OSError):
+            self._skip_dir = None
         try:
             self._walk(top, self.root)
         except OSError as err:
@@ -301,6 +307,8 @@ class TreeBuilder:
             validate_filename(name)
             if entry.is_dir(follow_symlinks=False):
                 st = entry.stat(follow_symlinks=False)
+                if (st.st_dev, st.st_ino) == self._skip_dir:
+                    continue
                 child = self._ensure_dir(node, name, entry.path)
                 child.meta = self._disk_dir_meta(entry.path, st)
                 self._walk(entry.path, child)
