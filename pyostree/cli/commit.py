@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List, Optional, Tuple
 
-from pyostree.cli.common import open_repo
+from pyostree.cli.common import add_signing_arguments, open_repo
 from pyostree.errors import PyOstreeError
 
 NAME = "commit"
@@ -45,12 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-bindings", action="store_true", help="do not add ref/collection bindings")
     parser.add_argument("--skip-if-unchanged", action="store_true",
                         help="do not commit if the tree equals the parent's")
-    parser.add_argument("--gpg-sign", action="append", default=[], metavar="KEY-ID",
-                        help="GPG Key ID to sign the commit with (repeatable)")
-    parser.add_argument("--gpg-homedir", metavar="HOMEDIR", help="GPG Homedir to use when looking for keyrings")
-    parser.add_argument("--sign", action="append", default=[], metavar="KEY_ID",
-                        help="sign the commit with this base64 secret key (repeatable)")
-    parser.add_argument("--sign-type", metavar="NAME", help="signature type to use (defaults to 'ed25519')")
+    add_signing_arguments(parser, "commit")
 
 
 def _parse_trees(args: argparse.Namespace) -> List[Tuple[str, str]]:

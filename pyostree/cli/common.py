@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Optional
 
 from pyostree.errors import RepoError
+from pyostree.repo.gvtext import member_types
 
 if TYPE_CHECKING:
     from pyostree.repo import Repo
@@ -37,6 +38,17 @@ def write_bytes(data: bytes) -> None:
     sys.stdout.buffer.write(data)
 
 
+def add_signing_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--gpg-sign``, ``--gpg-homedir``, ``--sign`` and ``--sign-type``, as ostree's commit
+    and summary take them; WHAT is what gets signed ("commit", "summary")."""
+    parser.add_argument("--gpg-sign", action="append", default=[], metavar="KEY-ID",
+                        help=f"GPG Key ID to sign the {what} with (repeatable)")
+    parser.add_argument("--gpg-homedir", metavar="HOMEDIR", help="GPG Homedir to use when looking for keyrings")
+    parser.add_argument("--sign", action="append", default=[], metavar="KEY_ID",
+                        help=f"sign the {what} with this key (repeatable)")
+    parser.add_argument("--sign-type", metavar="NAME", help="signature type to use (defaults to 'ed25519')")
+
+
 # -- GVariant text format (g_variant_print), for ``ls -X`` and ``show`` ---------------
 
 _INT_FORMATS = {"n": (2, True), "q": (2, False), "i": (4, True), "u": (4, False),
@@ -49,30 +61,6 @@ _C_ESCAPES = {0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0
 _UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Cs"})
 _STRING_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
                    "\t": "\\t", "\v": "\\v"}
-
-
-def _type_end(type_string: str, start: int) -> int:
-    """Index just after the single complete type starting at START."""
-    char = type_string[start]
-    if char in "am":
-        return _type_end(type_string, start + 1)
-    if char in "({":
-        close = ")" if char == "(" else "}"
-        pos = start + 1
-        while type_string[pos] != close:
-            pos = _type_end(type_string, pos)
-        return pos + 1
-    return start + 1
-
-
-def _member_types(type_string: str) -> list[str]:
-    """The member types of a tuple or dict-entry type string."""
-    members, pos = [], 1
-    while pos < len(type_string) - 1:
-        end = _type_end(type_string, pos)
-        members.append(type_string[pos:end])
-        pos = end
-    return members
 
 
 def _swap_int(value: int, size: int, signed: bool) -> int:
@@ -148,7 +136,7 @@ def format_variant(type_string: str, value: object, annotate: bool = True,
         return _format_array(type_string, value, annotate, byteswap)
     if char == "(":
         assert isinstance(value, (tuple, list))
-        members = _member_types(type_string)
+        members = member_types(type_string)
         parts = [format_variant(t, v, annotate, byteswap) for t, v in zip(members, value)]
         return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
     raise ValueError(f"cannot print GVariant type {type_string!r}")
@@ -166,7 +154,7 @@ def _format_array(type_string: str, value: object, annotate: bool, byteswap: boo
         assert isinstance(value, dict)
         if not value:
             return f"@{type_string} {{}}" if annotate else "{}"
-        key_type, value_type = _member_types(element)
+        key_type, value_type = member_types(element)
         parts = []
         for key, item in value.items():
             parts.append(f"{format_variant(key_type, key, annotate, byteswap)}: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, List
 
-from pyostree.cli.common import open_repo
+from pyostree.cli.common import add_signing_arguments, open_repo
 from pyostree.errors import PyOstreeError
 
 NAME = "summary"
@@ -22,12 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw", action="store_true", help="View the raw bytes of the summary file")
     parser.add_argument("-m", "--add-metadata", action="append", default=[], metavar="KEY=VALUE",
                         help="additional metadata (GVariant text)")
-    parser.add_argument("--gpg-sign", action="append", default=[], metavar="KEY-ID",
-                        help="GPG Key ID to sign the summary with (repeatable)")
-    parser.add_argument("--gpg-homedir", metavar="HOMEDIR", help="GPG Homedir to use when looking for keyrings")
-    parser.add_argument("--sign", action="append", default=[], metavar="KEY-ID",
-                        help="key to sign the summary with (repeatable)")
-    parser.add_argument("--sign-type", metavar="NAME", help="signature type to use (defaults to 'ed25519')")
+    add_signing_arguments(parser, "summary")
 
 
 def run(args: argparse.Namespace) -> int:

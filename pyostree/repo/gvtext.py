@@ -202,7 +202,7 @@ class _Parser:
         if expected is not None:
             if not expected.startswith("a{"):
                 raise self.fail(f"dictionary where {expected} was expected")
-            key_type, value_type = _member_types(expected[1:])
+            key_type, value_type = member_types(expected[1:])
         self.pos += 1  # '{'
         entries: Dict[object, object] = {}
         if self.peek() == "}":
@@ -235,7 +235,7 @@ class _Parser:
         if expected is not None:
             if not expected.startswith("("):
                 raise self.fail(f"tuple where {expected} was expected")
-            members = _member_types(expected)
+            members = member_types(expected)
         self.pos += 1  # '('
         kinds: List[str] = []
         values: List[object] = []
@@ -284,8 +284,9 @@ def _type_end(type_string: str, start: int) -> int:
     return start + 1 if char in _BASIC_TYPES or char == "v" else -1
 
 
-def _member_types(type_string: str) -> List[str]:
-    """The member types of a tuple or dict-entry type string."""
+def member_types(type_string: str) -> List[str]:
+    """The member types of a tuple or dict-entry type string (``show`` and ``ls -X`` print
+    with it too)."""
     members, pos = [], 1
     while pos < len(type_string) - 1:
         end = _type_end(type_string, pos)
