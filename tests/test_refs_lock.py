@@ -147,6 +147,41 @@ def test_crashed_sftp_style_holder_of_another_namespace_waits_for_the_age(tmp_pa
     assert not entry.exists()
 
 
+@pytest.mark.parametrize("same_machine", [True, False])
+def test_kernel_lock_holder_of_an_ended_boot_of_this_machine_is_broken(tmp_path: Path, same_machine: bool) -> None:
+    """After a power cut the entry of a receiver that died with the old boot can come back
+    from the journal: its boot id is not ours, so neither the kernel lock nor its pid proved
+    it dead, and every push waited for the age rule (120 s). Its boot having ended on this
+    machine (same /etc/machine-id, same OFD lock file) proves it; an entry from another
+    machine still waits."""
+    root = _repo(tmp_path)
+    died = _run([sys.executable, "-c", HOLD_THEN_DIE, str(root), "ofd"])
+    assert died.stdout.startswith("held"), died.stdout + died.stderr
+    owner = _owner(root)
+    assert owner.ofd and owner.machine == refslock._machine_id() != ""
+    machine = owner.machine if same_machine else "0" * 32
+    entry = root / REFS_LOCK / owner.token
+    entry.write_text(LockOwner(owner.token, owner.stamp, owner.pid, "an-ended-boot", owner.pidns,
+                               owner.ofd, machine).line())
+    if same_machine:
+        with refs_lock(LocalFileTransport(root), lambda _m: None, wait=0.3):
+            pass
+        assert not entry.exists()
+    else:
+        with pytest.raises(PushError, match="another push"):
+            with refs_lock(LocalFileTransport(root), lambda _m: None, wait=0.3):
+                pass
+        assert entry.exists()
+
+
+def test_lock_entries_of_other_versions_parse() -> None:
+    """Five fields (no machine id) and more than six (a later version's) both parse."""
+    five = LockOwner.parse("a" * 32, "1 2 boot 3 4:5\n")
+    assert five is not None and five.machine == "" and five.ofd == "4:5"
+    seven = LockOwner.parse("a" * 32, "1 2 boot 3 4:5 " + "f" * 32 + " later\n")
+    assert seven is not None and seven.machine == "f" * 32
+
+
 def test_release_never_removes_a_lock_that_is_not_ours(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

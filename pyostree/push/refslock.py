@@ -1,7 +1,7 @@
 """One lock serialising "read refs, move refs, rewrite summary" across pushers.
 
 sftp offers no locks, so the lock is a directory, ``tmp/pyostree-push-refs.lock``, holding one
-entry named by its holder's random token (``TIME PID BOOT_ID PIDNS OFD``). It is taken by
+entry named by its holder's random token (``TIME PID BOOT_ID PIDNS OFD MACHINE_ID``). It is taken by
 building a full directory under a temp name and ``posix-rename``-ing it onto the lock's
 name: rename(2) replaces a missing or empty directory but never a non-empty one, so the
 lock appears with its owner in one step. Release and breaking remove only the entry of
@@ -14,7 +14,8 @@ A holder's entry is broken when the holder is provably gone: a pusher local to t
 (the receiver) first takes an OFD lock on ``tmp/pyostree-push-refs.ofd``, a file that
 nobody unlinks, and names its inode in its entry; a breaker that holds that same OFD
 lock on the same boot knows the entry's holder is dead, whatever PID namespace either is
-in (the kernel drops the lock with the holder). Without that, a holder of the same boot
+in (the kernel drops the lock with the holder); so does one holding it on the same machine
+(``/etc/machine-id``) after the holder's boot ended, as after a power cut. Without that, a holder of the same boot
 *and the same PID namespace* whose pid is gone is dead; otherwise only age
 (STALE_LOCK_SECS) breaks an entry: a pid not found in another namespace (a container)
 says nothing. The receiver takes the same lock around its summary rewrite, so whichever
@@ -65,6 +66,17 @@ def _boot_id() -> str:
         return ""
 
 
+def _machine_id() -> str:
+    """This machine's id ("" when unknown): a boot id other than ours from this machine is a
+    boot that has ended, and every process of it with it."""
+    try:
+        with open("/etc/machine-id", "rb") as handle:
+            text = handle.read(64).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return text if re.fullmatch(r"[0-9a-f]{32}", text) else ""
+
+
 def _pid_ns() -> str:
     """The inode of our PID namespace ("" when unknown): a pid means something only there."""
     try:
@@ -85,17 +97,19 @@ class LockOwner:
     boot: str
     pidns: str  # "" when the holder did not know it
     ofd: str  # "DEV:INO" of the OFD lock file it held, "" when it held none
+    machine: str = ""  # its /etc/machine-id, "" when unknown
 
     def line(self) -> str:
-        return f"{self.stamp} {self.pid} {self.boot or '-'} {self.pidns or '-'} {self.ofd or '-'}\n"
+        return (f"{self.stamp} {self.pid} {self.boot or '-'} {self.pidns or '-'} {self.ofd or '-'} "
+                f"{self.machine or '-'}\n")
 
     @classmethod
     def parse(cls, token: str, text: str) -> Optional[LockOwner]:
         fields = text.split()  # later versions may add fields
         if not text.endswith("\n") or len(fields) < 5 or not fields[0].isdigit() or not fields[1].isdigit():
             return None
-        boot, pidns, ofd = (("" if f == "-" else f) for f in fields[2:])
-        return cls(token, int(fields[0]), int(fields[1]), boot, pidns, ofd)
+        boot, pidns, ofd, machine = (("" if f == "-" else f) for f in (fields[2:6] + ["-"])[:4])
+        return cls(token, int(fields[0]), int(fields[1]), boot, pidns, ofd, machine)
 
 
 def lock_owners(files: FileTransport) -> List[str]:
@@ -153,6 +167,9 @@ def _owner_is_gone(owner: LockOwner, kernel: Optional[_Kernel]) -> bool:
     boot = _boot_id()
     if kernel is not None and owner.ofd == kernel.ident and owner.boot == boot and boot:
         return True  # it held this very lock while its entry stood, and we hold it now
+    if (kernel is not None and owner.ofd == kernel.ident and owner.boot and boot and owner.boot != boot
+            and owner.machine and owner.machine == _machine_id()):
+        return True  # this machine's kernel lock, from a boot of this machine that has ended
     if owner.boot == boot and boot and owner.pidns and owner.pidns == _pid_ns():
         try:
             os.kill(owner.pid, 0)
@@ -184,7 +201,7 @@ class _Acquirer:
     def __init__(self, files: FileTransport, log: Callable[[str], None], kernel: Optional[_Kernel]) -> None:
         self.files, self.log, self.kernel = files, log, kernel
         self.owner = LockOwner(secrets.token_hex(16), int(time.time()), os.getpid(), _boot_id(),
-                               _pid_ns(), kernel.ident if kernel else "")
+                               _pid_ns(), kernel.ident if kernel else "", _machine_id())
         self.new = f"{REFS_LOCK}{_NEW}{self.owner.token}"
         self.incomplete_since: List[float] = []
 
