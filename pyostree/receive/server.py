@@ -688,18 +688,6 @@ def _staged_meta(txn: Transaction, checksum: str, objtype: ObjectType) -> bytes:
     return data
 
 
-def check_commit_complete(repo: Repo, txn: Transaction, commit: str,
-                          received: Optional[ReceivedMetadata] = None,
-                          baseline: Optional[str] = None) -> List[str]:
-    """Every object the commit reaches must be in ``objects/`` or staged now. Returns
-    the staged dirtrees it reaches, children first: the ones to publish. One check of
-    one commit; a session checks all its refs with one :class:`CompletenessCheck`."""
-    check = CompletenessCheck(repo, txn, received)
-    check.check(commit, baseline)
-    check.confirm()
-    return check.order
-
-
 class CompletenessCheck:
     """The completeness check of one session's commits, each commit and each dirtree
     looked at once however many refs reach it: the cost is bounded by the distinct
