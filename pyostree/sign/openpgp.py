@@ -58,19 +58,7 @@ def _packets(data: bytes) -> List[Tuple[int, bytes]]:
             tag = head & 0x3F
             if pos + 1 >= len(data):
                 raise SignError("GPG: truncated OpenPGP packet")
-            first = data[pos + 1]
-            if first < 192:
-                length, start = first, pos + 2
-            elif first < 224:
-                if pos + 2 >= len(data):
-                    raise SignError("GPG: truncated OpenPGP packet")
-                length, start = ((first - 192) << 8) + data[pos + 2] + 192, pos + 3
-            elif first == 255:
-                length, start = int.from_bytes(data[pos + 2:pos + 6], "big"), pos + 6
-                if pos + 6 > len(data):
-                    raise SignError("GPG: truncated OpenPGP packet")
-            else:
-                raise SignError("GPG: partial-length OpenPGP packets are not signatures")
+            length, start = _new_length(data, pos + 1, 223, "OpenPGP packet")
         else:
             tag = (head >> 2) & 0x0F
             size = {0: 1, 1: 2, 2: 4}.get(head & 3)
@@ -86,18 +74,28 @@ def _packets(data: bytes) -> List[Tuple[int, bytes]]:
     return out
 
 
+def _new_length(data: bytes, pos: int, two_octet_last: int, what: str) -> Tuple[int, int]:
+    """The one-, two- or five-octet length at POS (RFC 4880 4.2.2, 5.2.3.1): the length and
+    where the body starts. A packet header keeps 224-254 for partial lengths, which no
+    signature uses; a subpacket's two-octet lengths run up to 254."""
+    first = data[pos]
+    if first < 192:
+        return first, pos + 1
+    if first <= two_octet_last:
+        if pos + 1 >= len(data):
+            raise SignError(f"GPG: truncated {what}")
+        return ((first - 192) << 8) + data[pos + 1] + 192, pos + 2
+    if first == 255:
+        if pos + 5 > len(data):
+            raise SignError(f"GPG: truncated {what}")
+        return int.from_bytes(data[pos + 1:pos + 5], "big"), pos + 5
+    raise SignError("GPG: partial-length OpenPGP packets are not signatures")
+
+
 def _subpackets(area: bytes, fields: dict) -> None:  # type: ignore[type-arg]
     pos = 0
     while pos < len(area):
-        first = area[pos]
-        if first < 192:
-            length, pos = first, pos + 1
-        elif first < 255:
-            if pos + 1 >= len(area):
-                raise SignError("GPG: truncated signature subpacket")
-            length, pos = ((first - 192) << 8) + area[pos + 1] + 192, pos + 2
-        else:
-            length, pos = int.from_bytes(area[pos + 1:pos + 5], "big"), pos + 5
+        length, pos = _new_length(area, pos, 254, "signature subpacket")
         if length == 0 or pos + length > len(area):
             raise SignError("GPG: truncated signature subpacket")
         kind, body = area[pos] & 0x7F, area[pos + 1:pos + length]
