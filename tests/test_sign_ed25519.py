@@ -8,7 +8,6 @@ trip sign -> ``sign --verify``.
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import sys
 from pathlib import Path

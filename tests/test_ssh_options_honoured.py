@@ -70,7 +70,6 @@ def test_logging_and_output_options_are_accepted(real_sshd: Sshd, tmp_path: Path
 
 
 def test_push_cli_takes_loglevel(embedded: EmbeddedSetup, tmp_path: Path) -> None:
-    from ostree_tool import needs_ostree  # noqa: F401
     from test_push_support import commit, init, make_tree, rev_parse
 
     src = init(tmp_path / "src", "archive")

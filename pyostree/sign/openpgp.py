@@ -7,7 +7,7 @@ describe a signature gpgv could not check. Input is untrusted: every length is c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 from pyostree.errors import SignError
 
